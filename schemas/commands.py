@@ -1,0 +1,100 @@
+"""HubSpot commands: what the processors decide HubSpot must hold, and the writer carries out.
+
+Every command names its record by a natural key (an email, a Shopify id), never by a HubSpot id:
+the processors do not know HubSpot ids, and a command must mean the same thing when it is replayed
+against an account that was rebuilt. Every command is idempotent: an upsert sets properties to
+values, an archive archives, an association is created or removed; applying one twice changes
+nothing the second time. Commands on ``hubspot.commands`` are keyed by :func:`command_key`, so all
+commands for one record share a partition and the writer can coalesce them.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+import orjson
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+
+ObjectType = Literal["contacts", "deals", "products", "line_items"]
+
+PropertyValue = str | None
+"""HubSpot takes every property value as a string; ``None`` clears the property."""
+
+
+class RecordRef(BaseModel):
+    """A HubSpot record named by a unique property: ``email`` for contacts, a custom
+    ``hasUniqueValue`` property (a Shopify id) for the others."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    object_type: ObjectType
+    id_property: str
+    id_value: str
+
+    @property
+    def key(self) -> str:
+        return f"{self.object_type}:{self.id_property}:{self.id_value}"
+
+
+class Upsert(BaseModel):
+    """Create the record, or update it if one with this unique value exists."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    op: Literal["upsert"] = "upsert"
+    record: RecordRef
+    properties: dict[str, PropertyValue]
+    create_if_missing: bool = Field(
+        True,
+        description="False for updates that must never create the record (for example a "
+        "trigger property on a contact that may have been deleted in HubSpot, C4).",
+    )
+
+
+class Archive(BaseModel):
+    """Archive the record (HubSpot keeps it restorable for 90 days)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    op: Literal["archive"] = "archive"
+    record: RecordRef
+
+
+class Associate(BaseModel):
+    """Associate two records with a HubSpot-defined association type, once both exist."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    op: Literal["associate"] = "associate"
+    record: RecordRef
+    to: RecordRef
+    association_type_id: int
+
+
+class Dissociate(BaseModel):
+    """Remove an association between two records."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    op: Literal["dissociate"] = "dissociate"
+    record: RecordRef
+    to: RecordRef
+    association_type_id: int
+
+
+Command = Annotated[Upsert | Archive | Associate | Dissociate, Field(discriminator="op")]
+AnyCommand = Upsert | Archive | Associate | Dissociate
+_COMMAND: TypeAdapter[AnyCommand] = TypeAdapter(Command)
+
+
+def command_key(command: AnyCommand) -> str:
+    """The Kafka key of a command: the record it is about (object type and natural key)."""
+    return command.record.key
+
+
+def encode_command(command: AnyCommand) -> bytes:
+    return orjson.dumps(command.model_dump(mode="json"))
+
+
+def decode_command(raw: bytes) -> AnyCommand:
+    return _COMMAND.validate_json(raw)

@@ -1,0 +1,131 @@
+"""What travels on the ``shopify.*`` topics: a delivery envelope around the raw body, or a tick.
+
+The bridge writes one :class:`Delivery` per webhook: the delivery headers Shopify sent, when the
+bridge received it, and the body exactly as parsed JSON (unknown fields and all), so a replay years
+later sees what Shopify said, and a newer model can re-read an older record. The body is validated
+against its resource model (:data:`BODY_MODELS`) by the processors, which dead-letter a body that
+fails. The ticker writes :class:`Tick` records into the same partitions: the log carries "now".
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+import orjson
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+
+from schemas.shopify import (
+    Cart,
+    Checkout,
+    CheckoutDeleted,
+    Customer,
+    CustomerDeleted,
+    Deleted,
+    Order,
+    Product,
+    ShopifyModel,
+)
+from schemas.types import MaybeTimestamp, Timestamp
+
+Source = Literal["webhook", "import"]
+
+BODY_MODELS: dict[str, type[ShopifyModel]] = {
+    "customers/create": Customer,
+    "customers/update": Customer,
+    "customers/delete": CustomerDeleted,
+    "orders/create": Order,
+    "orders/updated": Order,
+    "orders/paid": Order,
+    "orders/fulfilled": Order,
+    "orders/cancelled": Order,
+    "orders/delete": Deleted,
+    "checkouts/create": Checkout,
+    "checkouts/update": Checkout,
+    "checkouts/delete": CheckoutDeleted,
+    "carts/create": Cart,
+    "carts/update": Cart,
+    "products/create": Product,
+    "products/update": Product,
+    "products/delete": Deleted,
+}
+"""Every Shopify webhook topic the product consumes, and the model its body must satisfy."""
+
+
+class Delivery(BaseModel):
+    """One Shopify webhook delivery (or one record of the initial import), as appended to Kafka."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    kind: Literal["delivery"] = "delivery"
+    topic: str = Field(description="Shopify's X-Shopify-Topic, e.g. 'orders/create'.")
+    shop_domain: str = Field(description="X-Shopify-Shop-Domain, e.g. 'example.myshopify.com'.")
+    webhook_id: str = Field(description="X-Shopify-Webhook-Id: unique for each delivery.")
+    event_id: str = Field(
+        description="X-Shopify-Event-Id: shared by all deliveries of one merchant action; the "
+        "key duplicates are dropped on."
+    )
+    triggered_at: MaybeTimestamp = Field(None, description="X-Shopify-Triggered-At.")
+    api_version: str | None = Field(None, description="X-Shopify-API-Version, e.g. '2026-04'.")
+    received_at: Timestamp = Field(description="When the bridge (or importer) received it.")
+    source: Source = Field("webhook", description="'import' for the initial import (SPEC C5).")
+    body: dict[str, Any] = Field(description="The webhook's JSON body, exactly as Shopify sent it.")
+
+    def parse_body(self) -> ShopifyModel:
+        """Validate the body against its topic's model (``ValueError`` when it does not fit)."""
+        model = BODY_MODELS.get(self.topic)
+        if model is None:
+            raise ValueError(f"unsupported Shopify topic {self.topic!r}")
+        return model.model_validate(self.body)
+
+    @property
+    def resource(self) -> str:
+        """The resource part of the topic: 'orders' for 'orders/create'."""
+        return self.topic.partition("/")[0]
+
+    @property
+    def action(self) -> str:
+        """The action part of the topic: 'create' for 'orders/create'."""
+        return self.topic.partition("/")[2]
+
+    @property
+    def event_time(self) -> datetime:
+        """When this happened: Shopify's triggered-at if given, else when it was received."""
+        return self.triggered_at or self.received_at
+
+
+class Tick(BaseModel):
+    """A clock record: the partition's stream time has reached ``at``; fire what is due."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    kind: Literal["tick"] = "tick"
+    at: Timestamp
+
+
+class HubSpotContactDeletion(BaseModel):
+    """A HubSpot ``contact.deletion`` webhook event, as appended to ``hubspot.events`` (C4)."""
+
+    model_config = ConfigDict(frozen=True, extra="allow")
+
+    kind: Literal["contact.deletion"] = "contact.deletion"
+    event_id: str
+    object_id: int
+    email: str | None = None
+    occurred_at: Timestamp
+
+
+LogRecord = Annotated[Delivery | Tick, Field(discriminator="kind")]
+"""Anything on a ``shopify.*`` topic."""
+
+_LOG_RECORD: TypeAdapter[Delivery | Tick] = TypeAdapter(LogRecord)
+
+
+def decode_log_record(raw: bytes) -> Delivery | Tick:
+    """Parse a ``shopify.*`` record's value (raises ``pydantic.ValidationError`` if malformed)."""
+    return _LOG_RECORD.validate_json(raw)
+
+
+def encode(model: BaseModel) -> bytes:
+    """Compact JSON bytes for any of these models (orjson over pydantic's JSON-mode dump)."""
+    return orjson.dumps(model.model_dump(mode="json", exclude_none=False))

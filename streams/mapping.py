@@ -1,0 +1,152 @@
+"""Which Shopify field becomes which HubSpot property (SPEC C7, D6, P1), and how values are written.
+
+One table per HubSpot object. Each row names the SPEC's label for the field, the HubSpot property
+it is written to, and where the value comes from in the Shopify record, so the mapping is data
+that the writer's account set-up, the README and the fixture conformance test all read. Values are
+written as Shopify holds them (L1): text untranslated, money as Shopify's decimal string,
+booleans as HubSpot checkbox strings, instants as UTC ISO-8601 with milliseconds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from enum import Enum
+from typing import Any, Literal
+
+from schemas.commands import PropertyValue
+from schemas.shopify import Checkout, Customer, Order, Product, ShopifyModel
+
+PropertyType = Literal["string", "number", "bool", "datetime", "enumeration"]
+
+
+def format_value(value: Any) -> PropertyValue:
+    """The string HubSpot stores for a Shopify value (deterministic: replay writes the same)."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, datetime):
+        utc = value.astimezone(UTC)
+        return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
+    if isinstance(value, Enum):
+        return str(value.value)
+    if isinstance(value, Decimal | int | float):
+        return str(value)
+    if isinstance(value, list):
+        return ";".join(str(v) for v in value) if value else None
+    return str(value)
+
+
+@dataclass(frozen=True)
+class FieldMap:
+    """One synced field: SPEC label, HubSpot property, Shopify source path and value type."""
+
+    label: str
+    hubspot_property: str
+    source: str
+    type: PropertyType = "string"
+    read: Callable[[Any], Any] | None = None
+
+    def value(self, record: ShopifyModel) -> Any:
+        """The raw Shopify value (before formatting) this field reads from ``record``."""
+        if self.read is not None:
+            return self.read(record)
+        current: Any = record
+        for part in self.source.split("."):
+            current = getattr(current, part, None)
+            if current is None:
+                return None
+        return current
+
+
+def properties(fields: tuple[FieldMap, ...], record: ShopifyModel) -> dict[str, PropertyValue]:
+    """HubSpot properties for ``record`` under a mapping table."""
+    return {f.hubspot_property: format_value(f.value(record)) for f in fields}
+
+
+# C7: contact properties. C8: the phone is the customer overview's, never the default address's.
+CONTACT_FIELDS: tuple[FieldMap, ...] = (
+    FieldMap("Accepts marketing", "shopify_accepts_marketing", "accepts_marketing", "bool",
+             read=lambda c: c.accepts_email_marketing()),
+    FieldMap("Created at", "shopify_customer_created_at", "created_at", "datetime"),
+    FieldMap("First name", "firstname", "first_name"),
+    FieldMap("Last name", "lastname", "last_name"),
+    FieldMap("Email", "email", "email"),
+    FieldMap("Phone", "phone", "phone"),
+    FieldMap("Note", "shopify_customer_note", "note"),
+    FieldMap("Orders count", "shopify_orders_count", "orders_count", "number"),
+    FieldMap("Tags", "shopify_customer_tags", "tags"),
+    FieldMap("Tax exempt", "shopify_tax_exempt", "tax_exempt", "bool"),
+    FieldMap("Verified email", "shopify_verified_email", "verified_email", "bool"),
+    FieldMap("Street address", "address", "default_address.address1"),
+    FieldMap("City", "city", "default_address.city"),
+    FieldMap("Country", "country", "default_address.country"),
+    FieldMap("State/Province", "state", "default_address.province"),
+    FieldMap("Zip code", "zip", "default_address.zip"),
+)  # fmt: skip
+
+
+def _customer_id(record: Order | Checkout) -> int | None:
+    return record.customer.id if record.customer is not None else None
+
+
+# D6: deal properties, read from an order or from a checkout (fields a checkout lacks read None).
+DEAL_FIELDS: tuple[FieldMap, ...] = (
+    FieldMap("Abandoned checkout URL", "shopify_abandoned_checkout_url", "abandoned_checkout_url"),
+    FieldMap("Buyer accepts marketing", "shopify_buyer_accepts_marketing",
+             "buyer_accepts_marketing", "bool"),
+    FieldMap("Customer ID", "shopify_customer_id", "customer.id", read=_customer_id),
+    FieldMap("Cancel reason", "shopify_cancel_reason", "cancel_reason"),
+    FieldMap("Cart token", "shopify_cart_token", "cart_token"),
+    FieldMap("Cancelled at", "shopify_cancelled_at", "cancelled_at", "datetime"),
+    FieldMap("Created at", "shopify_created_at", "created_at", "datetime"),
+    FieldMap("Currency", "shopify_currency", "currency"),
+    FieldMap("Financial status", "shopify_financial_status", "financial_status"),
+    FieldMap("Fulfillment status", "shopify_fulfillment_status", "fulfillment_status"),
+    FieldMap("Landing site", "shopify_landing_site", "landing_site"),
+    FieldMap("Name", "dealname", "name"),
+    FieldMap("Note", "shopify_note", "note"),
+    FieldMap("Order number", "shopify_order_number", "order_number", "number"),
+    FieldMap("Processing method", "shopify_processing_method", "processing_method"),
+    FieldMap("Referring site", "shopify_referring_site", "referring_site"),
+    FieldMap("Source name", "shopify_source_name", "source_name"),
+    FieldMap("Subtotal price", "shopify_subtotal_price", "subtotal_price", "number"),
+    FieldMap("Taxes included", "shopify_taxes_included", "taxes_included", "bool"),
+    FieldMap("Token", "shopify_token", "token"),
+    FieldMap("Total discounts", "shopify_total_discounts", "total_discounts", "number"),
+    FieldMap("Total line items price", "shopify_total_line_items_price",
+             "total_line_items_price", "number"),
+    FieldMap("Total price", "amount", "total_price", "number"),
+    FieldMap("Total tax", "shopify_total_tax", "total_tax", "number"),
+    FieldMap("Total weight", "shopify_total_weight", "total_weight", "number"),
+)  # fmt: skip
+
+# P1: product properties.
+PRODUCT_FIELDS: tuple[FieldMap, ...] = (
+    FieldMap("Title", "name", "title"),
+    FieldMap("Body_HTML", "description", "body_html"),
+    FieldMap("Created at", "shopify_created_at", "created_at", "datetime"),
+    FieldMap("Handle", "shopify_handle", "handle"),
+    FieldMap("Images", "hs_images", "images", read=lambda p: p.image_urls()),
+    FieldMap("Product type", "shopify_product_type", "product_type"),
+    FieldMap("Published at", "shopify_published_at", "published_at", "datetime"),
+    FieldMap("Published scope", "shopify_published_scope", "published_scope"),
+    FieldMap("Tags", "shopify_tags", "tags"),
+    FieldMap("Vendor", "shopify_vendor", "vendor"),
+    FieldMap("Price", "price", "variants.price", "number", read=lambda p: p.price()),
+)  # fmt: skip
+
+
+def contact_properties(customer: Customer) -> dict[str, PropertyValue]:
+    return properties(CONTACT_FIELDS, customer)
+
+
+def deal_properties(record: Order | Checkout) -> dict[str, PropertyValue]:
+    return properties(DEAL_FIELDS, record)
+
+
+def product_properties(product: Product) -> dict[str, PropertyValue]:
+    return properties(PRODUCT_FIELDS, product)
