@@ -1,8 +1,144 @@
-"""placeholder"""
+"""``shopsync``: the one command-line entry point; a subcommand per service and tool."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+
 import click
 
-@click.group()
-def kafka() -> None:
-    pass
+from shopsync import __version__
+from shopsync.config import Settings
+
+
+def _settings() -> Settings:
+    try:
+        return Settings()
+    except Exception as exc:  # pydantic's ValidationError, shown without secrets
+        raise click.ClickException(f"invalid configuration: {exc}") from exc
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="shopsync")
 def main() -> None:
-    pass
+    """Keep a HubSpot account in step with a Shopify store, through Kafka.
+
+    Every setting comes from the environment; see the README's configuration table.
+    """
+
+
+@main.group()
+def kafka() -> None:
+    """A local single-node Apache Kafka (KRaft) for development and tests, fetched from
+    Maven Central; needs Java 17+ and Maven, no Docker."""
+
+
+@kafka.command("start")
+@click.option(
+    "--dir",
+    "run_dir",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Data and log folder [default: $SHOPSYNC_KAFKA_DIR or .local/kafka].",
+)
+@click.option("--port", type=int, default=None, help="Listener port [default: a free port].")
+@click.option("--version", "version", default=None, help="Kafka version from Maven Central.")
+@click.option("--keep-data", is_flag=True, help="Keep the data of a previous run.")
+def kafka_start(
+    run_dir: Path | None, port: int | None, version: str | None, keep_data: bool
+) -> None:
+    """Start the broker in the background and print its bootstrap address."""
+    from localkafka import DEFAULT_KAFKA_VERSION, BrokerError, start
+
+    try:
+        info = start(
+            run_dir, port=port, version=version or DEFAULT_KAFKA_VERSION, fresh=not keep_data
+        )
+    except BrokerError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(info.bootstrap)
+    click.echo(
+        f"Kafka {info.kafka_version} started in {info.started_in_s:.1f} s (pid {info.pid}, "
+        f"data in {info.run_dir}). Use: export KAFKA_BOOTSTRAP_SERVERS={info.bootstrap}",
+        err=True,
+    )
+
+
+@kafka.command("stop")
+@click.option("--dir", "run_dir", type=click.Path(path_type=Path), default=None)
+def kafka_stop(run_dir: Path | None) -> None:
+    """Stop the broker started from that folder."""
+    from localkafka import stop
+
+    click.echo("stopped" if stop(run_dir) else "no broker was running")
+
+
+@kafka.command("status")
+@click.option("--dir", "run_dir", type=click.Path(path_type=Path), default=None)
+def kafka_status(run_dir: Path | None) -> None:
+    """Print the running broker's bootstrap address (exit 1 if none runs)."""
+    from localkafka import status
+
+    info = status(run_dir)
+    if info is None:
+        click.echo("no broker is running", err=True)
+        sys.exit(1)
+    click.echo(info.bootstrap)
+
+
+@kafka.command("fetch")
+@click.option("--version", "version", default=None, help="Kafka version from Maven Central.")
+def kafka_fetch(version: str | None) -> None:
+    """Download the broker's jars into the cache (done by `start` when needed)."""
+    from localkafka import DEFAULT_KAFKA_VERSION, BrokerError, fetch
+
+    try:
+        click.echo(fetch(version or DEFAULT_KAFKA_VERSION))
+    except BrokerError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+@main.command()
+def topics() -> None:
+    """Create every topic the project declares (idempotent) and list them."""
+    from streams.topics import TOPICS, ensure_topics, topic_name
+
+    settings = _settings()
+    try:
+        created = asyncio.run(ensure_topics(settings))
+    except Exception as exc:
+        raise click.ClickException(
+            f"cannot reach Kafka at {settings.kafka_bootstrap_servers}: {exc}"
+        ) from exc
+    for t in TOPICS:
+        name = topic_name(settings, t.name)
+        state = "created" if created[name] else "exists"
+        policy = "compact" if t.compacted else "delete"
+        retention = "forever" if t.retention_ms < 0 else f"{t.retention_ms // 86_400_000} d"
+        click.echo(f"{state:8} {name:40} key={t.key}; {policy}, retention {retention}")
+
+
+@main.command()
+def worker() -> None:
+    """Run the stream worker (faust): Shopify topics in, HubSpot commands out."""
+    from streams.worker import run_worker
+
+    run_worker(_settings())
+
+
+@main.command()
+@click.option("--customers", default=20, show_default=True, help="Customers in the sample store.")
+@click.option("--seed", default=7, show_default=True, help="Seed of the sample-store generator.")
+@click.option("--timeout", default=120.0, show_default=True, help="Seconds to wait for output.")
+def demo(customers: int, seed: int, timeout: float) -> None:
+    """Run the pipeline on a generated sample store and print the HubSpot commands it produces.
+
+    Uses KAFKA_BOOTSTRAP_SERVERS if set, else starts (and afterwards stops) a local broker.
+    """
+    from shopsync.demo import run_demo
+
+    try:
+        run_demo(customers=customers, seed=seed, timeout_s=timeout)
+    except (RuntimeError, TimeoutError) as exc:
+        raise click.ClickException(str(exc)) from exc

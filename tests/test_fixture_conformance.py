@@ -47,6 +47,7 @@ NOT_IN_ANY_FIXTURE: dict[tuple[str, str], str] = {
     ("customers", "phone"): "the fixtures' customers have null overview phones (C8)",
     ("customers", "tags"): "the fixtures' customers have no tags (absent or empty)",
     ("orders", "fulfillment_status"): "every fixture order is unfulfilled (null)",
+    ("orders", "note"): "the fixtures' orders have null notes",
 }
 
 
@@ -87,7 +88,9 @@ def expected(field: FieldMap, raw_value: Any) -> str | None:
 def test_fixtures_are_present_and_cover_every_topic_we_consume() -> None:
     topics = {topic for topic, _, _ in webhook_bodies()}
     assert topics, "no webhook fixtures found"
-    assert topics <= set(BODY_MODELS), f"fixtures for topics we do not route: {topics - set(BODY_MODELS)}"
+    assert topics <= set(BODY_MODELS), (
+        f"fixtures for topics we do not route: {topics - set(BODY_MODELS)}"
+    )
 
 
 @pytest.mark.parametrize(
@@ -131,7 +134,9 @@ def test_every_mapped_field_is_read_with_shopifys_value(resource: str) -> None:
             continue
         if (resource, field.source) in NOT_IN_ANY_FIXTURE:
             continue
-        assert seen[field.source], f"{resource}: no fixture exercises {field.label} ({field.source})"
+        assert seen[field.source], (
+            f"{resource}: no fixture exercises {field.label} ({field.source})"
+        )
 
 
 def test_derived_product_fields() -> None:

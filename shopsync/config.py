@@ -1,0 +1,90 @@
+"""Every setting of every service, read from the environment (and nothing else).
+
+One class, so the README's configuration table, docker-compose.yml and the services agree on
+names. Secrets are ``SecretStr``: they never appear in a repr, a log line or an error message.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Configuration shared by the worker, writer, bridge and tools."""
+
+    model_config = SettingsConfigDict(env_prefix="SHOPSYNC_", extra="ignore", frozen=True)
+
+    kafka_bootstrap_servers: str = Field(
+        "127.0.0.1:9092",
+        validation_alias=AliasChoices(
+            "KAFKA_BOOTSTRAP_SERVERS", "SHOPSYNC_KAFKA_BOOTSTRAP_SERVERS"
+        ),
+        description="Kafka bootstrap servers, comma-separated host:port.",
+    )
+    topic_prefix: str = Field(
+        "", description="Prefix for every topic name (one cluster, several environments)."
+    )
+    app_id: str = Field(
+        "shopsync", description="Faust application id: the consumer group and table topic prefix."
+    )
+    partitions: int = Field(4, ge=1, description="Partitions of each topic the project creates.")
+    replication_factor: int = Field(1, ge=1, description="Replication factor of those topics.")
+    store: str = Field(
+        "rocksdb://", description="Faust table store: 'rocksdb://' (default) or 'memory://'."
+    )
+    data_dir: Path = Field(
+        Path(".local/worker"), description="Where the worker keeps its RocksDB tables."
+    )
+    web_port: int = Field(
+        0, ge=0, description="Worker web/metrics port on 127.0.0.1; 0 turns the web server off."
+    )
+    log_level: str = Field("info", description="Log level of every service.")
+    session_timeout_s: float = Field(
+        10.0, gt=0, description="Kafka consumer-group session timeout (a crashed worker's "
+        "partitions move after this long)."
+    )  # fmt: skip
+
+    shopify_webhook_secrets: SecretStr = Field(
+        SecretStr(""),
+        validation_alias=AliasChoices(
+            "SHOPIFY_WEBHOOK_SECRETS", "SHOPSYNC_SHOPIFY_WEBHOOK_SECRETS"
+        ),
+        description="Shopify app client secret(s), comma-separated to allow rotation.",
+    )
+    hubspot_token: SecretStr = Field(
+        SecretStr(""),
+        validation_alias=AliasChoices("HUBSPOT_TOKEN", "SHOPSYNC_HUBSPOT_TOKEN"),
+        description="HubSpot private-app access token.",
+    )
+    hubspot_base_url: str = Field(
+        "https://api.hubapi.com",
+        validation_alias=AliasChoices("HUBSPOT_BASE_URL", "SHOPSYNC_HUBSPOT_BASE_URL"),
+        description="HubSpot API base URL (the local sandbox's URL in development).",
+    )
+
+    @field_validator("topic_prefix")
+    @classmethod
+    def _prefix_is_a_topic_name(cls, value: str) -> str:
+        allowed = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
+        if not set(value) <= allowed:
+            raise ValueError("topic prefix may hold only letters, digits, '.', '_' and '-'")
+        return value
+
+    @field_validator("store")
+    @classmethod
+    def _known_store(cls, value: str) -> str:
+        if not value.startswith(("rocksdb://", "memory://")):
+            raise ValueError("store must be 'rocksdb://' or 'memory://'")
+        return value
+
+    def webhook_secrets(self) -> list[bytes]:
+        """The configured Shopify secrets, newest first as given."""
+        raw = self.shopify_webhook_secrets.get_secret_value()
+        return [s.strip().encode() for s in raw.split(",") if s.strip()]
+
+
+def load_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,143 @@
+"""Every Kafka topic the project owns: name, key, partitions, retention and compaction, in one place.
+
+``shopsync topics`` creates them idempotently from this table (an existing topic is left as it
+is; running it twice changes nothing). The Shopify topics are the source of truth, so they keep
+their records forever: replaying them rebuilds every table and every HubSpot write.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import Literal
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+
+from shopsync.config import Settings
+
+FOREVER = -1
+DAY_MS = 24 * 60 * 60 * 1000
+
+TopicName = Literal[
+    "shopify.customers",
+    "shopify.orders",
+    "shopify.checkouts",
+    "shopify.carts",
+    "shopify.products",
+    "shopify.deadletter",
+    "hubspot.events",
+    "hubspot.commands",
+    "hubspot.commands.dlq",
+    "hubspot.ids",
+]
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    """A topic's declaration. ``key`` says what its records are keyed by (for people and tests)."""
+
+    name: TopicName
+    key: str
+    description: str
+    retention_ms: int = FOREVER
+    compacted: bool = False
+    partitions: int | None = None  # None: the configured default
+
+    def configs(self) -> dict[str, str]:
+        cfg = {"retention.ms": str(self.retention_ms)}
+        cfg["cleanup.policy"] = "compact" if self.compacted else "delete"
+        return cfg
+
+
+TOPICS: tuple[TopicSpec, ...] = (
+    TopicSpec("shopify.customers", "customer id", "customers/* deliveries and import records"),
+    TopicSpec("shopify.orders", "order id", "orders/* deliveries and import records"),
+    TopicSpec("shopify.checkouts", "checkout token", "checkouts/* deliveries and import records"),
+    TopicSpec("shopify.carts", "cart token", "carts/* deliveries"),
+    TopicSpec("shopify.products", "product id", "products/* deliveries and import records"),
+    TopicSpec(
+        "shopify.deadletter", "source key", "input records that failed validation, with the "
+        "reason and the original bytes", retention_ms=30 * DAY_MS,
+    ),
+    TopicSpec("hubspot.events", "HubSpot object id", "HubSpot webhooks (contact.deletion, C4)"),
+    TopicSpec(
+        "hubspot.commands", "object type and natural key", "idempotent HubSpot commands for the "
+        "writer", retention_ms=7 * DAY_MS,
+    ),
+    TopicSpec(
+        "hubspot.commands.dlq", "object type and natural key", "commands HubSpot rejected for "
+        "good, with HubSpot's message", retention_ms=30 * DAY_MS,
+    ),
+    TopicSpec(
+        "hubspot.ids", "object type and natural key", "the writer's natural-key to HubSpot-id "
+        "map", compacted=True,
+    ),
+)  # fmt: skip
+
+SHOPIFY_RESOURCE_TOPICS: dict[str, TopicName] = {
+    "customers": "shopify.customers",
+    "orders": "shopify.orders",
+    "checkouts": "shopify.checkouts",
+    "carts": "shopify.carts",
+    "products": "shopify.products",
+}
+"""Which topic a Shopify resource's deliveries (``<resource>/<action>``) are appended to."""
+
+
+def topic_name(settings: Settings, name: TopicName) -> str:
+    """The topic's name in Kafka: the configured prefix plus its declared name."""
+    return f"{settings.topic_prefix}{name}"
+
+
+def spec(name: TopicName) -> TopicSpec:
+    return next(t for t in TOPICS if t.name == name)
+
+
+async def ensure_topics(settings: Settings, timeout_s: float = 30.0) -> dict[str, bool]:
+    """Create every declared topic that does not exist yet; return {name: created}."""
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=settings.kafka_bootstrap_servers, request_timeout_ms=int(timeout_s * 1000)
+    )
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        result: dict[str, bool] = {}
+        wanted = []
+        for t in TOPICS:
+            full = topic_name(settings, t.name)
+            result[full] = full not in existing
+            if full not in existing:
+                wanted.append(
+                    NewTopic(
+                        name=full,
+                        num_partitions=t.partitions or settings.partitions,
+                        replication_factor=settings.replication_factor,
+                        topic_configs=t.configs(),
+                    )
+                )
+        for new in wanted:
+            # One request per topic: a concurrent creator's TopicAlreadyExists is success.
+            try:
+                await admin.create_topics([new])
+            except TopicAlreadyExistsError:
+                result[new.name] = False
+        await _wait_until_listed(admin, [n.name for n in wanted], timeout_s)
+        return result
+    finally:
+        await admin.close()
+
+
+async def _wait_until_listed(
+    admin: AIOKafkaAdminClient, names: list[str], timeout_s: float
+) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    while names:
+        listed = set(await admin.list_topics())
+        names = [n for n in names if n not in listed]
+        if not names:
+            return
+        if loop.time() > deadline:
+            raise TimeoutError(f"topics not visible after {timeout_s} s: {names}")
+        await asyncio.sleep(0.1)
