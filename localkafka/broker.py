@@ -211,9 +211,7 @@ def start(
             f"A broker from {run_dir} is already running (pid {running.pid}, "
             f"{running.bootstrap}). Stop it first: `shopsync kafka stop`."
         )
-    java = _require_tool(
-        "java", "Install Java 17+ (Debian: `apt-get install openjdk-17-jre-headless`)."
-    )
+    java = _require_tool("java", "Install Java 17+ (Debian: `apt-get install openjdk-17-jre-headless`).")
     libs = fetch(version)
     if port is not None and port_in_use(port):
         raise BrokerError(f"Port {port} on 127.0.0.1 is already in use; choose another --port.")
@@ -245,9 +243,7 @@ def start(
             capture_output=True, text=True, check=False,
         )  # fmt: skip
         if fmt.returncode != 0:
-            raise BrokerError(
-                f"Formatting KRaft storage failed:\n{(fmt.stdout + fmt.stderr)[-3000:]}"
-            )
+            raise BrokerError(f"Formatting KRaft storage failed:\n{(fmt.stdout + fmt.stderr)[-3000:]}")
 
     t0 = time.monotonic()
     out = open(run_dir / "stdout.log", "wb")  # noqa: SIM115 - handed to the child process
@@ -261,16 +257,13 @@ def start(
     while True:
         if proc.poll() is not None:
             raise BrokerError(
-                f"The Kafka broker exited with code {proc.returncode} while starting.\n"
-                f"{_tail(run_dir)}"
+                f"The Kafka broker exited with code {proc.returncode} while starting.\n{_tail(run_dir)}"
             )
         if wait_until_answers(bootstrap, timeout_s=2.0):
             break
         if time.monotonic() > deadline:
             _kill(proc.pid)
-            raise BrokerError(
-                f"The Kafka broker did not answer within {timeout_s:.0f} s.\n{_tail(run_dir)}"
-            )
+            raise BrokerError(f"The Kafka broker did not answer within {timeout_s:.0f} s.\n{_tail(run_dir)}")
     info = BrokerInfo(
         pid=proc.pid, bootstrap=bootstrap, port=port, controller_port=controller_port,
         run_dir=str(run_dir), kafka_version=version, started_in_s=round(time.monotonic() - t0, 2),

@@ -45,16 +45,12 @@ def kafka() -> None:
 @click.option("--port", type=int, default=None, help="Listener port [default: a free port].")
 @click.option("--version", "version", default=None, help="Kafka version from Maven Central.")
 @click.option("--keep-data", is_flag=True, help="Keep the data of a previous run.")
-def kafka_start(
-    run_dir: Path | None, port: int | None, version: str | None, keep_data: bool
-) -> None:
+def kafka_start(run_dir: Path | None, port: int | None, version: str | None, keep_data: bool) -> None:
     """Start the broker in the background and print its bootstrap address."""
     from localkafka import DEFAULT_KAFKA_VERSION, BrokerError, start
 
     try:
-        info = start(
-            run_dir, port=port, version=version or DEFAULT_KAFKA_VERSION, fresh=not keep_data
-        )
+        info = start(run_dir, port=port, version=version or DEFAULT_KAFKA_VERSION, fresh=not keep_data)
     except BrokerError as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(info.bootstrap)

@@ -19,9 +19,7 @@ class Settings(BaseSettings):
 
     kafka_bootstrap_servers: str = Field(
         "127.0.0.1:9092",
-        validation_alias=AliasChoices(
-            "KAFKA_BOOTSTRAP_SERVERS", "SHOPSYNC_KAFKA_BOOTSTRAP_SERVERS"
-        ),
+        validation_alias=AliasChoices("KAFKA_BOOTSTRAP_SERVERS", "SHOPSYNC_KAFKA_BOOTSTRAP_SERVERS"),
         description="Kafka bootstrap servers, comma-separated host:port.",
     )
     topic_prefix: str = Field(
@@ -32,12 +30,8 @@ class Settings(BaseSettings):
     )
     partitions: int = Field(4, ge=1, description="Partitions of each topic the project creates.")
     replication_factor: int = Field(1, ge=1, description="Replication factor of those topics.")
-    store: str = Field(
-        "rocksdb://", description="Faust table store: 'rocksdb://' (default) or 'memory://'."
-    )
-    data_dir: Path = Field(
-        Path(".local/worker"), description="Where the worker keeps its RocksDB tables."
-    )
+    store: str = Field("rocksdb://", description="Faust table store: 'rocksdb://' (default) or 'memory://'.")
+    data_dir: Path = Field(Path(".local/worker"), description="Where the worker keeps its RocksDB tables.")
     web_port: int = Field(
         0, ge=0, description="Worker web/metrics port on 127.0.0.1; 0 turns the web server off."
     )
@@ -49,9 +43,7 @@ class Settings(BaseSettings):
 
     shopify_webhook_secrets: SecretStr = Field(
         SecretStr(""),
-        validation_alias=AliasChoices(
-            "SHOPIFY_WEBHOOK_SECRETS", "SHOPSYNC_SHOPIFY_WEBHOOK_SECRETS"
-        ),
+        validation_alias=AliasChoices("SHOPIFY_WEBHOOK_SECRETS", "SHOPSYNC_SHOPIFY_WEBHOOK_SECRETS"),
         description="Shopify app client secret(s), comma-separated to allow rotation.",
     )
     hubspot_token: SecretStr = Field(

@@ -26,6 +26,9 @@ from streams.topics import TopicName, topic_name
 
 log = logging.getLogger(__name__)
 
+CONSUMED_TOPICS: tuple[TopicName, ...] = ("shopify.customers",)
+"""The input topics the worker's agents read (its consumer group's lag is measured on these)."""
+
 
 class Pipeline:
     """The faust app plus handles on its topics and tables (one per worker process)."""
@@ -112,9 +115,7 @@ class Pipeline:
 
     async def _dead_letter(self, event: Any, reason: str) -> None:
         msg = event.message
-        log.warning(
-            "dead-lettering %s[%s]@%s: %s", msg.topic, msg.partition, msg.offset, reason[:200]
-        )
+        log.warning("dead-lettering %s[%s]@%s: %s", msg.topic, msg.partition, msg.offset, reason[:200])
         raw = msg.value if isinstance(msg.value, bytes) else b""
         letter = {
             "reason": reason,

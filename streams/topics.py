@@ -128,9 +128,7 @@ async def ensure_topics(settings: Settings, timeout_s: float = 30.0) -> dict[str
         await admin.close()
 
 
-async def _wait_until_listed(
-    admin: AIOKafkaAdminClient, names: list[str], timeout_s: float
-) -> None:
+async def _wait_until_listed(admin: AIOKafkaAdminClient, names: list[str], timeout_s: float) -> None:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout_s
     while names:
@@ -141,3 +139,24 @@ async def _wait_until_listed(
         if loop.time() > deadline:
             raise TimeoutError(f"topics not visible after {timeout_s} s: {names}")
         await asyncio.sleep(0.1)
+
+
+class UnroutableError(ValueError):
+    """A delivery whose topic the product does not consume, or whose body has no key."""
+
+
+def route(shopify_topic: str, body: dict[str, object]) -> tuple[TopicName, bytes]:
+    """Where a Shopify delivery is appended, and its Kafka key (the record's identity).
+
+    Checkouts are keyed by token (their id is absent from the webhook), carts by token, the rest
+    by id, so every version of one record lands on one partition, in order.
+    """
+    resource = shopify_topic.partition("/")[0]
+    name = SHOPIFY_RESOURCE_TOPICS.get(resource)
+    if name is None:
+        raise UnroutableError(f"unsupported Shopify topic {shopify_topic!r}")
+    ident = body.get("token") if resource in ("checkouts", "carts") else body.get("id")
+    ident = ident if ident not in (None, "") else body.get("id")
+    if ident in (None, ""):
+        raise UnroutableError(f"{shopify_topic} body has no id or token")
+    return name, str(ident).encode()

@@ -88,9 +88,7 @@ def expected(field: FieldMap, raw_value: Any) -> str | None:
 def test_fixtures_are_present_and_cover_every_topic_we_consume() -> None:
     topics = {topic for topic, _, _ in webhook_bodies()}
     assert topics, "no webhook fixtures found"
-    assert topics <= set(BODY_MODELS), (
-        f"fixtures for topics we do not route: {topics - set(BODY_MODELS)}"
-    )
+    assert topics <= set(BODY_MODELS), f"fixtures for topics we do not route: {topics - set(BODY_MODELS)}"
 
 
 @pytest.mark.parametrize(
@@ -98,9 +96,7 @@ def test_fixtures_are_present_and_cover_every_topic_we_consume() -> None:
     all_records(),
     ids=lambda v: v.name if isinstance(v, Path) else None,
 )
-def test_fixture_parses_and_keeps_unknown_fields(
-    resource: str, topic: str, file: Path, raw: Any
-) -> None:
+def test_fixture_parses_and_keeps_unknown_fields(resource: str, topic: str, file: Path, raw: Any) -> None:
     model = parse(resource, topic, raw)
     dumped = model.model_dump(mode="json", by_alias=True)
     missing = set(raw) - set(dumped)
@@ -134,9 +130,7 @@ def test_every_mapped_field_is_read_with_shopifys_value(resource: str) -> None:
             continue
         if (resource, field.source) in NOT_IN_ANY_FIXTURE:
             continue
-        assert seen[field.source], (
-            f"{resource}: no fixture exercises {field.label} ({field.source})"
-        )
+        assert seen[field.source], f"{resource}: no fixture exercises {field.label} ({field.source})"
 
 
 def test_derived_product_fields() -> None:

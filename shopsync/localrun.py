@@ -1,0 +1,221 @@
+"""Running the pipeline's parts locally: a broker, worker processes, feeding and draining topics.
+
+Shared by the demo, the tests and (later) ``simulate``, so "start a worker", "wait until it has
+processed everything" and "read what it wrote" mean the same everywhere.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import KafkaError
+
+from schemas.envelope import Delivery, encode
+from shopsync.config import Settings
+from shopsync.samplestore import API_VERSION, SHOP_DOMAIN, SampleEvent
+from streams.topics import route, topic_name
+
+
+@contextlib.contextmanager
+def kafka_bootstrap(run_dir: Path) -> Iterator[str]:
+    """``KAFKA_BOOTSTRAP_SERVERS`` if set; else a local broker started here and stopped after."""
+    existing = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+    if existing:
+        yield existing
+        return
+    from localkafka import start, stop
+
+    info = start(run_dir)
+    try:
+        yield info.bootstrap
+    finally:
+        stop(run_dir)
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """The environment that gives a child process exactly these settings (secrets included)."""
+    env = {
+        "KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
+        "SHOPSYNC_TOPIC_PREFIX": settings.topic_prefix,
+        "SHOPSYNC_APP_ID": settings.app_id,
+        "SHOPSYNC_PARTITIONS": str(settings.partitions),
+        "SHOPSYNC_REPLICATION_FACTOR": str(settings.replication_factor),
+        "SHOPSYNC_STORE": settings.store,
+        "SHOPSYNC_DATA_DIR": str(settings.data_dir),
+        "SHOPSYNC_WEB_PORT": str(settings.web_port),
+        "SHOPSYNC_LOG_LEVEL": settings.log_level,
+        "SHOPSYNC_SESSION_TIMEOUT_S": str(settings.session_timeout_s),
+    }
+    return env
+
+
+class ServiceProcess:
+    """A ``shopsync <service>`` child process with its log in a file."""
+
+    def __init__(self, service: str, settings: Settings, log_path: Path) -> None:
+        self.service = service
+        self.log_path = log_path
+        env = {**os.environ, **settings_env(settings)}
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(log_path, "ab") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "shopsync", service],
+                env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )  # fmt: skip
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def log_tail(self, lines: int = 30) -> str:
+        if not self.log_path.exists():
+            return ""
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+    def kill(self) -> None:
+        """SIGKILL: the crash case (nothing flushed, nothing committed on the way out)."""
+        with contextlib.suppress(ProcessLookupError):
+            self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait()
+
+    def stop(self, timeout_s: float = 20.0) -> int:
+        """SIGTERM and wait; SIGKILL if it does not stop in time. Returns the exit code."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout_s)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        return self.proc.returncode
+
+
+def delivery_for(event: SampleEvent, received_at: datetime | None = None) -> Delivery:
+    """The envelope the bridge would append for this sample event."""
+    return Delivery(
+        topic=event.topic, shop_domain=SHOP_DOMAIN, webhook_id=f"wh-{event.event_id}",
+        event_id=event.event_id, triggered_at=event.at, api_version=API_VERSION,
+        received_at=received_at or event.at, source="import" if event.source == "import" else "webhook",
+        body=event.body,
+    )  # fmt: skip
+
+
+async def append_events(settings: Settings, events: Iterable[SampleEvent]) -> int:
+    """Append sample events to their Shopify topics (acks=all, idempotent); return the count."""
+    producer = AIOKafkaProducer(
+        bootstrap_servers=settings.kafka_bootstrap_servers, acks="all", enable_idempotence=True, linger_ms=5
+    )
+    await producer.start()
+    count = 0
+    try:
+        futures = []
+        for event in events:
+            name, key = route(event.topic, event.body)
+            futures.append(
+                await producer.send(topic_name(settings, name), encode(delivery_for(event)), key=key)
+            )
+            count += 1
+        await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
+    return count
+
+
+@dataclass(frozen=True)
+class Record:
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes
+
+
+async def read_all(bootstrap: str, topic: str, timeout_s: float = 10.0) -> list[Record]:
+    """Every record now in ``topic``, from the beginning up to its end offsets."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        parts = consumer.partitions_for_topic(topic) or set()
+        if not parts:
+            await consumer._client.force_metadata_update()
+            parts = consumer.partitions_for_topic(topic) or set()
+        tps = [TopicPartition(topic, p) for p in sorted(parts)]
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        ends = await consumer.end_offsets(tps)
+        out: list[Record] = []
+        deadline = time.monotonic() + timeout_s
+        while [tp for tp in tps if await consumer.position(tp) < ends[tp]]:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"could not read {topic} to its end in {timeout_s} s")
+            batch = await consumer.getmany(*tps, timeout_ms=500)
+            for tp, msgs in batch.items():
+                out.extend(Record(tp.topic, tp.partition, m.offset, m.key, m.value or b"") for m in msgs)
+        return out
+    finally:
+        await consumer.stop()
+
+
+async def group_lag(bootstrap: str, group: str, topics: list[str]) -> int:
+    """Records in ``topics`` that consumer group ``group`` has not committed yet (-1: unknown yet)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await admin.start()
+    await consumer.start()
+    try:
+        try:
+            committed = await admin.list_consumer_group_offsets(group)
+        except KafkaError as exc:
+            if getattr(exc, "retriable", False):
+                return -1  # e.g. the offsets topic is still being created on a new broker
+            raise
+        tps = [TopicPartition(t, p) for t in topics for p in sorted(consumer.partitions_for_topic(t) or [])]
+        if not tps:
+            await consumer._client.force_metadata_update()
+            tps = [TopicPartition(t, p) for t in topics for p in sorted(consumer.partitions_for_topic(t) or [])]
+        ends = await consumer.end_offsets(tps)
+        lag = 0
+        for tp in tps:
+            meta = committed.get(tp)
+            done = meta.offset if meta is not None and meta.offset >= 0 else 0
+            lag += max(ends[tp] - done, 0)
+        return lag
+    finally:
+        await consumer.stop()
+        await admin.close()
+
+
+async def wait_for_zero_lag(
+    bootstrap: str, group: str, topics: list[str], timeout_s: float, process: ServiceProcess | None = None
+) -> None:
+    """Return once ``group`` has committed everything in ``topics`` (raise TimeoutError if not)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        if process is not None and not process.alive():
+            raise RuntimeError(f"the {process.service} process exited:\n{process.log_tail()}")
+        lag = await group_lag(bootstrap, group, topics)
+        if lag == 0:
+            return
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"group {group} still lagging on {topics} after {timeout_s} s")
+        await asyncio.sleep(0.25)
+
+
+def unique_suffix() -> str:
+    return datetime.now(UTC).strftime("%Y%m%d%H%M%S") + f"-{os.getpid()}"
+
+
+def decode_json(value: bytes) -> object:
+    return orjson.loads(value)

@@ -1,0 +1,77 @@
+"""End to end through the real broker: a delivery appended to its topic becomes a HubSpot command.
+
+The worker runs as its own process (``python -m shopsync worker``), exactly as deployed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+from datetime import UTC, datetime
+from pathlib import Path
+
+import orjson
+import pytest
+from aiokafka import AIOKafkaProducer
+
+from schemas.commands import Upsert, decode_command
+from shopsync.config import Settings
+from shopsync.localrun import ServiceProcess, append_events, read_all, wait_for_zero_lag
+from shopsync.samplestore import SampleEvent, customer_body
+from streams.app import CONSUMED_TOPICS
+from streams.topics import ensure_topics, topic_name
+
+pytestmark = pytest.mark.kafka
+
+AT = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+
+
+async def wait_for_records(bootstrap: str, topic: str, count: int, worker: ServiceProcess) -> list[bytes]:
+    for _ in range(240):
+        records = await read_all(bootstrap, topic)
+        if len(records) >= count:
+            return [r.value for r in records]
+        assert worker.alive(), worker.log_tail()
+        await asyncio.sleep(0.25)
+    raise AssertionError(f"{topic} did not get {count} records:\n{worker.log_tail()}")
+
+
+async def test_one_delivery_becomes_one_contact_upsert_and_poison_is_dead_lettered(
+    settings: Settings, tmp_path: Path
+) -> None:
+    await ensure_topics(settings)
+    worker = ServiceProcess("worker", settings, tmp_path / "worker.log")
+    try:
+        body = customer_body(4242, "  Ada.Lovelace@Example.COM ", "Ada", "Lovelace", AT)
+        event = SampleEvent(AT, "customers/create", body, event_id="evt-1")
+        # The same event twice (a Shopify retry), then a record that is not JSON at all.
+        await append_events(settings, [event, event])
+        producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers)
+        await producer.start()
+        await producer.send_and_wait(topic_name(settings, "shopify.customers"), b"{not json", key=b"4242")
+        await producer.stop()
+
+        inputs = [topic_name(settings, t) for t in CONSUMED_TOPICS]
+        await wait_for_zero_lag(settings.kafka_bootstrap_servers, settings.app_id, inputs, 90, worker)
+        commands = await wait_for_records(
+            settings.kafka_bootstrap_servers, topic_name(settings, "hubspot.commands"), 1, worker
+        )
+        letters = await wait_for_records(
+            settings.kafka_bootstrap_servers, topic_name(settings, "shopify.deadletter"), 1, worker
+        )
+    finally:
+        worker.stop()
+
+    assert len(commands) == 1, "a duplicate delivery must emit nothing"
+    command = decode_command(commands[0])
+    assert isinstance(command, Upsert)
+    assert command.record.object_type == "contacts"
+    assert command.record.id_value == "ada.lovelace@example.com"
+    assert command.properties["firstname"] == "Ada"
+    assert command.properties["city"] == "Ottawa"
+    assert command.properties["shopify_customer_created_at"] == "2026-03-02T09:00:00.000Z"
+
+    (letter,) = [orjson.loads(v) for v in letters]
+    assert letter["reason"].startswith("not a valid record")
+    assert base64.b64decode(letter["original_base64"]) == b"{not json"
+    assert letter["topic"] == topic_name(settings, "shopify.customers")
