@@ -212,9 +212,9 @@ def start(
             f"{running.bootstrap}). Stop it first: `shopsync kafka stop`."
         )
     java = _require_tool("java", "Install Java 17+ (Debian: `apt-get install openjdk-17-jre-headless`).")
-    libs = fetch(version)
     if port is not None and port_in_use(port):
         raise BrokerError(f"Port {port} on 127.0.0.1 is already in use; choose another --port.")
+    libs = fetch(version)
     port = port or free_port()
     controller_port = free_port()
     while controller_port == port:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.errors import TopicAlreadyExistsError, for_code
 
 from shopsync.config import Settings
 
@@ -116,12 +116,13 @@ async def ensure_topics(settings: Settings, timeout_s: float = 30.0) -> dict[str
                         topic_configs=t.configs(),
                     )
                 )
-        for new in wanted:
-            # One request per topic: a concurrent creator's TopicAlreadyExists is success.
-            try:
-                await admin.create_topics([new])
-            except TopicAlreadyExistsError:
-                result[new.name] = False
+        if wanted:
+            response = await admin.create_topics(wanted)
+            for name, code, message in response.topic_errors:
+                if code == TopicAlreadyExistsError.errno:
+                    result[name] = False  # a concurrent creator won the race: that is success
+                elif code:
+                    raise for_code(code)(f"could not create topic {name}: {message}")
         await _wait_until_listed(admin, [n.name for n in wanted], timeout_s)
         return result
     finally:
