@@ -184,7 +184,9 @@ async def group_lag(bootstrap: str, group: str, topics: list[str]) -> int:
         tps = [TopicPartition(t, p) for t in topics for p in sorted(consumer.partitions_for_topic(t) or [])]
         if not tps:
             await consumer._client.force_metadata_update()
-            tps = [TopicPartition(t, p) for t in topics for p in sorted(consumer.partitions_for_topic(t) or [])]
+            tps = [
+                TopicPartition(t, p) for t in topics for p in sorted(consumer.partitions_for_topic(t) or [])
+            ]
         ends = await consumer.end_offsets(tps)
         lag = 0
         for tp in tps:

@@ -20,14 +20,53 @@ SHOP_DOMAIN = "sample-store.myshopify.com"
 API_VERSION = "2026-04"
 DEFAULT_START = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 
-FIRST_NAMES = ["Ada", "Grace", "Linus", "Margaret", "Alan", "Barbara", "Ken", "Radia", "Dennis",
-               "Frances", "Edsger", "Hedy", "Tim", "Katherine", "Guido", "Anita", "José", "Zoë"]
-LAST_NAMES = ["Lovelace", "Hopper", "Torvalds", "Hamilton", "Turing", "Liskov", "Thompson",
-              "Perlman", "Ritchie", "Allen", "Dijkstra", "Lamarr", "Berners-Lee", "Johnson",
-              "van Rossum", "Borg", "Müller", "Ñúñez"]
-CITIES = [("Ottawa", "Ontario", "Canada", "K2P 1L4"), ("Louisville", "Kentucky", "United States",
-          "40202"), ("Lyon", "Auvergne-Rhône-Alpes", "France", "69002"), ("Berlin", "Berlin",
-          "Germany", "10115"), ("Austin", "Texas", "United States", "78701")]
+FIRST_NAMES = [
+    "Ada",
+    "Grace",
+    "Linus",
+    "Margaret",
+    "Alan",
+    "Barbara",
+    "Ken",
+    "Radia",
+    "Dennis",
+    "Frances",
+    "Edsger",
+    "Hedy",
+    "Tim",
+    "Katherine",
+    "Guido",
+    "Anita",
+    "José",
+    "Zoë",
+]
+LAST_NAMES = [
+    "Lovelace",
+    "Hopper",
+    "Torvalds",
+    "Hamilton",
+    "Turing",
+    "Liskov",
+    "Thompson",
+    "Perlman",
+    "Ritchie",
+    "Allen",
+    "Dijkstra",
+    "Lamarr",
+    "Berners-Lee",
+    "Johnson",
+    "van Rossum",
+    "Borg",
+    "Müller",
+    "Ñúñez",
+]
+CITIES = [
+    ("Ottawa", "Ontario", "Canada", "K2P 1L4"),
+    ("Louisville", "Kentucky", "United States", "40202"),
+    ("Lyon", "Auvergne-Rhône-Alpes", "France", "69002"),
+    ("Berlin", "Berlin", "Germany", "10115"),
+    ("Austin", "Texas", "United States", "78701"),
+]
 PRODUCTS = [("Aviator sunglasses", "Accessories", "Acme", ["Black", "Gold"], "89.99"),
             ("Example T-Shirt", "Shirts", "Acme", ["Small", "Medium", "Large"], "19.99"),
             ("IPod Nano - 8GB", "Cult Products", "Apple", ["Pink", "Blue"], "199.00"),
@@ -50,7 +89,8 @@ def ts(at: datetime) -> str:
 def stable_id(*parts: object, digits: int = 12) -> int:
     """A deterministic numeric id (Shopify ids are large integers)."""
     digest = hashlib.sha256("/".join(map(str, parts)).encode()).hexdigest()
-    return int(digest[:15], 16) % (10**digits) + 10**digits
+    value: int = int(digest[:15], 16) % (10**digits) + 10**digits
+    return value
 
 
 def token(*parts: object) -> str:
@@ -93,8 +133,14 @@ def customer_body(
     }  # fmt: skip
 
 
-def product_body(product_id: int, spec: tuple[str, str, str, list[str], str], at: datetime, *,
-                 updated_at: datetime | None = None, price: str | None = None) -> dict[str, Any]:
+def product_body(
+    product_id: int,
+    spec: tuple[str, str, str, list[str], str],
+    at: datetime,
+    *,
+    updated_at: datetime | None = None,
+    price: str | None = None,
+) -> dict[str, Any]:
     """A ``products/create|update`` body with one variant per option value."""
     title, product_type, vendor, options, base_price = spec
     handle = title.lower().replace(" ", "-")
@@ -228,13 +274,15 @@ def order_body(
         "financial_status": financial_status, "fulfillment_status": fulfillment_status,
         "landing_site": "/products/sample?utm_source=newsletter", "landing_site_ref": None,
         "referring_site": "https://www.google.com/", "source_name": "web", "note": None,
-        "tags": "", "taxes_included": False, "test": False, "total_weight": 200 * sum(ln.quantity for ln in lines),
+        "tags": "", "taxes_included": False, "test": False,
+        "total_weight": 200 * sum(ln.quantity for ln in lines),
         "processing_method": "direct", "customer_locale": "en", "note_attributes": [],
         "discount_codes": [], "payment_gateway_names": ["bogus"],
         "line_items": [
             {
                 "id": stable_id("order-line", order_id, ln.variant["id"]),
-                "admin_graphql_api_id": f"gid://shopify/LineItem/{stable_id('order-line', order_id, ln.variant['id'])}",
+                "admin_graphql_api_id": "gid://shopify/LineItem/"
+                + str(stable_id("order-line", order_id, ln.variant["id"])),
                 "product_id": ln.product["id"], "variant_id": ln.variant["id"],
                 "sku": ln.variant["sku"], "title": ln.product["title"],
                 "name": f"{ln.product['title']} - {ln.variant['title']}",

@@ -12,7 +12,7 @@ import orjson
 from faust.serializers import codecs
 
 
-class OrjsonCodec(codecs.Codec):  # type: ignore[misc]
+class OrjsonCodec(codecs.Codec):
     """Encode JSON-able values (dicts, lists, str, numbers) to compact UTF-8 JSON bytes."""
 
     def _dumps(self, obj: Any) -> bytes:

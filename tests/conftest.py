@@ -44,7 +44,7 @@ def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         try:
             from testcontainers.kafka import KafkaContainer
         except ImportError:  # newer testcontainers layouts
-            from testcontainers.community.kafka import KafkaContainer  # type: ignore[no-redef]
+            from testcontainers.community.kafka import KafkaContainer
         with KafkaContainer().with_kraft() as container:
             yield container.get_bootstrap_server()
         return

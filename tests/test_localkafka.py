@@ -51,7 +51,7 @@ def test_a_port_in_use_is_a_clear_error(tmp_path: Path) -> None:
 
 
 def test_a_broker_that_cannot_start_is_reported_with_its_log(tmp_path: Path) -> None:
-    with pytest.raises(BrokerError, match="(exited with code|Formatting KRaft storage failed)(.|\n)*heap"):
+    with pytest.raises(BrokerError, match=r"(exited with code|Formatting KRaft storage failed)(.|\n)*heap"):
         start(tmp_path / "run", heap="1k", timeout_s=30)
     assert status(tmp_path / "run") is None
 

@@ -11,7 +11,16 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from schemas.commands import Archive, Associate, RecordRef, Upsert, command_key, decode_command, encode_command
+from schemas.commands import (
+    AnyCommand,
+    Archive,
+    Associate,
+    RecordRef,
+    Upsert,
+    command_key,
+    decode_command,
+    encode_command,
+)
 from schemas.envelope import BODY_MODELS, Delivery, Tick, decode_log_record, encode
 from schemas.shopify import Cart, Checkout, Customer, Deleted, Order, Product
 from schemas.types import FinancialStatus, FulfillmentStatus, PublishedScope
@@ -58,9 +67,7 @@ def test_money_is_decimal_never_float() -> None:
 
 
 def test_unknown_status_values_are_kept_not_rejected() -> None:
-    order = Order.model_validate(
-        {"id": 1, "financial_status": "paid", "fulfillment_status": "on_the_moon"}
-    )
+    order = Order.model_validate({"id": 1, "financial_status": "paid", "fulfillment_status": "on_the_moon"})
     assert order.financial_status is FinancialStatus.PAID
     assert order.fulfillment_status == "on_the_moon"
     assert not isinstance(order.fulfillment_status, FulfillmentStatus)
@@ -96,7 +103,9 @@ def test_deletion_payloads_have_their_own_models() -> None:
 def test_buyer_email_prefers_the_order_then_the_customer() -> None:
     order = Order.model_validate({"id": 1, "customer": {"id": 2, "email": "c@x.io"}})
     assert order.buyer_email() == "c@x.io"
-    checkout = Checkout.model_validate({"token": "t", "email": "e@x.io", "customer": {"id": 2, "email": "c@x.io"}})
+    checkout = Checkout.model_validate(
+        {"token": "t", "email": "e@x.io", "customer": {"id": 2, "email": "c@x.io"}}
+    )
     assert checkout.buyer_email() == "e@x.io"
 
 
@@ -141,7 +150,9 @@ def test_envelope_rejects_records_that_are_neither_delivery_nor_tick() -> None:
 
 
 def test_parse_body_names_an_unsupported_topic() -> None:
-    delivery = Delivery(topic="shop/redact", shop_domain="s", webhook_id="w", event_id="e", received_at=AT, body={})
+    delivery = Delivery(
+        topic="shop/redact", shop_domain="s", webhook_id="w", event_id="e", received_at=AT, body={}
+    )
     with pytest.raises(ValueError, match="unsupported Shopify topic"):
         delivery.parse_body()
 
@@ -149,7 +160,7 @@ def test_parse_body_names_an_unsupported_topic() -> None:
 def test_commands_round_trip_and_are_keyed_by_record() -> None:
     contact = RecordRef(object_type="contacts", id_property="email", id_value="a@b.co")
     deal = RecordRef(object_type="deals", id_property="shopify_deal_key", id_value="cart-1")
-    commands = [
+    commands: list[AnyCommand] = [
         Upsert(record=contact, properties={"firstname": "A", "phone": None}),
         Archive(record=deal),
         Associate(record=deal, to=contact, association_type_id=3),

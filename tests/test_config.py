@@ -1,0 +1,127 @@
+"""Configuration: every setting from the environment, secrets never shown, and docker-compose.yml
+only uses names the services read."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from pydantic import ValidationError
+
+from shopsync.cli import main
+from shopsync.config import Settings
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def env_names() -> set[str]:
+    """Every environment variable name Settings reads."""
+    names: set[str] = set()
+    for name, field in Settings.model_fields.items():
+        alias = field.validation_alias
+        if alias is not None and hasattr(alias, "choices"):
+            names.update(str(c) for c in alias.choices)
+        else:
+            names.add(f"SHOPSYNC_{name.upper()}")
+    return names
+
+
+def test_settings_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", "k1:9092,k2:9092")
+    monkeypatch.setenv("SHOPSYNC_TOPIC_PREFIX", "staging.")
+    monkeypatch.setenv("SHOPSYNC_PARTITIONS", "8")
+    monkeypatch.setenv("SHOPSYNC_STORE", "memory://")
+    s = Settings()
+    assert s.kafka_bootstrap_servers == "k1:9092,k2:9092"
+    assert (s.topic_prefix, s.partitions, s.store) == ("staging.", 8, "memory://")
+
+
+def test_secrets_are_never_shown(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SHOPIFY_WEBHOOK_SECRETS", "old-secret-1, new-secret-2")
+    monkeypatch.setenv("HUBSPOT_TOKEN", "pat-na1-very-secret")
+    s = Settings()
+    shown = repr(s) + str(s) + s.model_dump_json()
+    for secret in ("old-secret-1", "new-secret-2", "pat-na1-very-secret"):
+        assert secret not in shown
+    assert s.webhook_secrets() == [b"old-secret-1", b"new-secret-2"]
+    assert s.hubspot_token.get_secret_value() == "pat-na1-very-secret"
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("SHOPSYNC_TOPIC_PREFIX", "bad prefix!", "topic prefix"),
+        ("SHOPSYNC_STORE", "redis://", "store must be"),
+        ("SHOPSYNC_PARTITIONS", "0", "greater than or equal to 1"),
+    ],
+)
+def test_bad_settings_are_rejected_with_the_reason(
+    monkeypatch: pytest.MonkeyPatch, name: str, value: str, message: str
+) -> None:
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ValidationError, match=message):
+        Settings()
+
+
+def test_a_bad_setting_stops_the_cli_with_a_clear_message() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "shopsync", "topics"], capture_output=True, text=True, timeout=60,
+        env={"PATH": "/usr/bin:/bin", "SHOPSYNC_PARTITIONS": "zero"},
+    )  # fmt: skip
+    assert result.returncode != 0
+    assert "invalid configuration" in result.stderr and "partitions" in result.stderr
+
+
+def _interpolate(value: str) -> str:
+    """Compose's ${NAME:-default} with nothing set in the environment."""
+    return re.sub(r"\$\{[A-Z_]+:-([^}]*)\}", r"\1", value)
+
+
+def compose_services() -> dict[str, Any]:
+    data = yaml.safe_load((REPO / "docker-compose.yml").read_text())
+    services: dict[str, Any] = data["services"]
+    return services
+
+
+def test_compose_runs_real_subcommands_with_settings_the_services_read() -> None:
+    services = compose_services()
+    assert services["kafka"]["image"].startswith("apache/kafka:")
+    known = env_names()
+    project = {name: svc for name, svc in services.items() if svc.get("build")}
+    assert {"worker", "topics"} <= set(project)
+    for name, svc in project.items():
+        command = svc["command"][0]
+        assert command in main.commands, f"{name}: `shopsync {command}` does not exist"
+        env = {k: _interpolate(str(v)) for k, v in svc["environment"].items()}
+        unknown = set(env) - known
+        assert not unknown, f"{name} sets variables no service reads: {unknown}"
+        settings = Settings.model_validate(
+            {field: env[alias] for field, alias in _field_aliases().items() if alias in env}
+        )
+        assert settings.kafka_bootstrap_servers == "kafka:9092"
+
+
+def _field_aliases() -> dict[str, str]:
+    out = {}
+    for name, field in Settings.model_fields.items():
+        alias = field.validation_alias
+        out[name] = (
+            str(alias.choices[0])
+            if alias is not None and hasattr(alias, "choices")
+            else f"SHOPSYNC_{name.upper()}"
+        )
+    return out
+
+
+def test_every_subcommand_has_help() -> None:
+    for name in ["worker", "topics", "demo", "kafka"]:
+        result = subprocess.run(
+            [sys.executable, "-m", "shopsync", name, "--help"], capture_output=True, text=True, timeout=60
+        )
+        assert result.returncode == 0, result.stderr
+        assert "Usage:" in result.stdout
