@@ -237,9 +237,9 @@ def start(
     ]  # fmt: skip
     data = run_dir / "data"
     if not (data / "meta.properties").exists():
-        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
         fmt = subprocess.run(
-            [*jvm, "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(props)],
+            [*jvm, "kafka.tools.StorageTool", "format", f"--cluster-id={_cluster_id()}",
+             f"--config={props}"],
             capture_output=True, text=True, check=False,
         )  # fmt: skip
         if fmt.returncode != 0:
@@ -270,6 +270,15 @@ def start(
     )  # fmt: skip
     _state_file(run_dir).write_text(json.dumps(asdict(info)))
     return info
+
+
+def _cluster_id() -> str:
+    """A random KRaft cluster id: 16 bytes, URL-safe base64. Like Kafka's own, never one that
+    starts with '-', which a command line would read as an option."""
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cluster_id.startswith("-"):
+            return cluster_id
 
 
 def _tail(run_dir: Path, lines: int = 40) -> str:

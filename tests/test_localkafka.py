@@ -72,3 +72,12 @@ def test_one_command_starts_it_prints_the_bootstrap_and_another_stops_it(tmp_pat
     assert stopped.stdout.strip() == "stopped"
     assert shopsync("kafka", "status", "--dir", run_dir).returncode == 1
     assert not stop(Path(run_dir))
+
+
+def test_cluster_ids_never_look_like_an_option() -> None:
+    """A regression: a random id starting with '-' made `kafka-storage format` fail (~1 in 64)."""
+    from localkafka.broker import _cluster_id
+
+    ids = [_cluster_id() for _ in range(2000)]
+    assert not [i for i in ids if i.startswith("-")]
+    assert all(len(i) == 22 for i in ids)
