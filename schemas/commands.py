@@ -60,26 +60,26 @@ class Archive(BaseModel):
     record: RecordRef
 
 
-class Associate(BaseModel):
-    """Associate two records with a HubSpot-defined association type, once both exist."""
+class _Link(BaseModel):
+    """An association between two records, of a HubSpot-defined type (deal to contact: 3, ...)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
+
+    record: RecordRef
+    to: RecordRef
+    association_type_id: int
+
+
+class Associate(_Link):
+    """Associate two records, once both exist in HubSpot."""
 
     op: Literal["associate"] = "associate"
-    record: RecordRef
-    to: RecordRef
-    association_type_id: int
 
 
-class Dissociate(BaseModel):
+class Dissociate(_Link):
     """Remove an association between two records."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
     op: Literal["dissociate"] = "dissociate"
-    record: RecordRef
-    to: RecordRef
-    association_type_id: int
 
 
 Command = Annotated[Upsert | Archive | Associate | Dissociate, Field(discriminator="op")]
