@@ -124,6 +124,31 @@ def worker() -> None:
 
 
 @main.command()
+@click.option("--at", "at", default=None, help="ISO-8601 instant [default: now].")
+def tick(at: str | None) -> None:
+    """Advance the worker's clock: append a tick to every partition of its timer topics.
+
+    Timers due by then fire. With live ticks off (SHOPSYNC_TICK_INTERVAL_S=0), this is how a
+    simulation moves time: one tick 48 hours ahead fires everything due in those 48 hours.
+    """
+    from datetime import UTC, datetime
+
+    from streams.ticker import append_ticks
+    from streams.topics import ensure_topics
+
+    settings = _settings()
+    try:
+        instant = datetime.fromisoformat(at) if at else datetime.now(UTC)
+    except ValueError as exc:
+        raise click.BadParameter(f"not an ISO-8601 instant: {at}", param_hint="--at") from exc
+    if instant.tzinfo is None:
+        raise click.BadParameter("give an offset or Z, e.g. 2026-03-04T09:00:00Z", param_hint="--at")
+    asyncio.run(ensure_topics(settings, internal=True))
+    count = asyncio.run(append_ticks(settings, instant))
+    click.echo(f"appended {count} ticks at {instant.isoformat()}")
+
+
+@main.command()
 @click.option("--customers", default=20, show_default=True, help="Customers in the sample store.")
 @click.option("--seed", default=7, show_default=True, help="Seed of the sample-store generator.")
 @click.option("--timeout", default=120.0, show_default=True, help="Seconds to wait for output.")

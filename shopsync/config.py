@@ -6,10 +6,13 @@ names. Secrets are ``SecretStr``: they never appear in a repr, a log line or an 
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from streams.rules.common import RuleConfig
 
 
 class Settings(BaseSettings):
@@ -41,6 +44,32 @@ class Settings(BaseSettings):
         "partitions move after this long)."
     )  # fmt: skip
 
+    tick_interval_s: float = Field(
+        1.0, ge=0, description="Live clock: seconds between ticks the worker appends to every timer "
+        "partition; 0 turns live ticks off (simulations and tests advance time with `shopsync tick`)."
+    )  # fmt: skip
+    abandon_after: timedelta = Field(
+        timedelta(minutes=15), description="A checkout with an email, not completed nor updated for this "
+        "long, is abandoned (seconds or ISO 8601, e.g. PT15M)."
+    )  # fmt: skip
+    abandoned_cart_delay: timedelta = Field(
+        timedelta(hours=24), description="W2: abandoned-cart trigger delay after abandonment."
+    )
+    pending_cleanup_after: timedelta = Field(
+        timedelta(hours=48), description="D4: a pending deal never promoted to abandoned leaves the pipeline."
+    )
+    reengage_after: timedelta = Field(
+        timedelta(days=90), description="W3: re-engagement trigger delay after the last purchase."
+    )
+    dedupe_ttl: timedelta = Field(
+        timedelta(hours=48), description="How long (event time) a delivery's event id is remembered."
+    )
+    trigger_grace: timedelta = Field(
+        timedelta(hours=24), description="A trigger due longer ago than this is recorded but not written."
+    )
+    sync_variants: bool = Field(True, description="P5: sync product variants as HubSpot products.")
+    pipeline_label: str = Field("Ecommerce Pipeline", description="Label of the deal pipeline.")
+
     shopify_webhook_secrets: SecretStr = Field(
         SecretStr(""),
         validation_alias=AliasChoices("SHOPIFY_WEBHOOK_SECRETS", "SHOPSYNC_SHOPIFY_WEBHOOK_SECRETS"),
@@ -65,12 +94,39 @@ class Settings(BaseSettings):
             raise ValueError("topic prefix may hold only letters, digits, '.', '_' and '-'")
         return value
 
+    @field_validator(
+        "abandon_after", "abandoned_cart_delay", "pending_cleanup_after", "reengage_after", "dedupe_ttl",
+        "trigger_grace", mode="before",
+    )  # fmt: skip
+    @classmethod
+    def _seconds_or_iso_duration(cls, value: object) -> object:
+        """Durations are seconds ("900") or ISO 8601 ("PT15M", "P90D")."""
+        if isinstance(value, str):
+            try:
+                return timedelta(seconds=float(value))
+            except ValueError:
+                return value
+        return value
+
     @field_validator("store")
     @classmethod
     def _known_store(cls, value: str) -> str:
         if not value.startswith(("rocksdb://", "memory://")):
             raise ValueError("store must be 'rocksdb://' or 'memory://'")
         return value
+
+    def rule_config(self) -> RuleConfig:
+        """The rules' settings (W4: every delay configurable)."""
+        return RuleConfig(
+            abandon_after=self.abandon_after,
+            abandoned_cart_delay=self.abandoned_cart_delay,
+            pending_cleanup_after=self.pending_cleanup_after,
+            reengage_after=self.reengage_after,
+            dedupe_ttl=self.dedupe_ttl,
+            trigger_grace=self.trigger_grace,
+            sync_variants=self.sync_variants,
+            pipeline_label=self.pipeline_label,
+        )
 
     def webhook_secrets(self) -> list[bytes]:
         """The configured Shopify secrets, newest first as given."""

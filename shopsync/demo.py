@@ -24,10 +24,9 @@ from shopsync.localrun import (
     kafka_bootstrap,
     read_all,
     unique_suffix,
-    wait_for_zero_lag,
+    wait_until_worker_idle,
 )
 from shopsync.samplestore import generate
-from streams.app import CONSUMED_TOPICS
 from streams.topics import ensure_topics, topic_name
 
 
@@ -43,15 +42,14 @@ def run_demo(customers: int, seed: int, timeout_s: float) -> None:
             session_timeout_s=6.0,
         )
         click.echo(f"Kafka at {bootstrap}; topics prefixed {settings.topic_prefix!r}", err=True)
-        asyncio.run(ensure_topics(settings))
+        asyncio.run(ensure_topics(settings, internal=True))
         worker = ServiceProcess("worker", settings, work / "worker.log")
         try:
             store = generate(customers=customers, seed=seed)
             t0 = time.monotonic()
             count = asyncio.run(append_events(settings, store.ordered()))
             click.echo(f"appended {count} Shopify events from the sample store (seed {seed})", err=True)
-            inputs = [topic_name(settings, t) for t in CONSUMED_TOPICS]
-            asyncio.run(wait_for_zero_lag(bootstrap, settings.app_id, inputs, timeout_s, worker))
+            asyncio.run(wait_until_worker_idle(settings, timeout_s, worker))
             elapsed = time.monotonic() - t0
             records = asyncio.run(read_all(bootstrap, topic_name(settings, "hubspot.commands")))
             dead = asyncio.run(read_all(bootstrap, topic_name(settings, "shopify.deadletter")))

@@ -58,6 +58,15 @@ def settings_env(settings: Settings) -> dict[str, str]:
         "SHOPSYNC_WEB_PORT": str(settings.web_port),
         "SHOPSYNC_LOG_LEVEL": settings.log_level,
         "SHOPSYNC_SESSION_TIMEOUT_S": str(settings.session_timeout_s),
+        "SHOPSYNC_TICK_INTERVAL_S": str(settings.tick_interval_s),
+        "SHOPSYNC_ABANDON_AFTER": str(settings.abandon_after.total_seconds()),
+        "SHOPSYNC_ABANDONED_CART_DELAY": str(settings.abandoned_cart_delay.total_seconds()),
+        "SHOPSYNC_PENDING_CLEANUP_AFTER": str(settings.pending_cleanup_after.total_seconds()),
+        "SHOPSYNC_REENGAGE_AFTER": str(settings.reengage_after.total_seconds()),
+        "SHOPSYNC_DEDUPE_TTL": str(settings.dedupe_ttl.total_seconds()),
+        "SHOPSYNC_TRIGGER_GRACE": str(settings.trigger_grace.total_seconds()),
+        "SHOPSYNC_SYNC_VARIANTS": "true" if settings.sync_variants else "false",
+        "SHOPSYNC_PIPELINE_LABEL": settings.pipeline_label,
     }
     return env
 
@@ -213,6 +222,23 @@ async def wait_for_zero_lag(
         if time.monotonic() > deadline:
             raise TimeoutError(f"group {group} still lagging on {topics} after {timeout_s} s")
         await asyncio.sleep(0.25)
+
+
+def worker_topics(settings: Settings) -> list[str]:
+    """Every topic the worker's consumer group reads (for measuring its lag)."""
+    from streams.app import CONSUMED_TOPICS
+    from streams.topics import INTERNAL_TOPICS, internal_topic
+
+    return [topic_name(settings, t) for t in CONSUMED_TOPICS] + [
+        internal_topic(settings, n) for n in INTERNAL_TOPICS
+    ]
+
+
+async def wait_until_worker_idle(settings: Settings, timeout_s: float, worker: ServiceProcess | None) -> None:
+    """Return once the worker has processed everything, including what it forwarded to itself."""
+    topics = worker_topics(settings)
+    for _ in range(2):  # routers forward to internal topics: settle, then check again
+        await wait_for_zero_lag(settings.kafka_bootstrap_servers, settings.app_id, topics, timeout_s, worker)
 
 
 def unique_suffix() -> str:

@@ -1,33 +1,69 @@
 """The faust application: topics, tables and agents. Agents only move data; rules decide.
 
-Each input record is read as raw bytes, so a record that is not valid JSON, or whose body does not
-fit its model, can be dead-lettered with its original bytes and the reason while the partition
-keeps moving. Valid deliveries are de-duplicated by ``X-Shopify-Event-Id`` and handed to the pure
-rules in ``streams.rules``; their commands go to ``hubspot.commands``, keyed by record.
+Two stages, because Shopify's topics are keyed by Shopify ids and the rules need other keys:
+
+1. *Routers* read the Shopify topics as raw bytes. A record that is not valid JSON, not an
+   envelope, or whose body does not fit its model goes to ``shopify.deadletter`` with the reason
+   and its original bytes, and the partition keeps moving. A valid delivery is forwarded, as it
+   is, to the worker's internal topics under the keys the rules use: the contact's email and
+   the purchase journey (``streams.rules.keys``). ``orders/delete`` carries only the order id, so
+   the orders router remembers each order's journey in a table.
+2. *Entity agents* (contacts, journeys; products read their Shopify topic directly) keep each
+   entity's state in a table, call the pure rules (``streams.rules``) and send the commands.
+
+Time is data: each internal partition's "now" is the newest instant it has seen, in a delivery's
+``received_at`` or a tick's ``at``. The ticker appends ticks to every partition of the internal
+topics; an agent that reads one fires the timers due in that partition, inside normal stream
+processing, so table writes and changelogs work as for any event.
 """
 
 from __future__ import annotations
 
 import base64
 import logging
-from collections.abc import AsyncIterator
-from typing import Any
+import time
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
+from typing import Any, TypeVar
 
 import faust
-from pydantic import ValidationError
+import orjson
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
-from schemas.commands import AnyCommand, command_key
-from schemas.envelope import Delivery, Tick, decode_log_record
-from schemas.shopify import Customer
+from schemas.commands import AnyCommand, command_key, encode_command
+from schemas.envelope import Delivery, HubSpotContactDeletion, Tick, decode_log_record, encode
+from schemas.shopify import Deleted, ShopifyModel
 from shopsync.config import Settings
 from streams import codec
-from streams.rules.contacts import contact_upsert
-from streams.topics import TopicName, topic_name
+from streams.rules import contacts, journeys, products
+from streams.rules.common import RuleConfig
+from streams.rules.journeys import FirstPurchase
+from streams.rules.keys import journey_key, normalize_email
+from streams.timers import TimerIndex
+from streams.topics import InternalName, TopicName, internal_topic, topic_name
 
 log = logging.getLogger(__name__)
 
-CONSUMED_TOPICS: tuple[TopicName, ...] = ("shopify.customers",)
-"""The input topics the worker's agents read (its consumer group's lag is measured on these)."""
+ROUTED_TOPICS: tuple[TopicName, ...] = (
+    "shopify.customers",
+    "shopify.orders",
+    "shopify.checkouts",
+    "shopify.carts",
+    "hubspot.events",
+)
+CONSUMED_TOPICS: tuple[TopicName, ...] = (*ROUTED_TOPICS, "shopify.products")
+"""The Shopify/HubSpot topics the worker's agents read (its consumer group's lag is measured on
+these and on the internal topics)."""
+
+ContactInput = Delivery | Tick | HubSpotContactDeletion
+JourneyInput = Delivery | Tick | FirstPurchase
+_CONTACT_INPUT: TypeAdapter[ContactInput] = TypeAdapter(ContactInput)
+_JOURNEY_INPUT: TypeAdapter[JourneyInput] = TypeAdapter(JourneyInput)
+S = TypeVar("S", bound=BaseModel)
+
+
+class PoisonError(ValueError):
+    """A record that cannot be processed; it goes to the dead-letter topic with this reason."""
 
 
 class Pipeline:
@@ -36,6 +72,7 @@ class Pipeline:
     def __init__(self, settings: Settings) -> None:
         codec.register()
         self.settings = settings
+        self.config: RuleConfig = settings.rule_config()
         self.app = faust.App(
             settings.app_id,
             broker=[f"kafka://{hp.strip()}" for hp in settings.kafka_bootstrap_servers.split(",")],
@@ -50,6 +87,7 @@ class Pipeline:
             broker_session_timeout=settings.session_timeout_s,
             broker_heartbeat_interval=max(settings.session_timeout_s / 5, 0.5),
             broker_rebalance_timeout=settings.session_timeout_s,
+            broker_commit_interval=1.0,
             web_enabled=settings.web_port > 0,
             web_host="127.0.0.1",
             web_port=settings.web_port or 6066,
@@ -58,81 +96,314 @@ class Pipeline:
             stream_wait_empty=True,
             autodiscover=False,
         )
-        self.customers = self._source("shopify.customers")
-        self.commands = self._sink("hubspot.commands")
-        self.deadletter = self._sink("shopify.deadletter")
-        self.seen_events = self.app.Table(
-            "seen-events", default=None, partitions=settings.partitions, value_type=None
-        )
-        self.app.agent(self.customers, name="customers", concurrency=1)(self._customers_agent)
+        self.sources = {name: self._raw_topic(topic_name(settings, name)) for name in CONSUMED_TOPICS}
+        self.internal = {
+            name: self._raw_topic(internal_topic(settings, name)) for name in ("contacts", "journeys")
+        }
+        self.commands = self._raw_topic(topic_name(settings, "hubspot.commands"))
+        self.deadletter = self._raw_topic(topic_name(settings, "shopify.deadletter"))
 
-    def _source(self, name: TopicName) -> Any:
+        def table(name: str) -> Any:
+            return self.app.Table(name, default=None, partitions=settings.partitions)
+
+        self.order_journeys = table("order-journeys")
+        self.contact_states = table("contacts")
+        self.journey_states = table("journeys")
+        self.product_states = table("products")
+        # In-memory indexes over the tables, per partition (rebuilt after each assignment).
+        self.indexes: dict[tuple[str, int], TimerIndex] = {}
+        self.stream_time: dict[tuple[str, int], datetime] = {}
+        self.app.on_partitions_revoked.connect(self._on_revoked)
+        self.app.on_partitions_assigned.connect(self._on_assigned)
+
+        for name in ROUTED_TOPICS:
+            self.app.agent(self.sources[name], name=f"route-{name}", concurrency=1)(self._router_agent)
+        self.app.agent(self.sources["shopify.products"], name="products", concurrency=1)(self._products_agent)
+        self.app.agent(self.internal["contacts"], name="contacts", concurrency=1)(self._contacts_agent)
+        self.app.agent(self.internal["journeys"], name="journeys", concurrency=1)(self._journeys_agent)
+        if settings.tick_interval_s > 0:
+            self.app.timer(settings.tick_interval_s, on_leader=True, name="ticker")(self._live_tick)
+
+    def _raw_topic(self, name: str) -> Any:
         return self.app.topic(
-            topic_name(self.settings, name),
-            key_serializer="raw",
-            value_serializer="raw",
-            partitions=self.settings.partitions,
-            internal=False,
+            name, key_serializer="raw", value_serializer="raw", partitions=self.settings.partitions
         )
 
-    def _sink(self, name: TopicName) -> Any:
-        return self._source(name)
+    # ---- rebalance: drop indexes of partitions this worker no longer (or newly) owns ----
 
-    async def _customers_agent(self, stream: Any) -> AsyncIterator[None]:
+    async def _on_revoked(self, sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
+        self._forget({tp.partition for tp in (args[0] if args else kwargs.get("revoked", ()))})
+
+    async def _on_assigned(self, sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
+        self._forget({tp.partition for tp in (args[0] if args else kwargs.get("assigned", ()))})
+
+    def _forget(self, partitions: set[int]) -> None:
+        for key in [k for k in self.indexes if k[1] in partitions]:
+            del self.indexes[key]
+
+    # ---- stage 1: routers ----
+
+    async def _router_agent(self, stream: Any) -> AsyncIterator[None]:
         async for event in stream.events():
-            record = await self._decode(event)
-            if isinstance(record, Delivery) and self._first_time(record):
-                try:
-                    commands = self._decide_customer(record)
-                except (ValidationError, ValueError) as exc:
-                    await self._dead_letter(event, f"body does not fit {record.topic}: {exc}")
-                    continue
-                for command in commands:
-                    await self._send(command)
+            try:
+                await self._route(event)
+            except PoisonError as exc:
+                await self._dead_letter(event, str(exc))
             yield None
 
-    def _decide_customer(self, delivery: Delivery) -> list[AnyCommand]:
-        body = delivery.parse_body()
-        if isinstance(body, Customer):
-            upsert = contact_upsert(body)
-            return [upsert] if upsert is not None else []
-        return []  # customers/delete: C3, the HubSpot contact stays.
+    async def _route(self, event: Any) -> None:
+        raw = _value_bytes(event)
+        topic = event.message.topic
+        if topic == topic_name(self.settings, "hubspot.events"):
+            deletion = _parse(
+                HubSpotContactDeletion.model_validate_json, raw, "not a HubSpot contact.deletion"
+            )
+            email = normalize_email(deletion.email)
+            if email is None:
+                raise PoisonError("contact.deletion without an email: cannot tell which contact (C4)")
+            await self._forward("contacts", email, raw)
+            return
+        record = _parse(decode_log_record, raw, "not a valid record")
+        if isinstance(record, Tick):
+            return  # time is carried by the internal topics; a tick here has nothing to fire
+        body = _parse(lambda _: record.parse_body(), raw, f"body does not fit {record.topic}")
+        email = contacts.email_of(body)
+        if email is not None:
+            await self._forward("contacts", email, raw)
+        if record.resource == "orders":
+            await self._route_order(record, body, raw)
+        elif record.resource in ("checkouts", "carts"):
+            key = journey_key(body)
+            if key is None:
+                raise PoisonError(f"{record.topic} carries neither a cart token nor a token: no journey")
+            await self._forward("journeys", key, raw)
 
-    def _first_time(self, delivery: Delivery) -> bool:
-        """True the first time an event id is seen (duplicates change nothing, emit nothing)."""
-        if self.seen_events.get(delivery.event_id) is not None:
-            return False
-        self.seen_events[delivery.event_id] = delivery.event_time.timestamp()
-        return True
+    async def _route_order(self, record: Delivery, body: ShopifyModel, raw: bytes) -> None:
+        """Orders: remember each order's journey, so ``orders/delete`` ({id} only) finds it; a delete
+        that arrives before its order waits in the table and follows the order when it comes."""
+        order_id = str(getattr(body, "id", ""))
+        known = self.order_journeys.get(order_id) or {}
+        if isinstance(body, Deleted):
+            if "journey" in known:
+                await self._forward("journeys", known["journey"], raw)
+            else:
+                self.order_journeys[order_id] = {**known, "pending_delete": raw.decode()}
+            return
+        key = journey_key(body)
+        assert key is not None  # orders always have one (their own id at worst)
+        await self._forward("journeys", key, raw)
+        if known.get("journey") != key:
+            self.order_journeys[order_id] = {"journey": key}
+            if "pending_delete" in known:
+                await self._forward("journeys", key, known["pending_delete"].encode())
 
-    async def _decode(self, event: Any) -> Delivery | Tick | None:
-        raw = event.message.value
-        try:
-            return decode_log_record(raw if isinstance(raw, bytes) else bytes(raw or b""))
-        except (ValidationError, ValueError) as exc:
-            await self._dead_letter(event, f"not a valid record: {exc}")
-            return None
+    async def _forward(self, name: InternalName, key: str, raw: bytes) -> None:
+        await self.internal[name].send(key=key.encode(), value=raw)
+
+    # ---- stage 2: entity agents ----
+
+    async def _contacts_agent(self, stream: Any) -> AsyncIterator[None]:
+        async for event in stream.events():
+            try:
+                await self._contact_event(event)
+            except PoisonError as exc:
+                await self._dead_letter(event, str(exc))
+            yield None
+
+    async def _contact_event(self, event: Any) -> None:
+        record = _parse(_CONTACT_INPUT.validate_json, _value_bytes(event), "not a contact input")
+        partition = event.message.partition
+        now = self._advance("contacts", partition, _instant(record))
+        table = self.contact_states
+        if isinstance(record, Tick):
+            await self._fire_due("contacts", partition, now, self._fire_contact)
+            return
+        email = event.message.key.decode()
+        state = self._load(table, email, contacts.ContactState, lambda: contacts.ContactState(email=email))
+        if isinstance(record, HubSpotContactDeletion):
+            outcome = contacts.decide_deletion(state, record, now, self.config)
+        else:
+            outcome = _guard(lambda: contacts.decide(state, record, now, self.config), record)
+        await self._commit_contact(email, partition, outcome)
+
+    async def _fire_contact(self, email: str, partition: int, now: datetime) -> None:
+        state = self._load(self.contact_states, email, contacts.ContactState, lambda: None)
+        if state is not None:
+            await self._commit_contact(email, partition, contacts.on_tick(state, now, self.config))
+
+    async def _commit_contact(self, email: str, partition: int, outcome: contacts.Outcome) -> None:
+        state = outcome.state.model_copy(update={"partition": partition})
+        self.contact_states[email] = state.model_dump(mode="json")
+        self._index("contacts", partition).set(email, contacts.next_due(state, self.config))
+        await self._send(outcome.commands)
+        for fact in outcome.facts:
+            await self.internal["journeys"].send(key=fact.journey.encode(), value=encode(fact))
+
+    async def _journeys_agent(self, stream: Any) -> AsyncIterator[None]:
+        async for event in stream.events():
+            try:
+                await self._journey_event(event)
+            except PoisonError as exc:
+                await self._dead_letter(event, str(exc))
+            yield None
+
+    async def _journey_event(self, event: Any) -> None:
+        record = _parse(_JOURNEY_INPUT.validate_json, _value_bytes(event), "not a journey input")
+        partition = event.message.partition
+        now = self._advance("journeys", partition, _instant(record))
+        if isinstance(record, Tick):
+            await self._fire_due("journeys", partition, now, self._fire_journey)
+            return
+        key = event.message.key.decode()
+        state = self._load(
+            self.journey_states, key, journeys.JourneyState, lambda: journeys.JourneyState(key=key)
+        )
+        if isinstance(record, FirstPurchase):
+            outcome = journeys.decide_first_purchase(state, record, now, self.config)
+        else:
+            outcome = _guard(lambda: journeys.decide(state, record, now, self.config), record)
+        await self._commit_journey(key, partition, outcome)
+
+    async def _fire_journey(self, key: str, partition: int, now: datetime) -> None:
+        state = self._load(self.journey_states, key, journeys.JourneyState, lambda: None)
+        if state is not None:
+            await self._commit_journey(key, partition, journeys.on_tick(state, now, self.config))
+
+    async def _commit_journey(self, key: str, partition: int, outcome: journeys.Outcome) -> None:
+        state = outcome.state.model_copy(update={"partition": partition})
+        self.journey_states[key] = state.model_dump(mode="json")
+        self._index("journeys", partition).set(key, journeys.next_due(state, self.config))
+        await self._send(outcome.commands)
+
+    async def _products_agent(self, stream: Any) -> AsyncIterator[None]:
+        async for event in stream.events():
+            try:
+                await self._product_event(event)
+            except PoisonError as exc:
+                await self._dead_letter(event, str(exc))
+            yield None
+
+    async def _product_event(self, event: Any) -> None:
+        record = _parse(decode_log_record, _value_bytes(event), "not a valid record")
+        if isinstance(record, Tick):
+            return
+        body = _parse(lambda _: record.parse_body(), b"", f"body does not fit {record.topic}")
+        product_id = int(getattr(body, "id", 0))
+        key = str(product_id)
+        state = self._load(
+            self.product_states,
+            key,
+            products.ProductState,
+            lambda: products.ProductState(product_id=product_id),
+        )
+        outcome = products.decide(state, record, record.received_at, self.config)
+        self.product_states[key] = outcome.state.model_copy(
+            update={"partition": event.message.partition}
+        ).model_dump(mode="json")
+        await self._send(outcome.commands)
+
+    # ---- time ----
+
+    def _advance(self, name: str, partition: int, at: datetime) -> datetime:
+        """The partition's stream time after seeing ``at`` (it never goes backwards)."""
+        key = (name, partition)
+        current = self.stream_time.get(key)
+        now = at if current is None or at > current else current
+        self.stream_time[key] = now
+        return now
+
+    def _index(self, name: str, partition: int) -> TimerIndex:
+        """The partition's timer index, built from the table on first use after an assignment."""
+        key = (name, partition)
+        index = self.indexes.get(key)
+        if index is None:
+            index = self.indexes[key] = TimerIndex()
+            started = time.monotonic()
+            table, model, due = self._timer_source(name)
+            for entity, raw in table.items():
+                if raw is not None and raw.get("partition") == partition:
+                    index.set(entity, due(model.model_validate(raw), self.config))
+            log.info(
+                "timer index for %s[%d]: %d pending, built in %.3f s",
+                name,
+                partition,
+                len(index),
+                time.monotonic() - started,
+            )
+        return index
+
+    def _timer_source(self, name: str) -> tuple[Any, type[Any], Callable[[Any, RuleConfig], datetime | None]]:
+        if name == "contacts":
+            return self.contact_states, contacts.ContactState, contacts.next_due
+        return self.journey_states, journeys.JourneyState, journeys.next_due
+
+    async def _fire_due(
+        self, name: str, partition: int, now: datetime, fire: Callable[[str, int, datetime], Any]
+    ) -> None:
+        for key in self._index(name, partition).pop_due(now):
+            await fire(key, partition, now)
+
+    async def _live_tick(self) -> None:
+        """The live ticker: a wall-clock tick to every partition of the timer topics. Every
+        worker's leader runs one; two tickers at once only make more ticks, which is harmless
+        (stream time is the newest instant seen, and firing is idempotent)."""
+        value = encode(Tick(at=datetime.now(UTC)))
+        for topic in self.internal.values():
+            for partition in range(self.settings.partitions):
+                await topic.send(key=b"tick", value=value, partition=partition)
+
+    # ---- plumbing ----
+
+    def _load(self, table: Any, key: str, model: type[S], default: Callable[[], S | None]) -> S | Any:
+        raw = table.get(key)
+        return model.model_validate(raw) if raw is not None else default()
+
+    async def _send(self, commands: list[AnyCommand]) -> None:
+        for command in commands:
+            await self.commands.send(key=command_key(command).encode(), value=encode_command(command))
 
     async def _dead_letter(self, event: Any, reason: str) -> None:
         msg = event.message
-        log.warning("dead-lettering %s[%s]@%s: %s", msg.topic, msg.partition, msg.offset, reason[:200])
-        raw = msg.value if isinstance(msg.value, bytes) else b""
+        log.warning("dead-lettering %s[%s]@%s: %s", msg.topic, msg.partition, msg.offset, reason[:300])
         letter = {
             "reason": reason,
             "topic": msg.topic,
             "partition": msg.partition,
             "offset": msg.offset,
             "key": (msg.key or b"").decode("utf-8", "replace"),
-            "original_base64": base64.b64encode(raw).decode(),
+            "original_base64": base64.b64encode(_value_bytes(event)).decode(),
         }
-        await self.deadletter.send(key=msg.key, value=letter, value_serializer="orjson")
+        await self.deadletter.send(key=msg.key, value=orjson.dumps(letter))
 
-    async def _send(self, command: AnyCommand) -> None:
-        await self.commands.send(
-            key=command_key(command).encode(),
-            value=command.model_dump(mode="json"),
-            value_serializer="orjson",
-        )
+
+def _value_bytes(event: Any) -> bytes:
+    raw = event.message.value
+    return raw if isinstance(raw, bytes) else bytes(raw or b"")
+
+
+T = TypeVar("T")
+
+
+def _parse(parse: Callable[[bytes], T], raw: bytes, what: str) -> T:
+    try:
+        return parse(raw)
+    except (ValidationError, ValueError) as exc:
+        raise PoisonError(f"{what}: {exc}") from exc
+
+
+def _guard(run: Callable[[], T], record: Delivery) -> T:
+    try:
+        return run()
+    except (ValidationError, ValueError) as exc:
+        raise PoisonError(f"body does not fit {record.topic}: {exc}") from exc
+
+
+def _instant(record: Delivery | Tick | HubSpotContactDeletion | FirstPurchase) -> datetime:
+    if isinstance(record, Tick | FirstPurchase):
+        return record.at
+    if isinstance(record, HubSpotContactDeletion):
+        return record.occurred_at
+    return record.received_at
 
 
 def build(settings: Settings) -> Pipeline:

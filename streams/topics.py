@@ -85,6 +85,20 @@ SHOPIFY_RESOURCE_TOPICS: dict[str, TopicName] = {
 """Which topic a Shopify resource's deliveries (``<resource>/<action>``) are appended to."""
 
 
+InternalName = Literal["contacts", "journeys"]
+INTERNAL_TOPICS: dict[InternalName, str] = {
+    "contacts": "deliveries re-keyed by contact email, HubSpot deletions, and ticks",
+    "journeys": "deliveries re-keyed by purchase journey, first-purchase facts, and ticks",
+}
+INTERNAL_RETENTION_MS = 14 * DAY_MS
+
+
+def internal_topic(settings: Settings, name: InternalName) -> str:
+    """A worker-internal re-keyed topic. Scoped by the app id, so a rebuild under a fresh app id
+    (replay) derives its own and never mixes with the live worker's."""
+    return f"{settings.topic_prefix}{settings.app_id}.{name}"
+
+
 def topic_name(settings: Settings, name: TopicName) -> str:
     """The topic's name in Kafka: the configured prefix plus its declared name."""
     return f"{settings.topic_prefix}{name}"
@@ -94,8 +108,13 @@ def spec(name: TopicName) -> TopicSpec:
     return next(t for t in TOPICS if t.name == name)
 
 
-async def ensure_topics(settings: Settings, timeout_s: float = 30.0) -> dict[str, bool]:
-    """Create every declared topic that does not exist yet; return {name: created}."""
+async def ensure_topics(
+    settings: Settings, timeout_s: float = 30.0, internal: bool = False
+) -> dict[str, bool]:
+    """Create every declared topic that does not exist yet; return {name: created}.
+
+    ``internal`` adds the worker's re-keyed topics for ``settings.app_id``.
+    """
     admin = AIOKafkaAdminClient(
         bootstrap_servers=settings.kafka_bootstrap_servers, request_timeout_ms=int(timeout_s * 1000)
     )
@@ -104,16 +123,19 @@ async def ensure_topics(settings: Settings, timeout_s: float = 30.0) -> dict[str
         existing = set(await admin.list_topics())
         result: dict[str, bool] = {}
         wanted = []
-        for t in TOPICS:
-            full = topic_name(settings, t.name)
+        declared = [(topic_name(settings, t.name), t.partitions, t.configs()) for t in TOPICS]
+        if internal:
+            internal_cfg = {"retention.ms": str(INTERNAL_RETENTION_MS), "cleanup.policy": "delete"}
+            declared += [(internal_topic(settings, n), None, internal_cfg) for n in INTERNAL_TOPICS]
+        for full, partitions, configs in declared:
             result[full] = full not in existing
             if full not in existing:
                 wanted.append(
                     NewTopic(
                         name=full,
-                        num_partitions=t.partitions or settings.partitions,
+                        num_partitions=partitions or settings.partitions,
                         replication_factor=settings.replication_factor,
-                        topic_configs=t.configs(),
+                        topic_configs=configs,
                     )
                 )
         if wanted:

@@ -13,7 +13,7 @@ from streams.topics import ensure_topics
 
 def run_worker(settings: Settings) -> None:
     """Block until the worker is stopped (SIGINT/SIGTERM stop it cleanly)."""
-    asyncio.run(ensure_topics(settings))
+    asyncio.run(ensure_topics(settings, internal=True))
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     pipeline = build(settings)
     worker = faust.Worker(

@@ -1,34 +1,275 @@
-"""Contacts (SPEC C1, C2, C7, C8): which Shopify customers become which HubSpot contacts."""
+"""Contacts (SPEC C1-C8) and the contact-side triggers: first purchase (W1) and re-engagement (W3).
+
+A contact is keyed by normalised email. It is fed by Shopify customers (C7's properties), by
+checkouts and orders with an email (their contact details, D3, and the purchases that drive W1
+and W3), and by HubSpot's ``contact.deletion`` (C4). Rules, in short:
+
+- C1/C2: only records with an email make a contact; the writer upserts by ``email``, which
+  creates the contact only when none has that address, else updates it.
+- C3: ``customers/delete`` changes nothing in HubSpot.
+- C4: after HubSpot deletes a contact, nothing is ever written for that email again (the
+  contact is not re-created by a later Shopify update).
+- C5/C6: the original-source drill-downs come from the initial import (``INTEGRATION_SYNC`` /
+  ``integrations-sync``) when any record of the contact came through it, else from the earliest
+  checkout or order (source name; referring site, else landing site), else from the customer.
+- C7/C8: the 16 customer properties; the phone is only ever the customer overview's.
+- W1: ``shopify_first_purchase_at`` is the contact's earliest order's creation time, and that
+  order's deal is told it is a new customer's (see ``journeys.FirstPurchase``).
+- W3: ``reengage_after`` (default 90 days) after the last purchase, unless another purchase came,
+  ``shopify_reengagement_trigger_at`` is set to that due time; each purchase re-arms it.
+"""
 
 from __future__ import annotations
 
-from schemas.commands import RecordRef, Upsert
-from schemas.shopify import Customer
-from streams.mapping import contact_properties
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from schemas.commands import AnyCommand, PropertyValue
+from schemas.envelope import Delivery, HubSpotContactDeletion
+from schemas.shopify import Address, Checkout, Customer, Order, ShopifyModel
+from streams.mapping import contact_properties, format_value
+from streams.rules.common import RuleConfig, Version, remember, upsert_if_changed, version_of
+from streams.rules.journeys import FirstPurchase
+from streams.rules.keys import contact_ref, journey_key, normalize_email
+
+IMPORT_DRILL_DOWN = ("INTEGRATION_SYNC", "integrations-sync")  # C5
 
 
-def normalize_email(email: str | None) -> str | None:
-    """The contact key: trimmed and lower-cased; None when there is no usable address (C2)."""
-    if email is None:
-        return None
-    cleaned = email.strip().lower()
-    return cleaned if "@" in cleaned else None
-
-
-def contact_ref(email: str) -> RecordRef:
-    return RecordRef(object_type="contacts", id_property="email", id_value=email)
-
-
-def contact_upsert(customer: Customer) -> Upsert | None:
-    """C1/C2/C7: a customer with an email becomes (or updates) the contact with that email.
-
-    A customer without an email makes no contact (C2, D7). HubSpot's upsert by ``email`` creates
-    the contact only when none has that address, else updates it, which is C2 exactly.
-    """
-    email = normalize_email(customer.email)
-    if email is None:
-        return None
+def contact_upsert_properties(customer: Customer) -> dict[str, PropertyValue]:
+    """C7 properties of a customer plus its Shopify id (the email normalised as the key)."""
     props = contact_properties(customer)
-    props["email"] = email
+    props["email"] = normalize_email(customer.email)
     props["shopify_customer_id"] = str(customer.id)
-    return Upsert(record=contact_ref(email), properties=props)
+    return props
+
+
+class Origin(BaseModel):
+    """Where the contact came from (C5/C6). The smallest ``rank`` wins, so arrival order does not
+    matter: an import record, else the earliest checkout/order, else the earliest customer."""
+
+    model_config = ConfigDict(frozen=True)
+
+    rank: tuple[int, datetime, str]
+    drill_down_1: str | None
+    drill_down_2: str | None
+
+
+class Details(BaseModel):
+    """One record's contribution to the contact: its version and the properties it carries."""
+
+    model_config = ConfigDict(frozen=True)
+
+    version: Version
+    properties: dict[str, PropertyValue]
+
+
+class ContactView(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    exists: bool = False
+    properties: dict[str, PropertyValue] = Field(default_factory=dict)
+
+
+class ContactState(BaseModel):
+    """Everything the product knows about one email address."""
+
+    model_config = ConfigDict(frozen=True)
+
+    email: str
+    partition: int = -1
+    seen: dict[str, datetime] = Field(default_factory=dict)
+    deleted_in_hubspot_at: datetime | None = None
+    customer: Details | None = None
+    details: Details | None = None
+    origin: Origin | None = None
+    purchases: dict[str, datetime] = Field(default_factory=dict)  # order id -> created at
+    purchase_journeys: dict[str, str] = Field(default_factory=dict)  # order id -> journey key
+    reengagement_fired_at: datetime | None = None
+    reengagement_late: bool = False
+    first_purchase_journey: str | None = None
+    emitted: ContactView = Field(default_factory=ContactView)
+
+
+class Outcome(BaseModel):
+    """The new state, the HubSpot commands, and facts for the journey rules (W1)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    state: ContactState
+    commands: list[AnyCommand] = Field(default_factory=list)
+    facts: list[FirstPurchase] = Field(default_factory=list)
+
+
+TimerKind = Literal["reengagement"]
+
+
+def _address_properties(address: Address | None) -> dict[str, PropertyValue]:
+    if address is None:
+        return {}
+    return {
+        "firstname": address.first_name,
+        "lastname": address.last_name,
+        "address": address.address1,
+        "city": address.city,
+        "country": address.country,
+        "state": address.province,
+        "zip": address.zip,
+    }
+
+
+def details_of(record: Checkout | Order) -> dict[str, PropertyValue]:
+    """D3: the contact details a checkout or order carries (its customer's, else its billing
+    address's). C8: a phone only from the customer overview, never from an address."""
+    if record.customer is not None:
+        props = {k: v for k, v in contact_properties(record.customer).items() if v is not None}
+        props.pop("email", None)  # the contact's key is the record's email, set by render
+        fallback = _address_properties(record.billing_address)
+        return {**{k: v for k, v in fallback.items() if v is not None}, **props}
+    return {k: v for k, v in _address_properties(record.billing_address).items() if v is not None}
+
+
+def _origin_of(record: ShopifyModel, delivery: Delivery, digest: str) -> Origin:
+    created = getattr(record, "created_at", None) or delivery.event_time
+    if delivery.source == "import":
+        return Origin(
+            rank=(0, created, digest), drill_down_1=IMPORT_DRILL_DOWN[0], drill_down_2=IMPORT_DRILL_DOWN[1]
+        )
+    if isinstance(record, Checkout | Order):
+        return Origin(
+            rank=(1, created, digest),
+            drill_down_1=record.source_name,
+            drill_down_2=record.referring_site or record.landing_site,
+        )
+    return Origin(rank=(2, created, digest), drill_down_1="shopify", drill_down_2="customer")
+
+
+def timers(state: ContactState, config: RuleConfig) -> dict[TimerKind, datetime]:
+    if not state.purchases or state.deleted_in_hubspot_at is not None:
+        return {}
+    due = max(state.purchases.values()) + config.reengage_after
+    if state.reengagement_fired_at is not None and state.reengagement_fired_at >= due:
+        return {}
+    return {"reengagement": due}
+
+
+def fire(state: ContactState, now: datetime, config: RuleConfig) -> ContactState:
+    due = timers(state, config).get("reengagement")
+    if due is not None and due <= now:
+        late = now - due > config.trigger_grace
+        return state.model_copy(update={"reengagement_fired_at": due, "reengagement_late": late})
+    return state
+
+
+def next_due(state: ContactState, config: RuleConfig) -> datetime | None:
+    pending = timers(state, config)
+    return min(pending.values()) if pending else None
+
+
+def _first_purchase(state: ContactState) -> tuple[str, datetime] | None:
+    if not state.purchases:
+        return None
+    order_id, at = min(state.purchases.items(), key=lambda item: (item[1], item[0]))
+    return order_id, at
+
+
+def render(state: ContactState) -> ContactView:
+    """What HubSpot should hold for this email; nothing at all once HubSpot deleted it (C4)."""
+    if state.deleted_in_hubspot_at is not None:
+        return state.emitted  # frozen as last sent: no further writes, no re-creation
+    if state.customer is None and state.details is None:
+        return ContactView(exists=False)
+    props: dict[str, PropertyValue] = {}
+    if state.details is not None:
+        props.update(state.details.properties)
+    if state.customer is not None:
+        props.update({k: v for k, v in state.customer.properties.items() if v is not None or k not in props})
+    props["email"] = state.email
+    if state.origin is not None:
+        props["shopify_source_drill_down_1"] = state.origin.drill_down_1
+        props["shopify_source_drill_down_2"] = state.origin.drill_down_2
+    first = _first_purchase(state)
+    props["shopify_first_purchase_at"] = format_value(first[1]) if first else None
+    props["shopify_last_purchase_at"] = (
+        format_value(max(state.purchases.values())) if state.purchases else None
+    )
+    fired = None if state.reengagement_late else state.reengagement_fired_at
+    props["shopify_reengagement_trigger_at"] = format_value(fired)
+    return ContactView(exists=True, properties=props)
+
+
+def _finish(before: ContactState, state: ContactState, event_id: str, now: datetime) -> Outcome:
+    view = render(state)
+    commands: list[AnyCommand] = []
+    if view.exists and state.deleted_in_hubspot_at is None:
+        commands = upsert_if_changed(
+            contact_ref(state.email),
+            view.properties,
+            before.emitted.properties if before.emitted.exists else None,
+        )
+    facts: list[FirstPurchase] = []
+    first = _first_purchase(state)
+    journey = state.purchase_journeys.get(first[0]) if first else None
+    if journey != state.first_purchase_journey:
+        if state.first_purchase_journey is not None:
+            facts.append(FirstPurchase(event_id=f"{event_id}:unset", journey=state.first_purchase_journey,
+                                       first=False, at=now))  # fmt: skip
+        if journey is not None:
+            facts.append(FirstPurchase(event_id=f"{event_id}:set", journey=journey, first=True, at=now))
+        state = state.model_copy(update={"first_purchase_journey": journey})
+    return Outcome(state=state.model_copy(update={"emitted": view}), commands=commands, facts=facts)
+
+
+def _apply(state: ContactState, delivery: Delivery, record: ShopifyModel) -> ContactState:
+    version = version_of(getattr(record, "updated_at", None), delivery.body, delivery.event_time)
+    update: dict[str, object] = {}
+    origin = _origin_of(record, delivery, version.digest)
+    if state.origin is None or origin.rank < state.origin.rank:
+        update["origin"] = origin
+    if isinstance(record, Customer):
+        if version.newer_than(state.customer.version if state.customer else None):
+            update["customer"] = Details(version=version, properties=contact_upsert_properties(record))
+    elif isinstance(record, Checkout | Order):
+        if version.newer_than(state.details.version if state.details else None):
+            update["details"] = Details(version=version, properties=details_of(record))
+        if isinstance(record, Order) and record.created_at is not None:
+            key = journey_key(record)
+            update["purchases"] = {**state.purchases, str(record.id): record.created_at}
+            if key is not None:
+                update["purchase_journeys"] = {**state.purchase_journeys, str(record.id): key}
+    return state.model_copy(update=update)
+
+
+def decide(state: ContactState, delivery: Delivery, now: datetime, config: RuleConfig) -> Outcome:
+    """Fold a customer, checkout or order delivery for this email into the contact."""
+    seen = remember(state.seen, delivery.event_id, delivery.event_time, config.dedupe_ttl)
+    if seen is None:
+        return Outcome(state=state)
+    record = delivery.parse_body()
+    fired = fire(state, now, config)
+    after = _apply(fired.model_copy(update={"seen": seen}), delivery, record)
+    return _finish(state, after, delivery.event_id, now)
+
+
+def decide_deletion(
+    state: ContactState, event: HubSpotContactDeletion, now: datetime, config: RuleConfig
+) -> Outcome:
+    """C4: HubSpot deleted the contact: remember it and never write this email again."""
+    if state.deleted_in_hubspot_at is not None:
+        return Outcome(state=state)
+    after = state.model_copy(update={"deleted_in_hubspot_at": event.occurred_at})
+    return Outcome(state=after)
+
+
+def on_tick(state: ContactState, now: datetime, config: RuleConfig) -> Outcome:
+    return _finish(state, fire(state, now, config), f"tick:{state.email}", now)
+
+
+def email_of(record: ShopifyModel) -> str | None:
+    """The contact a record feeds, if any (C2: no email, no contact; D7)."""
+    if isinstance(record, Customer):
+        return normalize_email(record.email)
+    if isinstance(record, Checkout | Order):
+        return normalize_email(record.buyer_email())
+    return None

@@ -1,0 +1,115 @@
+"""What every entity's rules share: settings (W4), record versions, duplicate memory, outcomes.
+
+The rules follow one pattern, which is what makes them idempotent and convergent:
+
+1. ``decide(state, input, now)`` first fires the entity's timers that are due at ``now``, then
+   folds the input into the state, keeping only the newest version of each Shopify record
+   (``updated_at``, ties broken by a hash of the body, so every order of arrival agrees);
+2. ``render(state)`` computes what HubSpot should hold for the entity, from the state alone;
+3. the commands are the difference between that view and the view last emitted (kept in the
+   state). A duplicate or stale input leaves the view as it was, so it emits nothing; replaying
+   all inputs from scratch ends in the same view, so it emits the same final commands.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime, timedelta
+from typing import Any
+
+import orjson
+from pydantic import BaseModel, ConfigDict, Field
+
+from schemas.commands import AnyCommand, PropertyValue, RecordRef, Upsert
+
+
+class RuleConfig(BaseModel):
+    """Every delay of the rules (W4: all configurable) and the variant switch (P5)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    abandon_after: timedelta = Field(
+        timedelta(minutes=15),
+        description="A checkout with an email, neither completed nor updated for this long, is abandoned.",
+    )
+    abandoned_cart_delay: timedelta = Field(
+        timedelta(hours=24), description="W2: the abandoned-cart trigger fires this long after abandonment."
+    )
+    pending_cleanup_after: timedelta = Field(
+        timedelta(hours=48), description="D4: a pending deal never promoted to abandoned leaves the pipeline."
+    )
+    reengage_after: timedelta = Field(
+        timedelta(days=90), description="W3: re-engagement fires this long after a contact's last purchase."
+    )
+    dedupe_ttl: timedelta = Field(
+        timedelta(hours=48),
+        description="How long (in event time) a delivery's event id is remembered to drop duplicates; "
+        "longer than Shopify's 4-hour retry window.",
+    )
+    trigger_grace: timedelta = Field(
+        timedelta(hours=24),
+        description="A trigger found due longer ago than this (records from the initial import, a worker "
+        "that was down for days) is recorded but not written, so nobody is emailed about a stale cart.",
+    )
+    sync_variants: bool = Field(True, description="P5: sync product variants as HubSpot products.")
+    pipeline_label: str = Field("Ecommerce Pipeline", description="The deal pipeline the product writes to.")
+
+
+class Version(BaseModel):
+    """Which version of a Shopify record is newer: ``updated_at``, then a hash of the body."""
+
+    model_config = ConfigDict(frozen=True)
+
+    updated_at: datetime
+    digest: str
+
+    def newer_than(self, other: Version | None) -> bool:
+        if other is None:
+            return True
+        return (self.updated_at, self.digest) > (other.updated_at, other.digest)
+
+
+def body_digest(body: dict[str, Any]) -> str:
+    """A stable hash of a JSON body (key order does not matter)."""
+    return hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest()[:16]
+
+
+def version_of(updated_at: datetime | None, body: dict[str, Any], fallback: datetime) -> Version:
+    """The version of a record; a record without ``updated_at`` is dated by its event time."""
+    return Version(updated_at=updated_at or fallback, digest=body_digest(body))
+
+
+def remember(
+    seen: dict[str, datetime], event_id: str, at: datetime, ttl: timedelta
+) -> dict[str, datetime] | None:
+    """The duplicate memory with ``event_id`` added and entries older than ``ttl`` dropped.
+
+    None when ``event_id`` was already seen: the input is a duplicate and must change nothing.
+    """
+    if event_id in seen:
+        return None
+    horizon = at - ttl
+    kept = {k: t for k, t in seen.items() if t >= horizon}
+    kept[event_id] = at
+    return kept
+
+
+def property_changes(
+    desired: dict[str, PropertyValue], emitted: dict[str, PropertyValue]
+) -> dict[str, PropertyValue]:
+    """The properties whose desired value differs from what was last sent."""
+    return {k: v for k, v in desired.items() if k not in emitted or emitted[k] != v}
+
+
+def upsert_if_changed(
+    ref: RecordRef, desired: dict[str, PropertyValue], emitted: dict[str, PropertyValue] | None
+) -> list[AnyCommand]:
+    """One upsert with the changed properties (all of them for a record never sent), or nothing.
+
+    The unique property is always included, so the upsert can create the record.
+    """
+    changes = dict(desired) if emitted is None else property_changes(desired, emitted)
+    if not changes:
+        return []
+    changes[ref.id_property] = ref.id_value
+    return [Upsert(record=ref, properties=dict(sorted(changes.items())))]

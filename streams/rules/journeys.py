@@ -1,0 +1,407 @@
+"""Deals (SPEC D1-D7), their line items (P2, P4) and the abandoned-cart trigger (W2).
+
+A *journey* is one purchase: the cart, the checkouts made from it and the order that completes
+it. They share a key (:func:`journey_key`), so one journey is one deal, never two. The deal's
+stage follows the journey:
+
+================== ==========================================================================
+Checkout Pending   a checkout exists, not completed, not (yet) abandoned
+Checkout Abandoned the checkout has an email and was neither completed nor updated for
+                   ``abandon_after`` (default 15 min; Shopify sends no webhook for this)
+Checkout Completed the checkout is completed or an order exists that is not paid yet
+Processed          the order is paid (also partially paid or refunded in part or in full)
+Shipped            the order is fulfilled
+Cancelled          the order is cancelled, voided or expired, or deleted in Shopify (D5)
+================== ==========================================================================
+
+D4: a pending checkout without an email that is not completed within ``pending_cleanup_after``
+(48 h) leaves the pipeline: its deal is archived (HubSpot keeps it restorable for 90 days). If
+that checkout later moves on (an email, a completion, an order), the deal is upserted again and
+the journey carries on as if nothing had happened. ``checkouts/delete`` archives a deal that is
+still pending; a deal that got further (abandoned, completed, an order) stays, as a customer's
+contact stays when the customer is deleted (C3).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from schemas.commands import AnyCommand, Archive, Associate, Dissociate, PropertyValue
+from schemas.envelope import Delivery
+from schemas.shopify import (
+    Cart,
+    CartLineItem,
+    Checkout,
+    CheckoutDeleted,
+    CheckoutLineItem,
+    Deleted,
+    Order,
+    OrderLineItem,
+    ShopifyModel,
+)
+from schemas.types import FinancialStatus, FulfillmentStatus
+from streams.mapping import deal_properties, format_value
+from streams.rules.common import RuleConfig, Version, remember, upsert_if_changed, version_of
+from streams.rules.keys import contact_ref, deal_ref, line_item_ref, normalize_email
+
+Stage = Literal[
+    "Checkout Pending", "Checkout Abandoned", "Checkout Completed", "Processed", "Shipped", "Cancelled"
+]
+STAGES: tuple[Stage, ...] = (
+    "Checkout Pending",
+    "Checkout Abandoned",
+    "Checkout Completed",
+    "Processed",
+    "Shipped",
+    "Cancelled",
+)
+DEAL_TO_CONTACT = 3
+LINE_ITEM_TO_DEAL = 20
+TimerKind = Literal["abandon", "abandoned-cart", "pending-cleanup"]
+
+
+class Line(BaseModel):
+    """One line of a cart, checkout or order, as synced to a HubSpot line item (P2)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    key: str
+    product_id: int | None = None
+    variant_id: int | None = None
+    sku: str | None = None
+    title: str | None = None
+    quantity: int = 0
+    price: Decimal | None = None
+    discount: Decimal | None = None
+
+    def properties(self) -> dict[str, PropertyValue]:
+        return {
+            "name": self.title,
+            "quantity": str(self.quantity),
+            "price": format_value(self.price),
+            "hs_sku": self.sku,
+            "hs_total_discount": format_value(self.discount),
+            "shopify_product_id": format_value(self.product_id),
+            "shopify_variant_id": format_value(self.variant_id),
+        }
+
+
+def _line_key(product_id: int | None, variant_id: int | None, sku: str | None, title: str | None) -> str:
+    if variant_id is not None:
+        return f"variant:{variant_id}"
+    if product_id is not None:
+        return f"product:{product_id}"
+    return f"sku:{sku}" if sku else f"title:{title}"
+
+
+def lines_of(items: list[OrderLineItem] | list[CheckoutLineItem] | list[CartLineItem]) -> tuple[Line, ...]:
+    """Lines keyed by variant (else product, SKU, title); one line per key, quantities summed."""
+    merged: dict[str, Line] = {}
+    for item in items:
+        key = _line_key(item.product_id, item.variant_id, item.sku, item.title)
+        discount = getattr(item, "total_discount", None)
+        line = Line(
+            key=key, product_id=item.product_id, variant_id=item.variant_id, sku=item.sku,
+            title=item.title, quantity=item.quantity, price=item.price, discount=discount,
+        )  # fmt: skip
+        if key in merged:
+            line = line.model_copy(update={"quantity": merged[key].quantity + item.quantity})
+        merged[key] = line
+    return tuple(merged[k] for k in sorted(merged))
+
+
+class Snapshot(BaseModel):
+    """The newest version of one Shopify record of the journey (cart, checkout or order)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    version: Version
+    properties: dict[str, PropertyValue] = Field(default_factory=dict)
+    lines: tuple[Line, ...] = ()
+    email: str | None = None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+    completed_at: datetime | None = None
+    stage: Stage | None = None
+    source: str = "webhook"
+
+
+class DealView(BaseModel):
+    """What HubSpot should hold for a journey: the deal, its line items, its contact."""
+
+    model_config = ConfigDict(frozen=True)
+
+    exists: bool = False
+    properties: dict[str, PropertyValue] = Field(default_factory=dict)
+    lines: dict[str, dict[str, PropertyValue]] = Field(default_factory=dict)
+    contact: str | None = None
+
+
+class JourneyState(BaseModel):
+    """Everything the product knows about one purchase journey."""
+
+    model_config = ConfigDict(frozen=True)
+
+    key: str
+    partition: int = -1
+    seen: dict[str, datetime] = Field(default_factory=dict)
+    cart: Snapshot | None = None
+    checkout: Snapshot | None = None
+    order: Snapshot | None = None
+    order_id: int | None = None
+    checkout_deleted_at: datetime | None = None
+    order_deleted_at: datetime | None = None
+    abandoned_at: datetime | None = None
+    abandoned_cart_fired_at: datetime | None = None
+    abandoned_cart_late: bool = False
+    archived_at: datetime | None = None
+    new_customer: bool | None = None
+    emitted: DealView = Field(default_factory=DealView)
+
+
+class Outcome(BaseModel):
+    """A rule's result: the new state and the HubSpot commands to send."""
+
+    model_config = ConfigDict(frozen=True)
+
+    state: JourneyState
+    commands: list[AnyCommand] = Field(default_factory=list)
+
+
+class FirstPurchase(BaseModel):
+    """From the contact rules (W1): this journey's order is (or is no longer) the contact's first."""
+
+    model_config = ConfigDict(frozen=True)
+
+    kind: Literal["first-purchase"] = "first-purchase"
+    event_id: str
+    journey: str
+    first: bool
+    at: datetime
+
+
+def order_stage(order: Order) -> Stage:
+    """D1: the deal stage of an order. "Completed" is not "paid" (a common connector mistake)."""
+    financial = order.financial_status
+    if order.cancelled_at is not None or financial in (FinancialStatus.VOIDED, FinancialStatus.EXPIRED):
+        return "Cancelled"
+    if order.fulfillment_status == FulfillmentStatus.FULFILLED:
+        return "Shipped"
+    if financial in (
+        FinancialStatus.PAID,
+        FinancialStatus.PARTIALLY_PAID,
+        FinancialStatus.PARTIALLY_REFUNDED,
+        FinancialStatus.REFUNDED,
+    ):
+        return "Processed"
+    return "Checkout Completed"  # pending, authorized, or a status we do not know
+
+
+def _completed(state: JourneyState) -> bool:
+    return state.order is not None or (state.checkout is not None and state.checkout.completed_at is not None)
+
+
+def timers(state: JourneyState, config: RuleConfig) -> dict[TimerKind, datetime]:
+    """The journey's pending timers and when each is due (derived from the state alone)."""
+    due: dict[TimerKind, datetime] = {}
+    checkout = state.checkout
+    live = checkout is not None and not _completed(state) and state.checkout_deleted_at is None
+    if live and checkout is not None and checkout.updated_at is not None:
+        if checkout.email and state.abandoned_at is None:
+            due["abandon"] = checkout.updated_at + config.abandon_after
+        if not checkout.email and state.abandoned_at is None and state.archived_at is None:
+            due["pending-cleanup"] = checkout.updated_at + config.pending_cleanup_after
+    if state.abandoned_at is not None and state.abandoned_cart_fired_at is None and not _completed(state):
+        due["abandoned-cart"] = state.abandoned_at + config.abandoned_cart_delay
+    return due
+
+
+def fire(state: JourneyState, now: datetime, config: RuleConfig) -> JourneyState:
+    """Apply every timer due at ``now``, earliest first. A fired timer records its due time, so
+    firing again (a replay, a retried tick) changes nothing."""
+    while True:
+        due = {kind: at for kind, at in timers(state, config).items() if at <= now}
+        if not due:
+            return state
+        kind, at = min(due.items(), key=lambda item: (item[1], item[0]))
+        if kind == "abandon":
+            state = state.model_copy(update={"abandoned_at": at})
+        elif kind == "abandoned-cart":
+            late = now - at > config.trigger_grace
+            state = state.model_copy(update={"abandoned_cart_fired_at": at, "abandoned_cart_late": late})
+        else:
+            state = state.model_copy(update={"archived_at": at})
+
+
+def stage(state: JourneyState) -> Stage | None:
+    if state.order_deleted_at is not None:
+        return "Cancelled"
+    if state.order is not None:
+        return state.order.stage
+    if state.checkout is None:
+        return None
+    if state.checkout.completed_at is not None:
+        return "Checkout Completed"
+    if state.abandoned_at is not None:
+        return "Checkout Abandoned"
+    return "Checkout Pending"
+
+
+def render(state: JourneyState, config: RuleConfig) -> DealView:
+    """What HubSpot should hold for this journey, from the state alone."""
+    current = stage(state)
+    pending_gone = state.archived_at is not None or state.checkout_deleted_at is not None
+    if current is None or (current == "Checkout Pending" and pending_gone):
+        return DealView(exists=False)
+    props: dict[str, PropertyValue] = {}
+    for snap in (state.checkout, state.order):  # the order's values win where both have one
+        if snap is not None:
+            props.update({k: v for k, v in snap.properties.items() if v is not None or k not in props})
+    props.update(
+        {
+            "pipeline": config.pipeline_label,
+            "dealstage": current,
+            "shopify_deal_key": state.key,
+            "shopify_abandoned_at": format_value(state.abandoned_at),
+            "shopify_abandoned_cart_trigger_at": None
+            if state.abandoned_cart_late
+            else format_value(state.abandoned_cart_fired_at),
+            "shopify_recovered_checkout": "true" if state.abandoned_at and _completed(state) else None,
+            "shopify_new_customer_order": format_value(state.new_customer),
+        }
+    )
+    if state.order_deleted_at is not None:
+        props["shopify_cancelled_at"] = format_value(state.order_deleted_at)  # D5
+    if state.order is not None:
+        lines = state.order.lines
+    else:
+        newest = [s for s in (state.cart, state.checkout) if s is not None]
+        lines = max(newest, key=lambda s: s.version.updated_at).lines if newest else ()
+    email = (state.order.email if state.order else None) or (state.checkout.email if state.checkout else None)
+    return DealView(
+        exists=True,
+        properties=props,
+        lines={line.key: line.properties() for line in lines},
+        contact=email,
+    )
+
+
+def diff(key: str, before: DealView, after: DealView) -> list[AnyCommand]:
+    """The commands that take HubSpot from ``before`` to ``after`` for one journey."""
+    deal = deal_ref(key)
+    commands: list[AnyCommand] = []
+    if not after.exists:
+        if before.exists:
+            commands += [Archive(record=line_item_ref(key, k)) for k in sorted(before.lines)]
+            commands.append(Archive(record=deal))
+        return commands
+    emitted_props = before.properties if before.exists else None
+    commands += upsert_if_changed(deal, after.properties, emitted_props)
+    for line_key, props in sorted(after.lines.items()):
+        ref = line_item_ref(key, line_key)
+        previous = before.lines.get(line_key) if before.exists else None
+        new_line = previous is None
+        commands += upsert_if_changed(ref, props, previous)
+        if new_line:
+            commands.append(Associate(record=ref, to=deal, association_type_id=LINE_ITEM_TO_DEAL))
+    if before.exists:  # P4: a line no longer in the cart/checkout/order is removed from the deal
+        commands += [
+            Archive(record=line_item_ref(key, k)) for k in sorted(set(before.lines) - set(after.lines))
+        ]
+    previous_contact = before.contact if before.exists else None
+    if after.contact != previous_contact:
+        if previous_contact:
+            commands.append(
+                Dissociate(record=deal, to=contact_ref(previous_contact), association_type_id=DEAL_TO_CONTACT)
+            )
+        if after.contact:
+            commands.append(
+                Associate(record=deal, to=contact_ref(after.contact), association_type_id=DEAL_TO_CONTACT)
+            )
+    return commands
+
+
+def _snapshot(record: Checkout | Order | Cart, delivery: Delivery) -> Snapshot:
+    version = version_of(record.updated_at, delivery.body, delivery.event_time)
+    if isinstance(record, Cart):
+        return Snapshot(version=version, lines=lines_of(record.line_items), updated_at=record.updated_at,
+                        created_at=record.created_at, source=delivery.source)  # fmt: skip
+    props = deal_properties(record)
+    if isinstance(record, Order):
+        return Snapshot(
+            version=version, properties=props, lines=lines_of(record.line_items),
+            email=normalize_email(record.buyer_email()), created_at=record.created_at,
+            updated_at=record.updated_at, stage=order_stage(record), source=delivery.source,
+        )  # fmt: skip
+    return Snapshot(
+        version=version, properties=props, lines=lines_of(record.line_items),
+        email=normalize_email(record.buyer_email()), created_at=record.created_at,
+        updated_at=record.updated_at or record.created_at, completed_at=record.completed_at,
+        source=delivery.source,
+    )  # fmt: skip
+
+
+def _apply(state: JourneyState, delivery: Delivery, record: ShopifyModel) -> JourneyState:
+    if isinstance(record, Cart):
+        snap = _snapshot(record, delivery)
+        if snap.version.newer_than(state.cart.version if state.cart else None):
+            return state.model_copy(update={"cart": snap})
+    elif isinstance(record, Checkout):
+        snap = _snapshot(record, delivery)
+        if snap.version.newer_than(state.checkout.version if state.checkout else None):
+            return state.model_copy(update={"checkout": snap})
+    elif isinstance(record, Order):
+        if state.order_deleted_at is not None:
+            return state  # a delete followed by a late update does not resurrect the deal
+        snap = _snapshot(record, delivery)
+        if snap.version.newer_than(state.order.version if state.order else None):
+            return state.model_copy(update={"order": snap, "order_id": record.id})
+    elif isinstance(record, CheckoutDeleted):
+        if state.checkout_deleted_at is None:
+            return state.model_copy(update={"checkout_deleted_at": delivery.event_time})
+    elif isinstance(record, Deleted) and delivery.resource == "orders" and state.order_deleted_at is None:
+        return state.model_copy(update={"order_deleted_at": delivery.event_time, "order_id": record.id})
+    return state
+
+
+def _finish(before: JourneyState, state: JourneyState, config: RuleConfig) -> Outcome:
+    view = render(state, config)
+    commands = diff(state.key, before.emitted, view)
+    return Outcome(state=state.model_copy(update={"emitted": view}), commands=commands)
+
+
+def decide(state: JourneyState, delivery: Delivery, now: datetime, config: RuleConfig) -> Outcome:
+    """Fold one Shopify delivery (cart, checkout or order) into the journey."""
+    seen = remember(state.seen, delivery.event_id, delivery.event_time, config.dedupe_ttl)
+    if seen is None:
+        return Outcome(state=state)  # a duplicate delivery changes nothing and emits nothing
+    record = delivery.parse_body()
+    fired = fire(state, now, config)
+    after = _apply(fired.model_copy(update={"seen": seen}), delivery, record)
+    return _finish(state, after, config)
+
+
+def decide_first_purchase(
+    state: JourneyState, fact: FirstPurchase, now: datetime, config: RuleConfig
+) -> Outcome:
+    """W1: mark (or unmark) the journey's deal as its contact's first purchase."""
+    seen = remember(state.seen, fact.event_id, fact.at, config.dedupe_ttl)
+    if seen is None:
+        return Outcome(state=state)
+    fired = fire(state, now, config)
+    after = fired.model_copy(update={"seen": seen, "new_customer": fact.first})
+    return _finish(state, after, config)
+
+
+def on_tick(state: JourneyState, now: datetime, config: RuleConfig) -> Outcome:
+    """Fire what is due at ``now`` (called for the journeys the timer index says are due)."""
+    return _finish(state, fire(state, now, config), config)
+
+
+def next_due(state: JourneyState, config: RuleConfig) -> datetime | None:
+    pending = timers(state, config)
+    return min(pending.values()) if pending else None

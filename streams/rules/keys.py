@@ -1,0 +1,65 @@
+"""Natural keys: how each HubSpot record is named in commands (never by a HubSpot id).
+
+Contacts by normalised email (HubSpot's own unique key); deals, line items and products by custom
+``hasUniqueValue`` properties holding Shopify identities, which the writer creates in the account.
+"""
+
+from __future__ import annotations
+
+from schemas.commands import RecordRef
+from schemas.shopify import Cart, Checkout, CheckoutDeleted, Order, ShopifyModel
+
+
+def normalize_email(email: str | None) -> str | None:
+    """The contact key: trimmed and lower-cased; None when there is no usable address (C2)."""
+    if email is None:
+        return None
+    cleaned = email.strip().lower()
+    return cleaned if "@" in cleaned else None
+
+
+def contact_ref(email: str) -> RecordRef:
+    return RecordRef(object_type="contacts", id_property="email", id_value=email)
+
+
+def deal_ref(journey: str) -> RecordRef:
+    return RecordRef(object_type="deals", id_property="shopify_deal_key", id_value=journey)
+
+
+def line_item_ref(journey: str, line_key: str) -> RecordRef:
+    return RecordRef(
+        object_type="line_items", id_property="shopify_line_item_key", id_value=f"{journey}|{line_key}"
+    )
+
+
+def product_ref(product_id: int) -> RecordRef:
+    return RecordRef(
+        object_type="products", id_property="shopify_product_key", id_value=f"product:{product_id}"
+    )
+
+
+def variant_ref(variant_id: int) -> RecordRef:
+    return RecordRef(
+        object_type="products", id_property="shopify_product_key", id_value=f"variant:{variant_id}"
+    )
+
+
+def journey_key(record: ShopifyModel) -> str | None:
+    """The deal key of a cart, checkout or order: its cart token, else checkout token, else id.
+
+    Shopify links the records of one purchase by ``cart_token`` (carts, checkouts, orders) and
+    ``checkout_token`` (orders), so the cart, its checkouts and the order share one key: one deal.
+    """
+    if isinstance(record, Cart):
+        return f"cart:{record.token or record.id}"
+    if isinstance(record, Checkout | CheckoutDeleted):
+        if record.cart_token:
+            return f"cart:{record.cart_token}"
+        return f"checkout:{record.token}" if record.token else None
+    if isinstance(record, Order):
+        if record.cart_token:
+            return f"cart:{record.cart_token}"
+        if record.checkout_token:
+            return f"checkout:{record.checkout_token}"
+        return f"order:{record.id}"
+    return None

@@ -1,0 +1,137 @@
+"""Products (SPEC P1, P3, P5): the HubSpot product library follows Shopify's products.
+
+- P1: a product becomes a HubSpot product with its 11 properties, keyed by
+  ``shopify_product_key = product:<id>``.
+- P5 (beyond the legacy integration): each variant also becomes a HubSpot product, keyed
+  ``variant:<id>``, named "<product> - <variant>", with its own price and SKU and
+  ``shopify_parent_product_id`` linking it to its product; switched off by ``sync_variants``. A
+  variant removed in Shopify is archived. Line items point at the variant's product when there is
+  one, else at the product (the writer sets ``hs_product_id``).
+- P3: ``products/delete`` archives the product and its variants; a late update after the delete
+  does not bring them back.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from schemas.commands import AnyCommand, Archive, PropertyValue
+from schemas.envelope import Delivery
+from schemas.shopify import Deleted, Product, Variant
+from streams.mapping import format_value, product_properties
+from streams.rules.common import RuleConfig, Version, remember, upsert_if_changed, version_of
+from streams.rules.keys import product_ref, variant_ref
+
+
+class ProductView(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    exists: bool = False
+    properties: dict[str, PropertyValue] = Field(default_factory=dict)
+    variants: dict[int, dict[str, PropertyValue]] = Field(default_factory=dict)
+
+
+class ProductState(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    product_id: int
+    partition: int = -1
+    seen: dict[str, datetime] = Field(default_factory=dict)
+    version: Version | None = None
+    properties: dict[str, PropertyValue] = Field(default_factory=dict)
+    variants: dict[int, dict[str, PropertyValue]] = Field(default_factory=dict)
+    deleted_at: datetime | None = None
+    emitted: ProductView = Field(default_factory=ProductView)
+
+
+class Outcome(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    state: ProductState
+    commands: list[AnyCommand] = Field(default_factory=list)
+
+
+def variant_properties(product: Product, variant: Variant) -> dict[str, PropertyValue]:
+    """P5: a variant as a HubSpot product of its own, linked to its parent product."""
+    title = product.title or ""
+    return {
+        "name": f"{title} - {variant.title}" if variant.title else title,
+        "price": format_value(variant.price),
+        "hs_sku": variant.sku,
+        "shopify_product_id": str(product.id),
+        "shopify_variant_id": str(variant.id),
+        "shopify_parent_product_id": str(product.id),
+        "shopify_vendor": product.vendor,
+        "shopify_product_type": product.product_type,
+        "shopify_created_at": format_value(variant.created_at),
+    }
+
+
+WEBHOOK_VARIANT_LIMIT = 100
+
+
+def _variants(state: ProductState, product: Product) -> dict[int, dict[str, PropertyValue]]:
+    """The product's variants. A webhook carries only the first 100 in full, so when it carries
+    100 the ones it does not name are kept rather than taken as removed."""
+    fresh = {v.id: variant_properties(product, v) for v in product.variants}
+    if len(product.variants) >= WEBHOOK_VARIANT_LIMIT:
+        return {**state.variants, **fresh}
+    return fresh
+
+
+def render(state: ProductState, config: RuleConfig) -> ProductView:
+    if state.deleted_at is not None or state.version is None:
+        return ProductView(exists=False)
+    return ProductView(
+        exists=True,
+        properties=state.properties,
+        variants=state.variants if config.sync_variants else {},
+    )
+
+
+def diff(product_id: int, before: ProductView, after: ProductView) -> list[AnyCommand]:
+    if not after.exists:
+        if not before.exists:
+            return []
+        archives: list[AnyCommand] = [Archive(record=variant_ref(v)) for v in sorted(before.variants)]
+        return [*archives, Archive(record=product_ref(product_id))]
+    commands = upsert_if_changed(
+        product_ref(product_id), after.properties, before.properties if before.exists else None
+    )
+    for vid, props in sorted(after.variants.items()):
+        previous = before.variants.get(vid) if before.exists else None
+        commands += upsert_if_changed(variant_ref(vid), props, previous)
+    if before.exists:
+        commands += [
+            Archive(record=variant_ref(v)) for v in sorted(set(before.variants) - set(after.variants))
+        ]
+    return commands
+
+
+def decide(state: ProductState, delivery: Delivery, now: datetime, config: RuleConfig) -> Outcome:
+    """Fold a ``products/*`` delivery into the product."""
+    seen = remember(state.seen, delivery.event_id, delivery.event_time, config.dedupe_ttl)
+    if seen is None:
+        return Outcome(state=state)
+    record = delivery.parse_body()
+    after = state.model_copy(update={"seen": seen})
+    if isinstance(record, Deleted):
+        if after.deleted_at is None:
+            after = after.model_copy(update={"deleted_at": delivery.event_time})
+    elif isinstance(record, Product) and after.deleted_at is None:
+        version = version_of(record.updated_at, delivery.body, delivery.event_time)
+        if version.newer_than(after.version):
+            props = product_properties(record)
+            props["shopify_product_id"] = str(record.id)
+            after = after.model_copy(
+                update={
+                    "version": version,
+                    "properties": props,
+                    "variants": _variants(after, record),
+                }
+            )
+    view = render(after, config)
+    commands = diff(state.product_id, state.emitted, view)
+    return Outcome(state=after.model_copy(update={"emitted": view}), commands=commands)
