@@ -32,13 +32,13 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from schemas.commands import AnyCommand, command_key, encode_command
 from schemas.envelope import Delivery, HubSpotContactDeletion, Tick, decode_log_record, encode
-from schemas.shopify import Deleted, ShopifyModel
 from shopsync.config import Settings
 from streams import codec
+from streams.routing import OrderMemory, UnroutableError, route
 from streams.rules import contacts, journeys, products
 from streams.rules.common import RuleConfig
 from streams.rules.journeys import FirstPurchase
-from streams.rules.keys import journey_key, normalize_email
+from streams.rules.keys import normalize_email
 from streams.timers import TimerIndex
 from streams.topics import InternalName, TopicName, internal_topic, topic_name
 
@@ -167,35 +167,27 @@ class Pipeline:
         if isinstance(record, Tick):
             return  # time is carried by the internal topics; a tick here has nothing to fire
         body = _parse(lambda _: record.parse_body(), raw, f"body does not fit {record.topic}")
-        email = contacts.email_of(body)
-        if email is not None:
-            await self._forward("contacts", email, raw)
-        if record.resource == "orders":
-            await self._route_order(record, body, raw)
-        elif record.resource in ("checkouts", "carts"):
-            key = journey_key(body)
-            if key is None:
-                raise PoisonError(f"{record.topic} carries neither a cart token nor a token: no journey")
-            await self._forward("journeys", key, raw)
-
-    async def _route_order(self, record: Delivery, body: ShopifyModel, raw: bytes) -> None:
-        """Orders: remember each order's journey, so ``orders/delete`` ({id} only) finds it; a delete
-        that arrives before its order waits in the table and follows the order when it comes."""
-        order_id = str(getattr(body, "id", ""))
-        known = self.order_journeys.get(order_id) or {}
-        if isinstance(body, Deleted):
-            if "journey" in known:
-                await self._forward("journeys", known["journey"], raw)
-            else:
-                self.order_journeys[order_id] = {**known, "pending_delete": raw.decode()}
-            return
-        key = journey_key(body)
-        assert key is not None  # orders always have one (their own id at worst)
-        await self._forward("journeys", key, raw)
-        if known.get("journey") != key:
-            self.order_journeys[order_id] = {"journey": key}
-            if "pending_delete" in known:
-                await self._forward("journeys", key, known["pending_delete"].encode())
+        order_id = str(getattr(body, "id", "")) if record.resource == "orders" else ""
+        stored = self.order_journeys.get(order_id) if order_id else None
+        memory = OrderMemory(
+            journey=stored.get("journey"),
+            pending_delete=stored["pending_delete"].encode() if stored.get("pending_delete") else None,
+        ) if stored else None  # fmt: skip
+        try:
+            routed = route(record, body, raw, memory)
+        except UnroutableError as exc:
+            raise PoisonError(str(exc)) from exc
+        for name, key in routed.targets:
+            await self._forward(name, key, raw)
+        for journey, delete in routed.also_forward:
+            await self._forward("journeys", journey, delete)
+        if routed.memory is not None:
+            self.order_journeys[order_id] = {
+                "journey": routed.memory.journey,
+                "pending_delete": routed.memory.pending_delete.decode()
+                if routed.memory.pending_delete
+                else None,
+            }
 
     async def _forward(self, name: InternalName, key: str, raw: bytes) -> None:
         await self.internal[name].send(key=key.encode(), value=raw)

@@ -1,0 +1,66 @@
+"""Stage 1, as pure functions: which entity keys a Shopify delivery feeds.
+
+The faust routers and the in-process runner (``streams.inprocess``) both call these, so the keys
+a delivery is forwarded under are decided in one place.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from schemas.envelope import Delivery
+from schemas.shopify import Deleted, ShopifyModel
+from streams.rules.contacts import email_of
+from streams.rules.keys import journey_key
+
+Target = tuple[Literal["contacts", "journeys"], str]
+
+
+class UnroutableError(ValueError):
+    """A delivery no entity can take (the reason is dead-lettered with it)."""
+
+
+@dataclass(frozen=True)
+class OrderMemory:
+    """What the orders router remembers of one order id: its journey, or a delete that came first."""
+
+    journey: str | None = None
+    pending_delete: bytes | None = None
+
+
+@dataclass(frozen=True)
+class Routed:
+    """Where to forward a delivery (and, for orders, what to remember and what else to forward)."""
+
+    targets: list[Target] = field(default_factory=list)
+    memory: OrderMemory | None = None
+    also_forward: list[tuple[str, bytes]] = field(default_factory=list)  # (journey, raw delivery)
+
+
+def route(delivery: Delivery, body: ShopifyModel, raw: bytes, memory: OrderMemory | None) -> Routed:
+    """Targets of a validated delivery. ``memory`` is the orders router's record of this order id."""
+    targets: list[Target] = []
+    email = email_of(body)
+    if email is not None:
+        targets.append(("contacts", email))
+    if delivery.resource == "orders":
+        known = memory or OrderMemory()
+        if isinstance(body, Deleted):
+            if known.journey is not None:
+                return Routed(targets=[*targets, ("journeys", known.journey)])
+            return Routed(targets=targets, memory=OrderMemory(pending_delete=raw))
+        key = journey_key(body)
+        if key is None:  # pragma: no cover - every order has a journey (its own id at worst)
+            raise UnroutableError(f"{delivery.topic} has no journey")
+        targets.append(("journeys", key))
+        if known.journey == key:
+            return Routed(targets=targets)
+        also = [(key, known.pending_delete)] if known.pending_delete is not None else []
+        return Routed(targets=targets, memory=OrderMemory(journey=key), also_forward=also)
+    if delivery.resource in ("checkouts", "carts"):
+        key = journey_key(body)
+        if key is None:
+            raise UnroutableError(f"{delivery.topic} carries neither a cart token nor a token: no journey")
+        targets.append(("journeys", key))
+    return Routed(targets=targets)
