@@ -13,9 +13,9 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import orjson
@@ -247,3 +247,50 @@ def unique_suffix() -> str:
 
 def decode_json(value: bytes) -> object:
     return orjson.loads(value)
+
+
+def schedule(
+    events: Iterable[SampleEvent], step: timedelta, tail: timedelta
+) -> list[tuple[list[SampleEvent], datetime]]:
+    """Events cut into windows of ``step``, each followed by a tick at the window's end; then ticks
+    every ``step`` for ``tail`` more, so the timers due after the last event fire too."""
+    ordered = sorted(events, key=lambda e: e.at)
+    if not ordered:
+        return []
+    plan: list[tuple[list[SampleEvent], datetime]] = []
+    end = ordered[0].at + step
+    batch: list[SampleEvent] = []
+    for event in ordered:
+        while event.at >= end:
+            plan.append((batch, end))
+            batch, end = [], end + step
+        batch.append(event)
+    plan.append((batch, end))
+    stop = end + tail
+    while end < stop:
+        end += step
+        plan.append(([], end))
+    return [(b, t) for b, t in plan if b or t > ordered[-1].at]
+
+
+async def play(
+    settings: Settings,
+    plan: list[tuple[list[SampleEvent], datetime]],
+    worker: Callable[[], ServiceProcess],
+    timeout_s: float = 90.0,
+    on_window: Callable[[int], Awaitable[None]] | None = None,
+) -> None:
+    """Feed a schedule to a running worker: each window's events, then (once the worker is idle,
+    so no tick overtakes an event) its tick. ``worker()`` is the current worker process (a test
+    may replace it); ``on_window(i)`` runs right after window ``i``'s events are appended, while
+    the worker is busy with them (where a test kills it)."""
+    from streams.ticker import append_ticks
+
+    for i, (batch, tick_at) in enumerate(plan):
+        if batch:
+            await append_events(settings, batch)
+        if on_window is not None:
+            await on_window(i)
+        await wait_until_worker_idle(settings, timeout_s, worker())
+        await append_ticks(settings, tick_at)
+    await wait_until_worker_idle(settings, timeout_s, worker())

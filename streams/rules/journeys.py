@@ -237,6 +237,37 @@ def fire(state: JourneyState, now: datetime, config: RuleConfig) -> JourneyState
             state = state.model_copy(update={"archived_at": at})
 
 
+def completed_at(state: JourneyState) -> datetime | None:
+    """When the purchase was completed, by Shopify's data: the checkout's ``completed_at`` or the
+    order's creation, whichever is earlier (an order without a date counts as completed now)."""
+    times = [t for t in (state.checkout.completed_at if state.checkout else None,) if t is not None]
+    if state.order is not None:
+        times.append(state.order.created_at or state.order.version.updated_at)
+    return min(times) if times else None
+
+
+def effective_abandonment(state: JourneyState) -> datetime | None:
+    """The abandonment, unless Shopify's data shows the purchase completed before it was due.
+
+    A delivery can arrive after the worker's clock passed the abandonment time although the
+    buyer completed in time (a late webhook); judging by the data's own times makes every order
+    of arrival end in the same deal.
+    """
+    done = completed_at(state)
+    if state.abandoned_at is None or (done is not None and done <= state.abandoned_at):
+        return None
+    return state.abandoned_at
+
+
+def abandoned_cart_trigger(state: JourneyState) -> datetime | None:
+    """W2's value: the due time it fired at, unless completed first (by data) or found too late."""
+    fired = state.abandoned_cart_fired_at
+    done = completed_at(state)
+    if fired is None or state.abandoned_cart_late or effective_abandonment(state) is None:
+        return None
+    return fired if done is None or done > fired else None
+
+
 def stage(state: JourneyState) -> Stage | None:
     if state.order_deleted_at is not None:
         return "Cancelled"
@@ -246,7 +277,7 @@ def stage(state: JourneyState) -> Stage | None:
         return None
     if state.checkout.completed_at is not None:
         return "Checkout Completed"
-    if state.abandoned_at is not None:
+    if effective_abandonment(state) is not None:
         return "Checkout Abandoned"
     return "Checkout Pending"
 
@@ -266,11 +297,11 @@ def render(state: JourneyState, config: RuleConfig) -> DealView:
             "pipeline": config.pipeline_label,
             "dealstage": current,
             "shopify_deal_key": state.key,
-            "shopify_abandoned_at": format_value(state.abandoned_at),
-            "shopify_abandoned_cart_trigger_at": None
-            if state.abandoned_cart_late
-            else format_value(state.abandoned_cart_fired_at),
-            "shopify_recovered_checkout": "true" if state.abandoned_at and _completed(state) else None,
+            "shopify_abandoned_at": format_value(effective_abandonment(state)),
+            "shopify_abandoned_cart_trigger_at": format_value(abandoned_cart_trigger(state)),
+            "shopify_recovered_checkout": "true"
+            if effective_abandonment(state) and _completed(state)
+            else None,
             "shopify_new_customer_order": format_value(state.new_customer),
         }
     )

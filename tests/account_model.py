@@ -1,0 +1,50 @@
+"""What a HubSpot account holds after a sequence of commands, as plain dicts (for assertions).
+
+Upserts create or merge, archives remove, associations are a set. This is the meaning the writer
+gives commands; it lets tests assert on "what HubSpot ends up holding" rather than on the exact
+command stream.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from schemas.commands import AnyCommand, Archive, Associate, Dissociate, PropertyValue, Upsert
+
+Key = tuple[str, str]  # (object type, natural key value)
+
+
+@dataclass
+class Account:
+    records: dict[Key, dict[str, PropertyValue]] = field(default_factory=dict)
+    archived: set[Key] = field(default_factory=set)
+    associations: set[tuple[Key, Key, int]] = field(default_factory=set)
+
+    def apply(self, command: AnyCommand) -> None:
+        ref = (command.record.object_type, command.record.id_value)
+        if isinstance(command, Upsert):
+            self.records.setdefault(ref, {}).update(command.properties)
+            self.archived.discard(ref)
+        elif isinstance(command, Archive):
+            self.records.pop(ref, None)
+            self.archived.add(ref)
+            self.associations = {a for a in self.associations if ref not in (a[0], a[1])}
+        elif isinstance(command, Associate):
+            self.associations.add(
+                (ref, (command.to.object_type, command.to.id_value), command.association_type_id)
+            )
+        elif isinstance(command, Dissociate):
+            self.associations.discard(
+                (ref, (command.to.object_type, command.to.id_value), command.association_type_id)
+            )
+
+    def of(self, object_type: str) -> dict[str, dict[str, PropertyValue]]:
+        return {key: props for (kind, key), props in self.records.items() if kind == object_type}
+
+
+def fold(commands: Iterable[AnyCommand]) -> Account:
+    account = Account()
+    for command in commands:
+        account.apply(command)
+    return account
