@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import signal
 from collections import defaultdict
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -36,12 +36,12 @@ TRIGGERS = (
 )
 
 
-def expected(plan: list[tuple[list[SampleEvent], object]]) -> list[AnyCommand]:
+def expected(plan: list[tuple[list[SampleEvent], datetime]]) -> list[AnyCommand]:
     pipeline = InProcessPipeline()
     for batch, tick_at in plan:
         for event in batch:
             pipeline.deliver(delivery_for(event))
-        pipeline.tick(tick_at)  # type: ignore[arg-type]
+        pipeline.tick(tick_at)
     return pipeline.commands
 
 
