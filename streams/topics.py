@@ -152,15 +152,24 @@ async def ensure_topics(
 
 
 async def _wait_until_listed(admin: AIOKafkaAdminClient, names: list[str], timeout_s: float) -> None:
+    """Wait until every new topic is listed and each partition has a leader, so the first
+    producer does not meet NotLeaderForPartition."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout_s
     while names:
         listed = set(await admin.list_topics())
-        names = [n for n in names if n not in listed]
+        ready = set()
+        visible = [n for n in names if n in listed]
+        if visible:
+            for topic in await admin.describe_topics(visible):
+                parts = topic.get("partitions") or []
+                if parts and all(p.get("leader", -1) >= 0 for p in parts):
+                    ready.add(topic["topic"])
+        names = [n for n in names if n not in ready]
         if not names:
             return
         if loop.time() > deadline:
-            raise TimeoutError(f"topics not visible after {timeout_s} s: {names}")
+            raise TimeoutError(f"topics not ready after {timeout_s} s: {names}")
         await asyncio.sleep(0.1)
 
 

@@ -15,10 +15,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from schemas.envelope import HubSpotContactDeletion
+from shopsync.account import Account, fold
 from shopsync.localrun import delivery_for
 from shopsync.samplestore import SampleEvent, generate
 from streams.inprocess import InProcessPipeline
-from tests.account_model import Account, fold
 
 TICK = timedelta(hours=1)
 

@@ -18,12 +18,12 @@ from pathlib import Path
 import pytest
 
 from schemas.commands import AnyCommand, Upsert, decode_command
+from shopsync.account import fold
 from shopsync.config import Settings
 from shopsync.localrun import ServiceProcess, delivery_for, play, read_all, schedule
 from shopsync.samplestore import SampleEvent, generate
 from streams.inprocess import InProcessPipeline
 from streams.topics import ensure_topics, topic_name
-from tests.account_model import fold
 
 pytestmark = pytest.mark.kafka
 

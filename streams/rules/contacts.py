@@ -194,8 +194,11 @@ def render(state: ContactState) -> ContactView:
     props["shopify_last_purchase_at"] = (
         format_value(max(state.purchases.values())) if state.purchases else None
     )
-    fired = None if state.reengagement_late else state.reengagement_fired_at
-    props["shopify_reengagement_trigger_at"] = format_value(fired)
+    trigger = "shopify_reengagement_trigger_at"
+    if state.reengagement_late:  # recorded, not written: HubSpot keeps the value it was last sent
+        props[trigger] = state.emitted.properties.get(trigger)
+    else:
+        props[trigger] = format_value(state.reengagement_fired_at)
     return ContactView(exists=True, properties=props)
 
 

@@ -1,8 +1,8 @@
-"""What a HubSpot account holds after a sequence of commands, as plain dicts (for assertions).
+"""What a HubSpot account holds after a sequence of commands, as plain dicts.
 
-Upserts create or merge, archives remove, associations are a set. This is the meaning the writer
-gives commands; it lets tests assert on "what HubSpot ends up holding" rather than on the exact
-command stream.
+Upserts create or merge, archives remove, associations are a set: the meaning the writer gives
+commands. Tests assert on "what HubSpot ends up holding" rather than on the exact command stream,
+and the demo summarises it.
 """
 
 from __future__ import annotations
