@@ -279,11 +279,13 @@ async def play(
     worker: Callable[[], ServiceProcess],
     timeout_s: float = 90.0,
     on_window: Callable[[int], Awaitable[None]] | None = None,
+    tickers: int = 1,
 ) -> None:
     """Feed a schedule to a running worker: each window's events, then (once the worker is idle,
     so no tick overtakes an event) its tick. ``worker()`` is the current worker process (a test
     may replace it); ``on_window(i)`` runs right after window ``i``'s events are appended, while
-    the worker is busy with them (where a test kills it)."""
+    the worker is busy with them (where a test kills it). ``tickers`` > 1 appends every tick that
+    many times, as several tickers running at once would."""
     from streams.ticker import append_ticks
 
     for i, (batch, tick_at) in enumerate(plan):
@@ -292,5 +294,6 @@ async def play(
         if on_window is not None:
             await on_window(i)
         await wait_until_worker_idle(settings, timeout_s, worker())
-        await append_ticks(settings, tick_at)
+        for _ in range(tickers):
+            await append_ticks(settings, tick_at)
     await wait_until_worker_idle(settings, timeout_s, worker())

@@ -88,28 +88,40 @@ async def test_a_store_through_the_worker_gives_the_expected_account(
     assert all(len(v) == 1 for v in trigger_values(commands).values())
 
 
-async def test_a_worker_killed_mid_scenario_loses_nothing_and_fires_no_trigger_twice(
+async def test_killed_restarted_and_rebalanced_workers_lose_nothing_and_fire_no_trigger_twice(
     settings: Settings, tmp_path: Path
 ) -> None:
+    """SIGKILL mid-window, restart from the changelogs, then a second worker joins (a rebalance
+    moves partitions and their timers); two tickers run all along. The account is the expected
+    one, and every trigger property was only ever written with one value."""
     settings = scenario_settings(settings)
     store = generate(customers=12, seed=8)
     plan = schedule(store.events, STEP, TAIL)
     await ensure_topics(settings, internal=True)
-    workers = [ServiceProcess("worker", settings, tmp_path / "worker-1.log")]
-    kill_at = {len(plan) // 3, (2 * len(plan)) // 3}
 
-    async def crash(i: int) -> None:
-        if i in kill_at:
-            workers[-1].proc.send_signal(signal.SIGKILL)
-            workers[-1].proc.wait()
-            workers.append(ServiceProcess("worker", settings, tmp_path / f"worker-{len(workers) + 1}.log"))
+    def start(n: int) -> ServiceProcess:
+        own = settings.model_copy(update={"data_dir": tmp_path / f"worker-{n}"})
+        return ServiceProcess("worker", own, tmp_path / f"worker-{n}.log")
+
+    workers = [start(1)]
+    kill_at, join_at = len(plan) // 3, (2 * len(plan)) // 3
+
+    async def disturb(i: int) -> None:
+        if i == kill_at:
+            workers[0].proc.send_signal(signal.SIGKILL)
+            workers[0].proc.wait()
+            workers.append(start(2))
+        elif i == join_at:
+            workers.append(start(3))
 
     try:
-        await play(settings, plan, lambda: workers[-1], on_window=crash)
+        await play(settings, plan, lambda: workers[-1], on_window=disturb, tickers=2)
         commands = await produced(settings)
     finally:
-        workers[-1].stop()
+        for worker in workers:
+            worker.stop()
     assert len(workers) == 3
+    assert workers[0].proc.returncode == -signal.SIGKILL
     want = fold(expected(plan))
     assert fold(commands) == want, workers[-1].log_tail()
     repeated = {k: v for k, v in trigger_values(commands).items() if len(v) > 1}

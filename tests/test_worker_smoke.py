@@ -35,7 +35,7 @@ async def wait_for_records(bootstrap: str, topic: str, count: int, worker: Servi
     raise AssertionError(f"{topic} did not get {count} records:\n{worker.log_tail()}")
 
 
-async def test_one_delivery_becomes_one_contact_upsert_and_poison_is_dead_lettered(
+async def test_deliveries_become_commands_duplicates_vanish_and_poison_is_dead_lettered(
     settings: Settings, tmp_path: Path
 ) -> None:
     await ensure_topics(settings, internal=True)
@@ -47,21 +47,30 @@ async def test_one_delivery_becomes_one_contact_upsert_and_poison_is_dead_letter
         await append_events(settings, [event, event])
         producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers)
         await producer.start()
-        await producer.send_and_wait(topic_name(settings, "shopify.customers"), b"{not json", key=b"4242")
+        await producer.send_and_wait(topic_name(settings, "shopify.customers"), b"{not json", key=b"99")
         await producer.stop()
+        # A body that fails its model, and a checkout that names no journey: both dead-lettered,
+        # and the customer after them is still processed (the partition keeps moving).
+        bad_order = SampleEvent(AT, "orders/create", {"id": 7, "total_price": "a lot"}, event_id="evt-2")
+        no_journey = SampleEvent(AT, "checkouts/delete", {"id": 8}, event_id="evt-3")
+        after = SampleEvent(AT, "customers/update", customer_body(99, "grace@example.com", "Grace", "Hopper", AT),
+                            event_id="evt-4")  # fmt: skip
+        await append_events(settings, [bad_order, no_journey, after])
 
         await wait_until_worker_idle(settings, 90, worker)
         commands = await wait_for_records(
-            settings.kafka_bootstrap_servers, topic_name(settings, "hubspot.commands"), 1, worker
+            settings.kafka_bootstrap_servers, topic_name(settings, "hubspot.commands"), 2, worker
         )
         letters = await wait_for_records(
-            settings.kafka_bootstrap_servers, topic_name(settings, "shopify.deadletter"), 1, worker
+            settings.kafka_bootstrap_servers, topic_name(settings, "shopify.deadletter"), 3, worker
         )
     finally:
         worker.stop()
 
-    assert len(commands) == 1, "a duplicate delivery must emit nothing"
-    command = decode_command(commands[0])
+    assert len(commands) == 2, "a duplicate delivery must emit nothing"
+    decoded = {decode_command(c).record.id_value: decode_command(c) for c in commands}
+    assert "grace@example.com" in decoded, "the partition kept moving after the poison record"
+    command = decoded["ada.lovelace@example.com"]
     assert isinstance(command, Upsert)
     assert command.record.object_type == "contacts"
     assert command.record.id_value == "ada.lovelace@example.com"
@@ -69,7 +78,10 @@ async def test_one_delivery_becomes_one_contact_upsert_and_poison_is_dead_letter
     assert command.properties["city"] == "Ottawa"
     assert command.properties["shopify_customer_created_at"] == "2026-03-02T09:00:00.000Z"
 
-    (letter,) = [orjson.loads(v) for v in letters]
-    assert letter["reason"].startswith("not a valid record")
+    by_reason = {orjson.loads(v)["reason"].split(":")[0]: orjson.loads(v) for v in letters}
+    letter = by_reason["not a valid record"]
+    assert letter["key"] == "99"
     assert base64.b64decode(letter["original_base64"]) == b"{not json"
     assert letter["topic"] == topic_name(settings, "shopify.customers")
+    assert "total_price" in by_reason["body does not fit orders/create"]["reason"]
+    assert "no journey" in by_reason["checkouts/delete carries neither a cart token nor a token"]["reason"]
