@@ -53,8 +53,8 @@ async def test_deliveries_become_commands_duplicates_vanish_and_poison_is_dead_l
         # and the customer after them is still processed (the partition keeps moving).
         bad_order = SampleEvent(AT, "orders/create", {"id": 7, "total_price": "a lot"}, event_id="evt-2")
         no_journey = SampleEvent(AT, "checkouts/delete", {"id": 8}, event_id="evt-3")
-        after = SampleEvent(AT, "customers/update", customer_body(99, "grace@example.com", "Grace", "Hopper", AT),
-                            event_id="evt-4")  # fmt: skip
+        grace = customer_body(99, "grace@example.com", "Grace", "Hopper", AT)
+        after = SampleEvent(AT, "customers/update", grace, event_id="evt-4")
         await append_events(settings, [bad_order, no_journey, after])
 
         await wait_until_worker_idle(settings, 90, worker)

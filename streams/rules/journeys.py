@@ -206,17 +206,34 @@ def _completed(state: JourneyState) -> bool:
 
 
 def timers(state: JourneyState, config: RuleConfig) -> dict[TimerKind, datetime]:
-    """The journey's pending timers and when each is due (derived from the state alone)."""
+    """The journey's pending timers and when each is due (derived from the state alone).
+
+    A timer is pending only while Shopify's data says the checkout was still open at its due
+    time (not completed, not deleted by then), so a completion or deletion that arrives late
+    cancels what it should, and one that arrives early does not cancel what had already
+    happened by its own time: every order of arrival ends the same.
+    """
     due: dict[TimerKind, datetime] = {}
+    done = completed_at(state)
+    deleted = state.checkout_deleted_at
+
+    def open_at(at: datetime) -> bool:
+        return (done is None or done > at) and (deleted is None or deleted > at)
+
     checkout = state.checkout
-    live = checkout is not None and not _completed(state) and state.checkout_deleted_at is None
-    if live and checkout is not None and checkout.updated_at is not None:
-        if checkout.email and state.abandoned_at is None:
-            due["abandon"] = checkout.updated_at + config.abandon_after
-        if not checkout.email and state.abandoned_at is None and state.archived_at is None:
-            due["pending-cleanup"] = checkout.updated_at + config.pending_cleanup_after
-    if state.abandoned_at is not None and state.abandoned_cart_fired_at is None and not _completed(state):
-        due["abandoned-cart"] = state.abandoned_at + config.abandoned_cart_delay
+    if checkout is not None and checkout.updated_at is not None and state.abandoned_at is None:
+        if checkout.email:
+            at = checkout.updated_at + config.abandon_after
+            if open_at(at):
+                due["abandon"] = at
+        elif state.archived_at is None:
+            at = checkout.updated_at + config.pending_cleanup_after
+            if open_at(at):
+                due["pending-cleanup"] = at
+    if state.abandoned_at is not None and state.abandoned_cart_fired_at is None:
+        at = state.abandoned_at + config.abandoned_cart_delay
+        if open_at(at):
+            due["abandoned-cart"] = at
     return due
 
 
@@ -260,17 +277,20 @@ def effective_abandonment(state: JourneyState) -> datetime | None:
 
 
 def abandoned_cart_trigger(state: JourneyState) -> datetime | None:
-    """W2's value: the due time it fired at, unless completed first (by data) or found too late."""
+    """W2's value: the due time it fired at, unless Shopify's data shows the checkout completed
+    or deleted before then, or it was found too late to be useful."""
     fired = state.abandoned_cart_fired_at
-    done = completed_at(state)
+    done, deleted = completed_at(state), state.checkout_deleted_at
     if fired is None or state.abandoned_cart_late or effective_abandonment(state) is None:
         return None
-    return fired if done is None or done > fired else None
+    if (done is not None and done <= fired) or (deleted is not None and deleted <= fired):
+        return None
+    return fired
 
 
 def stage(state: JourneyState) -> Stage | None:
-    if state.order_deleted_at is not None:
-        return "Cancelled"
+    if state.order_deleted_at is not None:  # D5; a delete with nothing to cancel makes no deal
+        return "Cancelled" if state.order is not None or state.checkout is not None else None
     if state.order is not None:
         return state.order.stage
     if state.checkout is None:
@@ -285,7 +305,9 @@ def stage(state: JourneyState) -> Stage | None:
 def render(state: JourneyState, config: RuleConfig) -> DealView:
     """What HubSpot should hold for this journey, from the state alone."""
     current = stage(state)
-    pending_gone = state.archived_at is not None or state.checkout_deleted_at is not None
+    # D4's archive is for a checkout without an email; one that has got an email since carries on.
+    cleaned_up = state.archived_at is not None and not (state.checkout is not None and state.checkout.email)
+    pending_gone = cleaned_up or state.checkout_deleted_at is not None
     if current is None or (current == "Checkout Pending" and pending_gone):
         return DealView(exists=False)
     props: dict[str, PropertyValue] = {}
@@ -386,8 +408,8 @@ def _apply(state: JourneyState, delivery: Delivery, record: ShopifyModel) -> Jou
         if snap.version.newer_than(state.checkout.version if state.checkout else None):
             return state.model_copy(update={"checkout": snap})
     elif isinstance(record, Order):
-        if state.order_deleted_at is not None:
-            return state  # a delete followed by a late update does not resurrect the deal
+        # After orders/delete a late update is still folded in (so every arrival order ends with
+        # the newest version), but the deal stays Cancelled: the delete is never undone.
         snap = _snapshot(record, delivery)
         if snap.version.newer_than(state.order.version if state.order else None):
             return state.model_copy(update={"order": snap, "order_id": record.id})
