@@ -88,6 +88,7 @@ class ContactState(BaseModel):
     purchase_journeys: dict[str, str] = Field(default_factory=dict)  # order id -> journey key
     reengagement_fired_at: datetime | None = None
     reengagement_late: bool = False
+    reengagement_basis: datetime | None = None  # the last purchase the fired trigger counted from
     first_purchase_journey: str | None = None
     emitted: ContactView = Field(default_factory=ContactView)
 
@@ -158,7 +159,10 @@ def fire(state: ContactState, now: datetime, config: RuleConfig) -> ContactState
     due = timers(state, config).get("reengagement")
     if due is not None and due <= now:
         late = now - due > config.trigger_grace
-        return state.model_copy(update={"reengagement_fired_at": due, "reengagement_late": late})
+        basis = max(state.purchases.values())
+        return state.model_copy(
+            update={"reengagement_fired_at": due, "reengagement_late": late, "reengagement_basis": basis}
+        )
     return state
 
 
@@ -198,8 +202,20 @@ def render(state: ContactState) -> ContactView:
     if state.reengagement_late:  # recorded, not written: HubSpot keeps the value it was last sent
         props[trigger] = state.emitted.properties.get(trigger)
     else:
-        props[trigger] = format_value(state.reengagement_fired_at)
+        props[trigger] = format_value(reengagement_trigger(state))
     return ContactView(exists=True, properties=props)
+
+
+def reengagement_trigger(state: ContactState) -> datetime | None:
+    """W3's value: the due time it fired at, unless Shopify's data shows a purchase made between
+    the purchase it counted from and that time (an order delivered late): then the contact did
+    not go quiet, and every arrival order ends with no trigger until the next one is due."""
+    fired, basis = state.reengagement_fired_at, state.reengagement_basis
+    if fired is None:
+        return None
+    if basis is not None and any(basis < at <= fired for at in state.purchases.values()):
+        return None
+    return fired
 
 
 def _finish(before: ContactState, state: ContactState, event_id: str, now: datetime) -> Outcome:
@@ -211,6 +227,10 @@ def _finish(before: ContactState, state: ContactState, event_id: str, now: datet
             view.properties,
             before.emitted.properties if before.emitted.exists else None,
         )
+        if before.emitted.exists:
+            # C4: once created, a contact is only ever updated. If HubSpot deleted it before its
+            # contact.deletion reached us, the writer finds nothing and must not re-create it.
+            commands = [c.model_copy(update={"create_if_missing": False}) for c in commands]
     facts: list[FirstPurchase] = []
     first = _first_purchase(state)
     journey = state.purchase_journeys.get(first[0]) if first else None

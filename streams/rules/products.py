@@ -5,6 +5,7 @@
 - P5 (beyond the legacy integration): each variant also becomes a HubSpot product, keyed
   ``variant:<id>``, named "<product> - <variant>", with its own price and SKU and
   ``shopify_parent_product_id`` linking it to its product; switched off by ``sync_variants``. A
+  product without options (one variant, "Default Title") is synced as the product alone. A
   variant removed in Shopify is archived. Line items point at the variant's product when there is
   one, else at the product (the writer sets ``hs_product_id``).
 - P3: ``products/delete`` archives the product and its variants; a late update after the delete
@@ -70,11 +71,14 @@ def variant_properties(product: Product, variant: Variant) -> dict[str, Property
 
 
 WEBHOOK_VARIANT_LIMIT = 100
+DEFAULT_VARIANT_TITLE = "Default Title"
 
 
 def _variants(state: ProductState, product: Product) -> dict[int, dict[str, PropertyValue]]:
     """The product's variants. A webhook carries only the first 100 in full, so when it carries
     100 the ones it does not name are kept rather than taken as removed."""
+    if len(product.variants) == 1 and product.variants[0].title == DEFAULT_VARIANT_TITLE:
+        return {}  # a product without options: its one variant is the product itself
     fresh = {v.id: variant_properties(product, v) for v in product.variants}
     if len(product.variants) >= WEBHOOK_VARIANT_LIMIT:
         return {**state.variants, **fresh}
