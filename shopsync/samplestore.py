@@ -302,6 +302,19 @@ def order_body(
     }  # fmt: skip
 
 
+FIXED_JOURNEYS: list[tuple[str, str | None, bool]] = [
+    ("buy", "fulfilled", True),
+    ("abandon", None, True),
+    ("recover", "paid", True),
+    ("no-email-checkout", None, True),
+    ("buy", "cancelled", True),
+    ("buy", "deleted", True),
+    ("buy", "paid", False),  # a customer without an email: the deal has no contact (D7)
+]
+"""The first customers' journeys, so that even a small store has one of each kind: fulfilled,
+abandoned, recovered, never-promoted, cancelled, deleted, and bought without an email."""
+
+
 @dataclass(frozen=True)
 class SampleEvent:
     """One thing that happens in the store: a webhook topic and body at an instant."""
@@ -333,9 +346,11 @@ class SampleStore:
 def generate(customers: int = 20, seed: int = 7, start: datetime = DEFAULT_START) -> SampleStore:
     """A store with ``customers`` buyers over a few simulated days.
 
-    Journeys, chosen by the seeded generator: buy straight away; abandon a checkout; abandon and
-    come back (recovered); start a checkout without an email (never promoted, D4); order
-    without an email (D7). Some orders are later fulfilled, cancelled or deleted.
+    Journeys: the first customers follow :data:`FIXED_JOURNEYS` (one of each kind), the rest are
+    chosen by the seeded generator: buy straight away; abandon a checkout; abandon and come back
+    (recovered); start a checkout without an email (never promoted, D4). About 8% of customers
+    have no email (D7). Orders are created pending and then paid; some are later fulfilled,
+    cancelled or deleted.
     """
     rng = random.Random(seed)
     store = SampleStore()
@@ -347,13 +362,19 @@ def generate(customers: int = 20, seed: int = 7, start: datetime = DEFAULT_START
     for i in range(customers):
         first, last = rng.choice(FIRST_NAMES), rng.choice(LAST_NAMES)
         cid = stable_id("customer", seed, i)
-        email = email_for(first, last, i) if rng.random() > 0.08 else None
+        fixed = FIXED_JOURNEYS[i] if i < len(FIXED_JOURNEYS) else None
+        has_address = rng.random() > 0.08 if fixed is None else fixed[2]
+        email = email_for(first, last, i) if has_address else None
         at = start + timedelta(minutes=rng.randint(0, 3 * 24 * 60))
         customer = customer_body(cid, email, first, last, at, city=rng.choice(CITIES),
                                  accepts_marketing=rng.random() < 0.4)  # fmt: skip
         store.customers.append(customer)
         store.add(at, "customers/create", customer)
-        journey = rng.choice(["buy", "buy", "abandon", "recover", "no-email-checkout"])
+        journey = (
+            rng.choice(["buy", "buy", "abandon", "recover", "no-email-checkout"])
+            if fixed is None
+            else fixed[0]
+        )
         lines = [
             Line(p, rng.choice(p["variants"]), rng.randint(1, 3))
             for p in rng.sample(store.products, rng.randint(1, 3))
@@ -375,12 +396,19 @@ def generate(customers: int = 20, seed: int = 7, start: datetime = DEFAULT_START
         order_number += 1
         oid = stable_id("order", seed, i)
         order = order_body(oid, order_number, lines, t, customer=customer, email=email,
-                           checkout_token=checkout, cart_token=cart)  # fmt: skip
+                           checkout_token=checkout, cart_token=cart, financial_status="pending")  # fmt: skip
         store.add(t, "checkouts/update", checkout_body(checkout, cart, lines, t, at + timedelta(minutes=8),
                   customer=customer, email=email, completed_at=t))  # fmt: skip
         store.add(t, "orders/create", order)
-        store.add(t, "orders/paid", order)
-        fate = rng.random()
+        paid_at = t + timedelta(minutes=1)
+        paid = order_body(oid, order_number, lines, t, customer=customer, email=email,
+                          checkout_token=checkout, cart_token=cart, updated_at=paid_at)  # fmt: skip
+        store.add(paid_at, "orders/paid", paid)
+        fate = (
+            rng.random()
+            if fixed is None
+            else {"fulfilled": 0.0, "cancelled": 0.55, "deleted": 0.62}.get(str(fixed[1]), 0.9)
+        )
         if fate < 0.5:
             t2 = t + timedelta(days=1)
             done = order_body(oid, order_number, lines, t, customer=customer, email=email,
