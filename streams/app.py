@@ -22,7 +22,7 @@ from __future__ import annotations
 import base64
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -117,12 +117,26 @@ class Pipeline:
         self.app.on_partitions_assigned.connect(self._on_assigned)
 
         for name in ROUTED_TOPICS:
-            self.app.agent(self.sources[name], name=f"route-{name}", concurrency=1)(self._router_agent)
-        self.app.agent(self.sources["shopify.products"], name="products", concurrency=1)(self._products_agent)
-        self.app.agent(self.internal["contacts"], name="contacts", concurrency=1)(self._contacts_agent)
-        self.app.agent(self.internal["journeys"], name="journeys", concurrency=1)(self._journeys_agent)
+            self._agent(self.sources[name], f"route-{name}", self._route)
+        self._agent(self.sources["shopify.products"], "products", self._product_event)
+        self._agent(self.internal["contacts"], "contacts", self._contact_event)
+        self._agent(self.internal["journeys"], "journeys", self._journey_event)
         if settings.tick_interval_s > 0:
             self.app.timer(settings.tick_interval_s, on_leader=True, name="ticker")(self._live_tick)
+
+    def _agent(self, topic: Any, name: str, handle: Callable[[Any], Awaitable[None]]) -> None:
+        """An agent (concurrency 1) that handles each event in turn; a poison event is
+        dead-lettered with the reason and the stream moves on."""
+
+        async def agent(stream: Any) -> AsyncIterator[None]:
+            async for event in stream.events():
+                try:
+                    await handle(event)
+                except PoisonError as exc:
+                    await self._dead_letter(event, str(exc))
+                yield None
+
+        self.app.agent(topic, name=name, concurrency=1)(agent)
 
     def _raw_topic(self, name: str) -> Any:
         return self.app.topic(
@@ -142,14 +156,6 @@ class Pipeline:
             del self.indexes[key]
 
     # ---- stage 1: routers ----
-
-    async def _router_agent(self, stream: Any) -> AsyncIterator[None]:
-        async for event in stream.events():
-            try:
-                await self._route(event)
-            except PoisonError as exc:
-                await self._dead_letter(event, str(exc))
-            yield None
 
     async def _route(self, event: Any) -> None:
         raw = _value_bytes(event)
@@ -194,14 +200,6 @@ class Pipeline:
 
     # ---- stage 2: entity agents ----
 
-    async def _contacts_agent(self, stream: Any) -> AsyncIterator[None]:
-        async for event in stream.events():
-            try:
-                await self._contact_event(event)
-            except PoisonError as exc:
-                await self._dead_letter(event, str(exc))
-            yield None
-
     async def _contact_event(self, event: Any) -> None:
         record = _parse(_CONTACT_INPUT.validate_json, _value_bytes(event), "not a contact input")
         partition = event.message.partition
@@ -231,14 +229,6 @@ class Pipeline:
         for fact in outcome.facts:
             await self.internal["journeys"].send(key=fact.journey.encode(), value=encode(fact))
 
-    async def _journeys_agent(self, stream: Any) -> AsyncIterator[None]:
-        async for event in stream.events():
-            try:
-                await self._journey_event(event)
-            except PoisonError as exc:
-                await self._dead_letter(event, str(exc))
-            yield None
-
     async def _journey_event(self, event: Any) -> None:
         record = _parse(_JOURNEY_INPUT.validate_json, _value_bytes(event), "not a journey input")
         partition = event.message.partition
@@ -266,14 +256,6 @@ class Pipeline:
         self.journey_states[key] = state.model_dump(mode="json")
         self._index("journeys", partition).set(key, journeys.next_due(state, self.config))
         await self._send(outcome.commands)
-
-    async def _products_agent(self, stream: Any) -> AsyncIterator[None]:
-        async for event in stream.events():
-            try:
-                await self._product_event(event)
-            except PoisonError as exc:
-                await self._dead_letter(event, str(exc))
-            yield None
 
     async def _product_event(self, event: Any) -> None:
         record = _parse(decode_log_record, _value_bytes(event), "not a valid record")
