@@ -124,6 +124,27 @@ def worker() -> None:
 
 
 @main.command()
+def writer() -> None:
+    """Run the HubSpot writer: hubspot.commands in, HubSpot CRM API calls out.
+
+    Sets up the account first (custom properties, the ecommerce pipeline), idempotently.
+    HUBSPOT_BASE_URL and HUBSPOT_TOKEN say which account (the local sandbox or a real one).
+    """
+    import logging
+
+    from handlers.writer import run_writer
+
+    settings = _settings()
+    if not settings.hubspot_token.get_secret_value():
+        raise click.ClickException("HUBSPOT_TOKEN is not set (a private app's access token)")
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
+    )
+    stats = asyncio.run(run_writer(settings))
+    click.echo(f"writer stopped: {stats}", err=True)
+
+
+@main.command()
 @click.option("--at", "at", default=None, help="ISO-8601 instant [default: now].")
 def tick(at: str | None) -> None:
     """Advance the worker's clock: append a tick to every partition of its timer topics.

@@ -70,6 +70,23 @@ class Settings(BaseSettings):
     sync_variants: bool = Field(True, description="P5: sync product variants as HubSpot products.")
     pipeline_label: str = Field("Ecommerce Pipeline", description="Label of the deal pipeline.")
 
+    hubspot_rate_limit_per_10s: int = Field(
+        100, ge=1, description="Requests per 10 s the writer allows itself until HubSpot's headers say "
+        "otherwise (100: Free/Starter, 190: Professional/Enterprise)."
+    )  # fmt: skip
+    hubspot_timeout_s: float = Field(10.0, gt=0, description="Timeout of one HubSpot request.")
+    writer_batch_window_ms: int = Field(
+        300, ge=0, description="How long the writer gathers commands before a round of calls; longer "
+        "windows coalesce more updates into fewer calls, shorter ones lower latency."
+    )  # fmt: skip
+    writer_max_batch: int = Field(1000, ge=1, description="Most commands the writer takes into one window.")
+    writer_retry_attempts: int = Field(6, ge=1, description="Tries of a request that meets 5xx or timeouts.")
+    writer_link_wait_s: float = Field(
+        120.0, ge=0, description="How long an association waits for its other end to exist in HubSpot "
+        "before it is dead-lettered."
+    )  # fmt: skip
+    writer_group_id: str = Field("", description="The writer's consumer group [default: '<app id>-writer'].")
+
     shopify_webhook_secrets: SecretStr = Field(
         SecretStr(""),
         validation_alias=AliasChoices("SHOPIFY_WEBHOOK_SECRETS", "SHOPSYNC_SHOPIFY_WEBHOOK_SECRETS"),
@@ -127,6 +144,9 @@ class Settings(BaseSettings):
             sync_variants=self.sync_variants,
             pipeline_label=self.pipeline_label,
         )
+
+    def writer_group(self) -> str:
+        return self.writer_group_id or f"{self.app_id}-writer"
 
     def webhook_secrets(self) -> list[bytes]:
         """The configured Shopify secrets, newest first as given."""

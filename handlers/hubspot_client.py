@@ -1,0 +1,188 @@
+"""HubSpot's CRM API over httpx: pacing, retries and error classification, nothing more.
+
+The same client talks to api.hubapi.com and to the local sandbox. It paces itself to the account's
+rate limit (a rolling window it keeps from HubSpot's ``X-HubSpot-RateLimit-*`` headers) so steady
+state earns no 429s; on a 429 it waits as long as the policy says; on a 5xx, a timeout or a broken
+connection it retries with exponential backoff and full jitter, a bounded number of times. The
+token is sent in a header and appears in no log line, exception or repr.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+log = logging.getLogger(__name__)
+
+RETRYABLE_STATUS = {500, 502, 503, 504}
+
+
+class HubSpotError(Exception):
+    """HubSpot refused a request for good (a 4xx other than 429): retrying will not help."""
+
+    def __init__(self, status: int, body: dict[str, Any]) -> None:
+        self.status = status
+        self.body = body
+        super().__init__(f"HubSpot answered {status}: {body.get('category', '')} {body.get('message', '')}")
+
+
+class HubSpotUnavailableError(Exception):
+    """HubSpot could not be reached or kept failing after every retry; nothing was applied for sure."""
+
+
+class DailyLimitError(HubSpotUnavailableError):
+    """The account's daily request allowance is used up: wait for the next day."""
+
+
+@dataclass
+class RatePacer:
+    """A rolling-window pacer: at most ``limit`` requests per ``interval_s``, learnt from headers.
+
+    It keeps a small safety margin below the advertised maximum, because other integrations of
+    the same account share the allowance.
+    """
+
+    limit: int = 100
+    interval_s: float = 10.0
+    margin: float = 0.9
+    sent: deque[float] = field(default_factory=deque)
+
+    async def acquire(self) -> None:
+        while True:
+            now = time.monotonic()
+            while self.sent and self.sent[0] <= now - self.interval_s:
+                self.sent.popleft()
+            if len(self.sent) < max(1, int(self.limit * self.margin)):
+                self.sent.append(now)
+                return
+            await asyncio.sleep(self.sent[0] + self.interval_s - now + 0.01)
+
+    def learn(self, headers: httpx.Headers) -> None:
+        try:
+            if "x-hubspot-ratelimit-max" in headers:
+                self.limit = max(1, int(headers["x-hubspot-ratelimit-max"]))
+            if "x-hubspot-ratelimit-interval-milliseconds" in headers:
+                self.interval_s = max(0.1, int(headers["x-hubspot-ratelimit-interval-milliseconds"]) / 1000)
+        except ValueError:
+            pass  # a malformed header is ignored, the previous values stand
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    attempts: int = 6
+    base_delay_s: float = 0.2
+    max_delay_s: float = 10.0
+    max_throttled: int = 60
+
+    def delay(self, attempt: int) -> float:
+        """Exponential backoff with full jitter (AWS's recipe): spreads retries of many writers."""
+        return random.uniform(0, min(self.max_delay_s, self.base_delay_s * (2**attempt)))
+
+
+@dataclass
+class CallStats:
+    requests: int = 0
+    retries: int = 0
+    rate_limited: int = 0
+    server_errors: int = 0
+
+
+class HubSpotClient:
+    """One account's API: ``await client.call("POST", "/crm/v3/...", json=...)`` -> (status, body)."""
+
+    def __init__(
+        self,
+        base_url: str,
+        token: str,
+        *,
+        timeout_s: float = 10.0,
+        pacer: RatePacer | None = None,
+        retry: RetryPolicy | None = None,
+    ) -> None:
+        self._http = httpx.AsyncClient(
+            base_url=base_url.rstrip("/"),
+            headers={"Authorization": f"Bearer {token}", "Accept": "application/json"},
+            timeout=timeout_s,
+        )
+        self.pacer = pacer or RatePacer()
+        self.retry = retry or RetryPolicy()
+        self.stats = CallStats()
+
+    def __repr__(self) -> str:
+        return f"HubSpotClient({self._http.base_url})"
+
+    async def close(self) -> None:
+        await self._http.aclose()
+
+    async def call(self, method: str, path: str, json: Any = None) -> tuple[int, dict[str, Any]]:
+        """Send one request, retrying what may succeed later; return (status, parsed body).
+
+        Raises HubSpotError for a permanent 4xx (except 404 and 409, which are returned, since
+        callers treat "not found" and "already exists" as answers), DailyLimitError when the daily
+        allowance is gone, HubSpotUnavailableError when every retry failed.
+        """
+        last = "no attempt"
+        attempt = 0
+        throttled = 0
+        while attempt < self.retry.attempts:
+            await self.pacer.acquire()
+            self.stats.requests += 1
+            try:
+                response = await self._http.request(method, path, json=json)
+            except (httpx.TimeoutException, httpx.TransportError) as exc:
+                last = type(exc).__name__
+                self.stats.retries += 1
+                await asyncio.sleep(self.retry.delay(attempt))
+                attempt += 1
+                continue
+            self.pacer.learn(response.headers)
+            body = _body(response)
+            if response.status_code == 429:
+                # Honoured, not counted as a failed attempt: a 429 storm only slows us down.
+                self.stats.rate_limited += 1
+                if body.get("policyName") == "DAILY":
+                    raise DailyLimitError("HubSpot's daily request limit is reached")
+                throttled += 1
+                if throttled > self.retry.max_throttled:
+                    raise HubSpotUnavailableError(f"{method} {path}: rate limited {throttled} times in a row")
+                wait = _retry_after(response) or self.pacer.interval_s
+                log.warning("HubSpot rate limit (%s); waiting %.1f s", body.get("policyName", "?"), wait)
+                await asyncio.sleep(wait)
+                continue
+            throttled = 0
+            if response.status_code in RETRYABLE_STATUS:
+                self.stats.server_errors += 1
+                self.stats.retries += 1
+                last = f"HTTP {response.status_code}"
+                await asyncio.sleep(self.retry.delay(attempt))
+                attempt += 1
+                continue
+            if response.status_code >= 400 and response.status_code not in (404, 409):
+                raise HubSpotError(response.status_code, body)
+            return response.status_code, body
+        raise HubSpotUnavailableError(f"{method} {path} failed after {self.retry.attempts} attempts ({last})")
+
+
+def _body(response: httpx.Response) -> dict[str, Any]:
+    if not response.content:
+        return {}
+    try:
+        parsed = response.json()
+    except ValueError:
+        return {"message": response.text[:500]}
+    return parsed if isinstance(parsed, dict) else {"results": parsed}
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    value = response.headers.get("retry-after")
+    try:
+        return max(0.0, float(value)) if value is not None else None
+    except ValueError:
+        return None

@@ -1,0 +1,71 @@
+"""Coalescing a window of commands into as few HubSpot calls as possible (pure, no I/O).
+
+Commands arrive in log order. For one record, later commands win: upserts merge their properties
+(newest value per property), an archive cancels the upserts before it, and an upsert after an
+archive re-creates the record. Association changes are kept last-wins per (from, to, type). The
+plan is then executed in a fixed order: archives, upserts, association changes, so an association
+always finds both ends written in the same window.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from schemas.commands import AnyCommand, Archive, Associate, Dissociate, PropertyValue, RecordRef, Upsert
+
+
+@dataclass(frozen=True)
+class Position:
+    """Where a command came from in the commands topic."""
+
+    partition: int
+    offset: int
+
+
+@dataclass
+class RecordPlan:
+    """The net effect on one record of all the window's commands for it."""
+
+    ref: RecordRef
+    archive: bool = False
+    upsert: dict[str, PropertyValue] | None = None
+    create_if_missing: bool = False
+    sources: list[tuple[AnyCommand, Position]] = field(default_factory=list)
+
+
+@dataclass
+class LinkPlan:
+    command: Associate | Dissociate
+    sources: list[tuple[AnyCommand, Position]] = field(default_factory=list)
+
+
+@dataclass
+class Plan:
+    records: dict[str, RecordPlan] = field(default_factory=dict)
+    links: dict[tuple[str, str, int], LinkPlan] = field(default_factory=dict)
+
+    def archives(self) -> list[RecordPlan]:
+        return [r for r in self.records.values() if r.archive]
+
+    def upserts(self) -> list[RecordPlan]:
+        return [r for r in self.records.values() if r.upsert is not None]
+
+
+def coalesce(items: list[tuple[AnyCommand, Position]]) -> Plan:
+    """The window's commands, reduced to one plan per record and one per association."""
+    plan = Plan()
+    for command, position in items:
+        if isinstance(command, Associate | Dissociate):
+            key = (command.record.key, command.to.key, command.association_type_id)
+            previous = plan.links.get(key)
+            sources = (previous.sources if previous else []) + [(command, position)]
+            plan.links[key] = LinkPlan(command=command, sources=sources)
+            continue
+        record = plan.records.setdefault(command.record.key, RecordPlan(ref=command.record))
+        record.sources.append((command, position))
+        if isinstance(command, Archive):
+            record.archive, record.upsert, record.create_if_missing = True, None, False
+        elif isinstance(command, Upsert):
+            record.upsert = {**(record.upsert or {}), **command.properties}
+            record.create_if_missing = record.create_if_missing or command.create_if_missing
+    return plan
