@@ -9,6 +9,7 @@ COPY schemas ./schemas
 COPY streams ./streams
 COPY handlers ./handlers
 COPY localkafka ./localkafka
+COPY hubspot_sandbox ./hubspot_sandbox
 RUN pip install --no-cache-dir .
 RUN useradd --create-home shopsync && mkdir -p /data && chown shopsync /data
 USER shopsync

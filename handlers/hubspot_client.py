@@ -53,10 +53,14 @@ class RatePacer:
     interval_s: float = 10.0
     margin: float = 0.9
     sent: deque[float] = field(default_factory=deque)
+    paused_until: float = 0.0
 
     async def acquire(self) -> None:
         while True:
             now = time.monotonic()
+            if now < self.paused_until:
+                await asyncio.sleep(self.paused_until - now)
+                continue
             while self.sent and self.sent[0] <= now - self.interval_s:
                 self.sent.popleft()
             if len(self.sent) < max(1, int(self.limit * self.margin)):
@@ -70,6 +74,10 @@ class RatePacer:
                 self.limit = max(1, int(headers["x-hubspot-ratelimit-max"]))
             if "x-hubspot-ratelimit-interval-milliseconds" in headers:
                 self.interval_s = max(0.1, int(headers["x-hubspot-ratelimit-interval-milliseconds"]) / 1000)
+            remaining = headers.get("x-hubspot-ratelimit-remaining")
+            if remaining is not None and int(remaining) <= 1:
+                # Others share the account's allowance: it is spent, so wait out the window.
+                self.paused_until = time.monotonic() + self.interval_s
         except ValueError:
             pass  # a malformed header is ignored, the previous values stand
 

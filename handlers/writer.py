@@ -395,6 +395,8 @@ async def run_writer(settings: Settings, stop: asyncio.Event | None = None) -> W
 async def _consume(writer: Writer, consumer: AIOKafkaConsumer, stop: asyncio.Event) -> None:
     settings = writer.settings
     window_s = settings.writer_batch_window_ms / 1000
+    consumed: dict[int, int] = {}  # partition -> next offset read (committed once nothing before it waits)
+    committed: dict[int, int] = {}
     while not stop.is_set():
         items: list[tuple[AnyCommand, Position]] = []
         done: dict[int, int] = {}
@@ -413,7 +415,7 @@ async def _consume(writer: Writer, consumer: AIOKafkaConsumer, stop: asyncio.Eve
                         )
             if not batch and not writer.waiting:
                 break
-        if not items and not writer.waiting and not done:
+        if not items and not writer.waiting and not done and committed == consumed:
             continue
         try:
             await writer.apply(items)
@@ -427,23 +429,30 @@ async def _consume(writer: Writer, consumer: AIOKafkaConsumer, stop: asyncio.Eve
             await _pause(stop, 5)
             _rewind(consumer, items)
             continue
+        consumed.update(done)
         await writer.producer.flush()
-        await _commit(consumer, settings, done, writer.held_positions())
+        committed = await _commit(consumer, settings, consumed, committed, writer.held_positions())
 
 
 async def _commit(
-    consumer: AIOKafkaConsumer, settings: Settings, done: dict[int, int], held: list[Position]
-) -> None:
+    consumer: AIOKafkaConsumer,
+    settings: Settings,
+    consumed: dict[int, int],
+    committed: dict[int, int],
+    held: list[Position],
+) -> dict[int, int]:
+    """Commit, per partition, everything read except from the earliest command still waiting."""
     topic = topic_name(settings, "hubspot.commands")
     earliest_held: dict[int, int] = {}
     for pos in held:
         earliest_held[pos.partition] = min(pos.offset, earliest_held.get(pos.partition, pos.offset))
-    offsets = {}
-    for partition, offset in done.items():
-        target = min(offset, earliest_held.get(partition, offset))
-        offsets[TopicPartition(topic, partition)] = OffsetAndMetadata(target, "")
-    if offsets:
-        await consumer.commit(offsets)
+    targets = {p: min(offset, earliest_held.get(p, offset)) for p, offset in consumed.items()}
+    changed = {p: o for p, o in targets.items() if committed.get(p) != o}
+    if changed:
+        await consumer.commit(
+            {TopicPartition(topic, p): OffsetAndMetadata(o, "") for p, o in changed.items()}
+        )
+    return {**committed, **changed}
 
 
 def _rewind(consumer: AIOKafkaConsumer, items: list[tuple[AnyCommand, Position]]) -> None:

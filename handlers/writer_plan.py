@@ -65,6 +65,10 @@ def coalesce(items: list[tuple[AnyCommand, Position]]) -> Plan:
         record.sources.append((command, position))
         if isinstance(command, Archive):
             record.archive, record.upsert, record.create_if_missing = True, None, False
+            # Associations of a record archived later in the window are moot (HubSpot drops them
+            # with the record); keep their sources so their offsets still count as done.
+            for key in [k for k in plan.links if command.record.key in (k[0], k[1])]:
+                record.sources.extend(plan.links.pop(key).sources)
         elif isinstance(command, Upsert):
             record.upsert = {**(record.upsert or {}), **command.properties}
             record.create_if_missing = record.create_if_missing or command.create_if_missing

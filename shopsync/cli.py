@@ -184,3 +184,13 @@ def demo(customers: int, seed: int, timeout: float) -> None:
         run_demo(customers=customers, seed=seed, timeout_s=timeout)
     except (RuntimeError, TimeoutError) as exc:
         raise click.ClickException(str(exc)) from exc
+
+
+def _add_sandbox() -> None:
+    """`shopsync sandbox serve|dump`: the local HubSpot (see hubspot_sandbox/)."""
+    from hubspot_sandbox.__main__ import main as sandbox_main
+
+    main.add_command(sandbox_main, name="sandbox")
+
+
+_add_sandbox()

@@ -1,0 +1,71 @@
+"""``/_sandbox/*``: inspection and control for tests, outside HubSpot's API (no token, no limits,
+no faults): the whole account, request counts, a reset, and runtime fault settings."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+
+from aiohttp import web
+
+from hubspot_sandbox.errors import JSON, validation
+from hubspot_sandbox.responses import json_response, read_body
+from hubspot_sandbox.state import STATE, SandboxState
+
+routes = web.RouteTableDef()
+
+_LIMITS = {"rate_limit_per_10s", "rate_limit_daily"}
+_FAULTS = {"fault_5xx_rate", "latency_ms", "drop_rate"}
+
+
+def _settings(state: SandboxState) -> JSON:
+    return {
+        **asdict(state.faults.settings),
+        "rate_limit_per_10s": state.limiter.per_10s,
+        "rate_limit_daily": state.limiter.daily,
+    }
+
+
+@routes.get("/_sandbox/dump")
+async def dump(request: web.Request) -> web.Response:
+    return json_response(request.app[STATE].store.dump())
+
+
+@routes.get("/_sandbox/stats")
+async def stats(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    return json_response({**state.stats.snapshot(), "webhooks": state.webhooks.stats.as_json()})
+
+
+@routes.post("/_sandbox/reset")
+async def reset(request: web.Request) -> web.Response:
+    """Wipe the account, counters and rate-limit windows; settings and faults stay as they are."""
+    state = request.app[STATE]
+    state.store.reset()
+    state.stats.reset()
+    state.limiter.reset()
+    return json_response({"status": "reset"})
+
+
+@routes.get("/_sandbox/faults")
+async def get_faults(request: web.Request) -> web.Response:
+    return json_response(_settings(request.app[STATE]))
+
+
+@routes.post("/_sandbox/faults")
+async def set_faults(request: web.Request) -> web.Response:
+    """Change any of fault_5xx_rate, latency_ms, drop_rate, rate_limit_per_10s, rate_limit_daily."""
+    state, body = request.app[STATE], await read_body(request)
+    unknown = set(body) - _LIMITS - _FAULTS
+    if unknown:
+        raise validation(f"Unknown settings: {sorted(unknown)}; known: {sorted(_LIMITS | _FAULTS)}")
+    limits = {k: body[k] for k in _LIMITS & body.keys()}
+    for name, value in limits.items():
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise validation(f"{name} must be a non-negative integer")
+    try:
+        state.faults.update({k: body[k] for k in _FAULTS & body.keys()})
+    except ValueError as exc:
+        raise validation(str(exc)) from None
+    state.limiter.per_10s = limits.get("rate_limit_per_10s", state.limiter.per_10s)
+    state.limiter.daily = limits.get("rate_limit_daily", state.limiter.daily)
+    return json_response(_settings(state))

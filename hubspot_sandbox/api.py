@@ -1,0 +1,230 @@
+"""The ``/crm/*`` routes: HubSpot's paths, bodies and status codes over the store.
+
+Each handler parses, runs one transaction in the store, and answers; deleting contacts also
+schedules the ``contact.deletion`` webhook after the commit, never delaying the answer.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+
+from aiohttp import web
+
+from hubspot_sandbox import associations, pipelines, properties, reads, writes
+from hubspot_sandbox.catalog import ObjectType, resolve_type
+from hubspot_sandbox.errors import JSON, HubSpotError, not_found, validation
+from hubspot_sandbox.inputs import object_id
+from hubspot_sandbox.responses import batch_response, flag, int_query, json_response, no_content, read_body
+from hubspot_sandbox.state import STATE, SandboxState
+from hubspot_sandbox.timestamps import now_ms
+from hubspot_sandbox.writes import Outcome
+
+routes = web.RouteTableDef()
+OBJECTS = "/crm/v3/objects/{object_type}"
+
+BatchWrite = Callable[[sqlite3.Connection, ObjectType, JSON, int], Outcome]
+
+
+def _state(request: web.Request) -> SandboxState:
+    return request.app[STATE]
+
+
+def _type(request: web.Request, key: str = "object_type") -> ObjectType:
+    return resolve_type(request.match_info[key])
+
+
+def _removed(state: SandboxState, otype: ObjectType, ids: list[int]) -> None:
+    if otype.name == "contacts":
+        state.webhooks.contacts_deleted(ids)
+
+
+async def _batch_write(request: web.Request, write: BatchWrite, ok_status: int = 200) -> web.Response:
+    state, otype, body, started = _state(request), _type(request), await read_body(request), now_ms()
+    outcome = state.store.run(lambda conn: write(conn, otype, body, started))
+    return batch_response(outcome, started, ok_status)
+
+
+@routes.post("/crm/v3/objects/contacts/gdpr-delete")
+async def gdpr_delete(request: web.Request) -> web.Response:
+    state, otype, body = _state(request), resolve_type("contacts"), await read_body(request)
+    deleted = state.store.run(lambda conn: writes.gdpr_delete(conn, otype, body))
+    _removed(state, otype, [deleted])
+    return no_content()
+
+
+@routes.post(OBJECTS + "/batch/create")
+async def batch_create(request: web.Request) -> web.Response:
+    return await _batch_write(request, writes.batch_create, 201)
+
+
+@routes.post(OBJECTS + "/batch/update")
+async def batch_update(request: web.Request) -> web.Response:
+    return await _batch_write(request, writes.batch_update)
+
+
+@routes.post(OBJECTS + "/batch/upsert")
+async def batch_upsert(request: web.Request) -> web.Response:
+    return await _batch_write(request, writes.batch_upsert)
+
+
+@routes.post(OBJECTS + "/batch/read")
+async def batch_read(request: web.Request) -> web.Response:
+    state, otype, body, started = _state(request), _type(request), await read_body(request), now_ms()
+    archived = flag(request, "archived") or body.get("archived") is True
+    outcome = state.store.run(lambda conn: reads.batch_read(conn, otype, body, archived=archived))
+    return batch_response(outcome, started)
+
+
+@routes.post(OBJECTS + "/batch/archive")
+async def batch_archive(request: web.Request) -> web.Response:
+    state, otype, body, started = _state(request), _type(request), await read_body(request), now_ms()
+    outcome = state.store.run(lambda conn: writes.batch_archive(conn, otype, body, started))
+    _removed(state, otype, outcome.removed)
+    return batch_response(outcome, started) if outcome.errors else no_content()
+
+
+@routes.post(OBJECTS + "/search")
+async def search(request: web.Request) -> web.Response:
+    state, otype, body = _state(request), _type(request), await read_body(request)
+    return json_response(state.store.run(lambda conn: reads.search(conn, otype, body)))
+
+
+@routes.post(OBJECTS)
+async def create_one(request: web.Request) -> web.Response:
+    state, otype, body, started = _state(request), _type(request), await read_body(request), now_ms()
+    single = {"inputs": [body]}
+    outcome = state.store.run(lambda conn: writes.batch_create(conn, otype, single, started))
+    return json_response(outcome.results[0], 201)
+
+
+@routes.get(OBJECTS)
+async def list_objects(request: web.Request) -> web.Response:
+    state, otype = _state(request), _type(request)
+    limit = int_query(request, "limit", 10, 100) or 10
+    after = int_query(request, "after", 0, 2**62)
+    requested, archived = request.query.get("properties", ""), flag(request, "archived")
+    page = state.store.run(
+        lambda conn: reads.list_page(
+            conn, otype, limit=limit, after=after, requested=requested, archived=archived
+        )
+    )
+    return json_response(page)
+
+
+@routes.get(OBJECTS + "/{object_id}")
+async def get_one(request: web.Request) -> web.Response:
+    state, otype, raw_id = _state(request), _type(request), request.match_info["object_id"]
+    prop, requested = request.query.get("idProperty"), request.query.get("properties", "")
+    archived = flag(request, "archived")
+    found = state.store.run(
+        lambda conn: reads.get_one(conn, otype, raw_id, prop=prop, requested=requested, archived=archived)
+    )
+    return json_response(found)
+
+
+@routes.patch(OBJECTS + "/{object_id}")
+async def update_one(request: web.Request) -> web.Response:
+    state, otype, body, started = _state(request), _type(request), await read_body(request), now_ms()
+    single = {
+        "inputs": [
+            {**body, "id": request.match_info["object_id"], "idProperty": request.query.get("idProperty")}
+        ]
+    }
+    outcome = state.store.run(lambda conn: writes.batch_update(conn, otype, single, started))
+    if outcome.errors:
+        raise not_found(
+            "Object not found.  objectId are usually numeric.", context={"id": [single["inputs"][0]["id"]]}
+        )
+    return json_response(outcome.results[0])
+
+
+@routes.delete(OBJECTS + "/{object_id}")
+async def archive_one(request: web.Request) -> web.Response:
+    state, otype, started = _state(request), _type(request), now_ms()
+    single = {"inputs": [{"id": request.match_info["object_id"]}]}
+    outcome = state.store.run(lambda conn: writes.batch_archive(conn, otype, single, started))
+    if outcome.errors:
+        raise not_found(
+            "Object not found.  objectId are usually numeric.", context={"id": [single["inputs"][0]["id"]]}
+        )
+    _removed(state, otype, outcome.removed)
+    return no_content()
+
+
+@routes.post("/crm/v3/properties/{object_type}")
+async def create_property(request: web.Request) -> web.Response:
+    state, otype, body, started = _state(request), _type(request), await read_body(request), now_ms()
+    created = state.store.run(lambda conn: properties.create(conn, otype.name, body, started))
+    return json_response(created.to_json(), 201)
+
+
+@routes.get("/crm/v3/properties/{object_type}")
+async def list_properties(request: web.Request) -> web.Response:
+    state, otype = _state(request), _type(request)
+    defs = state.store.run(lambda conn: properties.load(conn, otype.name))
+    return json_response({"results": [d.to_json() for d in defs.values()]})
+
+
+@routes.get("/crm/v3/properties/{object_type}/{name}")
+async def get_property(request: web.Request) -> web.Response:
+    state, otype, name = _state(request), _type(request), request.match_info["name"]
+    found = state.store.run(lambda conn: properties.load(conn, otype.name)).get(name)
+    if found is None:
+        raise not_found(f"Unable to find property named '{name}' for object type {otype.name}")
+    return json_response(found.to_json())
+
+
+def _deals_only(request: web.Request) -> None:
+    if _type(request).name != "deals":
+        raise HubSpotError(400, "VALIDATION_ERROR", "The sandbox keeps pipelines for deals only")
+
+
+@routes.post("/crm/v3/pipelines/{object_type}")
+async def create_pipeline(request: web.Request) -> web.Response:
+    _deals_only(request)
+    state, body, started = _state(request), await read_body(request), now_ms()
+    return json_response(state.store.run(lambda conn: pipelines.create(conn, body, started)), 201)
+
+
+@routes.get("/crm/v3/pipelines/{object_type}")
+async def list_pipelines(request: web.Request) -> web.Response:
+    _deals_only(request)
+    return json_response({"results": _state(request).store.run(pipelines.list_all)})
+
+
+@routes.get("/crm/v3/pipelines/{object_type}/{pipeline_id}")
+async def get_pipeline(request: web.Request) -> web.Response:
+    _deals_only(request)
+    pipeline_id = request.match_info["pipeline_id"]
+    return json_response(_state(request).store.run(lambda conn: pipelines.require(conn, pipeline_id)))
+
+
+@routes.post("/crm/v4/associations/{from_type}/{to_type}/batch/create")
+async def associate(request: web.Request) -> web.Response:
+    state, body, started = _state(request), await read_body(request), now_ms()
+    from_type, to_type = _type(request, "from_type"), _type(request, "to_type")
+    results, errors = state.store.run(lambda conn: associations.create(conn, from_type, to_type, body))
+    return batch_response(Outcome(results=results, errors=errors), started, 201)
+
+
+@routes.post("/crm/v4/associations/{from_type}/{to_type}/batch/archive")
+async def dissociate(request: web.Request) -> web.Response:
+    state, body = _state(request), await read_body(request)
+    from_type, to_type = _type(request, "from_type"), _type(request, "to_type")
+    state.store.run(lambda conn: associations.archive(conn, from_type, to_type, body))
+    return no_content()
+
+
+@routes.get("/crm/v4/objects/{from_type}/{object_id}/associations/{to_type}")
+async def list_associations(request: web.Request) -> web.Response:
+    state = _state(request)
+    from_type, to_type = _type(request, "from_type"), _type(request, "to_type")
+    from_id = object_id(request.match_info["object_id"])
+    if from_id is None:
+        raise validation("object id must be numeric")
+    limit = int_query(request, "limit", 500, 500) or 500
+    after = int_query(request, "after", 0, 2**62)
+    return json_response(
+        state.store.run(lambda conn: associations.list_for(conn, from_type, from_id, to_type, limit, after))
+    )

@@ -1,0 +1,200 @@
+"""The rules a write must pass before anything is stored: known, writable and well-typed
+properties; deal pipeline and stage; a line item's product; unique values; ids that resolve.
+
+Every problem of a batch is gathered first and the batch fails as a whole (400/409), as
+HubSpot's batch writes do; only missing records fail input by input (207).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Any
+
+from hubspot_sandbox import pipelines, records
+from hubspot_sandbox.catalog import DEFAULT_PIPELINE_ID, ObjectType
+from hubspot_sandbox.errors import PropertyProblem, conflict, invalid_properties, validation
+from hubspot_sandbox.inputs import EMAIL, object_id, to_text
+from hubspot_sandbox.properties import PropertyDef, check_value
+from hubspot_sandbox.records import Record
+
+
+def doesnt_exist(name: str) -> PropertyProblem:
+    return PropertyProblem(name, "PROPERTY_DOESNT_EXIST", f'Property "{name}" does not exist')
+
+
+def clean_value(otype: ObjectType, definition: PropertyDef, value: str) -> tuple[str, PropertyProblem | None]:
+    """Contacts' email is kept trimmed and lower case (HubSpot compares it case-insensitively)."""
+    if otype.name == "contacts" and definition.name == "email":
+        value = value.strip().lower()
+        if not EMAIL.match(value):
+            return value, PropertyProblem("email", "INVALID_EMAIL", f"Email address {value} is invalid")
+    return value, check_value(definition, value)
+
+
+def parse_properties(
+    otype: ObjectType, defs: dict[str, PropertyDef], raw: Any, problems: list[PropertyProblem]
+) -> dict[str, str | None]:
+    """The changes a write asks for, or problems appended for each bad property."""
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise validation('"properties" must be an object')
+    changes: dict[str, str | None] = {}
+    for name, value in raw.items():
+        definition = defs.get(name)
+        if definition is None:
+            problems.append(doesnt_exist(name))
+            continue
+        if definition.read_only:
+            problems.append(PropertyProblem(name, "READ_ONLY_VALUE", f'Property "{name}" is read-only'))
+            continue
+        text = to_text(value)
+        if text is not None:
+            text, problem = clean_value(otype, definition, text)
+            if problem is not None:
+                problems.append(problem)
+                continue
+        changes[name] = text
+    return changes
+
+
+def check_links(
+    conn: sqlite3.Connection,
+    otype: ObjectType,
+    current: dict[str, str],
+    changes: dict[str, str | None],
+    problems: list[PropertyProblem],
+) -> None:
+    """A deal's stage must belong to its pipeline (the default one when only a stage is given);
+    a line item's product must exist. ``changes`` may gain ``pipeline``."""
+    if otype.name == "deals" and ("pipeline" in changes or "dealstage" in changes):
+        pipeline = changes["pipeline"] if "pipeline" in changes else current.get("pipeline")
+        stage = changes["dealstage"] if "dealstage" in changes else current.get("dealstage")
+        if stage is not None and pipeline is None:
+            pipeline = changes["pipeline"] = DEFAULT_PIPELINE_ID
+        if pipeline is not None:
+            stages = pipelines.stage_ids(conn, pipeline)
+            if stages is None:
+                known = [p["id"] for p in pipelines.list_all(conn)]
+                problems.append(
+                    PropertyProblem(
+                        "pipeline",
+                        "INVALID_OPTION",
+                        f"{pipeline} was not one of the allowed options: {known}",
+                    )
+                )
+            elif stage is not None and stage not in stages:
+                problems.append(
+                    PropertyProblem(
+                        "dealstage",
+                        "INVALID_OPTION",
+                        f"{stage} was not one of the allowed options: {sorted(stages)}"
+                        f" (the stages of pipeline {pipeline})",
+                    )
+                )
+    if otype.name == "line_items" and changes.get("hs_product_id") is not None:
+        product = product_of(conn, changes)
+        if product is None:
+            value = changes["hs_product_id"]
+            problems.append(
+                PropertyProblem(
+                    "hs_product_id", "OBJECT_NOT_FOUND", f"Product with id {value} does not exist"
+                )
+            )
+
+
+def product_of(conn: sqlite3.Connection, changes: dict[str, str | None]) -> Record | None:
+    product_id = object_id(changes.get("hs_product_id") or "")
+    if product_id is None:
+        return None
+    return records.load_one(conn, "products", product_id, archived=False)
+
+
+def unique_names(otype: ObjectType, defs: dict[str, PropertyDef]) -> set[str]:
+    names = {name for name, d in defs.items() if d.has_unique_value}
+    if otype.name == "contacts":
+        names.add("email")
+    return names
+
+
+def check_unique(
+    conn: sqlite3.Connection,
+    otype: ObjectType,
+    unique: set[str],
+    own_id: int | None,
+    owner: str,
+    changes: dict[str, str | None],
+    claims: dict[tuple[str, str], str],
+) -> None:
+    """409 with "Existing ID: N" when another live record holds a unique value; 400 when two
+    inputs of the same batch claim one."""
+    for name in sorted(unique & changes.keys()):
+        value = changes[name]
+        if value is None:
+            continue
+        key = (name, records.norm(value))
+        if claims.setdefault(key, owner) != owner:
+            raise validation(f"Duplicate value for unique property {name} in batch input: {value}")
+        others = [i for i in records.find(conn, otype.name, name, value, archived=False) if i != own_id]
+        if others:
+            if name == "email":
+                raise conflict(f"Contact already exists. Existing ID: {others[0]}")
+            raise conflict(
+                f'A {otype.upper.lower()} with the unique value "{value}" for property "{name}"'
+                f" already exists. Existing ID: {others[0]}"
+            )
+
+
+def id_property(otype: ObjectType, defs: dict[str, PropertyDef], name: Any) -> str | None:
+    """None for record ids; else a unique property name (email, or one with hasUniqueValue)."""
+    if name is None or name == "hs_object_id":
+        return None
+    if not isinstance(name, str) or name not in defs:
+        raise invalid_properties([doesnt_exist(str(name))])
+    if name not in unique_names(otype, defs):
+        raise validation(f"{name} is not a unique property of {otype.name}; it cannot be used as idProperty")
+    return name
+
+
+def resolve(
+    conn: sqlite3.Connection,
+    otype: ObjectType,
+    defs: dict[str, PropertyDef],
+    raw_id: Any,
+    prop: str | None,
+    *,
+    archived: bool | None,
+) -> Record | None:
+    """The record an input names, by id or by a unique property's value (newest if several)."""
+    if prop is None:
+        found_id = object_id(raw_id)
+        return None if found_id is None else records.load_one(conn, otype.name, found_id, archived=archived)
+    text = to_text(raw_id)
+    if text is None:
+        return None
+    text, _ = clean_value(otype, defs[prop], text)
+    ids = records.find(conn, otype.name, prop, text, archived=archived)
+    return records.load_one(conn, otype.name, ids[0], archived=archived) if ids else None
+
+
+def always_shown(otype: ObjectType) -> set[str]:
+    """Properties HubSpot returns on every record whatever was asked for."""
+    return {"hs_object_id", "createdate", otype.modified_property}
+
+
+def shown(otype: ObjectType, defs: dict[str, PropertyDef], requested: Any) -> set[str]:
+    """The properties a read returns: those asked for (if they exist), else the type's defaults."""
+    if isinstance(requested, str):
+        requested = [p for p in requested.split(",") if p]
+    if not requested:
+        return set(otype.defaults)
+    if not isinstance(requested, list):
+        raise validation('"properties" must be a list of property names')
+    return {str(p) for p in requested if p in defs} | always_shown(otype)
+
+
+def missing_message(otype: ObjectType) -> str:
+    return (
+        f"Could not get some {otype.upper} objects, they may be deleted or not exist."
+        " Check that ids are valid."
+    )

@@ -1,0 +1,44 @@
+"""The sandbox's settings: one immutable object, so a test states its whole HubSpot in one place.
+
+Faults and the 10-second limit can be changed at runtime (``POST /_sandbox/faults``); those live
+in the running sandbox, and this object only seeds them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+
+
+class SandboxConfig(BaseModel):
+    """Settings of one sandbox. ``token`` and ``webhook_secret`` are ``SecretStr`` and validation
+    errors hide their input, so neither secret shows up in a repr, a log line or an error."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", hide_input_in_errors=True)
+
+    db_path: Path = Field(description="SQLite file; created when missing, reused (restart keeps data).")
+    token: SecretStr = Field(description="The one bearer token /crm/* accepts (a private-app token).")
+    host: str = "127.0.0.1"
+    port: int = Field(default=0, ge=0, le=65535, description="0 picks a free port.")
+    rate_limit_per_10s: int = Field(default=190, ge=0)
+    rate_limit_daily: int = Field(default=1_000_000, ge=0)
+    webhook_url: str | None = Field(default=None, description="Where contact.deletion webhooks go.")
+    webhook_secret: SecretStr = Field(default=SecretStr(""), description="The app secret that signs them.")
+    webhook_max_attempts: int = Field(default=5, ge=1)
+    webhook_backoff_s: float = Field(default=0.2, ge=0, description="First retry delay; doubles each time.")
+    fault_5xx_rate: float = Field(default=0.0, ge=0.0, le=1.0)
+    latency_ms: int = Field(default=0, ge=0)
+    drop_rate: float = Field(default=0.0, ge=0.0, le=1.0)
+    fault_seed: int | None = Field(default=None, description="Seed of the fault dice, for repeatable runs.")
+    portal_id: int = Field(default=62515, ge=1)
+    app_id: int = Field(default=1160452, ge=1)
+
+    @model_validator(mode="after")
+    def _webhooks_need_a_secret(self) -> SandboxConfig:
+        """An unsigned webhook would teach the receiver to skip verification, so refuse it."""
+        if self.webhook_url and not self.webhook_secret.get_secret_value():
+            raise ValueError("webhook_url needs a webhook_secret (the app secret that signs deliveries)")
+        if not self.token.get_secret_value():
+            raise ValueError("token must not be empty")
+        return self

@@ -1,0 +1,167 @@
+"""Deal pipelines and their stages (``/crm/v3/pipelines/deals``).
+
+Stage ids are numeric strings, as those made in HubSpot's UI are, so a writer that hard-codes
+stage names instead of looking ids up by label fails against the sandbox too.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from hubspot_sandbox.catalog import DEFAULT_PIPELINE_ID, DEFAULT_PIPELINE_LABEL, DEFAULT_STAGES
+from hubspot_sandbox.db import take
+from hubspot_sandbox.errors import JSON, HubSpotError, not_found, validation
+from hubspot_sandbox.timestamps import iso
+
+
+def seed(conn: sqlite3.Connection, now: int) -> None:
+    """Every HubSpot account starts with the "Sales Pipeline", id ``default``."""
+    if conn.execute("SELECT 1 FROM pipelines WHERE id = ?", (DEFAULT_PIPELINE_ID,)).fetchone():
+        return
+    conn.execute(
+        "INSERT INTO pipelines (id, object_type, label, display_order, created_ms, updated_ms)"
+        " VALUES (?, ?, ?, 0, ?, ?)",
+        (DEFAULT_PIPELINE_ID, "deals", DEFAULT_PIPELINE_LABEL, now, now),
+    )
+    for order, stage in enumerate(DEFAULT_STAGES):
+        metadata = {"isClosed": "true" if stage.closed else "false", "probability": stage.probability}
+        _insert_stage(conn, stage.id, DEFAULT_PIPELINE_ID, stage.label, order, metadata, now)
+
+
+def _insert_stage(
+    conn: sqlite3.Connection,
+    stage_id: str,
+    pipeline_id: str,
+    label: str,
+    order: int,
+    metadata: JSON,
+    now: int,
+) -> None:
+    conn.execute(
+        "INSERT INTO stages (id, pipeline_id, label, display_order, metadata, created_ms, updated_ms)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (stage_id, pipeline_id, label, order, json.dumps(metadata), now, now),
+    )
+
+
+def create(conn: sqlite3.Connection, body: JSON, now: int) -> JSON:
+    """``POST /crm/v3/pipelines/deals``: validates the whole pipeline first, then assigns the ids."""
+    label = body.get("label")
+    if not isinstance(label, str) or not label.strip():
+        raise validation("label is required")
+    stages = body.get("stages")
+    if not isinstance(stages, list) or not stages:
+        raise validation("A pipeline needs at least one stage")
+    seen: set[str] = set()
+    parsed: list[tuple[str, int, JSON]] = []
+    for index, stage in enumerate(stages):
+        if (
+            not isinstance(stage, dict)
+            or not isinstance(stage.get("label"), str)
+            or not stage["label"].strip()
+        ):
+            raise validation(f"stages[{index}].label is required")
+        if stage["label"] in seen:
+            raise validation(f"Stage label '{stage['label']}' appears twice in the pipeline")
+        seen.add(stage["label"])
+        parsed.append((stage["label"], _order(stage.get("displayOrder"), index), _metadata(stage, index)))
+    if conn.execute("SELECT 1 FROM pipelines WHERE object_type = 'deals' AND label = ?", (label,)).fetchone():
+        raise HubSpotError(409, "CONFLICT", f"A pipeline with label '{label}' already exists")
+    pipeline_id = str(take(conn))
+    conn.execute(
+        "INSERT INTO pipelines (id, object_type, label, display_order, created_ms, updated_ms)"
+        " VALUES (?, ?, ?, ?, ?, ?)",
+        (pipeline_id, "deals", label, _order(body.get("displayOrder"), 0), now, now),
+    )
+    first = take(conn, count=len(parsed))
+    for offset, (stage_label, order, metadata) in enumerate(parsed):
+        _insert_stage(conn, str(first + offset), pipeline_id, stage_label, order, metadata, now)
+    found = get(conn, pipeline_id)
+    assert found is not None
+    return found
+
+
+def _order(raw: Any, default: int) -> int:
+    if raw is None:
+        return default
+    if isinstance(raw, bool) or not isinstance(raw, int):
+        raise validation("displayOrder must be an integer")
+    return raw
+
+
+def _metadata(stage: JSON, index: int) -> JSON:
+    """Deal stages need a probability between 0 and 1; HubSpot answers it back as a string."""
+    raw = stage.get("metadata") or {}
+    if not isinstance(raw, dict) or "probability" not in raw:
+        raise validation(f"stages[{index}].metadata.probability is required for deal stages")
+    try:
+        probability = Decimal(str(raw["probability"]))
+    except InvalidOperation:
+        probability = Decimal(-1)
+    if not probability.is_finite() or not Decimal(0) <= probability <= Decimal(1):
+        raise validation(f"stages[{index}].metadata.probability must be between 0.0 and 1.0")
+    closed = str(raw.get("isClosed", "false")).lower() == "true"
+    return {"isClosed": "true" if closed else "false", "probability": str(raw["probability"])}
+
+
+def _stage_json(row: sqlite3.Row) -> JSON:
+    return {
+        "id": row["id"],
+        "label": row["label"],
+        "displayOrder": row["display_order"],
+        "metadata": json.loads(row["metadata"]),
+        "createdAt": iso(row["created_ms"]),
+        "updatedAt": iso(row["updated_ms"]),
+        "archived": False,
+        "writePermissions": "CRUD_PERMITTED",
+    }
+
+
+def _pipeline_json(conn: sqlite3.Connection, row: sqlite3.Row) -> JSON:
+    stages = conn.execute(
+        "SELECT * FROM stages WHERE pipeline_id = ? ORDER BY display_order, CAST(id AS INTEGER), id",
+        (row["id"],),
+    )
+    return {
+        "id": row["id"],
+        "label": row["label"],
+        "displayOrder": row["display_order"],
+        "stages": [_stage_json(s) for s in stages],
+        "createdAt": iso(row["created_ms"]),
+        "updatedAt": iso(row["updated_ms"]),
+        "archived": False,
+    }
+
+
+def list_all(conn: sqlite3.Connection) -> list[JSON]:
+    rows = conn.execute("SELECT * FROM pipelines ORDER BY display_order, id").fetchall()
+    return [_pipeline_json(conn, row) for row in rows]
+
+
+def get(conn: sqlite3.Connection, pipeline_id: str) -> JSON | None:
+    row = conn.execute("SELECT * FROM pipelines WHERE id = ?", (pipeline_id,)).fetchone()
+    return None if row is None else _pipeline_json(conn, row)
+
+
+def require(conn: sqlite3.Connection, pipeline_id: str) -> JSON:
+    found = get(conn, pipeline_id)
+    if found is None:
+        raise not_found(f"Unable to find pipeline {pipeline_id}")
+    return found
+
+
+def stage_ids(conn: sqlite3.Connection, pipeline_id: str) -> set[str] | None:
+    """The stage ids of a pipeline, or None when there is no such pipeline."""
+    if not conn.execute("SELECT 1 FROM pipelines WHERE id = ?", (pipeline_id,)).fetchone():
+        return None
+    return {row[0] for row in conn.execute("SELECT id FROM stages WHERE pipeline_id = ?", (pipeline_id,))}
+
+
+def labels(conn: sqlite3.Connection) -> tuple[dict[str, str], dict[str, str]]:
+    """(pipeline id -> label, stage id -> label), for the dump's readable deals."""
+    pipeline_labels = {row[0]: row[1] for row in conn.execute("SELECT id, label FROM pipelines")}
+    stage_labels = {row[0]: row[1] for row in conn.execute("SELECT id, label FROM stages")}
+    return pipeline_labels, stage_labels

@@ -1,0 +1,242 @@
+"""Property definitions (``/crm/v3/properties``) and the checks a value must pass to be written.
+
+HubSpot rejects a write that names an unknown property or gives a value its type cannot hold;
+the sandbox does the same so a writer's mapping mistakes fail here, not in production.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sqlite3
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from hubspot_sandbox.catalog import COMPUTED, OBJECT_TYPES, built_ins
+from hubspot_sandbox.errors import JSON, HubSpotError, PropertyProblem, validation
+from hubspot_sandbox.timestamps import iso, parse_instant
+
+TYPES = {"string", "number", "date", "datetime", "enumeration", "bool", "phone_number"}
+FIELD_TYPES = {
+    "text",
+    "textarea",
+    "number",
+    "date",
+    "select",
+    "radio",
+    "checkbox",
+    "booleancheckbox",
+    "calculation_equation",
+    "html",
+    "file",
+    "phonenumber",
+}
+_NAME = re.compile(r"^[a-z][a-z0-9_]{0,99}$")
+MAX_STRING = 65_536
+
+
+@dataclass(frozen=True)
+class PropertyDef:
+    object_type: str
+    name: str
+    label: str
+    type: str
+    field_type: str
+    group_name: str
+    created_ms: int
+    description: str = ""
+    options: tuple[JSON, ...] = field(default_factory=tuple)
+    has_unique_value: bool = False
+    hubspot_defined: bool = False
+
+    @property
+    def read_only(self) -> bool:
+        return self.name in COMPUTED
+
+    def to_json(self) -> JSON:
+        """HubSpot's property shape (the fields a client reads; display-only ones are constant)."""
+        body: JSON = {
+            "name": self.name,
+            "label": self.label,
+            "type": self.type,
+            "fieldType": self.field_type,
+            "description": self.description,
+            "groupName": self.group_name,
+            "options": list(self.options),
+            "displayOrder": -1,
+            "calculated": False,
+            "externalOptions": False,
+            "hasUniqueValue": self.has_unique_value,
+            "hidden": False,
+            "modificationMetadata": {
+                "archivable": not self.hubspot_defined,
+                "readOnlyDefinition": self.hubspot_defined,
+                "readOnlyValue": self.read_only,
+            },
+            "formField": not self.read_only,
+            "createdAt": iso(self.created_ms),
+            "updatedAt": iso(self.created_ms),
+            "archived": False,
+        }
+        if self.hubspot_defined:
+            body["hubspotDefined"] = True
+        return body
+
+    @classmethod
+    def from_json(cls, object_type: str, data: JSON, created_ms: int) -> PropertyDef:
+        return cls(
+            object_type=object_type,
+            name=data["name"],
+            label=data["label"],
+            type=data["type"],
+            field_type=data["fieldType"],
+            group_name=data["groupName"],
+            created_ms=created_ms,
+            description=data.get("description") or "",
+            options=tuple(data.get("options") or ()),
+            has_unique_value=bool(data.get("hasUniqueValue", False)),
+            hubspot_defined=bool(data.get("hubspotDefined", False)),
+        )
+
+
+def seed(conn: sqlite3.Connection, now: int) -> None:
+    """Write the built-in definitions of every type (idempotent)."""
+    for object_type in OBJECT_TYPES:
+        for b in built_ins(object_type):
+            options = tuple(
+                {"label": o, "value": o, "displayOrder": i, "hidden": False} for i, o in enumerate(b.options)
+            )
+            definition = PropertyDef(
+                object_type,
+                b.name,
+                b.label,
+                b.type,
+                b.field_type,
+                b.group,
+                now,
+                options=options,
+                hubspot_defined=True,
+            )
+            _insert(conn, definition)
+
+
+def _insert(conn: sqlite3.Connection, definition: PropertyDef) -> None:
+    conn.execute(
+        "INSERT OR IGNORE INTO property_defs (object_type, name, definition) VALUES (?, ?, ?)",
+        (
+            definition.object_type,
+            definition.name,
+            json.dumps({**definition.to_json(), "_created_ms": definition.created_ms}),
+        ),
+    )
+
+
+def load(conn: sqlite3.Connection, object_type: str) -> dict[str, PropertyDef]:
+    rows = conn.execute(
+        "SELECT definition FROM property_defs WHERE object_type = ? ORDER BY name", (object_type,)
+    )
+    out: dict[str, PropertyDef] = {}
+    for row in rows:
+        data = json.loads(row["definition"])
+        out[data["name"]] = PropertyDef.from_json(object_type, data, int(data["_created_ms"]))
+    return out
+
+
+def create(conn: sqlite3.Connection, object_type: str, body: JSON, now: int) -> PropertyDef:
+    """``POST /crm/v3/properties/{type}``: 409 if the name is taken, 400 if a field is missing or wrong."""
+    problems: list[JSON] = []
+    for key in ("name", "label", "type", "fieldType", "groupName"):
+        if not isinstance(body.get(key), str) or not body[key]:
+            problems.append({"message": f"{key} is required", "code": "REQUIRED_FIELD", "in": key})
+    if problems:
+        raise validation("Invalid input: " + ", ".join(p["message"] for p in problems), errors=problems)
+    name = body["name"]
+    if not _NAME.match(name):
+        raise validation(f"Property name '{name}' must start with a letter and hold only a-z, 0-9 and _")
+    if body["type"] not in TYPES:
+        raise validation(f"Invalid property type '{body['type']}'; one of {sorted(TYPES)}")
+    if body["fieldType"] not in FIELD_TYPES:
+        raise validation(f"Invalid fieldType '{body['fieldType']}'; one of {sorted(FIELD_TYPES)}")
+    options = _options(body.get("options"))
+    if body["type"] == "enumeration" and not options:
+        raise validation(f"Property '{name}' of type enumeration needs options")
+    unique = body.get("hasUniqueValue", False)
+    if not isinstance(unique, bool):
+        raise validation("hasUniqueValue must be a boolean")
+    if name in load(conn, object_type):
+        raise HubSpotError(409, "OBJECT_ALREADY_EXISTS", f"Property named '{name}' already exists.")
+    definition = PropertyDef(
+        object_type=object_type,
+        name=name,
+        label=body["label"],
+        type=body["type"],
+        field_type=body["fieldType"],
+        group_name=body["groupName"],
+        created_ms=now,
+        description=str(body.get("description") or ""),
+        options=options,
+        has_unique_value=unique,
+    )
+    _insert(conn, definition)
+    return definition
+
+
+def _options(raw: Any) -> tuple[JSON, ...]:
+    if raw is None:
+        return ()
+    if not isinstance(raw, list) or not all(
+        isinstance(o, dict) and isinstance(o.get("value"), str) for o in raw
+    ):
+        raise validation("options must be a list of {label, value} objects")
+    return tuple(
+        {
+            "label": str(o.get("label", o["value"])),
+            "value": o["value"],
+            "displayOrder": int(o.get("displayOrder", i)),
+            "hidden": bool(o.get("hidden", False)),
+        }
+        for i, o in enumerate(raw)
+    )
+
+
+def check_value(definition: PropertyDef, value: str) -> PropertyProblem | None:
+    """Whether HubSpot would store ``value`` in this property; None when it would."""
+    name, kind = definition.name, definition.type
+    if kind == "number":
+        try:
+            number = Decimal(value)
+        except InvalidOperation:
+            number = Decimal("NaN")
+        if not number.is_finite():
+            return PropertyProblem(name, "INVALID_DECIMAL", f"{value} was not a valid number.")
+    elif kind == "bool":
+        if value.lower() not in ("true", "false"):
+            return PropertyProblem(
+                name, "INVALID_BOOLEAN", f"{value} was not a valid boolean (true or false)."
+            )
+    elif kind in ("date", "datetime"):
+        instant = parse_instant(value)
+        if instant is None:
+            return PropertyProblem(name, "INVALID_DATE", f"{value} was not a valid date or ISO 8601 instant.")
+        if kind == "date" and (instant.hour, instant.minute, instant.second, instant.microsecond) != (
+            0,
+            0,
+            0,
+            0,
+        ):
+            return PropertyProblem(
+                name, "INVALID_DATE", f"{value} is not at midnight UTC, as a date must be."
+            )
+    elif kind == "enumeration" and definition.options:
+        allowed = [str(o["value"]) for o in definition.options]
+        chosen = value.split(";") if definition.field_type == "checkbox" else [value]
+        if any(c not in allowed for c in chosen):
+            return PropertyProblem(
+                name, "INVALID_OPTION", f"{value} was not one of the allowed options: {allowed}"
+            )
+    if len(value) > MAX_STRING:
+        return PropertyProblem(
+            name, "INVALID_STRING", f"Value of {name} is longer than {MAX_STRING} characters."
+        )
+    return None

@@ -1,0 +1,104 @@
+"""Starting and stopping a sandbox: as an async context manager for tests and embedding code,
+or blocking until SIGINT/SIGTERM for the command line."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from aiohttp import web
+
+from hubspot_sandbox import admin, api
+from hubspot_sandbox.config import SandboxConfig
+from hubspot_sandbox.faults import Faults, FaultSettings
+from hubspot_sandbox.middleware import crm_gate
+from hubspot_sandbox.ratelimit import RateLimiter
+from hubspot_sandbox.state import STATE, SandboxState
+from hubspot_sandbox.stats import Stats
+from hubspot_sandbox.store import Store
+from hubspot_sandbox.webhooks import WebhookSender
+
+log = logging.getLogger(__name__)
+
+
+class Sandbox:
+    """A running sandbox. ``url`` is its base URL (use it as HUBSPOT_BASE_URL); ``state`` gives
+    in-process access to the store, limiter, faults and counters."""
+
+    def __init__(self, config: SandboxConfig) -> None:
+        self.config = config
+        store = Store(config.db_path)
+        self.state = SandboxState(
+            config=config,
+            store=store,
+            limiter=RateLimiter(config.rate_limit_per_10s, config.rate_limit_daily),
+            faults=Faults(
+                FaultSettings(config.fault_5xx_rate, config.latency_ms, config.drop_rate),
+                seed=config.fault_seed,
+            ),
+            stats=Stats(),
+            webhooks=WebhookSender(
+                config.webhook_url,
+                config.webhook_secret.get_secret_value(),
+                portal_id=config.portal_id,
+                app_id=config.app_id,
+                next_event_id=store.next_event_id,
+                max_attempts=config.webhook_max_attempts,
+                backoff_s=config.webhook_backoff_s,
+            ),
+        )
+        self._runner: web.AppRunner | None = None
+        self.url = ""
+
+    def app(self) -> web.Application:
+        app = web.Application(middlewares=[crm_gate], client_max_size=16 * 1024 * 1024)
+        app[STATE] = self.state
+        app.add_routes(api.routes)
+        app.add_routes(admin.routes)
+        return app
+
+    async def start(self) -> None:
+        self._runner = web.AppRunner(self.app(), access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.config.host, self.config.port)
+        await site.start()
+        host, port = self._runner.addresses[0][:2]
+        self.url = f"http://{host}:{port}"
+        log.info("HubSpot sandbox listening on %s (db %s)", self.url, self.config.db_path)
+
+    async def stop(self) -> None:
+        """Stop answering, drop pending webhook deliveries, and close the database."""
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+        await self.state.webhooks.close()
+        self.state.store.close()
+
+
+@asynccontextmanager
+async def running_sandbox(config: SandboxConfig) -> AsyncIterator[Sandbox]:
+    sandbox = Sandbox(config)
+    try:
+        await sandbox.start()
+        yield sandbox
+    finally:
+        await sandbox.stop()
+
+
+async def _serve_until_signalled(config: SandboxConfig, announce: bool) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    async with running_sandbox(config) as sandbox:
+        if announce:
+            print(sandbox.url, flush=True)
+        await stop.wait()
+
+
+def serve(config: SandboxConfig, *, announce: bool = True) -> None:
+    """Run until SIGINT or SIGTERM; prints the base URL on stdout once it answers."""
+    asyncio.run(_serve_until_signalled(config, announce))

@@ -1,0 +1,234 @@
+"""Writes to CRM records: batch create, update, upsert and archive, and GDPR deletion.
+
+Each function runs inside the caller's transaction, checks the whole batch before storing
+anything, and returns HubSpot's results plus the inputs that failed on their own (for a 207).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass, field
+
+from hubspot_sandbox import associations, properties, records
+from hubspot_sandbox.catalog import ASSOCIATION_TYPES, AssociationType, ObjectType
+from hubspot_sandbox.checks import (
+    check_links,
+    check_unique,
+    clean_value,
+    id_property,
+    missing_message,
+    parse_properties,
+    product_of,
+    resolve,
+    unique_names,
+)
+from hubspot_sandbox.errors import (
+    JSON,
+    InputError,
+    PropertyProblem,
+    invalid_properties,
+    not_found,
+    validation,
+)
+from hubspot_sandbox.inputs import inputs_of, object_id, to_text
+from hubspot_sandbox.records import Record
+
+_COPIED_FROM_PRODUCT = ("name", "price", "hs_sku")
+
+
+@dataclass
+class Outcome:
+    """What a batch did: rendered results, per-input failures, and records newly archived or
+    deleted (the API turns deleted contacts into webhooks)."""
+
+    results: list[JSON] = field(default_factory=list)
+    errors: list[InputError] = field(default_factory=list)
+    removed: list[int] = field(default_factory=list)
+
+
+def _shown_after_write(otype: ObjectType, changes: dict[str, str | None]) -> set[str]:
+    return set(otype.defaults) | changes.keys()
+
+
+def _new_record(
+    conn: sqlite3.Connection, otype: ObjectType, changes: dict[str, str | None], now: int
+) -> Record:
+    """A line item made from a product takes its name, price and SKU unless given, as in HubSpot."""
+    values = {k: v for k, v in changes.items() if v is not None}
+    if otype.name == "line_items":
+        product = product_of(conn, changes)
+        if product is not None:
+            for name in _COPIED_FROM_PRODUCT:
+                if name not in changes and name in product.values:
+                    values[name] = product.values[name]
+    return records.insert(conn, otype.name, values, now)
+
+
+Link = tuple[AssociationType, int]
+
+
+def _inline_associations(conn: sqlite3.Connection, otype: ObjectType, item: JSON) -> list[Link]:
+    """``associations`` on a create input: each target must exist, else the batch fails (400)."""
+    raw = item.get("associations") or []
+    if not isinstance(raw, list):
+        raise validation('"associations" must be a list')
+    links: list[Link] = []
+    for given in raw:
+        spec: JSON = given if isinstance(given, dict) else {}
+        target, types = spec.get("to"), spec.get("types")
+        to_id = object_id(target.get("id")) if isinstance(target, dict) else None
+        for type_spec in types if isinstance(types, list) else [None]:
+            type_id = type_spec.get("associationTypeId") if isinstance(type_spec, dict) else None
+            kind = next(
+                (a for a in ASSOCIATION_TYPES.values() if a.from_type == otype.name and a.type_id == type_id),
+                None,
+            )
+            if kind is None or to_id is None:
+                raise validation(f"Invalid association from {otype.name}: {spec}")
+            if records.load_one(conn, kind.to_type, to_id, archived=False) is None:
+                raise validation(f"Association target {kind.to_type} {to_id} does not exist")
+            links.append((kind, to_id))
+    return links
+
+
+def batch_create(conn: sqlite3.Connection, otype: ObjectType, body: JSON, now: int) -> Outcome:
+    inputs = inputs_of(body)
+    defs = properties.load(conn, otype.name)
+    problems: list[PropertyProblem] = []
+    planned = [parse_properties(otype, defs, item.get("properties"), problems) for item in inputs]
+    for changes in planned:
+        check_links(conn, otype, {}, changes, problems)
+    if problems:
+        raise invalid_properties(problems)
+    claims: dict[tuple[str, str], str] = {}
+    unique = unique_names(otype, defs)
+    for index, changes in enumerate(planned):
+        check_unique(conn, otype, unique, None, f"new:{index}", changes, claims)
+    links = [_inline_associations(conn, otype, item) for item in inputs]
+    outcome = Outcome()
+    for changes, item_links in zip(planned, links, strict=True):
+        record = _new_record(conn, otype, changes, now)
+        for kind, to_id in item_links:
+            associations.link(conn, kind, record.id, to_id)
+        outcome.results.append(records.render(record, _shown_after_write(otype, changes)))
+    return outcome
+
+
+def batch_update(conn: sqlite3.Connection, otype: ObjectType, body: JSON, now: int) -> Outcome:
+    inputs = inputs_of(body)
+    defs = properties.load(conn, otype.name)
+    outcome = Outcome()
+    targets: list[tuple[Record, JSON]] = []
+    for item in inputs:
+        record = resolve(
+            conn,
+            otype,
+            defs,
+            item.get("id"),
+            id_property(otype, defs, item.get("idProperty")),
+            archived=False,
+        )
+        if record is None:
+            outcome.errors.append(InputError("OBJECT_NOT_FOUND", missing_message(otype), str(item.get("id"))))
+        else:
+            targets.append((record, item))
+    ids = [record.id for record, _ in targets]
+    if len(set(ids)) != len(ids):
+        raise validation(
+            f"Duplicate IDs found in batch input: {sorted({i for i in ids if ids.count(i) > 1})}"
+        )
+    problems: list[PropertyProblem] = []
+    planned = [parse_properties(otype, defs, item.get("properties"), problems) for _, item in targets]
+    for (record, _), changes in zip(targets, planned, strict=True):
+        check_links(conn, otype, record.values, changes, problems)
+    if problems:
+        raise invalid_properties(problems)
+    claims: dict[tuple[str, str], str] = {}
+    unique = unique_names(otype, defs)
+    for (record, _), changes in zip(targets, planned, strict=True):
+        check_unique(conn, otype, unique, record.id, f"id:{record.id}", changes, claims)
+    for (record, _), changes in zip(targets, planned, strict=True):
+        records.write(conn, record, changes, now)
+        outcome.results.append(records.render(record, _shown_after_write(otype, changes)))
+    return outcome
+
+
+def batch_upsert(conn: sqlite3.Connection, otype: ObjectType, body: JSON, now: int) -> Outcome:
+    """Create or update by a unique property (``email`` for contacts); results carry ``new``."""
+    inputs = inputs_of(body)
+    defs = properties.load(conn, otype.name)
+    problems: list[PropertyProblem] = []
+    seen: set[tuple[str, str]] = set()
+    planned: list[tuple[Record | None, dict[str, str | None]]] = []
+    for item in inputs:
+        prop = id_property(otype, defs, item.get("idProperty"))
+        if prop is None:
+            raise validation(
+                "batch/upsert needs idProperty: the name of a unique property (email for contacts)"
+            )
+        value = to_text(item.get("id"))
+        if value is None:
+            raise validation("batch/upsert needs an id (the idProperty's value) on every input")
+        value, problem = clean_value(otype, defs[prop], value)
+        if problem is not None:
+            problems.append(problem)
+        key = (prop, records.norm(value))
+        if key in seen:
+            raise validation(f"Duplicate IDs found in batch input: [{value}]")
+        seen.add(key)
+        changes = parse_properties(otype, defs, item.get("properties"), problems)
+        changes[prop] = value
+        existing = resolve(conn, otype, defs, value, prop, archived=False)
+        check_links(conn, otype, existing.values if existing else {}, changes, problems)
+        planned.append((existing, changes))
+    if problems:
+        raise invalid_properties(problems)
+    claims: dict[tuple[str, str], str] = {}
+    unique = unique_names(otype, defs)
+    for index, (existing, changes) in enumerate(planned):
+        owner = f"id:{existing.id}" if existing else f"new:{index}"
+        check_unique(conn, otype, unique, existing.id if existing else None, owner, changes, claims)
+    outcome = Outcome()
+    for existing, changes in planned:
+        if existing is None:
+            record = _new_record(conn, otype, changes, now)
+        else:
+            record = existing
+            records.write(conn, record, changes, now)
+        outcome.results.append(
+            {**records.render(record, _shown_after_write(otype, changes)), "new": existing is None}
+        )
+    return outcome
+
+
+def batch_archive(conn: sqlite3.Connection, otype: ObjectType, body: JSON, now: int) -> Outcome:
+    """Archive (restorable in HubSpot): the record stays readable with ``archived=true``, loses
+    its associations, and frees its unique values. Archiving twice is harmless."""
+    outcome = Outcome()
+    for item in inputs_of(body):
+        found_id = object_id(item.get("id"))
+        record = None if found_id is None else records.load_one(conn, otype.name, found_id, archived=None)
+        if record is None:
+            outcome.errors.append(InputError("OBJECT_NOT_FOUND", missing_message(otype), str(item.get("id"))))
+        elif not record.archived:
+            records.archive(conn, record, now)
+            associations.remove_all_for(conn, record.id)
+            outcome.removed.append(record.id)
+    return outcome
+
+
+def gdpr_delete(conn: sqlite3.Connection, otype: ObjectType, body: JSON) -> int:
+    """Permanent deletion of a contact, by id or by email (live first, else the newest archived)."""
+    defs = properties.load(conn, otype.name)
+    prop = id_property(otype, defs, body.get("idProperty"))
+    record = resolve(conn, otype, defs, body.get("objectId"), prop, archived=False) or resolve(
+        conn, otype, defs, body.get("objectId"), prop, archived=True
+    )
+    if record is None:
+        raise not_found(
+            f"Unable to find a contact for {body.get('objectId')}",
+            context={"id": [str(body.get("objectId"))]},
+        )
+    associations.remove_all_for(conn, record.id)
+    records.delete(conn, record.id)
+    return record.id

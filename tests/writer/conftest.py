@@ -1,0 +1,131 @@
+"""Fixtures for the writer: a HubSpot sandbox over real HTTP, and helpers to feed and watch it."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from aiokafka import AIOKafkaProducer
+from pydantic import SecretStr
+
+from hubspot_sandbox import Sandbox, SandboxConfig, running_sandbox
+from schemas.commands import AnyCommand, command_key, encode_command
+from shopsync.account import Account
+from shopsync.config import Settings
+from shopsync.localrun import delivery_for, group_lag, schedule
+from shopsync.samplestore import generate
+from streams.inprocess import InProcessPipeline
+from streams.topics import topic_name
+
+TOKEN = "pat-test-0123456789"
+
+
+@pytest.fixture
+async def sandbox(tmp_path: Path) -> AsyncIterator[Sandbox]:
+    config = SandboxConfig(db_path=tmp_path / "sandbox.db", token=SecretStr(TOKEN))
+    async with running_sandbox(config) as running:
+        yield running
+
+
+@pytest.fixture
+def writer_settings(settings: Settings, sandbox: Sandbox) -> Settings:
+    return settings.model_copy(
+        update={
+            "hubspot_base_url": sandbox.url,
+            "hubspot_token": SecretStr(TOKEN),
+            "writer_batch_window_ms": 200,
+            "writer_link_wait_s": 5.0,
+        }
+    )
+
+
+def store_commands(customers: int = 15, seed: int = 3) -> list[AnyCommand]:
+    """What the processors emit for a generated store (the in-process pipeline, ticks included)."""
+    pipeline = InProcessPipeline()
+    store = generate(customers=customers, seed=seed)
+    for batch, tick_at in schedule(store.events, timedelta(hours=12), timedelta(days=3)):
+        for event in batch:
+            pipeline.deliver(delivery_for(event))
+        pipeline.tick(tick_at)
+    return pipeline.commands
+
+
+async def append_commands(settings: Settings, commands: list[AnyCommand]) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers, acks="all", linger_ms=5)
+    await producer.start()
+    try:
+        topic = topic_name(settings, "hubspot.commands")
+        sent = [await producer.send(topic, encode_command(c), key=command_key(c).encode()) for c in commands]
+        await asyncio.gather(*sent)
+    finally:
+        await producer.stop()
+
+
+async def wait_until_written(settings: Settings, timeout_s: float = 60.0) -> None:
+    """Until the writer's group has committed everything on the commands topic."""
+    topic = topic_name(settings, "hubspot.commands")
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    while await group_lag(settings.kafka_bootstrap_servers, settings.writer_group(), [topic]) != 0:
+        if loop.time() > deadline:
+            raise TimeoutError("the writer did not catch up")
+        await asyncio.sleep(0.2)
+
+
+async def admin(sandbox: Sandbox, method: str, path: str, json: Any = None) -> Any:
+    async with httpx.AsyncClient(base_url=sandbox.url) as http:
+        response = await http.request(method, path, json=json)
+        response.raise_for_status()
+        return response.json() if response.content else None
+
+
+UNIQUE = {"contacts": "email", "deals": "shopify_deal_key", "products": "shopify_product_key",
+          "line_items": "shopify_line_item_key"}  # fmt: skip
+
+
+def held(dump: dict[str, Any]) -> Account:
+    """The sandbox's account in the shape of ``shopsync.account.Account`` (natural keys, labels)."""
+    account = Account()
+    by_id: dict[str, tuple[str, str]] = {}
+    for object_type, unique in UNIQUE.items():
+        for record in dump[object_type]:
+            props = {k: v for k, v in record["properties"].items() if v not in (None, "")}
+            if object_type == "deals":
+                props["dealstage"] = record.get("stage_label")
+                props["pipeline"] = record.get("pipeline_label")
+            key = (object_type, str(props[unique]))
+            account.records[key] = props
+            by_id[str(record["id"])] = key
+    for link in dump["associations"]:
+        a, b = by_id.get(str(link["from_id"])), by_id.get(str(link["to_id"]))
+        if a and b:
+            account.associations.add((a, b, int(link["type_id"])))
+    return account
+
+
+def agrees(expected: Account, actual: Account) -> list[str]:
+    """Differences between what the commands say and what HubSpot holds (empty: they agree)."""
+    problems = []
+    want_keys = set(expected.records)
+    have_keys = set(actual.records)
+    if want_keys != have_keys:
+        missing, extra = sorted(want_keys - have_keys)[:5], sorted(have_keys - want_keys)[:5]
+        problems.append(f"records missing {missing}, extra {extra}")
+    for key in want_keys & have_keys:
+        for prop, value in expected.records[key].items():
+            if value in (None, ""):
+                if actual.records[key].get(prop) not in (None, ""):
+                    problems.append(f"{key} {prop}: expected empty, held {actual.records[key].get(prop)!r}")
+            elif str(actual.records[key].get(prop)) != str(value):
+                problems.append(f"{key} {prop}: expected {value!r}, held {actual.records[key].get(prop)!r}")
+    wanted_links = {a for a in expected.associations if a[2] in (3, 20)}
+    held_links = {a for a in actual.associations if a[2] in (3, 20)}
+    if wanted_links != held_links:
+        problems.append(f"associations missing {sorted(wanted_links - held_links)[:3]}, extra "
+                        f"{sorted(held_links - wanted_links)[:3]}")  # fmt: skip
+    return problems

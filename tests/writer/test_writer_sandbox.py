@@ -1,0 +1,165 @@
+"""The writer over real HTTP against the HubSpot sandbox, reading a real Kafka commands topic."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+
+from handlers.writer import WriterStats, run_writer
+from hubspot_sandbox import Sandbox
+from schemas.commands import AnyCommand, RecordRef, Upsert
+from shopsync.account import fold
+from shopsync.config import Settings
+from shopsync.localrun import read_all
+from streams.topics import ensure_topics, topic_name
+from tests.writer.conftest import (
+    TOKEN,
+    admin,
+    agrees,
+    append_commands,
+    held,
+    store_commands,
+    wait_until_written,
+)
+
+pytestmark = pytest.mark.kafka
+
+
+@asynccontextmanager
+async def writer(settings: Settings) -> AsyncIterator[asyncio.Task[WriterStats]]:
+    stop = asyncio.Event()
+    task = asyncio.create_task(run_writer(settings, stop))
+    try:
+        yield task
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 30)
+
+
+async def test_a_store_written_to_the_sandbox_is_the_account_the_commands_describe(
+    writer_settings: Settings, sandbox: Sandbox
+) -> None:
+    await ensure_topics(writer_settings)
+    commands = store_commands()
+    await append_commands(writer_settings, commands)
+    async with writer(writer_settings) as task:
+        await wait_until_written(writer_settings)
+    stats = task.result()
+    dump = await admin(sandbox, "GET", "/_sandbox/dump")
+    problems = agrees(fold(commands), held(dump))
+    assert not problems, problems[:10]
+    assert stats.dead_lettered == 0
+    line_items = dump["line_items"]
+    assert line_items and all(li["properties"].get("hs_product_id") for li in line_items), (
+        "P2: linked to products"
+    )
+    labels = {d["stage_label"] for d in dump["deals"]}
+    assert "Checkout Abandoned" in labels and "Shipped" in labels
+
+
+async def test_the_same_commands_twice_leave_the_same_account(
+    writer_settings: Settings, sandbox: Sandbox
+) -> None:
+    """Idempotency: every write is an upsert by a unique key; a second pass changes nothing."""
+    await ensure_topics(writer_settings)
+    commands = store_commands(customers=8, seed=4)
+    await append_commands(writer_settings, commands)
+    async with writer(writer_settings):
+        await wait_until_written(writer_settings)
+        first = await admin(sandbox, "GET", "/_sandbox/dump")
+        await append_commands(writer_settings, commands)
+        await wait_until_written(writer_settings)
+    second = await admin(sandbox, "GET", "/_sandbox/dump")
+    assert second == first
+
+
+async def test_batching_and_coalescing_keep_the_call_count_low(
+    writer_settings: Settings, sandbox: Sandbox
+) -> None:
+    """250 contacts in 3 upsert calls (100 per call); 40 updates of one contact become one input."""
+    await ensure_topics(writer_settings)
+    contacts: list[AnyCommand] = [
+        Upsert(record=RecordRef(object_type="contacts", id_property="email", id_value=f"c{i}@example.com"),
+               properties={"email": f"c{i}@example.com", "firstname": f"C{i}"})
+        for i in range(250)
+    ]  # fmt: skip
+    one = RecordRef(object_type="contacts", id_property="email", id_value="busy@example.com")
+    updates: list[AnyCommand] = [
+        Upsert(record=one, properties={"email": one.id_value, "firstname": f"v{i}"}) for i in range(40)
+    ]
+    await append_commands(writer_settings, contacts + updates)
+    settings = writer_settings.model_copy(update={"writer_batch_window_ms": 1500, "writer_max_batch": 5000})
+    async with writer(settings):
+        await wait_until_written(settings)
+    stats = await admin(sandbox, "GET", "/_sandbox/stats")
+    upsert_calls = sum(n for route, n in _routes(stats).items() if route.endswith("contacts/batch/upsert"))
+    assert upsert_calls <= 4, stats
+    dump = await admin(sandbox, "GET", "/_sandbox/dump")
+    busy = [c for c in dump["contacts"] if c["properties"]["email"] == "busy@example.com"]
+    assert busy[0]["properties"]["firstname"] == "v39", "newest wins"
+    assert len(dump["contacts"]) == 251
+
+
+async def test_rejected_records_are_dead_lettered_and_the_rest_written(
+    writer_settings: Settings, sandbox: Sandbox
+) -> None:
+    """A 400 for a batch is narrowed down to the bad input; it goes to the DLQ with HubSpot's message."""
+    await ensure_topics(writer_settings)
+    good: list[AnyCommand] = [
+        Upsert(record=RecordRef(object_type="contacts", id_property="email", id_value=f"g{i}@example.com"),
+               properties={"email": f"g{i}@example.com"})
+        for i in range(9)
+    ]  # fmt: skip
+    bad = Upsert(record=RecordRef(object_type="contacts", id_property="email", id_value="bad@example.com"),
+                 properties={"email": "bad@example.com", "no_such_property": "x"})  # fmt: skip
+    await append_commands(writer_settings, [*good[:4], bad, *good[4:]])
+    async with writer(writer_settings) as task:
+        await wait_until_written(writer_settings)
+    assert task.result().dead_lettered == 1
+    dump = await admin(sandbox, "GET", "/_sandbox/dump")
+    assert {c["properties"]["email"] for c in dump["contacts"]} == {f"g{i}@example.com" for i in range(9)}
+    dlq = topic_name(writer_settings, "hubspot.commands.dlq")
+    (letter,) = await read_all(writer_settings.kafka_bootstrap_servers, dlq)
+    body = orjson.loads(letter.value)
+    assert body["status"] == 400 and "no_such_property" in orjson.dumps(body).decode()
+    assert body["command"]["record"]["id_value"] == "bad@example.com"
+
+
+async def test_a_429_storm_and_a_5xx_burst_slow_the_writer_down_but_lose_nothing(
+    writer_settings: Settings, sandbox: Sandbox
+) -> None:
+    """The writer paces itself to the advertised limit, so the storm comes from another client of
+    the same account spending the allowance; 5xx answers come at random meanwhile."""
+    await ensure_topics(writer_settings)
+    commands = store_commands(customers=10, seed=6)
+    await append_commands(writer_settings, commands)
+    await admin(sandbox, "POST", "/_sandbox/faults", {"fault_5xx_rate": 0.3, "rate_limit_per_10s": 30})
+    settings = writer_settings.model_copy(update={"writer_batch_window_ms": 50})
+
+    async def greedy_neighbour() -> None:
+        async with httpx.AsyncClient(
+            base_url=sandbox.url, headers={"Authorization": f"Bearer {TOKEN}"}
+        ) as http:
+            for _ in range(60):
+                await http.get("/crm/v3/pipelines/deals")
+                await asyncio.sleep(0.05)
+
+    async with writer(settings):
+        await greedy_neighbour()
+        await admin(sandbox, "POST", "/_sandbox/faults", {"fault_5xx_rate": 0.0, "rate_limit_per_10s": 190})
+        await wait_until_written(settings, timeout_s=120)
+    stats = await admin(sandbox, "GET", "/_sandbox/stats")
+    assert stats["rate_limited"] > 0, "a 429 storm happened"
+    assert stats["injected_5xx"] > 0, "a 5xx burst happened"
+    problems = agrees(fold(commands), held(await admin(sandbox, "GET", "/_sandbox/dump")))
+    assert not problems, problems[:10]
+
+
+def _routes(stats: dict[str, Any]) -> dict[str, int]:
+    return {str(k): int(v) for k, v in stats["requests"].items()}
