@@ -91,6 +91,11 @@ class Writer:
         self.stats.commands += len(items)
         await self._archive(plan.archives())
         await self._upsert(plan.upserts())
+        archived = {r.ref.key for r in plan.archives()}
+        if archived:  # a link waiting for a record that is now archived will never be made: done
+            self.waiting = [
+                w for w in self.waiting if not {w.link.command.record.key, w.link.command.to.key} & archived
+            ]
         now = time.monotonic()
         due = [w for w in self.waiting if w.next_try <= now]
         self.waiting = [w for w in self.waiting if w.next_try > now]

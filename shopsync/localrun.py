@@ -67,6 +67,16 @@ def settings_env(settings: Settings) -> dict[str, str]:
         "SHOPSYNC_TRIGGER_GRACE": str(settings.trigger_grace.total_seconds()),
         "SHOPSYNC_SYNC_VARIANTS": "true" if settings.sync_variants else "false",
         "SHOPSYNC_PIPELINE_LABEL": settings.pipeline_label,
+        "HUBSPOT_BASE_URL": settings.hubspot_base_url,
+        "HUBSPOT_TOKEN": settings.hubspot_token.get_secret_value(),
+        "SHOPIFY_WEBHOOK_SECRETS": settings.shopify_webhook_secrets.get_secret_value(),
+        "SHOPSYNC_HUBSPOT_RATE_LIMIT_PER_10S": str(settings.hubspot_rate_limit_per_10s),
+        "SHOPSYNC_HUBSPOT_TIMEOUT_S": str(settings.hubspot_timeout_s),
+        "SHOPSYNC_WRITER_BATCH_WINDOW_MS": str(settings.writer_batch_window_ms),
+        "SHOPSYNC_WRITER_MAX_BATCH": str(settings.writer_max_batch),
+        "SHOPSYNC_WRITER_RETRY_ATTEMPTS": str(settings.writer_retry_attempts),
+        "SHOPSYNC_WRITER_LINK_WAIT_S": str(settings.writer_link_wait_s),
+        "SHOPSYNC_WRITER_GROUP_ID": settings.writer_group_id,
     }
     return env
 
@@ -74,10 +84,12 @@ def settings_env(settings: Settings) -> dict[str, str]:
 class ServiceProcess:
     """A ``shopsync <service>`` child process with its log in a file."""
 
-    def __init__(self, service: str, settings: Settings, log_path: Path) -> None:
+    def __init__(
+        self, service: str, settings: Settings, log_path: Path, extra_env: dict[str, str] | None = None
+    ) -> None:
         self.service = service
         self.log_path = log_path
-        env = {**os.environ, **settings_env(settings)}
+        env = {**os.environ, **settings_env(settings), **(extra_env or {})}
         log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(log_path, "ab") as log:
             self.proc = subprocess.Popen(

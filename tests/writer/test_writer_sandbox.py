@@ -3,20 +3,24 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import httpx
 import orjson
 import pytest
 
+from handlers.account_setup import ensure_properties, set_up_account
+from handlers.hubspot_client import HubSpotClient
 from handlers.writer import WriterStats, run_writer
 from hubspot_sandbox import Sandbox
 from schemas.commands import AnyCommand, RecordRef, Upsert
 from shopsync.account import fold
 from shopsync.config import Settings
-from shopsync.localrun import read_all
+from shopsync.localrun import ServiceProcess, read_all
 from streams.topics import ensure_topics, topic_name
 from tests.writer.conftest import (
     TOKEN,
@@ -163,3 +167,87 @@ async def test_a_429_storm_and_a_5xx_burst_slow_the_writer_down_but_lose_nothing
 
 def _routes(stats: dict[str, Any]) -> dict[str, int]:
     return {str(k): int(v) for k, v in stats["requests"].items()}
+
+
+async def test_a_killed_writer_restarted_mid_stream_loses_nothing_and_duplicates_nothing(
+    writer_settings: Settings, sandbox: Sandbox, tmp_path: Path
+) -> None:
+    """SIGKILL the writer process while it works; a new one resumes from the last commit."""
+    await ensure_topics(writer_settings)
+    commands = store_commands(customers=20, seed=9)
+    await append_commands(writer_settings, commands)
+    env = {"HUBSPOT_BASE_URL": sandbox.url, "HUBSPOT_TOKEN": TOKEN, "SHOPSYNC_WRITER_BATCH_WINDOW_MS": "50",
+           "SHOPSYNC_WRITER_MAX_BATCH": "40", "SHOPSYNC_HUBSPOT_RATE_LIMIT_PER_10S": "100"}  # fmt: skip
+    first = ServiceProcess("writer", writer_settings, tmp_path / "writer-1.log", extra_env=env)
+    for _ in range(200):  # until it has written some, but not all
+        await asyncio.sleep(0.05)
+        written = len((await admin(sandbox, "GET", "/_sandbox/dump"))["deals"])
+        if written > 3:
+            break
+    first.kill()
+    partial = await admin(sandbox, "GET", "/_sandbox/dump")
+    second = ServiceProcess("writer", writer_settings, tmp_path / "writer-2.log", extra_env=env)
+    try:
+        await wait_until_written(writer_settings, timeout_s=120)
+    except TimeoutError as exc:
+        raise AssertionError(f"{first.log_tail()}\n----\n{second.log_tail()}") from exc
+    finally:
+        second.stop()
+    final = await admin(sandbox, "GET", "/_sandbox/dump")
+    assert len(partial["deals"]) < len(final["deals"]), "the kill happened mid-stream"
+    problems = agrees(fold(commands), held(final))
+    assert not problems, [*problems[:10], second.log_tail()]
+    keys = [d["properties"]["shopify_deal_key"] for d in final["deals"]]
+    assert len(keys) == len(set(keys)), "no deal written twice"
+
+
+async def test_account_setup_is_idempotent(writer_settings: Settings, sandbox: Sandbox) -> None:
+    client = HubSpotClient(sandbox.url, TOKEN)
+    try:
+        first = await set_up_account(client, "Ecommerce Pipeline")
+        created_again = await ensure_properties(client)
+        second = await set_up_account(client, "Ecommerce Pipeline")
+    finally:
+        await client.close()
+    assert created_again == 0 and first == second
+    assert set(first.stage_ids) == {"Checkout Pending", "Checkout Abandoned", "Checkout Completed",
+                                    "Processed", "Shipped", "Cancelled"}  # fmt: skip
+    pipelines = (await admin(sandbox, "GET", "/_sandbox/dump"))["pipelines"]
+    assert [p["label"] for p in pipelines].count("Ecommerce Pipeline") == 1
+
+
+async def test_a_contact_deleted_in_hubspot_is_not_recreated_by_an_update(
+    writer_settings: Settings, sandbox: Sandbox
+) -> None:
+    """C4 at the writer: update-only upserts of a contact HubSpot deleted are skipped, not re-created."""
+    await ensure_topics(writer_settings)
+    ref = RecordRef(object_type="contacts", id_property="email", id_value="gone@example.com")
+    await append_commands(writer_settings, [Upsert(record=ref, properties={"email": ref.id_value})])
+    async with writer(writer_settings) as task:
+        await wait_until_written(writer_settings)
+        dump = await admin(sandbox, "GET", "/_sandbox/dump")
+        (contact,) = dump["contacts"]
+        async with httpx.AsyncClient(
+            base_url=sandbox.url, headers={"Authorization": f"Bearer {TOKEN}"}
+        ) as http:
+            response = await http.delete(f"/crm/v3/objects/contacts/{contact['id']}")
+            assert response.status_code == 204
+        update = Upsert(
+            record=ref, properties={"email": ref.id_value, "firstname": "Back"}, create_if_missing=False
+        )
+        await append_commands(writer_settings, [update])
+        await wait_until_written(writer_settings)
+    assert (await admin(sandbox, "GET", "/_sandbox/dump"))["contacts"] == []
+    assert task.result().skipped_deleted == 1 and task.result().dead_lettered == 0
+
+
+async def test_the_token_never_reaches_the_logs(
+    writer_settings: Settings, sandbox: Sandbox, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    await ensure_topics(writer_settings)
+    await append_commands(writer_settings, store_commands(customers=3, seed=2))
+    async with writer(writer_settings):
+        await wait_until_written(writer_settings)
+    assert caplog.records, "something was logged"
+    assert TOKEN not in caplog.text
