@@ -1,6 +1,26 @@
 """A local stand-in for the part of HubSpot's CRM API the writer uses: real HTTP, HubSpot's
 shapes and semantics, persisted in SQLite, with rate limits, signed deletion webhooks and
-injectable faults. See ``running_sandbox`` (tests) and ``python -m hubspot_sandbox serve``."""
+injectable faults. See ``running_sandbox`` (tests) and ``python -m hubspot_sandbox serve`` (or
+``shopsync sandbox serve``).
+
+Where HubSpot's behaviour is unknown or needlessly complex here, the sandbox simplifies, and says so:
+
+- Unique values are compared case-insensitively for every unique property (HubSpot: surely for
+  email); emails are stored trimmed and lower-cased. Search EQ is case-insensitive too.
+- A whole batch fails with 400 for invalid properties, pipeline/stage or product ids, a bad
+  ``idProperty`` or duplicates within the batch, and with 409 "Existing ID: N" for a unique clash;
+  only missing records fail input by input (207). A missing id in batch/archive is a 207 (HubSpot
+  may answer 204).
+- Modified dates move only when a value changes, so a replayed upsert leaves a record untouched.
+- A stage given without a pipeline goes to the "default" pipeline; stages are checked by id only.
+- Search results appear immediately (HubSpot's search index lags), with no separate search limit
+  and no full-text ``query``; ``after`` is an offset.
+- Rate-limit counters live in memory (a restart starts a fresh day); refused requests don't count.
+- GDPR delete sends ``contact.deletion`` (HubSpot uses a separate ``contact.privacyDeletion``);
+  webhook deliveries still pending when the sandbox stops are lost (HubSpot retries for hours).
+- Pipelines are deals-only, without update or delete; property groups are not checked.
+- Association batches are capped at 100 inputs, like object batches.
+"""
 
 from hubspot_sandbox.config import SandboxConfig
 from hubspot_sandbox.server import Sandbox, running_sandbox, serve
