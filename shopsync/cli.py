@@ -124,6 +124,21 @@ def worker() -> None:
 
 
 @main.command()
+def bridge() -> None:
+    """Run the webhook bridge: Shopify's and HubSpot's webhooks in, Kafka appends out.
+
+    Listens on SHOPSYNC_BRIDGE_HOST:SHOPSYNC_BRIDGE_PORT; POST /webhooks/shopify (needs
+    SHOPIFY_WEBHOOK_SECRETS), POST /webhooks/hubspot (needs HUBSPOT_APP_SECRET), GET /healthz, /readyz.
+    """
+    from handlers.bridge import run_bridge
+
+    settings = _settings()
+    if not settings.webhook_secrets():
+        raise click.ClickException("SHOPIFY_WEBHOOK_SECRETS is not set (the Shopify app's client secret)")
+    run_bridge(settings)
+
+
+@main.command()
 def writer() -> None:
     """Run the HubSpot writer: hubspot.commands in, HubSpot CRM API calls out.
 

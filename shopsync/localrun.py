@@ -77,6 +77,13 @@ def settings_env(settings: Settings) -> dict[str, str]:
         "SHOPSYNC_WRITER_RETRY_ATTEMPTS": str(settings.writer_retry_attempts),
         "SHOPSYNC_WRITER_LINK_WAIT_S": str(settings.writer_link_wait_s),
         "SHOPSYNC_WRITER_GROUP_ID": settings.writer_group_id,
+        "SHOPSYNC_BRIDGE_HOST": settings.bridge_host,
+        "SHOPSYNC_BRIDGE_PORT": str(settings.bridge_port),
+        "SHOPSYNC_BRIDGE_MAX_BODY_BYTES": str(settings.bridge_max_body_bytes),
+        "SHOPSYNC_BRIDGE_APPEND_TIMEOUT_S": str(settings.bridge_append_timeout_s),
+        "SHOPSYNC_BRIDGE_PUBLIC_URL": settings.bridge_public_url,
+        "SHOPSYNC_SIMULATION_MODE": "true" if settings.simulation_mode else "false",
+        "HUBSPOT_APP_SECRET": settings.hubspot_app_secret.get_secret_value(),
     }
     return env
 

@@ -26,6 +26,7 @@ TopicName = Literal[
     "shopify.carts",
     "shopify.products",
     "shopify.deadletter",
+    "shopify.parking",
     "hubspot.events",
     "hubspot.commands",
     "hubspot.commands.dlq",
@@ -59,6 +60,10 @@ TOPICS: tuple[TopicSpec, ...] = (
     TopicSpec(
         "shopify.deadletter", "source key", "input records that failed validation, with the "
         "reason and the original bytes", retention_ms=30 * DAY_MS,
+    ),
+    TopicSpec(
+        "shopify.parking", "event id", "signed deliveries the product does not consume (unknown topic, "
+        "no id), with the reason, kept so nothing Shopify sent is lost", retention_ms=30 * DAY_MS,
     ),
     TopicSpec("hubspot.events", "HubSpot object id", "HubSpot webhooks (contact.deletion, C4)"),
     TopicSpec(
