@@ -262,7 +262,6 @@ def build_app(settings: Settings) -> web.Application:
             await hubspot.close()
 
     app.on_cleanup.append(close)
-    app["bridge"] = bridge
     return app
 
 

@@ -194,6 +194,7 @@ def start(
     run_dir: Path | None = None,
     *,
     port: int | None = None,
+    controller_port: int | None = None,
     version: str = DEFAULT_KAFKA_VERSION,
     heap: str = DEFAULT_HEAP,
     fresh: bool = True,
@@ -202,7 +203,8 @@ def start(
     """Start a broker in ``run_dir`` and return once it answers (or raise BrokerError).
 
     ``fresh`` wipes the run directory's data first: a test session wants an empty cluster, and a
-    single-node KRaft log formatted with another cluster id would refuse to start anyway.
+    single-node KRaft log formatted with another cluster id would refuse to start anyway. To
+    restart a stopped broker with its data, pass ``fresh=False`` and the same two ports.
     """
     run_dir = (run_dir or default_run_dir()).resolve()
     running = status(run_dir)
@@ -216,7 +218,7 @@ def start(
         raise BrokerError(f"Port {port} on 127.0.0.1 is already in use; choose another --port.")
     libs = fetch(version)
     port = port or free_port()
-    controller_port = free_port()
+    controller_port = controller_port or free_port()
     while controller_port == port:
         controller_port = free_port()
 

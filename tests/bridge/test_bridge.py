@@ -1,0 +1,262 @@
+"""The webhook bridge over real HTTP, appending to the real broker."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import hmac
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+from aiohttp import web
+from pydantic import SecretStr
+
+from handlers.bridge import build_app
+from hubspot_sandbox import SandboxConfig, running_sandbox, sign
+from localkafka import start, stop
+from localkafka.broker import free_port
+from schemas.envelope import Delivery, HubSpotContactDeletion, decode_log_record
+from shopsync.config import Settings
+from shopsync.localrun import read_all
+from shopsync.samplestore import customer_body, order_body
+from streams.topics import ensure_topics, topic_name
+
+pytestmark = pytest.mark.kafka
+
+OLD, NEW = "old-app-secret", "new-app-secret"
+HUBSPOT_SECRET = "hubspot-app-secret"
+AT = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+
+
+@asynccontextmanager
+async def bridge(settings: Settings) -> AsyncIterator[str]:
+    runner = web.AppRunner(build_app(settings))
+    await runner.setup()
+    port = free_port()
+    site = web.TCPSite(runner, "127.0.0.1", port)
+    await site.start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        await runner.cleanup()
+
+
+def bridge_settings(settings: Settings, **update: Any) -> Settings:
+    return settings.model_copy(
+        update={
+            "shopify_webhook_secrets": SecretStr(f"{OLD},{NEW}"),
+            "hubspot_app_secret": SecretStr(HUBSPOT_SECRET),
+            "bridge_max_body_bytes": 200_000,
+            **update,
+        }
+    )
+
+
+def signed(body: bytes, topic: str, secret: str = NEW, event_id: str = "evt-1") -> dict[str, str]:
+    digest = base64.b64encode(hmac.new(secret.encode(), body, hashlib.sha256).digest()).decode()
+    return {
+        "X-Shopify-Hmac-Sha256": digest, "X-Shopify-Topic": topic, "X-Shopify-Event-Id": event_id,
+        "X-Shopify-Webhook-Id": f"wh-{event_id}", "X-Shopify-Shop-Domain": "s.myshopify.com",
+        "X-Shopify-API-Version": "2026-04", "X-Shopify-Triggered-At": "2026-03-02T09:00:00Z",
+        "Content-Type": "application/json",
+    }  # fmt: skip
+
+
+async def records(settings: Settings, name: str) -> list[bytes]:
+    return [r.value for r in await read_all(settings.kafka_bootstrap_servers, topic_name(settings, name))]  # type: ignore[arg-type]
+
+
+async def test_a_signed_delivery_is_stored_with_its_headers_then_answered(settings: Settings) -> None:
+    settings = bridge_settings(settings)
+    await ensure_topics(settings)
+    body = orjson.dumps(customer_body(77, "a@example.com", "A", "B", AT))
+    async with bridge(settings) as url, httpx.AsyncClient(base_url=url) as http:
+        response = await http.post(
+            "/webhooks/shopify", content=body, headers=signed(body, "customers/create")
+        )
+    assert response.status_code == 200, response.text
+    (raw,) = await records(settings, "shopify.customers")
+    delivery = decode_log_record(raw)
+    assert isinstance(delivery, Delivery)
+    assert (delivery.topic, delivery.event_id, delivery.webhook_id) == (
+        "customers/create",
+        "evt-1",
+        "wh-evt-1",
+    )
+    assert delivery.shop_domain == "s.myshopify.com" and delivery.api_version == "2026-04"
+    assert delivery.body == orjson.loads(body)
+    assert abs((datetime.now(UTC) - delivery.received_at).total_seconds()) < 30
+
+
+async def test_signatures_bad_missing_and_rotated(settings: Settings) -> None:
+    settings = bridge_settings(settings)
+    await ensure_topics(settings)
+    body = orjson.dumps(
+        order_body(5, 1, [], AT, customer=None, email=None, checkout_token=None, cart_token=None)
+    )
+    async with bridge(settings) as url, httpx.AsyncClient(base_url=url) as http:
+        bad = signed(body, "orders/create", secret="not-the-secret")
+        assert (await http.post("/webhooks/shopify", content=body, headers=bad)).status_code == 401
+        missing = {k: v for k, v in signed(body, "orders/create").items() if k != "X-Shopify-Hmac-Sha256"}
+        assert (await http.post("/webhooks/shopify", content=body, headers=missing)).status_code == 401
+        tampered = signed(body, "orders/create")
+        assert (
+            await http.post("/webhooks/shopify", content=body + b" ", headers=tampered)
+        ).status_code == 401
+        assert await records(settings, "shopify.orders") == [], "nothing appended for a bad signature"
+        for secret in (OLD, NEW):  # rotation: both secrets are accepted while both are configured
+            ok = await http.post(
+                "/webhooks/shopify", content=body, headers=signed(body, "orders/create", secret)
+            )
+            assert ok.status_code == 200
+    assert len(await records(settings, "shopify.orders")) == 2
+
+
+async def test_bad_input_gets_a_clear_answer_and_never_blocks_good_input(settings: Settings) -> None:
+    settings = bridge_settings(settings)
+    await ensure_topics(settings)
+    async with bridge(settings) as url, httpx.AsyncClient(base_url=url) as http:
+        broken = b'{"id": 1,'
+        answer = await http.post("/webhooks/shopify", content=broken, headers=signed(broken, "orders/create"))
+        assert answer.status_code == 400 and "JSON" in answer.json()["message"]
+        huge = orjson.dumps({"id": 1, "note": "x" * 300_000})
+        assert (
+            await http.post("/webhooks/shopify", content=huge, headers=signed(huge, "orders/create"))
+        ).status_code == 413
+        unknown = orjson.dumps({"id": 9})
+        parked = await http.post("/webhooks/shopify", content=unknown, headers=signed(unknown, "shop/update"))
+        assert parked.status_code == 200 and parked.json()["topic"] == "shopify.parking"
+        good = orjson.dumps({"id": 10})
+        assert (
+            await http.post("/webhooks/shopify", content=good, headers=signed(good, "products/delete"))
+        ).status_code == 200
+    (letter,) = await records(settings, "shopify.parking")
+    assert "unsupported Shopify topic 'shop/update'" in orjson.loads(letter)["reason"]
+    assert len(await records(settings, "shopify.products")) == 1
+
+
+async def test_concurrent_deliveries_are_all_stored(settings: Settings) -> None:
+    settings = bridge_settings(settings)
+    await ensure_topics(settings)
+    async with bridge(settings) as url, httpx.AsyncClient(base_url=url) as http:
+
+        async def deliver(i: int) -> int:
+            body = orjson.dumps(customer_body(1000 + i, f"c{i}@example.com", "C", str(i), AT))
+            headers = signed(body, "customers/create", event_id=f"evt-{i}")
+            return (await http.post("/webhooks/shopify", content=body, headers=headers)).status_code
+
+        codes = await asyncio.gather(*(deliver(i) for i in range(50)))
+    assert codes == [200] * 50
+    stored = [decode_log_record(v) for v in await records(settings, "shopify.customers")]
+    assert sorted(d.event_id for d in stored if isinstance(d, Delivery)) == sorted(
+        f"evt-{i}" for i in range(50)
+    )
+
+
+async def test_kafka_down_means_503_within_shopifys_budget_then_nothing_lost(tmp_path: Path) -> None:
+    run_dir = tmp_path / "kafka"
+    port, controller = free_port(), free_port()
+    info = await asyncio.to_thread(start, run_dir, port=port, controller_port=controller)
+    settings = bridge_settings(
+        Settings(kafka_bootstrap_servers=info.bootstrap, topic_prefix="down.", partitions=1),
+        bridge_append_timeout_s=2.0,
+    )
+    await ensure_topics(settings)
+    try:
+        async with bridge(settings) as url, httpx.AsyncClient(base_url=url, timeout=10) as http:
+            first = orjson.dumps({"id": 1})
+            assert (
+                await http.post(
+                    "/webhooks/shopify", content=first, headers=signed(first, "products/delete", event_id="a")
+                )
+            ).status_code == 200
+            assert (await http.get("/readyz")).status_code == 200
+            await asyncio.to_thread(stop, run_dir)
+            second = orjson.dumps({"id": 2})
+            started = time.monotonic()
+            answer = await http.post(
+                "/webhooks/shopify", content=second, headers=signed(second, "products/delete", event_id="b")
+            )
+            assert answer.status_code == 503 and time.monotonic() - started < 5.0
+            await asyncio.sleep(2.1)
+            assert (await http.get("/readyz")).status_code == 503
+            await asyncio.to_thread(start, run_dir, port=port, controller_port=controller, fresh=False)
+            for _ in range(40):  # Shopify retries; once Kafka is back the retry is stored
+                retry = await http.post(
+                    "/webhooks/shopify",
+                    content=second,
+                    headers=signed(second, "products/delete", event_id="b"),
+                )
+                if retry.status_code == 200:
+                    break
+                await asyncio.sleep(0.5)
+            assert retry.status_code == 200
+        stored = {
+            d.event_id
+            for d in map(decode_log_record, await records(settings, "shopify.products"))
+            if isinstance(d, Delivery)
+        }
+        assert {"a", "b"} <= stored, "nothing lost"
+    finally:
+        await asyncio.to_thread(stop, run_dir)
+
+
+async def test_hubspot_deletions_are_verified_resolved_to_an_email_and_stored(
+    settings: Settings, tmp_path: Path
+) -> None:
+    await ensure_topics(settings)
+    port = free_port()
+    config = SandboxConfig(db_path=tmp_path / "hs.db", token=SecretStr("tok"),
+                           webhook_url=f"http://127.0.0.1:{port}/webhooks/hubspot",
+                           webhook_secret=SecretStr(HUBSPOT_SECRET))  # fmt: skip
+    async with running_sandbox(config) as sandbox:
+        bridged = bridge_settings(settings, hubspot_base_url=sandbox.url, hubspot_token=SecretStr("tok"))
+        runner = web.AppRunner(build_app(bridged))
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", port).start()
+        try:
+            async with httpx.AsyncClient(
+                base_url=sandbox.url, headers={"Authorization": "Bearer tok"}
+            ) as http:
+                contact = {
+                    "id": "Gone@Example.com",
+                    "idProperty": "email",
+                    "properties": {"email": "Gone@Example.com"},
+                }
+                created = await http.post("/crm/v3/objects/contacts/batch/upsert", json={"inputs": [contact]})
+                contact_id = created.json()["results"][0]["id"]
+                assert (await http.delete(f"/crm/v3/objects/contacts/{contact_id}")).status_code == 204
+            for _ in range(50):
+                events = await records(settings, "hubspot.events")
+                if events:
+                    break
+                await asyncio.sleep(0.1)
+            # A forged and a stale delivery are refused.
+            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
+                body = b'[{"subscriptionType": "contact.deletion", "objectId": 1, "occurredAt": 1}]'
+                now = str(int(time.time() * 1000))
+                uri = f"http://127.0.0.1:{port}/webhooks/hubspot"
+                forged = {
+                    "X-HubSpot-Request-Timestamp": now,
+                    "X-HubSpot-Signature-v3": sign("wrong", "POST", uri, body, now),
+                }
+                assert (await http.post("/webhooks/hubspot", content=body, headers=forged)).status_code == 401
+                old = str(int(time.time() * 1000) - 10 * 60 * 1000)
+                stale = {
+                    "X-HubSpot-Request-Timestamp": old,
+                    "X-HubSpot-Signature-v3": sign(HUBSPOT_SECRET, "POST", uri, body, old),
+                }
+                assert (await http.post("/webhooks/hubspot", content=body, headers=stale)).status_code == 401
+        finally:
+            await runner.cleanup()
+    (raw,) = events
+    deletion = HubSpotContactDeletion.model_validate_json(raw)
+    assert deletion.email == "gone@example.com" and deletion.object_id == int(contact_id)
