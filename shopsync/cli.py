@@ -138,6 +138,46 @@ def bridge() -> None:
     run_bridge(settings)
 
 
+@main.command(name="import")
+@click.option("--shop", required=True, help="The shop: example.myshopify.com, or a full base URL.")
+@click.option(
+    "--state",
+    "state_path",
+    type=click.Path(path_type=Path),
+    default=Path(".local/import-state.json"),
+    show_default=True,
+    help="Where progress is kept (delete it to import from scratch).",
+)
+@click.option("--resources", default="products,customers,orders,checkouts", show_default=True)
+@click.option("--api-version", default="2026-04", show_default=True)
+def import_(shop: str, state_path: Path, resources: str, api_version: str) -> None:
+    """Initial import (C5): append the shop's customers, orders, products and abandoned checkouts
+    as import events. Resumable: run it again after a crash or Ctrl-C and it goes on where it
+    stopped. Needs SHOPIFY_ADMIN_TOKEN."""
+    from handlers.importer import RESOURCES, ShopifyImportError, run_import
+
+    settings = _settings()
+    token = settings.shopify_admin_token.get_secret_value()
+    if not token:
+        raise click.ClickException("SHOPIFY_ADMIN_TOKEN is not set (the app's Admin API access token)")
+    chosen = tuple(r.strip() for r in resources.split(",") if r.strip())
+    unknown = set(chosen) - set(RESOURCES)
+    if unknown:
+        raise click.BadParameter(f"unknown resources {sorted(unknown)}; choose from {RESOURCES}")
+    url = shop if shop.startswith("http") else f"https://{shop}"
+    try:
+        counts = asyncio.run(
+            run_import(settings, url, token, state_path, resources=chosen, api_version=api_version)
+        )
+    except ShopifyImportError as exc:
+        raise click.ClickException(str(exc)) from exc
+    except KeyboardInterrupt:
+        raise click.ClickException(
+            f"interrupted; run the same command again to resume ({state_path})"
+        ) from None
+    click.echo(f"imported {counts}")
+
+
 @main.command()
 def writer() -> None:
     """Run the HubSpot writer: hubspot.commands in, HubSpot CRM API calls out.

@@ -112,6 +112,12 @@ class Settings(BaseSettings):
         description="The HubSpot app's client secret, which signs its webhooks (v3).",
     )
 
+    shopify_admin_token: SecretStr = Field(
+        SecretStr(""),
+        validation_alias=AliasChoices("SHOPIFY_ADMIN_TOKEN", "SHOPSYNC_SHOPIFY_ADMIN_TOKEN"),
+        description="Admin API access token of the Shopify app (initial import only).",
+    )
+
     shopify_webhook_secrets: SecretStr = Field(
         SecretStr(""),
         validation_alias=AliasChoices("SHOPIFY_WEBHOOK_SECRETS", "SHOPSYNC_SHOPIFY_WEBHOOK_SECRETS"),
