@@ -143,7 +143,9 @@ class Writer:
         groups: dict[tuple[str, str, bool], list[RecordPlan]] = defaultdict(list)
         for record in records:
             groups[(record.ref.object_type, record.ref.id_property, record.create_if_missing)].append(record)
-        for (object_type, id_property, create), group in groups.items():
+        # Products before line items (a line item points at its product's id), then the rest.
+        order = {"products": 0, "contacts": 1, "deals": 2, "line_items": 3}
+        for (object_type, id_property, create), group in sorted(groups.items(), key=lambda g: order[g[0][0]]):
             if object_type == "line_items":
                 await self._resolve_products(group)
             for chunk in _chunks(group):

@@ -179,6 +179,42 @@ def import_(shop: str, state_path: Path, resources: str, api_version: str) -> No
 
 
 @main.command()
+@click.option("--dry-run", is_flag=True, help="Only print how HubSpot differs from what it should hold.")
+@click.option("--until", default=None, help="Advance the clock to this ISO instant at the end "
+              "[default: the newest record's time].")  # fmt: skip
+def replay(dry_run: bool, until: str | None) -> None:
+    """Rebuild what HubSpot should hold from the topics, from the beginning; send it to the
+    writer (hubspot.commands), or with --dry-run print the diff against the account at
+    HUBSPOT_BASE_URL (the sandbox or a real one)."""
+    from datetime import datetime
+
+    from handlers.hubspot_client import HubSpotClient
+    from handlers.replay import desired_commands, diff, read_account, rebuild, send
+
+    settings = _settings()
+    end = datetime.fromisoformat(until) if until else None
+    rebuilt = asyncio.run(rebuild(settings, end, progress=True))
+    click.echo(f"replayed {rebuilt.records_read} records ({len(rebuilt.skipped)} unreadable, skipped); "
+               f"{len(rebuilt.commands)} commands from the rules", err=True)  # fmt: skip
+    if not dry_run:
+        sent = asyncio.run(send(settings, desired_commands(rebuilt)))
+        click.echo(f"sent {sent} commands to {settings.topic_prefix}hubspot.commands")
+        return
+
+    async def compare() -> list[str]:
+        client = HubSpotClient(settings.hubspot_base_url, settings.hubspot_token.get_secret_value())
+        try:
+            return diff(rebuilt.account, await read_account(client, rebuilt.account))
+        finally:
+            await client.close()
+
+    lines = asyncio.run(compare())
+    for line in lines:
+        click.echo(line)
+    click.echo(f"{len(lines)} differences", err=True)
+
+
+@main.command()
 def writer() -> None:
     """Run the HubSpot writer: hubspot.commands in, HubSpot CRM API calls out.
 

@@ -1,0 +1,180 @@
+"""Replay: rebuild what HubSpot should hold from the topics alone, and send it or show the diff.
+
+The Shopify topics and ``hubspot.events`` are read from the beginning and merged into one
+deterministic order (by receive time, then topic, partition and offset); the in-process pipeline
+(the same routing, rules and timer semantics as the worker) folds them, with the clock advanced
+to each record's receive time before it is applied, and finally to ``until`` (default: the newest
+record's time, so replaying the same topics twice gives the same result). The outcome is the
+account HubSpot should hold. Then either:
+
+- ``send``: its records as full upserts, its archives and its associations are appended to
+  ``hubspot.commands`` (in a stable order), for the writer; a second replay of the same topics
+  sends the same commands, which change nothing in HubSpot;
+- ``--dry-run``: the account is read back through HubSpot's standard CRM endpoints (the sandbox
+  or a real account) and the differences are printed, nothing is written.
+
+To rebuild the stream worker's own tables instead (say after changing a rule), start it under a
+fresh application id: ``SHOPSYNC_APP_ID=shopsync-v2 shopsync worker`` reads every topic from the
+beginning into new tables and internal topics, leaving the old ones untouched.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from aiokafka import AIOKafkaProducer
+from pydantic import ValidationError
+
+from handlers.hubspot_client import HubSpotClient
+from schemas.commands import AnyCommand, Archive, Associate, RecordRef, Upsert, command_key, encode_command
+from schemas.envelope import Delivery, HubSpotContactDeletion, decode_log_record
+from shopsync.account import Account, fold
+from shopsync.config import Settings
+from shopsync.localrun import read_all
+from streams.app import ROUTED_TOPICS
+from streams.inprocess import InProcessPipeline
+from streams.topics import TopicName, ensure_topics, topic_name
+
+SOURCES: tuple[TopicName, ...] = (*ROUTED_TOPICS, "shopify.products")
+UNIQUE = {"contacts": "email", "deals": "shopify_deal_key", "products": "shopify_product_key",
+          "line_items": "shopify_line_item_key"}  # fmt: skip
+
+
+@dataclass
+class Rebuilt:
+    """The outcome of folding the topics: the commands the rules emitted and the account they give."""
+
+    commands: list[AnyCommand]
+    account: Account
+    records_read: int = 0
+    skipped: list[str] = field(default_factory=list)
+    deleted_in_hubspot: set[str] = field(default_factory=set)  # emails never to write again (C4)
+
+
+async def rebuild(settings: Settings, until: datetime | None = None, progress: bool = False) -> Rebuilt:
+    """Fold every record of the source topics, in a deterministic order, through the rules."""
+    entries: list[tuple[datetime, str, int, int, Delivery | HubSpotContactDeletion]] = []
+    skipped: list[str] = []
+    for name in SOURCES:
+        full = topic_name(settings, name)
+        for record in await read_all(settings.kafka_bootstrap_servers, full, timeout_s=120):
+            try:
+                parsed: Delivery | HubSpotContactDeletion
+                if name == "hubspot.events":
+                    parsed = HubSpotContactDeletion.model_validate_json(record.value)
+                    at = parsed.occurred_at
+                else:
+                    decoded = decode_log_record(record.value)
+                    if not isinstance(decoded, Delivery):
+                        continue  # ticks carry no data
+                    parsed, at = decoded, decoded.received_at
+            except (ValidationError, ValueError):
+                skipped.append(f"{full}[{record.partition}]@{record.offset}")
+                continue
+            entries.append((at, full, record.partition, record.offset, parsed))
+        if progress:
+            print(f"read {full}: {len(entries)} records so far", flush=True)
+    entries.sort(key=lambda e: (e[0], e[1], e[2], e[3]))
+    pipeline = InProcessPipeline(config=settings.rule_config())
+    for at, _, _, _, item in entries:
+        pipeline.tick(at)
+        if isinstance(item, Delivery):
+            pipeline.deliver(item)
+        else:
+            pipeline.deletion(item)
+    end = until or (entries[-1][0] if entries else None)
+    if end is not None:
+        pipeline.tick(end)
+    deleted = {e for e, state in pipeline.contact_states.items() if state.deleted_in_hubspot_at is not None}
+    return Rebuilt(pipeline.commands, fold(pipeline.commands), len(entries), skipped, deleted)
+
+
+def _ref(object_type: str, key: str) -> RecordRef:
+    return RecordRef.model_validate(
+        {"object_type": object_type, "id_property": UNIQUE[object_type], "id_value": key}
+    )
+
+
+def desired_commands(rebuilt: Rebuilt) -> list[AnyCommand]:
+    """The commands that make HubSpot hold the rebuilt account, in a stable order: archives, full
+    upserts, then associations. Re-sending them changes nothing. Contacts HubSpot deleted are
+    left out (C4: never re-created)."""
+    account = rebuilt.account
+    gone = {("contacts", email) for email in rebuilt.deleted_in_hubspot}
+    out: list[AnyCommand] = [Archive(record=_ref(t, k)) for t, k in sorted(account.archived)]
+    for (object_type, key), props in sorted(account.records.items()):
+        if (object_type, key) not in gone:
+            out.append(Upsert(record=_ref(object_type, key), properties=dict(sorted(props.items()))))
+    for a, b, type_id in sorted(account.associations):
+        if a not in gone and b not in gone:
+            out.append(Associate(record=_ref(*a), to=_ref(*b), association_type_id=type_id))
+    return out
+
+
+async def send(settings: Settings, commands: list[AnyCommand]) -> int:
+    """Append ``commands`` to ``hubspot.commands`` for the writer."""
+    await ensure_topics(settings)
+    producer = AIOKafkaProducer(
+        bootstrap_servers=settings.kafka_bootstrap_servers, acks="all", enable_idempotence=True, linger_ms=20
+    )
+    await producer.start()
+    try:
+        topic = topic_name(settings, "hubspot.commands")
+        for command in commands:
+            await producer.send(topic, encode_command(command), key=command_key(command).encode())
+        await producer.flush()
+    finally:
+        await producer.stop()
+    return len(commands)
+
+
+async def read_account(client: HubSpotClient, wanted: Account) -> dict[tuple[str, str], dict[str, Any]]:
+    """What the account holds for the object types we manage, by natural key (standard CRM reads)."""
+    held: dict[tuple[str, str], dict[str, Any]] = {}
+    names: dict[str, set[str]] = {}
+    for (object_type, _), props in wanted.records.items():
+        names.setdefault(object_type, set()).update(props)
+    _, pipelines = await client.call("GET", "/crm/v3/pipelines/deals")
+    stage_labels = {
+        str(s["id"]): s["label"] for p in pipelines.get("results", []) for s in p.get("stages", [])
+    }
+    pipeline_labels = {str(p["id"]): p["label"] for p in pipelines.get("results", [])}
+    for object_type, unique in UNIQUE.items():
+        properties = ",".join(sorted(names.get(object_type, set()) | {unique}))
+        after: str | None = None
+        while True:
+            query = f"/crm/v3/objects/{object_type}?limit=100&properties={properties}"
+            _, body = await client.call("GET", query + (f"&after={after}" if after else ""))
+            for result in body.get("results", []):
+                props = dict(result.get("properties") or {})
+                if object_type == "deals":
+                    props["dealstage"] = stage_labels.get(str(props.get("dealstage")), props.get("dealstage"))
+                    props["pipeline"] = pipeline_labels.get(str(props.get("pipeline")), props.get("pipeline"))
+                if props.get(unique):
+                    held[(object_type, str(props[unique]))] = props
+            after = ((body.get("paging") or {}).get("next") or {}).get("after")
+            if not after:
+                break
+    return held
+
+
+def diff(wanted: Account, held: dict[tuple[str, str], dict[str, Any]]) -> list[str]:
+    """Human-readable differences: what HubSpot should hold versus what it holds."""
+    lines = []
+    for key in sorted(set(wanted.records) | set(held)):
+        want, have = wanted.records.get(key), held.get(key)
+        if want is None:
+            if key in wanted.archived:
+                lines.append(f"- {key[0]} {key[1]}: should be archived")
+            continue  # records made by others are not ours to judge
+        if have is None:
+            lines.append(f"+ {key[0]} {key[1]}: missing in HubSpot")
+            continue
+        for prop, value in sorted(want.items()):
+            if prop in ("hs_product_id",):
+                continue
+            if (value or "") != (have.get(prop) or ""):
+                lines.append(f"~ {key[0]} {key[1]} {prop}: should be {value!r}, is {have.get(prop)!r}")
+    return lines

@@ -1,0 +1,95 @@
+"""Replay: the topics alone rebuild what HubSpot should hold, the same way every time."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+import httpx
+import pytest
+from aiokafka import AIOKafkaProducer
+
+from handlers.hubspot_client import HubSpotClient
+from handlers.replay import desired_commands, diff, read_account, rebuild, send
+from handlers.writer import run_writer
+from hubspot_sandbox import Sandbox
+from schemas.envelope import HubSpotContactDeletion, encode
+from shopsync.config import Settings
+from shopsync.localrun import append_events
+from shopsync.samplestore import generate
+from streams.topics import ensure_topics, topic_name
+from tests.writer.conftest import TOKEN, admin, wait_until_written
+
+pytestmark = pytest.mark.kafka
+
+
+async def write_all(settings: Settings) -> None:
+    stop = asyncio.Event()
+    task = asyncio.create_task(run_writer(settings, stop))
+    try:
+        await wait_until_written(settings, timeout_s=120)
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 30)
+
+
+async def test_replaying_twice_sends_the_same_commands_and_leaves_hubspot_unchanged(
+    writer_settings: Settings, sandbox: Sandbox
+) -> None:
+    settings = writer_settings
+    await ensure_topics(settings)
+    store = generate(customers=10, seed=12)
+    await append_events(settings, store.ordered())
+    victim = next(c["email"] for c in store.customers if c["email"])
+    deletion = HubSpotContactDeletion(
+        event_id="hs-1",
+        object_id=1,
+        email=victim,
+        occurred_at=max(e.at for e in store.events) + timedelta(hours=1),
+    )
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers)
+    await producer.start()
+    await producer.send_and_wait(topic_name(settings, "hubspot.events"), encode(deletion), key=b"1")
+    await producer.stop()
+
+    first, second = await rebuild(settings), await rebuild(settings)
+    assert first.commands == second.commands, "same topics, same commands in the same order"
+    assert desired_commands(first) == desired_commands(second)
+    assert first.deleted_in_hubspot == {victim}
+    assert first.records_read == len(store.events) + 1 and not first.skipped
+
+    await send(settings, desired_commands(first))
+    await write_all(settings)
+    once = await admin(sandbox, "GET", "/_sandbox/dump")
+    await send(settings, desired_commands(second))
+    await write_all(settings)
+    twice = await admin(sandbox, "GET", "/_sandbox/dump")
+    assert twice == once, "the second replay changes nothing in HubSpot"
+    assert victim not in {c["properties"]["email"] for c in once["contacts"]}, "C4: not re-created"
+    stages = {d["stage_label"] for d in once["deals"]}
+    assert {"Checkout Abandoned", "Cancelled"} <= stages, "timers fired in the replay too"
+
+
+async def test_dry_run_shows_how_hubspot_differs(writer_settings: Settings, sandbox: Sandbox) -> None:
+    settings = writer_settings
+    await ensure_topics(settings)
+    await append_events(settings, generate(customers=6, seed=13).ordered())
+    rebuilt = await rebuild(settings)
+    client = HubSpotClient(sandbox.url, TOKEN)
+    try:
+        before = diff(rebuilt.account, await read_account(client, rebuilt.account))
+        assert any(line.startswith("+ contacts") for line in before), "nothing written yet: all missing"
+        await send(settings, desired_commands(rebuilt))
+        await write_all(settings)
+        assert diff(rebuilt.account, await read_account(client, rebuilt.account)) == []
+        contact = (await admin(sandbox, "GET", "/_sandbox/dump"))["contacts"][0]
+        async with httpx.AsyncClient(
+            base_url=sandbox.url, headers={"Authorization": f"Bearer {TOKEN}"}
+        ) as http:
+            changed = await http.patch(f"/crm/v3/objects/contacts/{contact['id']}",
+                                       json={"properties": {"firstname": "Someone Else"}})  # fmt: skip
+            assert changed.status_code == 200
+        after = diff(rebuilt.account, await read_account(client, rebuilt.account))
+    finally:
+        await client.close()
+    assert len(after) == 1 and "firstname" in after[0] and "Someone Else" in after[0]
