@@ -97,7 +97,7 @@ def test_compose_runs_real_subcommands_with_settings_the_services_read() -> None
     assert services["kafka"]["image"].startswith("apache/kafka:")
     known = env_names() | SANDBOX_ENV
     project = {name: svc for name, svc in services.items() if svc.get("build")}
-    assert {"worker", "topics", "writer", "sandbox"} <= set(project)
+    assert {"worker", "topics", "writer", "bridge", "sandbox"} <= set(project)
     for name, svc in project.items():
         command = svc["command"][0]
         assert command in main.commands, f"{name}: `shopsync {command}` does not exist"
@@ -124,7 +124,7 @@ def _field_aliases() -> dict[str, str]:
 
 
 def test_every_subcommand_has_help() -> None:
-    for name in ["worker", "writer", "topics", "tick", "demo", "kafka", "sandbox"]:
+    for name in ["worker", "writer", "bridge", "import", "replay", "topics", "tick", "demo", "kafka", "sandbox"]:
         result = subprocess.run(
             [sys.executable, "-m", "shopsync", name, "--help"], capture_output=True, text=True, timeout=60
         )
