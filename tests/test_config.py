@@ -124,7 +124,18 @@ def _field_aliases() -> dict[str, str]:
 
 
 def test_every_subcommand_has_help() -> None:
-    for name in ["worker", "writer", "bridge", "import", "replay", "topics", "tick", "demo", "kafka", "sandbox"]:
+    for name in [
+        "worker",
+        "writer",
+        "bridge",
+        "import",
+        "replay",
+        "topics",
+        "tick",
+        "demo",
+        "kafka",
+        "sandbox",
+    ]:
         result = subprocess.run(
             [sys.executable, "-m", "shopsync", name, "--help"], capture_output=True, text=True, timeout=60
         )
