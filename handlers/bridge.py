@@ -128,6 +128,7 @@ class Bridge:
         self.settings = settings
         self.appender = appender
         self.hubspot = hubspot
+        self.simulated_now: datetime | None = None  # simulation mode only: the scenario's clock
 
     async def shopify(self, request: web.Request) -> web.Response:
         raw = await _read_body(request, self.settings.bridge_max_body_bytes)
@@ -201,7 +202,9 @@ class Bridge:
                     event_id=str(event.get("eventId", f"{object_id}-{event.get('occurredAt')}")),
                     object_id=object_id,
                     email=await self._email_of(object_id),
-                    occurred_at=datetime.fromtimestamp(int(event["occurredAt"]) / 1000, UTC),
+                    occurred_at=self.simulated_now
+                    if self.settings.simulation_mode and self.simulated_now is not None
+                    else datetime.fromtimestamp(int(event["occurredAt"]) / 1000, UTC),
                 )
             except (KeyError, TypeError, ValueError) as exc:
                 return _error(400, f"malformed contact.deletion event: {exc}")
@@ -230,6 +233,12 @@ class Bridge:
             return None
         email = (body.get("properties") or {}).get("email") if status == 200 else None
         return str(email) if email else None
+
+    async def simulation_clock(self, request: web.Request) -> web.Response:
+        """Simulation mode only: the scenario's current instant, given to HubSpot's events (the
+        sandbox that sends them runs on the wall clock)."""
+        self.simulated_now = datetime.fromisoformat((await request.json())["at"])
+        return web.json_response({"at": self.simulated_now.isoformat()})
 
     async def healthz(self, request: web.Request) -> web.Response:
         return web.json_response({"status": "alive"})
@@ -261,6 +270,8 @@ def build_app(settings: Settings) -> web.Application:
         if hubspot is not None:
             await hubspot.close()
 
+    if settings.simulation_mode:
+        app.add_routes([web.post("/_simulation/clock", bridge.simulation_clock)])
     app.on_cleanup.append(close)
     return app
 

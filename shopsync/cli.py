@@ -261,6 +261,32 @@ def tick(at: str | None) -> None:
 
 
 @main.command()
+@click.argument("scenario", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    required=True,
+    help="Where the resulting HubSpot account is written (the sandbox's dump JSON).",
+)
+@click.option("--timeout", default=120.0, show_default=True, help="Seconds to wait for each settle.")
+def simulate(scenario: Path, out: Path, timeout: float) -> None:
+    """Run the whole pipeline (local Kafka, bridge, worker, writer, HubSpot sandbox) on a scenario
+    file and write the resulting account to --out. The format is in the README."""
+    from shopsync.simulate import ScenarioError
+    from shopsync.simulate import simulate as run_simulation
+
+    try:
+        result = run_simulation(scenario, out, timeout)
+    except ScenarioError as exc:
+        raise click.ClickException(str(exc)) from exc
+    account = result.account
+    counts = ", ".join(
+        f"{kind} {len(account[kind])}" for kind in ("contacts", "deals", "products", "line_items")
+    )
+    click.echo(f"{result.lines} lines applied; {counts}; account written to {out}")
+
+
+@main.command()
 @click.option("--customers", default=20, show_default=True, help="Customers in the sample store.")
 @click.option("--seed", default=7, show_default=True, help="Seed of the sample-store generator.")
 @click.option("--timeout", default=120.0, show_default=True, help="Seconds to wait for output.")

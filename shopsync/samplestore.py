@@ -424,3 +424,30 @@ def generate(customers: int = 20, seed: int = 7, start: datetime = DEFAULT_START
         elif fate < 0.65:
             store.add(t + timedelta(hours=8), "orders/delete", {"id": oid})
     return store
+
+
+def scenario_lines(store: SampleStore, tick_every: timedelta = timedelta(hours=12),
+                   tail: timedelta = timedelta(days=3)) -> list[dict[str, Any]]:  # fmt: skip
+    """The store as ``shopsync simulate`` scenario lines: its events in time order, each with its
+    event id (so a repeated event is a duplicate delivery), and a tick every ``tick_every``."""
+    lines: list[dict[str, Any]] = []
+    events = store.ordered()
+    if not events:
+        return lines
+    clock = events[0].at
+    for event in events:
+        while clock + tick_every <= event.at:
+            clock += tick_every
+            lines.append({"at": clock.isoformat(), "tick": True})
+        if event.source == "import":
+            lines.append(
+                {"at": event.at.isoformat(), "import": event.topic.partition("/")[0], "body": event.body}
+            )
+        else:
+            lines.append({"at": event.at.isoformat(), "shopify": event.topic, "body": event.body,
+                          "headers": {"X-Shopify-Event-Id": event.event_id}})  # fmt: skip
+    end = clock + tail
+    while clock < end:
+        clock += tick_every
+        lines.append({"at": clock.isoformat(), "tick": True})
+    return lines

@@ -1,0 +1,247 @@
+"""``shopsync simulate SCENARIO.jsonl --out account.json``: the whole pipeline on a scenario.
+
+Real local Kafka (or ``KAFKA_BOOTSTRAP_SERVERS``), fresh topics under a unique prefix, the webhook
+bridge (over HTTP, in simulation mode, so a delivery's received-at is the scenario's ``at``), the
+stream worker (its own process; no live ticks: the scenario's ``tick`` lines advance its clock),
+the writer, and the HubSpot sandbox (or ``--hubspot-url``). Lines are applied in file order; before
+a tick, and at the end, it waits until everything is processed and written. The account is then
+written to ``--out`` as the sandbox's dump.
+
+The scenario format (one JSON object per line; blank lines and lines starting with ``#`` are
+skipped) is documented in the README.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import hmac
+import tempfile
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Literal
+
+import httpx
+import orjson
+from aiohttp import web
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+
+from handlers.bridge import SIMULATED_RECEIVED_AT, build_app
+from handlers.importer import TOPICS as IMPORT_TOPICS
+from handlers.importer import import_delivery
+from hubspot_sandbox import SandboxConfig, running_sandbox
+from localkafka.broker import free_port
+from schemas.envelope import encode
+from shopsync.config import Settings
+from shopsync.localrun import (
+    ServiceProcess,
+    group_lag,
+    kafka_bootstrap,
+    unique_suffix,
+    wait_until_worker_idle,
+)
+from streams.ticker import append_ticks
+from streams.topics import ensure_topics, route, topic_name
+
+SHOPIFY_SECRET = "simulate-shopify-secret"
+HUBSPOT_SECRET = "simulate-hubspot-secret"
+SANDBOX_TOKEN = "simulate-token"
+
+
+class ScenarioError(ValueError):
+    """A scenario line that cannot be applied; the message names the line."""
+
+
+class Line(BaseModel):
+    """One scenario line: at ``at``, exactly one of a Shopify delivery, an import record, a HubSpot
+    contact deletion, or a clock tick."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    at: AwareDatetime
+    shopify: str | None = None
+    import_: Literal["customers", "orders", "products", "checkouts"] | None = Field(None, alias="import")
+    hubspot: Literal["contact.deletion"] | None = None
+    tick: Literal[True] | None = None
+    body: dict[str, Any] | None = None
+    headers: dict[str, str] | None = None
+    email: str | None = None
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> Line:
+        kinds = [k for k in ("shopify", "import_", "hubspot", "tick") if getattr(self, k) is not None]
+        if len(kinds) != 1:
+            raise ValueError('give exactly one of "shopify", "import", "hubspot", "tick"')
+        if (self.shopify or self.import_) and self.body is None:
+            raise ValueError('"shopify" and "import" lines need a "body"')
+        if self.hubspot and not self.email:
+            raise ValueError('"hubspot": "contact.deletion" needs an "email"')
+        return self
+
+
+def parse(path: Path) -> list[tuple[int, Line]]:
+    """Every line of the scenario, validated; ``at`` never goes backwards."""
+    lines: list[tuple[int, Line]] = []
+    previous: datetime | None = None
+    for number, text in enumerate(path.read_text().splitlines(), start=1):
+        if not text.strip() or text.lstrip().startswith("#"):
+            continue
+        try:
+            line = Line.model_validate(orjson.loads(text))
+        except orjson.JSONDecodeError as exc:
+            raise ScenarioError(f"{path}:{number}: not JSON ({exc})") from exc
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(map(str, e['loc'])) or 'line'}: {e['msg']}" for e in exc.errors()
+            )
+            raise ScenarioError(f"{path}:{number}: {problems}") from exc
+        if previous is not None and line.at < previous:
+            raise ScenarioError(f'{path}:{number}: "at" goes backwards ({line.at} < {previous})')
+        previous = line.at
+        lines.append((number, line))
+    return lines
+
+
+def shopify_headers(body: bytes, line: Line) -> dict[str, str]:
+    """A correctly signed delivery with fresh ids; the line's own headers override."""
+    event_id = str(uuid.uuid4())
+    headers = {
+        "X-Shopify-Topic": str(line.shopify), "X-Shopify-Event-Id": event_id,
+        "X-Shopify-Webhook-Id": str(uuid.uuid4()), "X-Shopify-Shop-Domain": "simulated.myshopify.com",
+        "X-Shopify-API-Version": "2026-04", "X-Shopify-Triggered-At": line.at.isoformat(),
+        "Content-Type": "application/json", SIMULATED_RECEIVED_AT: line.at.isoformat(),
+    }  # fmt: skip
+    headers.update(line.headers or {})
+    if not any(k.lower() == "x-shopify-hmac-sha256" for k in (line.headers or {})):
+        digest = hmac.new(SHOPIFY_SECRET.encode(), body, hashlib.sha256).digest()
+        headers["X-Shopify-Hmac-Sha256"] = base64.b64encode(digest).decode()
+    return headers
+
+
+@dataclass
+class Result:
+    account: dict[str, Any]
+    lines: int
+    dead_letters: int
+
+
+async def _wait_written(settings: Settings, timeout_s: float) -> None:
+    topic = topic_name(settings, "hubspot.commands")
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    while await group_lag(settings.kafka_bootstrap_servers, settings.writer_group(), [topic]) != 0:
+        if loop.time() > deadline:
+            raise TimeoutError("the writer did not catch up")
+        await asyncio.sleep(0.2)
+
+
+async def run(scenario: list[tuple[int, Line]], bootstrap: str, work: Path, timeout_s: float) -> Result:
+    suffix = unique_suffix()
+    bridge_port = free_port()
+    settings = Settings(
+        kafka_bootstrap_servers=bootstrap, topic_prefix=f"sim-{suffix}.", app_id=f"shopsync-sim-{suffix}",
+        data_dir=work / "worker", session_timeout_s=6.0, tick_interval_s=0, simulation_mode=True,
+        shopify_webhook_secrets=SecretStr(SHOPIFY_SECRET), hubspot_app_secret=SecretStr(HUBSPOT_SECRET),
+        hubspot_token=SecretStr(SANDBOX_TOKEN), writer_batch_window_ms=100, writer_link_wait_s=30,
+    )  # fmt: skip
+    await ensure_topics(settings, internal=True)
+    config = SandboxConfig(
+        db_path=work / "sandbox.db", token=SecretStr(SANDBOX_TOKEN),
+        webhook_url=f"http://127.0.0.1:{bridge_port}/webhooks/hubspot",
+        webhook_secret=SecretStr(HUBSPOT_SECRET),
+    )  # fmt: skip
+    async with running_sandbox(config) as sandbox:
+        settings = settings.model_copy(update={"hubspot_base_url": sandbox.url})
+        runner = web.AppRunner(build_app(settings))
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", bridge_port).start()
+        worker = ServiceProcess("worker", settings, work / "worker.log")
+        writer = ServiceProcess("writer", settings, work / "writer.log")
+        bridge_url = f"http://127.0.0.1:{bridge_port}"
+        try:
+            async with httpx.AsyncClient(timeout=30) as http:
+                for number, line in scenario:
+                    await _apply(http, bridge_url, sandbox.url, settings, number, line, worker, timeout_s)
+            await wait_until_worker_idle(settings, timeout_s, worker)
+            await _wait_written(settings, timeout_s)
+            async with httpx.AsyncClient(base_url=sandbox.url) as http:
+                account = (await http.get("/_sandbox/dump")).json()
+        finally:
+            worker.stop()
+            writer.stop()
+            await runner.cleanup()
+    return Result(account=account, lines=len(scenario), dead_letters=0)
+
+
+async def _apply(
+    http: httpx.AsyncClient, bridge: str, hubspot: str, settings: Settings, number: int, line: Line,
+    worker: ServiceProcess, timeout_s: float,
+) -> None:  # fmt: skip
+    await http.post(f"{bridge}/_simulation/clock", json={"at": line.at.isoformat()})
+    if line.shopify is not None:
+        body = orjson.dumps(line.body)
+        answer = await http.post(
+            f"{bridge}/webhooks/shopify", content=body, headers=shopify_headers(body, line)
+        )
+        if answer.status_code not in (200, 401):  # 401: a line that sends a bad signature on purpose
+            raise ScenarioError(f"line {number}: the bridge answered {answer.status_code}: {answer.text}")
+    elif line.import_ is not None:
+        assert line.body is not None
+        delivery = import_delivery(line.import_, line.body, "simulated.myshopify.com", "2026-04")
+        delivery = delivery.model_copy(update={"received_at": line.at})
+        name, key = route(IMPORT_TOPICS[line.import_], line.body)
+        from aiokafka import AIOKafkaProducer
+
+        producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers, acks="all")
+        await producer.start()
+        try:
+            await producer.send_and_wait(topic_name(settings, name), encode(delivery), key=key)
+        finally:
+            await producer.stop()
+    elif line.hubspot is not None:
+        await _delete_contact(http, hubspot, settings, number, str(line.email), worker, timeout_s)
+    else:
+        await wait_until_worker_idle(settings, timeout_s, worker)
+        await append_ticks(settings, line.at)
+
+
+async def _delete_contact(
+    http: httpx.AsyncClient, hubspot: str, settings: Settings, number: int, email: str,
+    worker: ServiceProcess, timeout_s: float,
+) -> None:  # fmt: skip
+    """Delete the contact in the sandbox, which sends its signed webhook to the bridge."""
+    await wait_until_worker_idle(settings, timeout_s, worker)
+    await _wait_written(settings, timeout_s)  # the contact must exist in HubSpot to be deleted there
+    auth = {"Authorization": f"Bearer {SANDBOX_TOKEN}"}
+    search = {"filterGroups": [{"filters": [{"propertyName": "email", "operator": "EQ", "value": email}]}]}
+    found = (await http.post(f"{hubspot}/crm/v3/objects/contacts/search", json=search, headers=auth)).json()
+    if not found.get("results"):
+        raise ScenarioError(f"line {number}: no HubSpot contact has the email {email!r}")
+    contact_id = found["results"][0]["id"]
+    events = topic_name(settings, "hubspot.events")
+    before = await _count(settings, events)
+    await http.delete(f"{hubspot}/crm/v3/objects/contacts/{contact_id}", headers=auth)
+    for _ in range(100):  # the webhook is delivered in the background
+        if await _count(settings, events) > before:
+            return
+        await asyncio.sleep(0.1)
+    raise ScenarioError(f"line {number}: the contact.deletion webhook never reached the bridge")
+
+
+async def _count(settings: Settings, topic: str) -> int:
+    from shopsync.localrun import read_all
+
+    return len(await read_all(settings.kafka_bootstrap_servers, topic))
+
+
+def simulate(path: Path, out: Path, timeout_s: float = 120.0) -> Result:
+    """Run a scenario file end to end and write the resulting account to ``out``."""
+    scenario = parse(path)
+    work = Path(tempfile.mkdtemp(prefix="shopsync-simulate-"))
+    with kafka_bootstrap(Path(".local/simulate-kafka")) as bootstrap:
+        result = asyncio.run(run(scenario, bootstrap, work, timeout_s))
+    out.write_bytes(orjson.dumps(result.account, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS))
+    return result
