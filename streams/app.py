@@ -19,6 +19,7 @@ processing, so table writes and changelogs work as for any event.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import logging
 import time
@@ -40,7 +41,7 @@ from streams.rules.common import RuleConfig
 from streams.rules.journeys import FirstPurchase
 from streams.rules.keys import normalize_email
 from streams.timers import TimerIndex
-from streams.topics import InternalName, TopicName, internal_topic, topic_name
+from streams.topics import TopicName, internal_topic, topic_name
 
 log = logging.getLogger(__name__)
 
@@ -167,7 +168,7 @@ class Pipeline:
             email = normalize_email(deletion.email)
             if email is None:
                 raise PoisonError("contact.deletion without an email: cannot tell which contact (C4)")
-            await self._forward("contacts", email, raw)
+            await self._send([], [(self.internal["contacts"], email.encode(), raw)])
             return
         record = _parse(decode_log_record, raw, "not a valid record")
         if isinstance(record, Tick):
@@ -183,10 +184,11 @@ class Pipeline:
             routed = route(record, body, raw, memory)
         except UnroutableError as exc:
             raise PoisonError(str(exc)) from exc
-        for name, key in routed.targets:
-            await self._forward(name, key, raw)
-        for journey, delete in routed.also_forward:
-            await self._forward("journeys", journey, delete)
+        forwards = [(self.internal[name], key.encode(), raw) for name, key in routed.targets]
+        forwards += [
+            (self.internal["journeys"], journey.encode(), delete) for journey, delete in routed.also_forward
+        ]
+        await self._send([], forwards)  # acknowledged before the order memory moves on
         if routed.memory is not None:
             self.order_journeys[order_id] = {
                 "journey": routed.memory.journey,
@@ -194,9 +196,6 @@ class Pipeline:
                 if routed.memory.pending_delete
                 else None,
             }
-
-    async def _forward(self, name: InternalName, key: str, raw: bytes) -> None:
-        await self.internal[name].send(key=key.encode(), value=raw)
 
     # ---- stage 2: entity agents ----
 
@@ -222,12 +221,11 @@ class Pipeline:
             await self._commit_contact(email, partition, contacts.on_tick(state, now, self.config))
 
     async def _commit_contact(self, email: str, partition: int, outcome: contacts.Outcome) -> None:
+        facts = [(self.internal["journeys"], fact.journey.encode(), encode(fact)) for fact in outcome.facts]
+        await self._send(outcome.commands, facts)
         state = outcome.state.model_copy(update={"partition": partition})
         self.contact_states[email] = state.model_dump(mode="json")
         self._index("contacts", partition).set(email, contacts.next_due(state, self.config))
-        await self._send(outcome.commands)
-        for fact in outcome.facts:
-            await self.internal["journeys"].send(key=fact.journey.encode(), value=encode(fact))
 
     async def _journey_event(self, event: Any) -> None:
         record = _parse(_JOURNEY_INPUT.validate_json, _value_bytes(event), "not a journey input")
@@ -252,10 +250,10 @@ class Pipeline:
             await self._commit_journey(key, partition, journeys.on_tick(state, now, self.config))
 
     async def _commit_journey(self, key: str, partition: int, outcome: journeys.Outcome) -> None:
+        await self._send(outcome.commands)
         state = outcome.state.model_copy(update={"partition": partition})
         self.journey_states[key] = state.model_dump(mode="json")
         self._index("journeys", partition).set(key, journeys.next_due(state, self.config))
-        await self._send(outcome.commands)
 
     async def _product_event(self, event: Any) -> None:
         record = _parse(decode_log_record, _value_bytes(event), "not a valid record")
@@ -271,10 +269,10 @@ class Pipeline:
             lambda: products.ProductState(product_id=product_id),
         )
         outcome = products.decide(state, record, record.received_at, self.config)
+        await self._send(outcome.commands)
         self.product_states[key] = outcome.state.model_copy(
             update={"partition": event.message.partition}
         ).model_dump(mode="json")
-        await self._send(outcome.commands)
 
     # ---- time ----
 
@@ -332,9 +330,20 @@ class Pipeline:
         raw = table.get(key)
         return model.model_validate(raw) if raw is not None else default()
 
-    async def _send(self, commands: list[AnyCommand]) -> None:
-        for command in commands:
+    async def _send(
+        self, commands: list[AnyCommand], facts: list[tuple[Any, bytes, bytes]] | None = None
+    ) -> None:
+        """Send the commands (and facts) and wait until Kafka acknowledged them, before the caller
+        stores the new state. The other order could lose them: a crash after the table's changelog
+        was written but before the commands were would leave a state that says "already sent".
+        This way a crash can only repeat commands, and repeats change nothing."""
+        sent = [
             await self.commands.send(key=command_key(command).encode(), value=encode_command(command))
+            for command in commands
+        ]
+        sent += [await topic.send(key=key, value=value) for topic, key, value in facts or []]
+        if sent:
+            await asyncio.gather(*sent)
 
     async def _dead_letter(self, event: Any, reason: str) -> None:
         msg = event.message

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from schemas.commands import AnyCommand, Upsert, decode_command
-from shopsync.account import fold
+from shopsync.account import differences, fold
 from shopsync.config import Settings
 from shopsync.localrun import ServiceProcess, delivery_for, play, read_all, schedule
 from shopsync.samplestore import SampleEvent, generate
@@ -132,6 +132,7 @@ async def test_killed_restarted_and_rebalanced_workers_lose_nothing_and_fire_no_
     assert len(workers) == 3
     assert workers[0].proc.returncode == -signal.SIGKILL
     want = fold(expected(plan))
-    assert fold(commands) == want, workers[-1].log_tail()
+    got = fold(commands)
+    assert got == want, differences(want, got)
     repeated = {k: v for k, v in trigger_values(commands).items() if len(v) > 1}
     assert not repeated, f"a trigger was written with two different values: {repeated}"
