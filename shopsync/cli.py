@@ -287,11 +287,11 @@ def simulate(scenario: Path, out: Path, timeout: float) -> None:
 
 
 @main.command()
-@click.option("--customers", default=20, show_default=True, help="Customers in the sample store.")
+@click.option("--customers", default=200, show_default=True, help="Customers in the sample store.")
 @click.option("--seed", default=7, show_default=True, help="Seed of the sample-store generator.")
-@click.option("--timeout", default=120.0, show_default=True, help="Seconds to wait for output.")
+@click.option("--timeout", default=180.0, show_default=True, help="Seconds to wait for each settle.")
 def demo(customers: int, seed: int, timeout: float) -> None:
-    """Run the pipeline on a generated sample store and print the HubSpot commands it produces.
+    """Run the whole pipeline on a generated sample store and print the summary (SPEC S1).
 
     Uses KAFKA_BOOTSTRAP_SERVERS if set, else starts (and afterwards stops) a local broker.
     """

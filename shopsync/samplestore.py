@@ -426,28 +426,59 @@ def generate(customers: int = 20, seed: int = 7, start: datetime = DEFAULT_START
     return store
 
 
-def scenario_lines(store: SampleStore, tick_every: timedelta = timedelta(hours=12),
-                   tail: timedelta = timedelta(days=3)) -> list[dict[str, Any]]:  # fmt: skip
+def scenario_lines(
+    store: SampleStore,
+    tick_every: timedelta = timedelta(hours=12),
+    tail: timedelta = timedelta(days=3),
+    *,
+    seed: int | None = None,
+    delete_in_hubspot: int = 0,
+) -> list[dict[str, Any]]:
     """The store as ``shopsync simulate`` scenario lines: its events in time order, each with its
-    event id (so a repeated event is a duplicate delivery), and a tick every ``tick_every``."""
-    lines: list[dict[str, Any]] = []
+    event id (so a repeated event is a duplicate delivery), and a tick every ``tick_every`` from
+    the first customer event on (nothing is due before), and for ``tail`` after the last event.
+
+    With ``seed``, what real webhooks do is mixed in: about 5% of deliveries are sent twice (a
+    Shopify retry, same event id) and about 5% of neighbouring deliveries swap places (out of
+    order). ``delete_in_hubspot`` contacts are then deleted in HubSpot after the last event (C4).
+    """
+    rng = random.Random(seed)
     events = store.ordered()
     if not events:
-        return lines
-    clock = events[0].at
+        return []
+    lines: list[dict[str, Any]] = []
+    deliveries: list[dict[str, Any]] = []
     for event in events:
-        while clock + tick_every <= event.at:
+        if event.source == "import":
+            deliveries.append({"at": event.at, "import": event.topic.partition("/")[0], "body": event.body})
+        else:
+            deliveries.append({"at": event.at, "shopify": event.topic, "body": event.body,
+                               "headers": {"X-Shopify-Event-Id": event.event_id}})  # fmt: skip
+            if seed is not None and rng.random() < 0.05:
+                deliveries.append(dict(deliveries[-1]))  # Shopify's retry of the same event
+    if seed is not None:
+        for i in range(1, len(deliveries)):
+            same_hour = deliveries[i]["at"] - deliveries[i - 1]["at"] < timedelta(hours=1)
+            if same_hour and rng.random() < 0.05:  # late delivery: swap with its neighbour
+                deliveries[i - 1], deliveries[i] = deliveries[i], deliveries[i - 1]
+    clock: datetime | None = None
+    latest = events[0].at
+    for delivery in deliveries:
+        latest = max(latest, delivery["at"])
+        if clock is None and "products/" not in str(delivery.get("shopify", "products/")):
+            clock = latest
+        while clock is not None and clock + tick_every <= latest:
             clock += tick_every
             lines.append({"at": clock.isoformat(), "tick": True})
-        if event.source == "import":
-            lines.append(
-                {"at": event.at.isoformat(), "import": event.topic.partition("/")[0], "body": event.body}
-            )
-        else:
-            lines.append({"at": event.at.isoformat(), "shopify": event.topic, "body": event.body,
-                          "headers": {"X-Shopify-Event-Id": event.event_id}})  # fmt: skip
+        lines.append({**delivery, "at": latest.isoformat()})  # "at" never goes backwards
+    clock = clock or latest
     end = clock + tail
+    emails = [c["email"] for c in store.customers if c.get("email")]
+    for email in rng.sample(emails, min(delete_in_hubspot, len(emails))):
+        latest += timedelta(minutes=1)
+        lines.append({"at": latest.isoformat(), "hubspot": "contact.deletion", "email": email})
     while clock < end:
         clock += tick_every
-        lines.append({"at": clock.isoformat(), "tick": True})
+        if clock >= latest:
+            lines.append({"at": clock.isoformat(), "tick": True})
     return lines

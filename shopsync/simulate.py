@@ -125,7 +125,7 @@ def shopify_headers(body: bytes, line: Line) -> dict[str, str]:
 class Result:
     account: dict[str, Any]
     lines: int
-    dead_letters: int
+    dead_letters: dict[str, int]  # topic -> records
 
 
 async def _wait_written(settings: Settings, timeout_s: float) -> None:
@@ -169,11 +169,15 @@ async def run(scenario: list[tuple[int, Line]], bootstrap: str, work: Path, time
             await _wait_written(settings, timeout_s)
             async with httpx.AsyncClient(base_url=sandbox.url) as http:
                 account = (await http.get("/_sandbox/dump")).json()
+            dead = {
+                name: await _count(settings, topic_name(settings, name))
+                for name in ("shopify.deadletter", "hubspot.commands.dlq")
+            }
         finally:
             worker.stop()
             writer.stop()
             await runner.cleanup()
-    return Result(account=account, lines=len(scenario), dead_letters=0)
+    return Result(account=account, lines=len(scenario), dead_letters=dead)
 
 
 async def _apply(

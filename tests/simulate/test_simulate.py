@@ -75,3 +75,52 @@ async def test_a_generated_store_through_the_whole_pipeline(kafka_bootstrap: str
         pipeline.tick(tick_at)
     problems = agrees(fold(pipeline.commands), held(result.account))
     assert not problems, problems[:10]
+
+
+def test_the_demo_summary_counts_what_the_account_holds() -> None:
+    """S1: the summary shows synced contacts, deals (by stage) and products, plus triggers."""
+    from shopsync.demo import summary
+
+    def deal(stage: str, **props: str) -> dict[str, object]:
+        return {"stage_label": stage, "properties": props}
+
+    account = {
+        "contacts": [
+            {"properties": {"email": "a@x.io"}},
+            {"properties": {"shopify_reengagement_trigger_at": "t"}},
+        ],
+        "deals": [
+            deal("Shipped", shopify_new_customer_order="true"),
+            deal("Checkout Abandoned", shopify_abandoned_cart_trigger_at="t"),
+            deal("Shipped"),
+        ],
+        "products": [
+            {"properties": {"shopify_product_key": "product:1"}},
+            {"properties": {"shopify_product_key": "variant:2"}},
+        ],
+        "line_items": [{}],
+        "archived": {"deals": 2},
+    }
+    rows = {
+        line.rsplit(maxsplit=1)[0].strip(): int(line.rsplit(maxsplit=1)[1])
+        for line in summary(account, {"x": 1})
+    }
+    assert rows["Contacts synced"] == 2 and rows["Deals synced"] == 3
+    assert rows["deals in Shipped"] == 2 and rows["deals in Checkout Abandoned"] == 1
+    assert rows["Products synced"] == 1 and rows["variants synced as products (P5)"] == 1
+    assert rows["New-customer triggers (W1)"] == 1 and rows["Abandoned-cart triggers (W2)"] == 1
+    assert rows["Re-engagement triggers (W3)"] == 1 and rows["Deals archived (D4, 48 h pending)"] == 2
+    assert rows["Dead-lettered: x"] == 1
+
+
+def test_generated_scenarios_carry_duplicates_disorder_and_a_hubspot_deletion(tmp_path: Path) -> None:
+    store = generate(customers=60, seed=3)
+    lines = scenario_lines(store, seed=3, delete_in_hubspot=1)
+    ids = [line["headers"]["X-Shopify-Event-Id"] for line in lines if "shopify" in line]
+    assert len(ids) > len(set(ids)), "some deliveries repeat (same event id)"
+    assert sum(1 for line in lines if line.get("hubspot") == "contact.deletion") == 1
+    path = write(tmp_path, list(lines))
+    parse(path)  # valid, and "at" never goes backwards
+    shuffled = [line for line in lines if "shopify" in line]
+    bodies_in_order = [(line["body"].get("updated_at") or "") for line in shuffled]
+    assert bodies_in_order != sorted(bodies_in_order), "some deliveries arrive out of order"
