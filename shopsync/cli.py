@@ -269,14 +269,23 @@ def tick(at: str | None) -> None:
     help="Where the resulting HubSpot account is written (the sandbox's dump JSON).",
 )
 @click.option("--timeout", default=120.0, show_default=True, help="Seconds to wait for each settle.")
-def simulate(scenario: Path, out: Path, timeout: float) -> None:
+@click.option(
+    "--hubspot-url",
+    default=None,
+    help="Run against this HubSpot (a real test account, or a sandbox started elsewhere; token from "
+    "HUBSPOT_TOKEN) instead of a sandbox of its own.",
+)
+def simulate(scenario: Path, out: Path, timeout: float, hubspot_url: str | None) -> None:
     """Run the whole pipeline (local Kafka, bridge, worker, writer, HubSpot sandbox) on a scenario
     file and write the resulting account to --out. The format is in the README."""
     from shopsync.simulate import ScenarioError
     from shopsync.simulate import simulate as run_simulation
 
+    token = _settings().hubspot_token.get_secret_value() if hubspot_url else None
+    if hubspot_url and not token:
+        raise click.ClickException("--hubspot-url needs HUBSPOT_TOKEN (a private app's token)")
     try:
-        result = run_simulation(scenario, out, timeout)
+        result = run_simulation(scenario, out, timeout, hubspot_url, token)
     except ScenarioError as exc:
         raise click.ClickException(str(exc)) from exc
     account = result.account

@@ -27,14 +27,16 @@ from typing import Any, Literal
 import httpx
 import orjson
 from aiohttp import web
+from aiokafka import AIOKafkaProducer
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 
 from handlers.bridge import SIMULATED_RECEIVED_AT, build_app
+from handlers.hubspot_client import HubSpotClient
 from handlers.importer import TOPICS as IMPORT_TOPICS
 from handlers.importer import import_delivery
 from hubspot_sandbox import SandboxConfig, running_sandbox
 from localkafka.broker import free_port
-from schemas.envelope import encode
+from schemas.envelope import HubSpotContactDeletion, encode
 from shopsync.config import Settings
 from shopsync.localrun import (
     ServiceProcess,
@@ -43,6 +45,7 @@ from shopsync.localrun import (
     unique_suffix,
     wait_until_worker_idle,
 )
+from shopsync.readback import read_back
 from streams.ticker import append_ticks
 from streams.topics import ensure_topics, route, topic_name
 
@@ -138,16 +141,24 @@ async def _wait_written(settings: Settings, timeout_s: float) -> None:
         await asyncio.sleep(0.2)
 
 
-async def run(scenario: list[tuple[int, Line]], bootstrap: str, work: Path, timeout_s: float) -> Result:
+async def run(
+    scenario: list[tuple[int, Line]], bootstrap: str, work: Path, timeout_s: float,
+    hubspot_url: str | None = None, hubspot_token: str | None = None,
+) -> Result:  # fmt: skip
+    """Run the scenario; against the bundled sandbox, or (``hubspot_url``) an account elsewhere."""
     suffix = unique_suffix()
     bridge_port = free_port()
     settings = Settings(
         kafka_bootstrap_servers=bootstrap, topic_prefix=f"sim-{suffix}.", app_id=f"shopsync-sim-{suffix}",
         data_dir=work / "worker", session_timeout_s=6.0, tick_interval_s=0, simulation_mode=True,
         shopify_webhook_secrets=SecretStr(SHOPIFY_SECRET), hubspot_app_secret=SecretStr(HUBSPOT_SECRET),
-        hubspot_token=SecretStr(SANDBOX_TOKEN), writer_batch_window_ms=100, writer_link_wait_s=30,
+        hubspot_token=SecretStr(hubspot_token or SANDBOX_TOKEN), writer_batch_window_ms=100,
+        writer_link_wait_s=30,
     )  # fmt: skip
     await ensure_topics(settings, internal=True)
+    if hubspot_url is not None:
+        return await _pipeline(scenario, settings.model_copy(update={"hubspot_base_url": hubspot_url}),
+                               work, bridge_port, timeout_s, own_sandbox=False)  # fmt: skip
     config = SandboxConfig(
         db_path=work / "sandbox.db", token=SecretStr(SANDBOX_TOKEN),
         webhook_url=f"http://127.0.0.1:{bridge_port}/webhooks/hubspot",
@@ -155,34 +166,51 @@ async def run(scenario: list[tuple[int, Line]], bootstrap: str, work: Path, time
     )  # fmt: skip
     async with running_sandbox(config) as sandbox:
         settings = settings.model_copy(update={"hubspot_base_url": sandbox.url})
-        runner = web.AppRunner(build_app(settings))
-        await runner.setup()
-        await web.TCPSite(runner, "127.0.0.1", bridge_port).start()
-        worker = ServiceProcess("worker", settings, work / "worker.log")
-        writer = ServiceProcess("writer", settings, work / "writer.log")
-        bridge_url = f"http://127.0.0.1:{bridge_port}"
-        try:
-            async with httpx.AsyncClient(timeout=30) as http:
-                for number, line in scenario:
-                    await _apply(http, bridge_url, sandbox.url, settings, number, line, worker, timeout_s)
-            await wait_until_worker_idle(settings, timeout_s, worker)
-            await _wait_written(settings, timeout_s)
-            async with httpx.AsyncClient(base_url=sandbox.url) as http:
+        return await _pipeline(scenario, settings, work, bridge_port, timeout_s, own_sandbox=True)
+
+
+async def _pipeline(
+    scenario: list[tuple[int, Line]], settings: Settings, work: Path, bridge_port: int, timeout_s: float,
+    own_sandbox: bool,
+) -> Result:  # fmt: skip
+    runner = web.AppRunner(build_app(settings))
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", bridge_port).start()
+    worker = ServiceProcess("worker", settings, work / "worker.log")
+    writer = ServiceProcess("writer", settings, work / "writer.log")
+    bridge_url = f"http://127.0.0.1:{bridge_port}"
+    hubspot = settings.hubspot_base_url
+    try:
+        async with httpx.AsyncClient(timeout=30) as http:
+            for number, line in scenario:
+                await _apply(
+                    http, bridge_url, hubspot, settings, number, line, worker, timeout_s, own_sandbox
+                )
+        await wait_until_worker_idle(settings, timeout_s, worker)
+        await _wait_written(settings, timeout_s)
+        if own_sandbox:
+            async with httpx.AsyncClient(base_url=hubspot) as http:
                 account = (await http.get("/_sandbox/dump")).json()
-            dead = {
-                name: await _count(settings, topic_name(settings, name))
-                for name in ("shopify.deadletter", "hubspot.commands.dlq")
-            }
-        finally:
-            worker.stop()
-            writer.stop()
-            await runner.cleanup()
+        else:
+            client = HubSpotClient(hubspot, settings.hubspot_token.get_secret_value())
+            try:
+                account = await read_back(client)
+            finally:
+                await client.close()
+        dead = {
+            name: await _count(settings, topic_name(settings, name))
+            for name in ("shopify.deadletter", "hubspot.commands.dlq")
+        }
+    finally:
+        worker.stop()
+        writer.stop()
+        await runner.cleanup()
     return Result(account=account, lines=len(scenario), dead_letters=dead)
 
 
 async def _apply(
     http: httpx.AsyncClient, bridge: str, hubspot: str, settings: Settings, number: int, line: Line,
-    worker: ServiceProcess, timeout_s: float,
+    worker: ServiceProcess, timeout_s: float, own_sandbox: bool = True,
 ) -> None:  # fmt: skip
     await http.post(f"{bridge}/_simulation/clock", json={"at": line.at.isoformat()})
     if line.shopify is not None:
@@ -197,8 +225,6 @@ async def _apply(
         delivery = import_delivery(line.import_, line.body, "simulated.myshopify.com", "2026-04")
         delivery = delivery.model_copy(update={"received_at": line.at})
         name, key = route(IMPORT_TOPICS[line.import_], line.body)
-        from aiokafka import AIOKafkaProducer
-
         producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers, acks="all")
         await producer.start()
         try:
@@ -206,20 +232,23 @@ async def _apply(
         finally:
             await producer.stop()
     elif line.hubspot is not None:
-        await _delete_contact(http, hubspot, settings, number, str(line.email), worker, timeout_s)
+        await _delete_contact(http, hubspot, settings, number, line, worker, timeout_s, own_sandbox)
     else:
         await wait_until_worker_idle(settings, timeout_s, worker)
         await append_ticks(settings, line.at)
 
 
 async def _delete_contact(
-    http: httpx.AsyncClient, hubspot: str, settings: Settings, number: int, email: str,
-    worker: ServiceProcess, timeout_s: float,
+    http: httpx.AsyncClient, hubspot: str, settings: Settings, number: int, line: Line,
+    worker: ServiceProcess, timeout_s: float, own_sandbox: bool,
 ) -> None:  # fmt: skip
-    """Delete the contact in the sandbox, which sends its signed webhook to the bridge."""
+    """Delete the contact in HubSpot. The bundled sandbox then sends its signed webhook to the
+    bridge; an account elsewhere sends it to its app's configured URL, not to this bridge, so
+    then the deletion event is appended here, as the bridge would have appended it."""
     await wait_until_worker_idle(settings, timeout_s, worker)
     await _wait_written(settings, timeout_s)  # the contact must exist in HubSpot to be deleted there
-    auth = {"Authorization": f"Bearer {SANDBOX_TOKEN}"}
+    email = str(line.email)
+    auth = {"Authorization": f"Bearer {settings.hubspot_token.get_secret_value()}"}
     search = {"filterGroups": [{"filters": [{"propertyName": "email", "operator": "EQ", "value": email}]}]}
     found = (await http.post(f"{hubspot}/crm/v3/objects/contacts/search", json=search, headers=auth)).json()
     if not found.get("results"):
@@ -228,6 +257,16 @@ async def _delete_contact(
     events = topic_name(settings, "hubspot.events")
     before = await _count(settings, events)
     await http.delete(f"{hubspot}/crm/v3/objects/contacts/{contact_id}", headers=auth)
+    if not own_sandbox:
+        record = HubSpotContactDeletion(event_id=f"sim-{number}", object_id=int(contact_id), email=email,
+                                        occurred_at=line.at)  # fmt: skip
+        producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers, acks="all")
+        await producer.start()
+        try:
+            await producer.send_and_wait(events, encode(record), key=str(contact_id).encode())
+        finally:
+            await producer.stop()
+        return
     for _ in range(100):  # the webhook is delivered in the background
         if await _count(settings, events) > before:
             return
@@ -241,11 +280,17 @@ async def _count(settings: Settings, topic: str) -> int:
     return len(await read_all(settings.kafka_bootstrap_servers, topic))
 
 
-def simulate(path: Path, out: Path, timeout_s: float = 120.0) -> Result:
+def simulate(
+    path: Path,
+    out: Path,
+    timeout_s: float = 120.0,
+    hubspot_url: str | None = None,
+    hubspot_token: str | None = None,
+) -> Result:
     """Run a scenario file end to end and write the resulting account to ``out``."""
     scenario = parse(path)
     work = Path(tempfile.mkdtemp(prefix="shopsync-simulate-"))
     with kafka_bootstrap(Path(".local/simulate-kafka")) as bootstrap:
-        result = asyncio.run(run(scenario, bootstrap, work, timeout_s))
+        result = asyncio.run(run(scenario, bootstrap, work, timeout_s, hubspot_url, hubspot_token))
     out.write_bytes(orjson.dumps(result.account, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS))
     return result

@@ -7,6 +7,7 @@ import sys
 from datetime import timedelta
 from pathlib import Path
 
+import httpx
 import orjson
 import pytest
 
@@ -124,3 +125,33 @@ def test_generated_scenarios_carry_duplicates_disorder_and_a_hubspot_deletion(tm
     shuffled = [line for line in lines if "shopify" in line]
     bodies_in_order = [(line["body"].get("updated_at") or "") for line in shuffled]
     assert bodies_in_order != sorted(bodies_in_order), "some deliveries arrive out of order"
+
+
+@pytest.mark.kafka
+async def test_with_hubspot_url_it_runs_against_an_account_elsewhere_and_reads_it_back(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    """--hubspot-url: no sandbox of its own; the account is read back through the CRM endpoints."""
+    from pydantic import SecretStr
+
+    from hubspot_sandbox import SandboxConfig, running_sandbox
+
+    store = generate(customers=5, seed=8)
+    lines = scenario_lines(store, delete_in_hubspot=1)
+    victim = next(line["email"] for line in lines if line.get("hubspot"))
+    path = write(tmp_path, list(lines))
+    config = SandboxConfig(db_path=tmp_path / "elsewhere.db", token=SecretStr("elsewhere-token"))
+    async with running_sandbox(config) as elsewhere:
+        result = await run(
+            parse(path), kafka_bootstrap, tmp_path / "work", 120, elsewhere.url, "elsewhere-token"
+        )
+        async with httpx.AsyncClient(base_url=elsewhere.url) as http:
+            dump = (await http.get("/_sandbox/dump")).json()
+    emails = {c["properties"]["email"] for c in result.account["contacts"]}
+    assert victim not in emails, "C4: deleted in HubSpot and never re-created"
+    assert emails == {c["properties"]["email"] for c in dump["contacts"]}
+    read_deals = {d["properties"]["shopify_deal_key"]: d["stage_label"] for d in result.account["deals"]}
+    assert read_deals == {d["properties"]["shopify_deal_key"]: d["stage_label"] for d in dump["deals"]}
+    read_links = {(a["from_id"], a["to_id"], a["type_id"]) for a in result.account["associations"]}
+    dumped_links = {(str(a["from_id"]), str(a["to_id"]), a["type_id"]) for a in dump["associations"]}
+    assert {link for link in dumped_links if link[2] in (3, 20)} <= read_links
