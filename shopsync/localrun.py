@@ -260,6 +260,18 @@ async def wait_until_worker_idle(settings: Settings, timeout_s: float, worker: S
         await wait_for_zero_lag(settings.kafka_bootstrap_servers, settings.app_id, topics, timeout_s, worker)
 
 
+async def wait_until_written(settings: Settings, timeout_s: float = 60.0) -> None:
+    """Until the writer's group has committed everything on the commands topic (it commits only
+    what is written, skipped or dead-lettered, so this means "the writer is idle")."""
+    topic = topic_name(settings, "hubspot.commands")
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    while await group_lag(settings.kafka_bootstrap_servers, settings.writer_group(), [topic]) != 0:
+        if loop.time() > deadline:
+            raise TimeoutError("the writer did not catch up")
+        await asyncio.sleep(0.2)
+
+
 def unique_suffix() -> str:
     return datetime.now(UTC).strftime("%Y%m%d%H%M%S") + f"-{os.getpid()}"
 

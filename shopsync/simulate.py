@@ -40,10 +40,10 @@ from schemas.envelope import HubSpotContactDeletion, encode
 from shopsync.config import Settings
 from shopsync.localrun import (
     ServiceProcess,
-    group_lag,
     kafka_bootstrap,
     unique_suffix,
     wait_until_worker_idle,
+    wait_until_written,
 )
 from shopsync.readback import read_back
 from streams.ticker import append_ticks
@@ -131,16 +131,6 @@ class Result:
     dead_letters: dict[str, int]  # topic -> records
 
 
-async def _wait_written(settings: Settings, timeout_s: float) -> None:
-    topic = topic_name(settings, "hubspot.commands")
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout_s
-    while await group_lag(settings.kafka_bootstrap_servers, settings.writer_group(), [topic]) != 0:
-        if loop.time() > deadline:
-            raise TimeoutError("the writer did not catch up")
-        await asyncio.sleep(0.2)
-
-
 async def run(
     scenario: list[tuple[int, Line]], bootstrap: str, work: Path, timeout_s: float,
     hubspot_url: str | None = None, hubspot_token: str | None = None,
@@ -187,7 +177,7 @@ async def _pipeline(
                     http, bridge_url, hubspot, settings, number, line, worker, timeout_s, own_sandbox
                 )
         await wait_until_worker_idle(settings, timeout_s, worker)
-        await _wait_written(settings, timeout_s)
+        await wait_until_written(settings, timeout_s)
         if own_sandbox:
             async with httpx.AsyncClient(base_url=hubspot) as http:
                 account = (await http.get("/_sandbox/dump")).json()
@@ -246,7 +236,7 @@ async def _delete_contact(
     bridge; an account elsewhere sends it to its app's configured URL, not to this bridge, so
     then the deletion event is appended here, as the bridge would have appended it."""
     await wait_until_worker_idle(settings, timeout_s, worker)
-    await _wait_written(settings, timeout_s)  # the contact must exist in HubSpot to be deleted there
+    await wait_until_written(settings, timeout_s)  # the contact must exist in HubSpot to be deleted there
     email = str(line.email)
     auth = {"Authorization": f"Bearer {settings.hubspot_token.get_secret_value()}"}
     search = {"filterGroups": [{"filters": [{"propertyName": "email", "operator": "EQ", "value": email}]}]}

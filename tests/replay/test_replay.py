@@ -15,10 +15,10 @@ from handlers.writer import run_writer
 from hubspot_sandbox import Sandbox
 from schemas.envelope import HubSpotContactDeletion, encode
 from shopsync.config import Settings
-from shopsync.localrun import append_events
+from shopsync.localrun import append_events, wait_until_written
 from shopsync.samplestore import generate
 from streams.topics import ensure_topics, topic_name
-from tests.writer.conftest import TOKEN, admin, wait_until_written
+from tests.writer.conftest import TOKEN, admin
 
 pytestmark = pytest.mark.kafka
 

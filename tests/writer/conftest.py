@@ -17,7 +17,7 @@ from hubspot_sandbox import Sandbox, SandboxConfig, running_sandbox
 from schemas.commands import AnyCommand, command_key, encode_command
 from shopsync.account import Account
 from shopsync.config import Settings
-from shopsync.localrun import delivery_for, group_lag, schedule
+from shopsync.localrun import delivery_for, schedule
 from shopsync.samplestore import generate
 from streams.inprocess import InProcessPipeline
 from streams.topics import topic_name
@@ -64,17 +64,6 @@ async def append_commands(settings: Settings, commands: list[AnyCommand]) -> Non
         await asyncio.gather(*sent)
     finally:
         await producer.stop()
-
-
-async def wait_until_written(settings: Settings, timeout_s: float = 60.0) -> None:
-    """Until the writer's group has committed everything on the commands topic."""
-    topic = topic_name(settings, "hubspot.commands")
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout_s
-    while await group_lag(settings.kafka_bootstrap_servers, settings.writer_group(), [topic]) != 0:
-        if loop.time() > deadline:
-            raise TimeoutError("the writer did not catch up")
-        await asyncio.sleep(0.2)
 
 
 async def admin(sandbox: Sandbox, method: str, path: str, json: Any = None) -> Any:

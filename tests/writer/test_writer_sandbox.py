@@ -20,7 +20,7 @@ from hubspot_sandbox import Sandbox
 from schemas.commands import AnyCommand, RecordRef, Upsert
 from shopsync.account import fold
 from shopsync.config import Settings
-from shopsync.localrun import ServiceProcess, read_all
+from shopsync.localrun import ServiceProcess, read_all, wait_until_written
 from streams.topics import ensure_topics, topic_name
 from tests.writer.conftest import (
     TOKEN,
@@ -29,7 +29,6 @@ from tests.writer.conftest import (
     append_commands,
     held,
     store_commands,
-    wait_until_written,
 )
 
 pytestmark = pytest.mark.kafka
