@@ -278,9 +278,12 @@ def tick(at: str | None) -> None:
 def simulate(scenario: Path, out: Path, timeout: float, hubspot_url: str | None) -> None:
     """Run the whole pipeline (local Kafka, bridge, worker, writer, HubSpot sandbox) on a scenario
     file and write the resulting account to --out. The format is in the README."""
+    import logging
+
     from shopsync.simulate import ScenarioError
     from shopsync.simulate import simulate as run_simulation
 
+    logging.getLogger("aiokafka").setLevel(logging.ERROR)  # retried sends to brand-new topics: noise
     token = _settings().hubspot_token.get_secret_value() if hubspot_url else None
     if hubspot_url and not token:
         raise click.ClickException("--hubspot-url needs HUBSPOT_TOKEN (a private app's token)")

@@ -11,6 +11,7 @@ dead-lettered).
 from __future__ import annotations
 
 import asyncio
+import logging
 import tempfile
 import time
 from collections import Counter
@@ -59,6 +60,8 @@ def summary(account: dict[str, Any], dead_letters: dict[str, int]) -> list[str]:
 
 
 def run_demo(customers: int, seed: int, timeout_s: float) -> None:
+    # aiokafka warns about retried sends while brand-new topics elect leaders; harmless, and noise here.
+    logging.getLogger("aiokafka").setLevel(logging.ERROR)
     work = Path(tempfile.mkdtemp(prefix="shopsync-demo-"))
     store = generate(customers=customers, seed=seed)
     lines = scenario_lines(store, seed=seed, delete_in_hubspot=1)
