@@ -141,3 +141,10 @@ def test_every_subcommand_has_help() -> None:
         )
         assert result.returncode == 0, result.stderr
         assert "Usage:" in result.stdout
+
+
+def test_every_setting_is_documented_in_the_readme() -> None:
+    """The README's configuration table names every environment variable a service reads."""
+    readme = (REPO / "README.md").read_text()
+    missing = sorted(name for name in _field_aliases().values() if f"`{name}`" not in readme)
+    assert not missing, f"undocumented settings: {missing}"
