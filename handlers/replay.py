@@ -35,11 +35,10 @@ from shopsync.config import Settings
 from shopsync.localrun import read_all
 from streams.app import ROUTED_TOPICS
 from streams.inprocess import InProcessPipeline
+from streams.rules.keys import UNIQUE_PROPERTY
 from streams.topics import TopicName, ensure_topics, topic_name
 
 SOURCES: tuple[TopicName, ...] = (*ROUTED_TOPICS, "shopify.products")
-UNIQUE = {"contacts": "email", "deals": "shopify_deal_key", "products": "shopify_product_key",
-          "line_items": "shopify_line_item_key"}  # fmt: skip
 
 
 @dataclass
@@ -93,7 +92,7 @@ async def rebuild(settings: Settings, until: datetime | None = None, progress: b
 
 def _ref(object_type: str, key: str) -> RecordRef:
     return RecordRef.model_validate(
-        {"object_type": object_type, "id_property": UNIQUE[object_type], "id_value": key}
+        {"object_type": object_type, "id_property": UNIQUE_PROPERTY[object_type], "id_value": key}
     )
 
 
@@ -141,7 +140,7 @@ async def read_account(client: HubSpotClient, wanted: Account) -> dict[tuple[str
         str(s["id"]): s["label"] for p in pipelines.get("results", []) for s in p.get("stages", [])
     }
     pipeline_labels = {str(p["id"]): p["label"] for p in pipelines.get("results", [])}
-    for object_type, unique in UNIQUE.items():
+    for object_type, unique in UNIQUE_PROPERTY.items():
         properties = ",".join(sorted(names.get(object_type, set()) | {unique}))
         after: str | None = None
         while True:

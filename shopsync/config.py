@@ -164,17 +164,28 @@ class Settings(BaseSettings):
         return value
 
     def rule_config(self) -> RuleConfig:
-        """The rules' settings (W4: every delay configurable)."""
-        return RuleConfig(
-            abandon_after=self.abandon_after,
-            abandoned_cart_delay=self.abandoned_cart_delay,
-            pending_cleanup_after=self.pending_cleanup_after,
-            reengage_after=self.reengage_after,
-            dedupe_ttl=self.dedupe_ttl,
-            trigger_grace=self.trigger_grace,
-            sync_variants=self.sync_variants,
-            pipeline_label=self.pipeline_label,
-        )
+        """The rules' settings (W4: every delay configurable): the fields both classes share."""
+        return RuleConfig(**{name: getattr(self, name) for name in RuleConfig.model_fields})
+
+    @classmethod
+    def env_name(cls, field: str) -> str:
+        """The environment variable a field is read from (its first alias, else SHOPSYNC_<FIELD>)."""
+        alias = cls.model_fields[field].validation_alias
+        return str(alias.choices[0]) if isinstance(alias, AliasChoices) else f"SHOPSYNC_{field.upper()}"
+
+    def to_env(self) -> dict[str, str]:
+        """The environment that gives a child process exactly these settings (secrets included)."""
+        env = {}
+        for field in type(self).model_fields:
+            value = getattr(self, field)
+            if isinstance(value, SecretStr):
+                value = value.get_secret_value()
+            elif isinstance(value, timedelta):
+                value = value.total_seconds()
+            elif isinstance(value, bool):
+                value = "true" if value else "false"
+            env[self.env_name(field)] = str(value)
+        return env
 
     def writer_group(self) -> str:
         return self.writer_group_id or f"{self.app_id}-writer"

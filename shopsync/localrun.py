@@ -47,45 +47,7 @@ def kafka_bootstrap(run_dir: Path) -> Iterator[str]:
 
 def settings_env(settings: Settings) -> dict[str, str]:
     """The environment that gives a child process exactly these settings (secrets included)."""
-    env = {
-        "KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
-        "SHOPSYNC_TOPIC_PREFIX": settings.topic_prefix,
-        "SHOPSYNC_APP_ID": settings.app_id,
-        "SHOPSYNC_PARTITIONS": str(settings.partitions),
-        "SHOPSYNC_REPLICATION_FACTOR": str(settings.replication_factor),
-        "SHOPSYNC_STORE": settings.store,
-        "SHOPSYNC_DATA_DIR": str(settings.data_dir),
-        "SHOPSYNC_WEB_PORT": str(settings.web_port),
-        "SHOPSYNC_LOG_LEVEL": settings.log_level,
-        "SHOPSYNC_SESSION_TIMEOUT_S": str(settings.session_timeout_s),
-        "SHOPSYNC_TICK_INTERVAL_S": str(settings.tick_interval_s),
-        "SHOPSYNC_ABANDON_AFTER": str(settings.abandon_after.total_seconds()),
-        "SHOPSYNC_ABANDONED_CART_DELAY": str(settings.abandoned_cart_delay.total_seconds()),
-        "SHOPSYNC_PENDING_CLEANUP_AFTER": str(settings.pending_cleanup_after.total_seconds()),
-        "SHOPSYNC_REENGAGE_AFTER": str(settings.reengage_after.total_seconds()),
-        "SHOPSYNC_DEDUPE_TTL": str(settings.dedupe_ttl.total_seconds()),
-        "SHOPSYNC_TRIGGER_GRACE": str(settings.trigger_grace.total_seconds()),
-        "SHOPSYNC_SYNC_VARIANTS": "true" if settings.sync_variants else "false",
-        "SHOPSYNC_PIPELINE_LABEL": settings.pipeline_label,
-        "HUBSPOT_BASE_URL": settings.hubspot_base_url,
-        "HUBSPOT_TOKEN": settings.hubspot_token.get_secret_value(),
-        "SHOPIFY_WEBHOOK_SECRETS": settings.shopify_webhook_secrets.get_secret_value(),
-        "SHOPSYNC_HUBSPOT_RATE_LIMIT_PER_10S": str(settings.hubspot_rate_limit_per_10s),
-        "SHOPSYNC_HUBSPOT_TIMEOUT_S": str(settings.hubspot_timeout_s),
-        "SHOPSYNC_WRITER_BATCH_WINDOW_MS": str(settings.writer_batch_window_ms),
-        "SHOPSYNC_WRITER_MAX_BATCH": str(settings.writer_max_batch),
-        "SHOPSYNC_WRITER_RETRY_ATTEMPTS": str(settings.writer_retry_attempts),
-        "SHOPSYNC_WRITER_LINK_WAIT_S": str(settings.writer_link_wait_s),
-        "SHOPSYNC_WRITER_GROUP_ID": settings.writer_group_id,
-        "SHOPSYNC_BRIDGE_HOST": settings.bridge_host,
-        "SHOPSYNC_BRIDGE_PORT": str(settings.bridge_port),
-        "SHOPSYNC_BRIDGE_MAX_BODY_BYTES": str(settings.bridge_max_body_bytes),
-        "SHOPSYNC_BRIDGE_APPEND_TIMEOUT_S": str(settings.bridge_append_timeout_s),
-        "SHOPSYNC_BRIDGE_PUBLIC_URL": settings.bridge_public_url,
-        "SHOPSYNC_SIMULATION_MODE": "true" if settings.simulation_mode else "false",
-        "HUBSPOT_APP_SECRET": settings.hubspot_app_secret.get_secret_value(),
-    }
-    return env
+    return settings.to_env()
 
 
 class ServiceProcess:

@@ -6,12 +6,13 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
-from pydantic import ValidationError
+from pydantic import SecretStr, ValidationError
 
 from shopsync.cli import main
 from shopsync.config import Settings
@@ -112,15 +113,7 @@ def test_compose_runs_real_subcommands_with_settings_the_services_read() -> None
 
 
 def _field_aliases() -> dict[str, str]:
-    out = {}
-    for name, field in Settings.model_fields.items():
-        alias = field.validation_alias
-        out[name] = (
-            str(alias.choices[0])
-            if alias is not None and hasattr(alias, "choices")
-            else f"SHOPSYNC_{name.upper()}"
-        )
-    return out
+    return {name: Settings.env_name(name) for name in Settings.model_fields}
 
 
 def test_every_subcommand_has_help() -> None:
@@ -148,3 +141,16 @@ def test_every_setting_is_documented_in_the_readme() -> None:
     readme = (REPO / "README.md").read_text()
     missing = sorted(name for name in _field_aliases().values() if f"`{name}`" not in readme)
     assert not missing, f"undocumented settings: {missing}"
+
+
+def test_child_processes_get_every_setting() -> None:
+    """Settings.to_env round-trips: a child process started with it reads the same settings."""
+    original = Settings(
+        kafka_bootstrap_servers="k:1", topic_prefix="p.", tick_interval_s=0, sync_variants=False,
+        abandon_after=timedelta(minutes=30), hubspot_token=SecretStr("tok"), writer_group_id="g",
+    )  # fmt: skip
+    env = original.to_env()
+    assert set(env) == set(_field_aliases().values())
+    assert (
+        Settings.model_validate({field: env[alias] for field, alias in _field_aliases().items()}) == original
+    )

@@ -9,6 +9,14 @@ from __future__ import annotations
 from schemas.commands import RecordRef
 from schemas.shopify import Cart, Checkout, CheckoutDeleted, Order, ShopifyModel
 
+UNIQUE_PROPERTY: dict[str, str] = {
+    "contacts": "email",
+    "deals": "shopify_deal_key",
+    "products": "shopify_product_key",
+    "line_items": "shopify_line_item_key",
+}
+"""The property each object type is upserted by (and identified by in an account's dump)."""
+
 
 def normalize_email(email: str | None) -> str | None:
     """The contact key: trimmed and lower-cased; None when there is no usable address (C2)."""

@@ -20,6 +20,7 @@ from shopsync.config import Settings
 from shopsync.localrun import delivery_for, schedule
 from shopsync.samplestore import generate
 from streams.inprocess import InProcessPipeline
+from streams.rules.keys import UNIQUE_PROPERTY
 from streams.topics import topic_name
 
 TOKEN = "pat-test-0123456789"
@@ -73,15 +74,11 @@ async def admin(sandbox: Sandbox, method: str, path: str, json: Any = None) -> A
         return response.json() if response.content else None
 
 
-UNIQUE = {"contacts": "email", "deals": "shopify_deal_key", "products": "shopify_product_key",
-          "line_items": "shopify_line_item_key"}  # fmt: skip
-
-
 def held(dump: dict[str, Any]) -> Account:
     """The sandbox's account in the shape of ``shopsync.account.Account`` (natural keys, labels)."""
     account = Account()
     by_id: dict[str, tuple[str, str]] = {}
-    for object_type, unique in UNIQUE.items():
+    for object_type, unique in UNIQUE_PROPERTY.items():
         for record in dump[object_type]:
             props = {k: v for k, v in record["properties"].items() if v not in (None, "")}
             if object_type == "deals":
