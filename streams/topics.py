@@ -26,6 +26,7 @@ TopicName = Literal[
     "shopify.carts",
     "shopify.products",
     "shopify.deadletter",
+    "shopify.field-problems",
     "shopify.parking",
     "hubspot.events",
     "hubspot.commands",
@@ -60,6 +61,11 @@ TOPICS: tuple[TopicSpec, ...] = (
     TopicSpec(
         "shopify.deadletter", "source key", "input records that failed validation, with the "
         "reason and the original bytes", retention_ms=30 * DAY_MS,
+    ),
+    TopicSpec(
+        "shopify.field-problems", "source key", "fields that did not fit their type and were synced "
+        "as absent (R1): Shopify topic, record key, field path and reason, never the value",
+        retention_ms=30 * DAY_MS,
     ),
     TopicSpec(
         "shopify.parking", "event id", "signed deliveries the product does not consume (unknown topic, "
