@@ -347,7 +347,9 @@ class Pipeline:
 
     async def _dead_letter(self, event: Any, reason: str) -> None:
         msg = event.message
-        log.warning("dead-lettering %s[%s]@%s: %s", msg.topic, msg.partition, msg.offset, reason[:300])
+        from shopsync.loss import reason_kind  # the reason without payload values (R7: logs name paths)
+
+        log.warning("dead-lettering %s[%s]@%s: %s", msg.topic, msg.partition, msg.offset, reason_kind(reason))
         letter = {
             "reason": reason,
             "topic": msg.topic,
