@@ -28,7 +28,8 @@ from aiokafka import AIOKafkaProducer
 
 from schemas.envelope import Delivery, encode
 from shopsync.config import Settings
-from streams.topics import ensure_topics, route, topic_name
+from shopsync.loss import LossReport, dead_letter_record
+from streams.topics import UnroutableError, ensure_topics, route, topic_name
 
 RESOURCES = ("products", "customers", "orders", "checkouts")
 """In this order: products first, so line items find them; then the people and their purchases."""
@@ -95,6 +96,25 @@ def import_delivery(resource: str, record: dict[str, Any], shop: str, api_versio
     )  # fmt: skip
 
 
+def _placed(
+    settings: Settings, resource: str, record: object, shop: str, api_version: str
+) -> tuple[str, bytes | None, bytes]:
+    """Where a listed record is appended, under which key, as which bytes: its resource's topic,
+    or, when it has no identity to be keyed by, the dead-letter topic with the reason."""
+    if not isinstance(record, dict):
+        reason = f"import {resource}: the listed record is not a JSON object"
+        original = orjson.dumps(record)
+    else:
+        delivery = import_delivery(resource, record, shop, api_version)
+        try:
+            name, key = route(delivery.topic, record)
+            return topic_name(settings, name), key, encode(delivery)
+        except UnroutableError as exc:
+            reason, original = f"import {resource}: {exc}", encode(delivery)
+    letter = dead_letter_record(reason, topic=f"import:{resource}", key=None, original=original)
+    return topic_name(settings, "shopify.deadletter"), None, letter
+
+
 @dataclass
 class ShopifyAdmin:
     """A paced, retrying GET against the Admin API."""
@@ -146,8 +166,14 @@ async def run_import(
     page_size: int = 250,
     stop_after_pages: int | None = None,
     progress: bool = True,
+    report: LossReport | None = None,
 ) -> dict[str, int]:
-    """Import (or resume importing) ``resources``; return the records appended per resource."""
+    """Import (or resume importing) ``resources``; return the records appended per resource.
+
+    A record that cannot be appended where it belongs (not a JSON object, or no id or token, so no
+    key) is appended to ``shopify.deadletter`` with the reason and its bytes instead, and counted
+    in ``report`` (R2: never skipped silently; R7: the command shows it)."""
+    report = report if report is not None else LossReport()
     await ensure_topics(settings)
     shop = httpx.URL(admin_url).host
     state = ImportState.load(state_path)
@@ -171,17 +197,20 @@ async def run_import(
                     if stop_after_pages is not None and pages >= stop_after_pages:
                         return appended
                     response = await admin.get(url)
-                    records = response.json().get(resource, [])
-                    sent = []
+                    try:
+                        records = response.json().get(resource, [])
+                    except (ValueError, AttributeError) as exc:
+                        raise ShopifyImportError(f"Shopify answered {url} with no {resource} list") from exc
+                    sent, lost = [], 0
                     for record in records:
-                        delivery = import_delivery(resource, record, shop, api_version)
-                        name, key = route(delivery.topic, record)
-                        sent.append(
-                            await producer.send(topic_name(settings, name), encode(delivery), key=key)
-                        )
+                        target, key, value = _placed(settings, resource, record, shop, api_version)
+                        if target == topic_name(settings, "shopify.deadletter"):
+                            lost += 1
+                            report.dead_letter("shopify.deadletter", orjson.loads(value)["reason"])
+                        sent.append(await producer.send(target, value, key=key))
                     await asyncio.gather(*sent)  # acknowledged by Kafka before the cursor moves on
-                    rs.count += len(records)
-                    appended[resource] = appended.get(resource, 0) + len(records)
+                    rs.count += len(records) - lost
+                    appended[resource] = appended.get(resource, 0) + len(records) - lost
                     following = next_link(response.headers.get("Link"))
                     rs.next_url, rs.done = following, following is None
                     if following is not None:

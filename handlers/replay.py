@@ -13,6 +13,10 @@ account HubSpot should hold. Then either:
 - ``--dry-run``: the account is read back through HubSpot's standard CRM endpoints (the sandbox
   or a real account) and the differences are printed, nothing is written.
 
+Either way the records the rebuild could not use (unreadable, or dead-lettered by the rules) and
+the field problems are counted in ``Rebuilt.report`` (R7): the account rebuilt without them is
+not the whole store, and the command says so with its exit code.
+
 To rebuild the stream worker's own tables instead (say after changing a rule), start it under a
 fresh application id: ``SHOPSYNC_APP_ID=shopsync-v2 shopsync worker`` reads every topic from the
 beginning into new tables and internal topics, leaving the old ones untouched.
@@ -33,6 +37,7 @@ from schemas.envelope import Delivery, HubSpotContactDeletion, decode_log_record
 from shopsync.account import Account, fold
 from shopsync.config import Settings
 from shopsync.localrun import read_all
+from shopsync.loss import LossReport, from_pipeline
 from streams.app import ROUTED_TOPICS
 from streams.inprocess import InProcessPipeline
 from streams.rules.keys import UNIQUE_PROPERTY
@@ -50,12 +55,14 @@ class Rebuilt:
     records_read: int = 0
     skipped: list[str] = field(default_factory=list)
     deleted_in_hubspot: set[str] = field(default_factory=set)  # emails never to write again (C4)
+    report: LossReport = field(default_factory=LossReport)  # R7: records the rebuild could not use
 
 
 async def rebuild(settings: Settings, until: datetime | None = None, progress: bool = False) -> Rebuilt:
     """Fold every record of the source topics, in a deterministic order, through the rules."""
     entries: list[tuple[datetime, str, int, int, Delivery | HubSpotContactDeletion]] = []
     skipped: list[str] = []
+    unreadable = LossReport()
     for name in SOURCES:
         full = topic_name(settings, name)
         for record in await read_all(settings.kafka_bootstrap_servers, full, timeout_s=120):
@@ -69,8 +76,9 @@ async def rebuild(settings: Settings, until: datetime | None = None, progress: b
                     if not isinstance(decoded, Delivery):
                         continue  # ticks carry no data
                     parsed, at = decoded, decoded.received_at
-            except (ValidationError, ValueError):
+            except (ValidationError, ValueError) as exc:
                 skipped.append(f"{full}[{record.partition}]@{record.offset}")
+                unreadable.dead_letter("replay", f"not a readable {name} record: {exc}")
                 continue
             entries.append((at, full, record.partition, record.offset, parsed))
         if progress:
@@ -87,7 +95,8 @@ async def rebuild(settings: Settings, until: datetime | None = None, progress: b
     if end is not None:
         pipeline.tick(end)
     deleted = {e for e, state in pipeline.contact_states.items() if state.deleted_in_hubspot_at is not None}
-    return Rebuilt(pipeline.commands, fold(pipeline.commands), len(entries), skipped, deleted)
+    report = unreadable.merge(from_pipeline(pipeline, "replay"))
+    return Rebuilt(pipeline.commands, fold(pipeline.commands), len(entries), skipped, deleted, report)
 
 
 def _ref(object_type: str, key: str) -> RecordRef:

@@ -39,6 +39,7 @@ from handlers.id_map import IdMap
 from handlers.writer_plan import LinkPlan, Position, RecordPlan, coalesce
 from schemas.commands import AnyCommand, Associate, PropertyValue, RecordRef, decode_command, encode_command
 from shopsync.config import Settings
+from shopsync.loss import reason_kind
 from streams.topics import ensure_topics, topic_name
 
 log = logging.getLogger(__name__)
@@ -327,7 +328,12 @@ class Writer:
                 "command": orjson.loads(encode_command(command)),
                 "source": {"partition": position.partition, "offset": position.offset},
             }
-            log.warning("dead-lettering %s: %s (%s)", command.record.key, reason, body.get("message", ""))
+            # No record key (a contact's is its email) and no HubSpot message (it quotes values):
+            # the dead letter holds both, for operators with access to the data.
+            log.warning(
+                "dead-lettering a %s command from %s@%s: %s (%s)", command.record.object_type,
+                position.partition, position.offset, reason_kind(reason), body.get("category") or status,
+            )  # fmt: skip
             await self.producer.send(
                 topic_name(self.settings, "hubspot.commands.dlq"),
                 orjson.dumps(letter),

@@ -10,6 +10,7 @@ import click
 
 from shopsync import __version__
 from shopsync.config import Settings
+from shopsync.loss import LossReport
 
 
 def _settings() -> Settings:
@@ -17,6 +18,25 @@ def _settings() -> Settings:
         return Settings()
     except Exception as exc:  # pydantic's ValidationError, shown without secrets
         raise click.ClickException(f"invalid configuration: {exc}") from exc
+
+
+ALLOW_LOSS = click.option(
+    "--allow-loss", is_flag=True, help="Exit 0 even when a record was dead-lettered (lost); the report "
+    "is printed all the same.",
+)  # fmt: skip
+"""The one switch, on every command that runs a pipeline, that relaxes R7's non-zero exit."""
+
+
+def _report_and_exit(report: LossReport, allow_loss: bool) -> None:
+    """Print the loss report (stderr: stdout stays each command's own output) and exit with
+    ``EXIT_LOSS`` when a record was lost, unless ``--allow-loss`` (R7)."""
+    for line in report.render():
+        click.echo(line, err=True)
+    code = report.exit_code(allow_loss)
+    if code:
+        click.echo(f"exit {code}: a record was lost (see the dead letters above; --allow-loss "
+                   "accepts it)", err=True)  # fmt: skip
+        sys.exit(code)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -150,10 +170,14 @@ def bridge() -> None:
 )
 @click.option("--resources", default="products,customers,orders,checkouts", show_default=True)
 @click.option("--api-version", default="2026-04", show_default=True)
-def import_(shop: str, state_path: Path, resources: str, api_version: str) -> None:
+@ALLOW_LOSS
+def import_(shop: str, state_path: Path, resources: str, api_version: str, allow_loss: bool) -> None:
     """Initial import (C5): append the shop's customers, orders, products and abandoned checkouts
     as import events. Resumable: run it again after a crash or Ctrl-C and it goes on where it
-    stopped. Needs SHOPIFY_ADMIN_TOKEN."""
+    stopped. Needs SHOPIFY_ADMIN_TOKEN.
+
+    Records without an identity (no id or token) cannot be appended where they belong: they are
+    dead-lettered, reported by reason, and the command exits 3, unless --allow-loss."""
     from handlers.importer import RESOURCES, ShopifyImportError, run_import
 
     settings = _settings()
@@ -165,9 +189,12 @@ def import_(shop: str, state_path: Path, resources: str, api_version: str) -> No
     if unknown:
         raise click.BadParameter(f"unknown resources {sorted(unknown)}; choose from {RESOURCES}")
     url = shop if shop.startswith("http") else f"https://{shop}"
+    report = LossReport()
     try:
         counts = asyncio.run(
-            run_import(settings, url, token, state_path, resources=chosen, api_version=api_version)
+            run_import(
+                settings, url, token, state_path, resources=chosen, api_version=api_version, report=report
+            )
         )
     except ShopifyImportError as exc:
         raise click.ClickException(str(exc)) from exc
@@ -176,16 +203,21 @@ def import_(shop: str, state_path: Path, resources: str, api_version: str) -> No
             f"interrupted; run the same command again to resume ({state_path})"
         ) from None
     click.echo(f"imported {counts}")
+    _report_and_exit(report, allow_loss)
 
 
 @main.command()
 @click.option("--dry-run", is_flag=True, help="Only print how HubSpot differs from what it should hold.")
 @click.option("--until", default=None, help="Advance the clock to this ISO instant at the end "
               "[default: the newest record's time].")  # fmt: skip
-def replay(dry_run: bool, until: str | None) -> None:
+@ALLOW_LOSS
+def replay(dry_run: bool, until: str | None, allow_loss: bool) -> None:
     """Rebuild what HubSpot should hold from the topics, from the beginning; send it to the
     writer (hubspot.commands), or with --dry-run print the diff against the account at
-    HUBSPOT_BASE_URL (the sandbox or a real one)."""
+    HUBSPOT_BASE_URL (the sandbox or a real one).
+
+    Reports the records it could not rebuild (unreadable or dead-lettered) and the field problems,
+    by reason; exits 3 when a record was lost, unless --allow-loss."""
     from datetime import datetime
 
     from handlers.hubspot_client import HubSpotClient
@@ -199,6 +231,7 @@ def replay(dry_run: bool, until: str | None) -> None:
     if not dry_run:
         sent = asyncio.run(send(settings, desired_commands(rebuilt)))
         click.echo(f"sent {sent} commands to {settings.topic_prefix}hubspot.commands")
+        _report_and_exit(rebuilt.report, allow_loss)
         return
 
     async def compare() -> list[str]:
@@ -212,6 +245,7 @@ def replay(dry_run: bool, until: str | None) -> None:
     for line in lines:
         click.echo(line)
     click.echo(f"{len(lines)} differences", err=True)
+    _report_and_exit(rebuilt.report, allow_loss)
 
 
 @main.command()
@@ -275,9 +309,13 @@ def tick(at: str | None) -> None:
     help="Run against this HubSpot (a real test account, or a sandbox started elsewhere; token from "
     "HUBSPOT_TOKEN) instead of a sandbox of its own.",
 )
-def simulate(scenario: Path, out: Path, timeout: float, hubspot_url: str | None) -> None:
+@ALLOW_LOSS
+def simulate(scenario: Path, out: Path, timeout: float, hubspot_url: str | None, allow_loss: bool) -> None:
     """Run the whole pipeline (local Kafka, bridge, worker, writer, HubSpot sandbox) on a scenario
-    file and write the resulting account to --out. The format is in the README."""
+    file and write the resulting account to --out. The format is in the README.
+
+    Reports dead letters, field problems and parked deliveries by reason; exits 3 when a record
+    was lost (dead-lettered), unless --allow-loss."""
     import logging
 
     from shopsync.simulate import ScenarioError
@@ -296,23 +334,28 @@ def simulate(scenario: Path, out: Path, timeout: float, hubspot_url: str | None)
         f"{kind} {len(account[kind])}" for kind in ("contacts", "deals", "products", "line_items")
     )
     click.echo(f"{result.lines} lines applied; {counts}; account written to {out}")
+    _report_and_exit(result.report, allow_loss)
 
 
 @main.command()
 @click.option("--customers", default=200, show_default=True, help="Customers in the sample store.")
 @click.option("--seed", default=7, show_default=True, help="Seed of the sample-store generator.")
 @click.option("--timeout", default=180.0, show_default=True, help="Seconds to wait for each settle.")
-def demo(customers: int, seed: int, timeout: float) -> None:
+@ALLOW_LOSS
+def demo(customers: int, seed: int, timeout: float, allow_loss: bool) -> None:
     """Run the whole pipeline on a generated sample store and print the summary (SPEC S1).
 
     Uses KAFKA_BOOTSTRAP_SERVERS if set, else starts (and afterwards stops) a local broker.
+    Reports dead letters, field problems and parked deliveries; exits 3 when a record was lost,
+    unless --allow-loss.
     """
     from shopsync.demo import run_demo
 
     try:
-        run_demo(customers=customers, seed=seed, timeout_s=timeout)
+        result = run_demo(customers=customers, seed=seed, timeout_s=timeout)
     except (RuntimeError, TimeoutError) as exc:
         raise click.ClickException(str(exc)) from exc
+    _report_and_exit(result.report, allow_loss)
 
 
 def _add_sandbox() -> None:

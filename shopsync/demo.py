@@ -5,7 +5,7 @@ abandoned and recovered checkouts, duplicate and out-of-order deliveries, a HubS
 as a ``simulate`` scenario over several simulated days, runs the whole pipeline on it (local Kafka,
 the bridge, the worker, the writer, the HubSpot sandbox), and prints a summary of the resulting
 HubSpot account (SPEC S1: synced contacts, deals by stage, products; triggers fired; records
-dead-lettered).
+dead-lettered). ``shopsync demo`` then prints the loss report (``shopsync.loss``, R7).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import orjson
 
 from shopsync.localrun import kafka_bootstrap
 from shopsync.samplestore import generate, scenario_lines
-from shopsync.simulate import parse, run
+from shopsync.simulate import Result, parse, run
 
 
 def summary(account: dict[str, Any], dead_letters: dict[str, int]) -> list[str]:
@@ -59,7 +59,8 @@ def summary(account: dict[str, Any], dead_letters: dict[str, int]) -> list[str]:
     return [f"{label:<{width}}  {value:>6}" for label, value in rows]
 
 
-def run_demo(customers: int, seed: int, timeout_s: float) -> None:
+def run_demo(customers: int, seed: int, timeout_s: float) -> Result:
+    """Generate the store, run it, print the summary; the caller reports loss (R7) and exits."""
     # aiokafka warns about retried sends while brand-new topics elect leaders; harmless, and noise here.
     logging.getLogger("aiokafka").setLevel(logging.ERROR)
     work = Path(tempfile.mkdtemp(prefix="shopsync-demo-"))
@@ -82,3 +83,4 @@ def run_demo(customers: int, seed: int, timeout_s: float) -> None:
                f"The HubSpot account (the sandbox's dump) is in {out}.\n")  # fmt: skip
     for row in summary(result.account, result.dead_letters):
         click.echo(row)
+    return result

@@ -5,7 +5,9 @@ bridge (over HTTP, in simulation mode, so a delivery's received-at is the scenar
 stream worker (its own process; no live ticks: the scenario's ``tick`` lines advance its clock),
 the writer, and the HubSpot sandbox (or ``--hubspot-url``). Lines are applied in file order; before
 a tick, and at the end, it waits until everything is processed and written. The account is then
-written to ``--out`` as the sandbox's dump.
+written to ``--out`` as the sandbox's dump, and the run's dead letters, HubSpot rejections, parked
+deliveries and field problems are read from its own topics into ``Result.report`` (R7: the CLI
+prints it and exits non-zero when a record was lost).
 
 The scenario format (one JSON object per line; blank lines and lines starting with ``#`` are
 skipped) is documented in the README.
@@ -19,7 +21,7 @@ import hashlib
 import hmac
 import tempfile
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -45,9 +47,10 @@ from shopsync.localrun import (
     wait_until_worker_idle,
     wait_until_written,
 )
+from shopsync.loss import LossReport, dead_letter_record, read_report
 from shopsync.readback import read_back
 from streams.ticker import append_ticks
-from streams.topics import ensure_topics, route, topic_name
+from streams.topics import UnroutableError, ensure_topics, route, topic_name
 
 SHOPIFY_SECRET = "simulate-shopify-secret"
 HUBSPOT_SECRET = "simulate-hubspot-secret"
@@ -129,6 +132,7 @@ class Result:
     account: dict[str, Any]
     lines: int
     dead_letters: dict[str, int]  # topic -> records
+    report: LossReport = field(default_factory=LossReport)  # R7: what was lost, parked, or synced partly
 
 
 async def run(
@@ -187,15 +191,16 @@ async def _pipeline(
                 account = await read_back(client)
             finally:
                 await client.close()
+        report = await read_report(settings)
         dead = {
-            name: await _count(settings, topic_name(settings, name))
+            name: sum(n for (where, _), n in report.dead_letters.items() if where == name)
             for name in ("shopify.deadletter", "hubspot.commands.dlq")
         }
     finally:
         worker.stop()
         writer.stop()
         await runner.cleanup()
-    return Result(account=account, lines=len(scenario), dead_letters=dead)
+    return Result(account=account, lines=len(scenario), dead_letters=dead, report=report)
 
 
 async def _apply(
@@ -214,11 +219,17 @@ async def _apply(
         assert line.body is not None
         delivery = import_delivery(line.import_, line.body, "simulated.myshopify.com", "2026-04")
         delivery = delivery.model_copy(update={"received_at": line.at})
-        name, key = route(IMPORT_TOPICS[line.import_], line.body)
+        try:
+            name, key = route(IMPORT_TOPICS[line.import_], line.body)
+            target, value = topic_name(settings, name), encode(delivery)
+        except UnroutableError as exc:  # as the import does: a record without identity is dead-lettered
+            target, key = topic_name(settings, "shopify.deadletter"), None
+            value = dead_letter_record(f"import {line.import_}: {exc}", topic="import", key=None,
+                                       original=encode(delivery))  # fmt: skip
         producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers, acks="all")
         await producer.start()
         try:
-            await producer.send_and_wait(topic_name(settings, name), encode(delivery), key=key)
+            await producer.send_and_wait(target, value, key=key)
         finally:
             await producer.stop()
     elif line.hubspot is not None:

@@ -147,3 +147,29 @@ async def test_a_bad_token_stops_with_a_clear_message(settings: Settings, tmp_pa
     async with fake_shopify(catalogue()) as (url, _):
         with pytest.raises(ShopifyImportError, match="SHOPIFY_ADMIN_TOKEN"):
             await run_import(settings, url, "wrong", tmp_path / "s.json", progress=False)
+
+
+async def test_a_record_without_identity_is_dead_lettered_and_reported_not_dropped(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """R2/R7: an order with no id (no key) and a listed item that is not an object cannot be
+    appended where they belong; they go to shopify.deadletter with the reason and are counted in
+    the report, and everything else is imported."""
+    from shopsync.loss import LossReport, read_report
+
+    data = catalogue()
+    good = len(data["orders"])
+    data["orders"][1:1] = [{"email": "no.id@example.com", "total_price": "1.00"}, "not an object"]  # type: ignore[list-item]
+    report = LossReport()
+    async with fake_shopify(data) as (url, _):
+        counts = await run_import(
+            settings, url, TOKEN, tmp_path / "state.json", page_size=3, progress=False, report=report
+        )
+    assert counts["orders"] == good
+    assert report.lost == 2 and report.exit_code() != 0
+    assert set(report.dead_letters) == {
+        ("shopify.deadletter", "import orders: orders/create body has no id or token"),
+        ("shopify.deadletter", "import orders: the listed record is not a JSON object"),
+    }
+    assert (await read_report(settings)).dead_letters == report.dead_letters, "the topic holds them"
+    assert "no.id@example.com" not in "\n".join(report.render())

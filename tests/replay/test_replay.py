@@ -93,3 +93,38 @@ async def test_dry_run_shows_how_hubspot_differs(writer_settings: Settings, sand
     finally:
         await client.close()
     assert len(after) == 1 and "firstname" in after[0] and "Someone Else" in after[0]
+
+
+async def test_replay_reports_the_records_it_could_not_rebuild(settings: Settings) -> None:
+    """R7: an unreadable record and an order whose identity cannot be read are counted by reason
+    in ``Rebuilt.report``, without their values, and make the loss exit code; the rest rebuilds."""
+    from datetime import UTC, datetime
+
+    from schemas.envelope import Delivery
+    from shopsync.loss import EXIT_LOSS
+
+    await ensure_topics(settings)
+
+    def delivery(topic: str, body: dict[str, object]) -> bytes:
+        return encode(Delivery(
+            topic=topic, shop_domain="s.myshopify.com", webhook_id=f"w-{topic}", event_id=f"e-{topic}",
+            received_at=datetime(2026, 3, 2, 9, tzinfo=UTC), body=body,
+        ))  # fmt: skip
+
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers, acks="all")
+    await producer.start()
+    try:
+        customer = delivery("customers/create", {"id": 1, "email": "ada@example.com"})
+        await producer.send_and_wait(topic_name(settings, "shopify.customers"), customer, key=b"1")
+        order = delivery("orders/create", {"id": {"not": "an id"}, "email": "lost@example.com"})
+        await producer.send_and_wait(topic_name(settings, "shopify.orders"), order, key=b"x")
+        await producer.send_and_wait(topic_name(settings, "shopify.orders"), b"garbage", key=b"y")
+    finally:
+        await producer.stop()
+    rebuilt = await rebuild(settings)
+    assert ("contacts", "ada@example.com") in rebuilt.account.records
+    assert rebuilt.report.lost == 2 and rebuilt.report.exit_code() == EXIT_LOSS
+    reasons = [reason for where, reason in rebuilt.report.dead_letters if where == "replay"]
+    assert any(r.startswith("not a readable shopify.orders record") for r in reasons), reasons
+    assert any(r.startswith("body does not fit orders/create") for r in reasons), reasons
+    assert "lost@example.com" not in "\n".join(rebuilt.report.render())

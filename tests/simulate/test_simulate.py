@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from datetime import timedelta
@@ -155,3 +156,51 @@ async def test_with_hubspot_url_it_runs_against_an_account_elsewhere_and_reads_i
     read_links = {(a["from_id"], a["to_id"], a["type_id"]) for a in result.account["associations"]}
     dumped_links = {(str(a["from_id"]), str(a["to_id"]), a["type_id"]) for a in dump["associations"]}
     assert {link for link in dumped_links if link[2] in (3, 20)} <= read_links
+
+
+SECRET_EMAIL = "lost.customer@example.com"
+CLEAN_LINES: list[dict[str, object]] = [
+    {"at": "2026-03-02T09:00:00Z", "shopify": "customers/create",
+     "body": {"id": 1, "email": "ada@example.com", "first_name": "Ada"}},
+    # Not consumed by the product: parked whole, shown, not loss.
+    {"at": "2026-03-02T09:01:00Z", "shopify": "shop/update", "body": {"id": 5, "email": SECRET_EMAIL}},
+]  # fmt: skip
+BROKEN_LINES: list[dict[str, object]] = [
+    *CLEAN_LINES,
+    # An order whose identity cannot be read: the worker dead-letters it whole.
+    {"at": "2026-03-02T09:02:00Z", "shopify": "orders/create",
+     "body": {"id": {"not": "an id"}, "email": SECRET_EMAIL, "total_price": "10.00"}},
+    # An import record with no id at all: simulate dead-letters it, as the import does.
+    {"at": "2026-03-02T09:03:00Z", "import": "orders", "body": {"email": SECRET_EMAIL}},
+]  # fmt: skip
+
+
+@pytest.mark.kafka
+@pytest.mark.parametrize(
+    ("lines", "flags", "code"),
+    [(BROKEN_LINES, [], 3), (BROKEN_LINES, ["--allow-loss"], 0), (CLEAN_LINES, [], 0)],
+    ids=["a-lost-record-exits-3", "allow-loss-exits-0", "clean-exits-0"],
+)
+def test_the_cli_reports_loss_by_reason_and_exits_non_zero_only_when_a_record_was_lost(
+    kafka_bootstrap: str, tmp_path: Path, lines: list[dict[str, object]], flags: list[str], code: int
+) -> None:
+    """R7: dead letters and parked deliveries are counted by reason, without payload values; the
+    exit code is 3 when a record was lost, unless --allow-loss; a parked delivery is not loss."""
+    path = write(tmp_path, list(lines))
+    result = subprocess.run(
+        [sys.executable, "-m", "shopsync", "simulate", str(path), "--out", str(tmp_path / "a.json"), *flags],
+        capture_output=True, text=True, timeout=300,
+        env={**os.environ, "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap},
+    )  # fmt: skip
+    assert result.returncode == code, result.stderr[-3000:]
+    report = result.stderr
+    lost = 2 if lines is BROKEN_LINES else 0
+    assert f"{lost} records lost" in report and "1 parked" in report
+    assert "unsupported Shopify topic 'shop/update'" in report
+    if lost:
+        dead = [row for row in report.splitlines() if "shopify.deadletter" in row]
+        assert any("body does not fit orders/create" in row for row in dead), report
+        assert any("import orders: orders/create body has no id or token" in row for row in dead), report
+    assert SECRET_EMAIL not in result.stdout + result.stderr, "reasons never print payload values"
+    account = orjson.loads((tmp_path / "a.json").read_bytes())
+    assert [c["properties"]["email"] for c in account["contacts"]] == ["ada@example.com"]
