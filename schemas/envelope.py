@@ -2,9 +2,11 @@
 
 The bridge writes one :class:`Delivery` per webhook: the delivery headers Shopify sent, when the
 bridge received it, and the body exactly as parsed JSON (unknown fields and all), so a replay years
-later sees what Shopify said, and a newer model can re-read an older record. The body is validated
-against its resource model (:data:`BODY_MODELS`) by the processors, which dead-letter a body that
-fails. The ticker writes :class:`Tick` records into the same partitions: the log carries "now".
+later sees what Shopify said, and a newer model can re-read an older record. The processors read
+the body through its resource model (:data:`BODY_MODELS`) with the tolerant parse
+(``schemas.tolerance``, SPEC R1): a field that does not fit is read as absent and reported as a
+field problem, and only a body whose identity cannot be read fails (:class:`IdentityError`). The
+ticker writes :class:`Tick` records into the same partitions: the log carries "now".
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Annotated, Any, Literal
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
+from schemas.problems import FieldProblem, IdentityError
 from schemas.shopify import (
     Cart,
     Checkout,
@@ -26,7 +29,13 @@ from schemas.shopify import (
     Product,
     ShopifyModel,
 )
-from schemas.types import MaybeTimestamp, Timestamp
+from schemas.tolerance import Parsed, parse_tolerant
+from schemas.types import LenientTimestamp, Timestamp
+
+__all__ = [
+    "BODY_MODELS", "Delivery", "FieldProblem", "HubSpotContactDeletion", "IdentityError", "LogRecord",
+    "Parsed", "Tick", "decode_log_record", "encode",
+]  # fmt: skip
 
 Source = Literal["webhook", "import"]
 
@@ -65,18 +74,31 @@ class Delivery(BaseModel):
         description="X-Shopify-Event-Id: shared by all deliveries of one merchant action; the "
         "key duplicates are dropped on."
     )
-    triggered_at: MaybeTimestamp = Field(None, description="X-Shopify-Triggered-At.")
+    triggered_at: LenientTimestamp = Field(
+        None, description="X-Shopify-Triggered-At; absent when it is not a readable, in-range instant."
+    )
     api_version: str | None = Field(None, description="X-Shopify-API-Version, e.g. '2026-04'.")
     received_at: Timestamp = Field(description="When the bridge (or importer) received it.")
     source: Source = Field("webhook", description="'import' for the initial import (SPEC C5).")
     body: dict[str, Any] = Field(description="The webhook's JSON body, exactly as Shopify sent it.")
 
     def parse_body(self) -> ShopifyModel:
-        """Validate the body against its topic's model (``ValueError`` when it does not fit)."""
+        """The body as its topic's model, every field that does not fit read as absent.
+
+        Raises :class:`IdentityError` when the body's identity cannot be read and ``ValueError``
+        for a topic the product does not consume; never for any other field (SPEC R1).
+        """
+        return self.parse_body_with_problems().record
+
+    def parse_body_with_problems(self) -> Parsed:
+        """Like :meth:`parse_body`, with the field problems found (paths and reasons, no values).
+
+        A clean body costs one validation; the same body always yields the same problems.
+        """
         model = BODY_MODELS.get(self.topic)
         if model is None:
             raise ValueError(f"unsupported Shopify topic {self.topic!r}")
-        return model.model_validate(self.body)
+        return parse_tolerant(model, self.body, self.topic)
 
     @property
     def resource(self) -> str:

@@ -11,6 +11,19 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict
 
 
+class IdentityError(ValueError):
+    """A body whose identity cannot be read (SPEC R1): no field that names the record fits, so no
+    rule can tell which contact, deal or product it is about, and it is dead-lettered whole.
+
+    The message names the topic, the identity fields and the problems found on them (paths and
+    reasons, never values); ``problems`` holds every field problem found before giving up.
+    """
+
+    def __init__(self, message: str, problems: tuple[FieldProblem, ...] = ()) -> None:
+        super().__init__(message)
+        self.problems = problems
+
+
 class FieldProblem(BaseModel):
     """One field that did not fit: its path in the body (``line_items[0].price``) and why."""
 

@@ -1,28 +1,37 @@
 """Pydantic models of the Shopify webhook bodies (and Admin REST records) the product reads.
 
 Shopify adds fields in every API version and sends nulls freely, so every model keeps unknown
-fields (``extra="allow"``) and gives every mapped field a default: a record is rejected only when a
-field we map holds a value of the wrong kind (a date that is not a date, an amount that is not a
-number), or when its identity is missing. Field names are Shopify's, so the models double as the
-documentation of what the product reads. Deletion payloads carry little more than ``id`` and have
-models of their own.
+fields (``extra="allow"``) and gives every mapped field a default. The models are strict about
+kinds (``schemas.types``): validated directly, a field of the wrong kind fails the model. Webhook
+bodies are read through the tolerant parse (``schemas.tolerance``), which syncs such a field as
+absent and reports it, so only a body's identity (``ShopifyModel.identity``) decides whether the
+record syncs (SPEC R1). Nested objects therefore require only what the rules cannot do without
+(a variant's id); everything else, nested ids included, is optional. Field names are Shopify's, so
+the models double as the documentation of what the product reads. Deletion payloads carry little
+more than ``id`` and have models of their own.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from schemas.types import (
     FinancialStatusField,
     FulfillmentStatusField,
+    Id,
+    ListOf,
+    MaybeCount,
+    MaybeId,
     MaybeMoney,
     MaybeText,
+    MaybeTextId,
     MaybeTimestamp,
     ProductStatusField,
     PublishedScopeField,
-    TextId,
+    Quantity,
+    RawText,
 )
 
 
@@ -30,6 +39,10 @@ class ShopifyModel(BaseModel):
     """Base of every Shopify model: unknown fields kept, values validated on assignment too."""
 
     model_config = ConfigDict(extra="allow", validate_assignment=True, frozen=False)
+
+    identity: ClassVar[tuple[str, ...]] = ()
+    """For a webhook body's model: the fields that name the record, of which at least one must
+    be readable or the delivery is dead-lettered whole (SPEC R1). Empty for nested objects."""
 
     def extra_fields(self) -> dict[str, Any]:
         """Fields Shopify sent that the product does not map (kept, never rejected)."""
@@ -39,8 +52,8 @@ class ShopifyModel(BaseModel):
 class Address(ShopifyModel):
     """A customer's (default) address, or an order's billing/shipping address."""
 
-    id: int | None = None
-    customer_id: int | None = None
+    id: MaybeId = None
+    customer_id: MaybeId = None
     first_name: MaybeText = None
     last_name: MaybeText = None
     company: MaybeText = None
@@ -64,10 +77,11 @@ class MarketingConsent(ShopifyModel):
     consent_updated_at: MaybeTimestamp = None
 
 
-class Customer(ShopifyModel):
-    """``customers/create|update`` bodies, and the ``customer`` object inside orders/checkouts."""
+class CustomerBase(ShopifyModel):
+    """A customer's fields, as nested in orders and checkouts (``customer``): there its id is
+    optional, so the order never depends on it (only the deal's Customer ID reads it)."""
 
-    id: int
+    id: MaybeId = None
     email: MaybeText = None
     first_name: MaybeText = None
     last_name: MaybeText = None
@@ -79,13 +93,13 @@ class Customer(ShopifyModel):
     tax_exempt: bool | None = None
     accepts_marketing: bool | None = None
     email_marketing_consent: MarketingConsent | None = None
-    orders_count: int | None = None
+    orders_count: MaybeCount = None
     total_spent: MaybeMoney = None
     currency: MaybeText = None
     created_at: MaybeTimestamp = None
     updated_at: MaybeTimestamp = None
     default_address: Address | None = None
-    addresses: list[Address] = Field(default_factory=list)
+    addresses: ListOf[Address] = Field(default_factory=list)
 
     def accepts_email_marketing(self) -> bool | None:
         """Accepts marketing, from whichever field this API version sends (C7)."""
@@ -96,38 +110,49 @@ class Customer(ShopifyModel):
         return None
 
 
-class OrderLineItem(ShopifyModel):
-    """A line of an order: what was bought, for how much (P2)."""
+class Customer(CustomerBase):
+    """``customers/create|update`` bodies: a customer named by its id."""
 
-    id: int
-    product_id: int | None = None
-    variant_id: int | None = None
+    identity: ClassVar[tuple[str, ...]] = ("id",)
+
+    id: Id
+
+
+class OrderLineItem(ShopifyModel):
+    """A line of an order: what was bought, for how much (P2). Lines are keyed by variant,
+    product, SKU or title, so a line without a readable id still syncs."""
+
+    id: MaybeId = None
+    product_id: MaybeId = None
+    variant_id: MaybeId = None
     sku: MaybeText = None
     title: MaybeText = None
     name: MaybeText = None
     variant_title: MaybeText = None
     vendor: MaybeText = None
-    quantity: int = 0
+    quantity: Quantity = 0
     price: MaybeMoney = None
     total_discount: MaybeMoney = None
-    grams: int | None = None
+    grams: MaybeCount = None
 
 
 class Order(ShopifyModel):
     """``orders/create|updated|paid|fulfilled|cancelled`` bodies (D1, D2, D5, D6, D7)."""
 
-    id: int
+    identity: ClassVar[tuple[str, ...]] = ("id",)
+
+    id: Id
     name: MaybeText = None
-    order_number: int | None = None
-    number: int | None = None
+    order_number: MaybeCount = None
+    number: MaybeCount = None
     email: MaybeText = None
     contact_email: MaybeText = None
     phone: MaybeText = None
     token: MaybeText = None
     cart_token: MaybeText = None
     checkout_token: MaybeText = None
-    checkout_id: int | None = None
-    customer: Customer | None = None
+    checkout_id: MaybeId = None
+    customer: CustomerBase | None = None
     buyer_accepts_marketing: bool | None = None
     cancel_reason: MaybeText = None
     cancelled_at: MaybeTimestamp = None
@@ -151,9 +176,9 @@ class Order(ShopifyModel):
     total_line_items_price: MaybeMoney = None
     total_price: MaybeMoney = None
     total_tax: MaybeMoney = None
-    total_weight: int | None = None
+    total_weight: MaybeCount = None
     test: bool | None = None
-    line_items: list[OrderLineItem] = Field(default_factory=list)
+    line_items: ListOf[OrderLineItem] = Field(default_factory=list)
     billing_address: Address | None = None
     shipping_address: Address | None = None
 
@@ -166,29 +191,33 @@ class CheckoutLineItem(ShopifyModel):
     """A line of a checkout. Checkout lines have a ``key`` rather than a numeric id."""
 
     key: MaybeText = None
-    id: int | str | None = None
-    product_id: int | None = None
-    variant_id: int | None = None
+    id: MaybeTextId = None
+    product_id: MaybeId = None
+    variant_id: MaybeId = None
     sku: MaybeText = None
     title: MaybeText = None
     variant_title: MaybeText = None
     vendor: MaybeText = None
-    quantity: int = 0
+    quantity: Quantity = 0
     price: MaybeMoney = None
     line_price: MaybeMoney = None
-    grams: int | None = None
+    grams: MaybeCount = None
 
 
 class Checkout(ShopifyModel):
-    """``checkouts/create|update`` bodies and abandoned checkouts from the Admin API (D3, D4)."""
+    """``checkouts/create|update`` bodies and abandoned checkouts from the Admin API (D3, D4).
 
-    id: int | None = None
-    token: str
+    Named by its cart token, else its token (``streams.rules.keys.journey_key``): one of the two."""
+
+    identity: ClassVar[tuple[str, ...]] = ("token", "cart_token")
+
+    id: MaybeId = None
+    token: MaybeText = None
     cart_token: MaybeText = None
     email: MaybeText = None
     phone: MaybeText = None
     name: MaybeText = None
-    customer: Customer | None = None
+    customer: CustomerBase | None = None
     buyer_accepts_marketing: bool | None = None
     abandoned_checkout_url: MaybeText = None
     completed_at: MaybeTimestamp = None
@@ -206,8 +235,8 @@ class Checkout(ShopifyModel):
     total_line_items_price: MaybeMoney = None
     total_price: MaybeMoney = None
     total_tax: MaybeMoney = None
-    total_weight: int | None = None
-    line_items: list[CheckoutLineItem] = Field(default_factory=list)
+    total_weight: MaybeCount = None
+    line_items: ListOf[CheckoutLineItem] = Field(default_factory=list)
     billing_address: Address | None = None
     shipping_address: Address | None = None
 
@@ -219,53 +248,57 @@ class Checkout(ShopifyModel):
 class CartLineItem(ShopifyModel):
     """A line of an online-store cart."""
 
-    id: int | None = None
+    id: MaybeId = None
     key: MaybeText = None
-    product_id: int | None = None
-    variant_id: int | None = None
+    product_id: MaybeId = None
+    variant_id: MaybeId = None
     sku: MaybeText = None
     title: MaybeText = None
     vendor: MaybeText = None
-    quantity: int = 0
+    quantity: Quantity = 0
     price: MaybeMoney = None
     line_price: MaybeMoney = None
     total_discount: MaybeMoney = None
 
 
 class Cart(ShopifyModel):
-    """``carts/create|update`` bodies (online-store carts only). Carts carry no buyer identity."""
+    """``carts/create|update`` bodies (online-store carts only). Carts carry no buyer identity;
+    a cart is named by its token, else its id."""
 
-    id: TextId
+    identity: ClassVar[tuple[str, ...]] = ("token", "id")
+
+    id: MaybeTextId = None
     token: MaybeText = None
     note: MaybeText = None
     created_at: MaybeTimestamp = None
     updated_at: MaybeTimestamp = None
-    line_items: list[CartLineItem] = Field(default_factory=list)
+    line_items: ListOf[CartLineItem] = Field(default_factory=list)
 
 
 class ProductImage(ShopifyModel):
-    id: int | None = None
+    id: MaybeId = None
     src: MaybeText = None
     alt: MaybeText = None
-    position: int | None = None
+    position: MaybeCount = None
 
 
 class Variant(ShopifyModel):
-    """A product variant. P5: variants become HubSpot products linked to their parent."""
+    """A product variant. P5: variants become HubSpot products linked to their parent, by id,
+    so a variant without a readable id is dropped (and reported); the product still syncs."""
 
-    id: int
-    product_id: int | None = None
+    id: Id
+    product_id: MaybeId = None
     title: MaybeText = None
     price: MaybeMoney = None
     compare_at_price: MaybeMoney = None
     sku: MaybeText = None
     barcode: MaybeText = None
-    position: int | None = None
+    position: MaybeCount = None
     option1: MaybeText = None
     option2: MaybeText = None
     option3: MaybeText = None
-    inventory_quantity: int | None = None
-    image_id: int | None = None
+    inventory_quantity: MaybeCount = None
+    image_id: MaybeId = None
     created_at: MaybeTimestamp = None
     updated_at: MaybeTimestamp = None
 
@@ -273,9 +306,11 @@ class Variant(ShopifyModel):
 class Product(ShopifyModel):
     """``products/create|update`` bodies (P1). Webhooks carry full variants for the first 100."""
 
-    id: int
+    identity: ClassVar[tuple[str, ...]] = ("id",)
+
+    id: Id
     title: MaybeText = None
-    body_html: str | None = None
+    body_html: RawText = None
     handle: MaybeText = None
     product_type: MaybeText = None
     vendor: MaybeText = None
@@ -285,8 +320,8 @@ class Product(ShopifyModel):
     published_scope: PublishedScopeField = None
     created_at: MaybeTimestamp = None
     updated_at: MaybeTimestamp = None
-    variants: list[Variant] = Field(default_factory=list)
-    images: list[ProductImage] = Field(default_factory=list)
+    variants: ListOf[Variant] = Field(default_factory=list)
+    images: ListOf[ProductImage] = Field(default_factory=list)
     image: ProductImage | None = None
 
     def price(self) -> MaybeMoney:
@@ -304,7 +339,9 @@ class Product(ShopifyModel):
 class Deleted(ShopifyModel):
     """``orders/delete`` and ``products/delete``: just ``{id}``."""
 
-    id: int
+    identity: ClassVar[tuple[str, ...]] = ("id",)
+
+    id: Id
 
 
 class CustomerDeleted(Deleted):
@@ -312,8 +349,12 @@ class CustomerDeleted(Deleted):
 
 
 class CheckoutDeleted(ShopifyModel):
-    """``checkouts/delete``: an id and, in current API versions, the cart token and totals."""
+    """``checkouts/delete``: an id and, in current API versions, the cart token and totals.
 
-    id: int | None = None
+    Named like a checkout (its journey): by cart token, else token. The id alone names no deal."""
+
+    identity: ClassVar[tuple[str, ...]] = ("cart_token", "token")
+
+    id: MaybeId = None
     token: MaybeText = None
     cart_token: MaybeText = None

@@ -17,7 +17,7 @@ from enum import Enum
 from typing import Any, Literal
 
 from schemas.commands import PropertyValue
-from schemas.shopify import Checkout, Customer, Order, Product, ShopifyModel
+from schemas.shopify import Checkout, CustomerBase, Order, Product, ShopifyModel
 
 PropertyType = Literal["string", "number", "bool", "datetime", "enumeration"]
 
@@ -140,7 +140,7 @@ PRODUCT_FIELDS: tuple[FieldMap, ...] = (
 )  # fmt: skip
 
 
-def contact_properties(customer: Customer) -> dict[str, PropertyValue]:
+def contact_properties(customer: CustomerBase) -> dict[str, PropertyValue]:
     return properties(CONTACT_FIELDS, customer)
 
 

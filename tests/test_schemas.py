@@ -171,7 +171,14 @@ def test_commands_round_trip_and_are_keyed_by_record() -> None:
     assert command_key(commands[2]) == command_key(commands[1])
 
 
-@given(st.datetimes(timezones=st.just(timezone(timedelta(hours=-5)))))
+@given(
+    st.datetimes(
+        min_value=datetime(1970, 1, 2),
+        max_value=datetime(2999, 12, 31),
+        timezones=st.just(timezone(timedelta(hours=-5))),
+    )
+)
 def test_any_offset_timestamp_survives_the_envelope(at: datetime) -> None:
+    """Any instant in the supported range (``schemas.types.EARLIEST``..``LATEST``)."""
     tick = decode_log_record(encode(Tick(at=at)))
     assert isinstance(tick, Tick) and tick.at == at
