@@ -5,6 +5,12 @@ it is written to, and where the value comes from in the Shopify record, so the m
 that the writer's account set-up, the README and the fixture conformance test all read. Values are
 written as Shopify holds them (L1): text untranslated, money as Shopify's decimal string,
 booleans as HubSpot checkbox strings, instants as UTC ISO-8601 with milliseconds.
+
+A record *carries* a field when its body holds it, ``null`` included (:meth:`FieldMap.carried_by`).
+The rules use that to tell "Shopify says this is now empty" (a ``null``: the property is cleared,
+``None`` in a command, which the writer sends as HubSpot's clearing value ``""``) from "this record
+says nothing about it" (the field is absent, for example an order has no abandoned-checkout URL:
+an older record's value stands).
 """
 
 from __future__ import annotations
@@ -15,6 +21,8 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from enum import Enum
 from typing import Any, Literal
+
+from pydantic import BaseModel
 
 from schemas.commands import PropertyValue
 from schemas.shopify import Checkout, CustomerBase, Order, Product, ShopifyModel
@@ -49,6 +57,8 @@ class FieldMap:
     source: str
     type: PropertyType = "string"
     read: Callable[[Any], Any] | None = None
+    also: tuple[str, ...] = ()
+    """Other source paths ``read`` looks at (the record carries the field if it holds any)."""
 
     def value(self, record: ShopifyModel) -> Any:
         """The raw Shopify value (before formatting) this field reads from ``record``."""
@@ -61,16 +71,38 @@ class FieldMap:
                 return None
         return current
 
+    def carried_by(self, record: ShopifyModel) -> bool:
+        """Whether ``record`` holds this field at all, ``null`` included (a parent given as
+        ``null`` holds its children as ``null``: ``"default_address": null`` says the city is
+        empty). A field the body leaves out is not carried: the record says nothing about it."""
+        return any(_holds(record, path) for path in (self.source, *self.also))
+
+
+def _holds(record: ShopifyModel, path: str) -> bool:
+    current: Any = record
+    for part in path.split("."):
+        if not isinstance(current, BaseModel):  # null (or a list) above the leaf: carried as such
+            return True
+        if part not in current.model_fields_set:
+            return False
+        current = getattr(current, part, None)
+    return True
+
 
 def properties(fields: tuple[FieldMap, ...], record: ShopifyModel) -> dict[str, PropertyValue]:
     """HubSpot properties for ``record`` under a mapping table."""
     return {f.hubspot_property: format_value(f.value(record)) for f in fields}
 
 
+def carried_properties(fields: tuple[FieldMap, ...], record: ShopifyModel) -> dict[str, PropertyValue]:
+    """HubSpot properties for the fields ``record`` carries (``None`` where it carries a null)."""
+    return {f.hubspot_property: format_value(f.value(record)) for f in fields if f.carried_by(record)}
+
+
 # C7: contact properties. C8: the phone is the customer overview's, never the default address's.
 CONTACT_FIELDS: tuple[FieldMap, ...] = (
     FieldMap("Accepts marketing", "shopify_accepts_marketing", "accepts_marketing", "bool",
-             read=lambda c: c.accepts_email_marketing()),
+             read=lambda c: c.accepts_email_marketing(), also=("email_marketing_consent",)),
     FieldMap("Created at", "shopify_customer_created_at", "created_at", "datetime"),
     FieldMap("First name", "firstname", "first_name"),
     FieldMap("Last name", "lastname", "last_name"),
@@ -146,6 +178,16 @@ def contact_properties(customer: CustomerBase) -> dict[str, PropertyValue]:
 
 def deal_properties(record: Order | Checkout) -> dict[str, PropertyValue]:
     return properties(DEAL_FIELDS, record)
+
+
+def carried_contact_properties(customer: CustomerBase) -> dict[str, PropertyValue]:
+    """C7 properties of the fields a customer (a record, or one nested in an order) carries."""
+    return carried_properties(CONTACT_FIELDS, customer)
+
+
+def carried_deal_properties(record: Order | Checkout) -> dict[str, PropertyValue]:
+    """D6 properties of the fields an order or checkout carries."""
+    return carried_properties(DEAL_FIELDS, record)
 
 
 def product_properties(product: Product) -> dict[str, PropertyValue]:

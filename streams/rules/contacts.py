@@ -12,11 +12,33 @@ and W3), and by HubSpot's ``contact.deletion`` (C4). Rules, in short:
 - C5/C6: the original-source drill-downs come from the initial import (``INTEGRATION_SYNC`` /
   ``integrations-sync``) when any record of the contact came through it, else from the earliest
   checkout or order (source name; referring site, else landing site), else from the customer.
-- C7/C8: the 16 customer properties; the phone is only ever the customer overview's.
-- W1: ``shopify_first_purchase_at`` is the contact's earliest order's creation time, and that
-  order's deal is told it is a new customer's (see ``journeys.FirstPurchase``).
+- C7/C8: the 16 customer properties and ``shopify_customer_id``; the phone is only ever the
+  customer overview's. They come from customer records and from the customer object nested in
+  checkouts and orders (so a contact made from an order carries its ``customer.id``), and each
+  property follows the newest version of the customer that carries it (the customer's
+  ``updated_at``, the nested one's too): a newer version's ``null`` clears the property (sent as
+  ``None``, which the writer turns into HubSpot's clearing ``""``), a version that leaves a field
+  out says nothing about it. Where no customer gives a value, the billing address of the newest
+  checkout or order that carries one fills the names and the address (D3).
+- Purchases: an order is a purchase unless it is cancelled (``cancelled_at`` set, or financial
+  status voided or expired) or deleted (``orders/delete``). Shopify cannot undo either, so an
+  order once seen cancelled or deleted stays out of the purchase history whatever arrives later
+  (every arrival order ends the same). Only purchases count for W1 and W3, and for
+  ``shopify_first_purchase_at`` / ``shopify_last_purchase_at``.
+- W1: ``shopify_first_purchase_at`` is the contact's earliest purchase's creation time, and that
+  order's deal is told it is a new customer's (see ``journeys.FirstPurchase``). When that order is
+  cancelled or deleted, the next purchase becomes the first: the cancelled order's deal is told
+  it is not (``shopify_new_customer_order`` false) and the next one's that it is, as when an
+  earlier order arrives late. That is what an administrator expects of "new customer": the
+  workflow is about the customer's first real purchase, and a cancelled order (mostly cancelled
+  within hours, before a welcome sequence's first delay) is none. Each deal's flag is still a
+  deterministic function of Shopify's data, so replay writes the same values and never enrols a
+  deal twice; a workflow that must stop for the cancelled deal can un-enrol on the flag turning
+  false.
 - W3: ``reengage_after`` (default 90 days) after the last purchase, unless another purchase came,
-  ``shopify_reengagement_trigger_at`` is set to that due time; each purchase re-arms it.
+  ``shopify_reengagement_trigger_at`` is set to that due time; each purchase re-arms it. A
+  cancelled last purchase re-arms it from the purchase before; a trigger already fired keeps the
+  value it was written with.
 """
 
 from __future__ import annotations
@@ -28,10 +50,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from schemas.commands import AnyCommand, PropertyValue
 from schemas.envelope import Delivery, HubSpotContactDeletion
-from schemas.shopify import Address, Checkout, Customer, Order, ShopifyModel
-from streams.mapping import contact_properties, format_value
+from schemas.shopify import Address, Checkout, Customer, Deleted, Order, ShopifyModel
+from streams.mapping import carried_contact_properties, contact_properties, format_value
 from streams.rules.common import RuleConfig, Version, remember, upsert_if_changed, version_of
-from streams.rules.journeys import FirstPurchase
+from streams.rules.journeys import FirstPurchase, order_stage
 from streams.rules.keys import contact_ref, journey_key, normalize_email
 
 IMPORT_DRILL_DOWN = ("INTEGRATION_SYNC", "integrations-sync")  # C5
@@ -57,12 +79,27 @@ class Origin(BaseModel):
 
 
 class Details(BaseModel):
-    """One record's contribution to the contact: its version and the properties it carries."""
+    """One record's contribution to the contact: its version and the properties it carries.
+
+    Kept to read states stored by older versions (``ContactState.customer`` and ``.details``);
+    new records are folded into per-property :class:`Stamped` values."""
 
     model_config = ConfigDict(frozen=True)
 
     version: Version
     properties: dict[str, PropertyValue]
+
+
+class Stamped(BaseModel):
+    """One property's value and the version of the record it came from (newest wins)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    version: Version
+    value: PropertyValue
+
+
+Stamps = dict[str, Stamped]
 
 
 class ContactView(BaseModel):
@@ -81,11 +118,14 @@ class ContactState(BaseModel):
     partition: int = -1
     seen: dict[str, datetime] = Field(default_factory=dict)
     deleted_in_hubspot_at: datetime | None = None
-    customer: Details | None = None
-    details: Details | None = None
+    customer: Details | None = None  # legacy: the newest customer record (see Details)
+    details: Details | None = None  # legacy: the newest checkout's or order's details
+    profile: Stamps = Field(default_factory=dict)  # C7 + customer id, from customers (nested too)
+    billing: Stamps = Field(default_factory=dict)  # D3: names and address from billing addresses
     origin: Origin | None = None
     purchases: dict[str, datetime] = Field(default_factory=dict)  # order id -> created at
     purchase_journeys: dict[str, str] = Field(default_factory=dict)  # order id -> journey key
+    voided: dict[str, datetime] = Field(default_factory=dict)  # order id -> cancelled or deleted at
     reengagement_fired_at: datetime | None = None
     reengagement_late: bool = False
     reengagement_basis: datetime | None = None  # the last purchase the fired trigger counted from
@@ -123,12 +163,65 @@ def _address_properties(address: Address | None) -> dict[str, PropertyValue]:
 def details_of(record: Checkout | Order) -> dict[str, PropertyValue]:
     """D3: the contact details a checkout or order carries (its customer's, else its billing
     address's). C8: a phone only from the customer overview, never from an address."""
-    if record.customer is not None:
-        props = {k: v for k, v in contact_properties(record.customer).items() if v is not None}
-        props.pop("email", None)  # the contact's key is the record's email, set by render
-        fallback = _address_properties(record.billing_address)
-        return {**{k: v for k, v in fallback.items() if v is not None}, **props}
-    return {k: v for k, v in _address_properties(record.billing_address).items() if v is not None}
+    nested = _nested_customer(record)
+    billing = {k: v for k, v in _billing_of(record).items() if v is not None}
+    return {**billing, **{k: v for k, v in nested.items() if v is not None or k not in billing}}
+
+
+def _nested_customer(record: Checkout | Order) -> dict[str, PropertyValue]:
+    """The customer object's properties, as it carries them (its email is not the contact's key:
+    the record's email is), with its Shopify id."""
+    if record.customer is None:
+        return {}
+    props = carried_contact_properties(record.customer)
+    props.pop("email", None)
+    if record.customer.id is not None:  # an unreadable nested id says nothing about the customer
+        props["shopify_customer_id"] = str(record.customer.id)
+    return props
+
+
+def _billing_of(record: Checkout | Order) -> dict[str, PropertyValue]:
+    """The names and address of the record's billing address, if it carries one (``null``
+    included: the record says it has none)."""
+    if "billing_address" not in record.model_fields_set:
+        return {}
+    return dict.fromkeys(_ADDRESS_PROPERTIES) | _address_properties(record.billing_address)
+
+
+_ADDRESS_PROPERTIES = ("firstname", "lastname", "address", "city", "country", "state", "zip")
+
+
+def _stamp(stamps: Stamps, version: Version, props: dict[str, PropertyValue]) -> Stamps:
+    """``stamps`` with each of ``props`` taken where ``version`` is newer than the stamp it has:
+    per property the newest version wins, so every arrival order ends with the same values."""
+    newer = {k: Stamped(version=version, value=v) for k, v in props.items()
+             if k not in stamps or version.newer_than(stamps[k].version)}  # fmt: skip
+    return {**stamps, **newer} if newer else stamps
+
+
+def _newest(*layers: Stamps) -> Stamps:
+    merged: Stamps = {}
+    for layer in layers:
+        for k, stamped in layer.items():
+            if k not in merged or stamped.version.newer_than(merged[k].version):
+                merged[k] = stamped
+    return merged
+
+
+def _legacy(details: Details | None) -> Stamps:
+    if details is None:
+        return {}
+    return {k: Stamped(version=details.version, value=v) for k, v in details.properties.items()}
+
+
+def _is_purchase(order: Order) -> bool:
+    """A cancelled order (``cancelled_at``, or voided or expired) is not a purchase."""
+    return order_stage(order) != "Cancelled"
+
+
+def purchases(state: ContactState) -> dict[str, datetime]:
+    """The contact's purchases (order id -> created at): its orders, less cancelled or deleted."""
+    return {k: at for k, at in state.purchases.items() if k not in state.voided}
 
 
 def _origin_of(record: ShopifyModel, delivery: Delivery, digest: str) -> Origin:
@@ -147,9 +240,10 @@ def _origin_of(record: ShopifyModel, delivery: Delivery, digest: str) -> Origin:
 
 
 def timers(state: ContactState, config: RuleConfig) -> dict[TimerKind, datetime]:
-    if not state.purchases or state.deleted_in_hubspot_at is not None:
+    bought = purchases(state)
+    if not bought or state.deleted_in_hubspot_at is not None:
         return {}
-    due = max(state.purchases.values()) + config.reengage_after
+    due = max(bought.values()) + config.reengage_after
     if state.reengagement_fired_at is not None and state.reengagement_fired_at >= due:
         return {}
     return {"reengagement": due}
@@ -159,7 +253,7 @@ def fire(state: ContactState, now: datetime, config: RuleConfig) -> ContactState
     due = timers(state, config).get("reengagement")
     if due is not None and due <= now:
         late = now - due > config.trigger_grace
-        basis = max(state.purchases.values())
+        basis = max(purchases(state).values())
         return state.model_copy(
             update={"reengagement_fired_at": due, "reengagement_late": late, "reengagement_basis": basis}
         )
@@ -172,9 +266,10 @@ def next_due(state: ContactState, config: RuleConfig) -> datetime | None:
 
 
 def _first_purchase(state: ContactState) -> tuple[str, datetime] | None:
-    if not state.purchases:
+    bought = purchases(state)
+    if not bought:
         return None
-    order_id, at = min(state.purchases.items(), key=lambda item: (item[1], item[0]))
+    order_id, at = min(bought.items(), key=lambda item: (item[1], item[0]))
     return order_id, at
 
 
@@ -182,22 +277,22 @@ def render(state: ContactState) -> ContactView:
     """What HubSpot should hold for this email; nothing at all once HubSpot deleted it (C4)."""
     if state.deleted_in_hubspot_at is not None:
         return state.emitted  # frozen as last sent: no further writes, no re-creation
-    if state.customer is None and state.details is None:
+    profile = _newest(_legacy(state.customer), state.profile)
+    billing = _newest(_legacy(state.details), state.billing)
+    if state.origin is None and not profile and not billing:  # no record has fed it (an orders/delete)
         return ContactView(exists=False)
     props: dict[str, PropertyValue] = {}
-    if state.details is not None:
-        props.update(state.details.properties)
-    if state.customer is not None:
-        props.update({k: v for k, v in state.customer.properties.items() if v is not None or k not in props})
+    for k in sorted(set(profile) | set(billing)):
+        value = profile[k].value if k in profile else None
+        props[k] = value if value is not None else (billing[k].value if k in billing else None)
     props["email"] = state.email
     if state.origin is not None:
         props["shopify_source_drill_down_1"] = state.origin.drill_down_1
         props["shopify_source_drill_down_2"] = state.origin.drill_down_2
     first = _first_purchase(state)
     props["shopify_first_purchase_at"] = format_value(first[1]) if first else None
-    props["shopify_last_purchase_at"] = (
-        format_value(max(state.purchases.values())) if state.purchases else None
-    )
+    bought = purchases(state)
+    props["shopify_last_purchase_at"] = format_value(max(bought.values())) if bought else None
     trigger = "shopify_reengagement_trigger_at"
     if state.reengagement_late:  # recorded, not written: HubSpot keeps the value it was last sent
         props[trigger] = state.emitted.properties.get(trigger)
@@ -213,7 +308,7 @@ def reengagement_trigger(state: ContactState) -> datetime | None:
     fired, basis = state.reengagement_fired_at, state.reengagement_basis
     if fired is None:
         return None
-    if basis is not None and any(basis < at <= fired for at in state.purchases.values()):
+    if basis is not None and any(basis < at <= fired for at in purchases(state).values()):
         return None
     return fired
 
@@ -245,23 +340,46 @@ def _finish(before: ContactState, state: ContactState, event_id: str, now: datet
 
 
 def _apply(state: ContactState, delivery: Delivery, record: ShopifyModel) -> ContactState:
+    if isinstance(record, Deleted):  # orders/delete: the order leaves the purchase history
+        if delivery.resource != "orders":
+            return state
+        return _void(state, str(record.id), delivery.event_time)
     version = version_of(getattr(record, "updated_at", None), delivery.body, delivery.event_time)
     update: dict[str, object] = {}
     origin = _origin_of(record, delivery, version.digest)
     if state.origin is None or origin.rank < state.origin.rank:
         update["origin"] = origin
     if isinstance(record, Customer):
-        if version.newer_than(state.customer.version if state.customer else None):
-            update["customer"] = Details(version=version, properties=contact_upsert_properties(record))
+        props = carried_contact_properties(record)
+        props.pop("email", None)  # the key, set by render
+        props["shopify_customer_id"] = str(record.id)
+        update["profile"] = _stamp(state.profile, version, props)
     elif isinstance(record, Checkout | Order):
-        if version.newer_than(state.details.version if state.details else None):
-            update["details"] = Details(version=version, properties=details_of(record))
+        if record.customer is not None:
+            # The nested customer is the customer as of its own updated_at, like a customer record.
+            nested = Version(
+                updated_at=record.customer.updated_at or version.updated_at, digest=version.digest
+            )
+            update["profile"] = _stamp(state.profile, nested, _nested_customer(record))
+        update["billing"] = _stamp(state.billing, version, _billing_of(record))
         if isinstance(record, Order) and record.created_at is not None:
+            order_id = str(record.id)
             key = journey_key(record)
-            update["purchases"] = {**state.purchases, str(record.id): record.created_at}
+            update["purchases"] = {**state.purchases, order_id: record.created_at}
             if key is not None:
-                update["purchase_journeys"] = {**state.purchase_journeys, str(record.id): key}
+                update["purchase_journeys"] = {**state.purchase_journeys, order_id: key}
+            if not _is_purchase(record):
+                update["voided"] = _void(state, order_id, record.cancelled_at or version.updated_at).voided
     return state.model_copy(update=update)
+
+
+def _void(state: ContactState, order_id: str, at: datetime) -> ContactState:
+    """The order leaves the purchase history for good; the earliest time it was known to have
+    left is kept, so every arrival order of its versions ends in the same state."""
+    known = state.voided.get(order_id)
+    if known is not None and known <= at:
+        return state
+    return state.model_copy(update={"voided": {**state.voided, order_id: at}})
 
 
 def decide(state: ContactState, delivery: Delivery, now: datetime, config: RuleConfig) -> Outcome:

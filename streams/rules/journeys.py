@@ -20,6 +20,11 @@ that checkout later moves on (an email, a completion, an order), the deal is ups
 the journey carries on as if nothing had happened. ``checkouts/delete`` archives a deal that is
 still pending; a deal that got further (abandoned, completed, an order) stays, as a customer's
 contact stays when the customer is deleted (C3).
+
+D6: the order completes the checkout, so its values win for every field it carries, nulls
+included; fields it never has keep the checkout's (:func:`deal_fields`). P2: lines of one variant
+merge without losing money (:func:`lines_of`). W1: a deal whose order is cancelled or deleted is
+never a new customer's order, whatever the contact rules said.
 """
 
 from __future__ import annotations
@@ -44,7 +49,7 @@ from schemas.shopify import (
     ShopifyModel,
 )
 from schemas.types import FinancialStatus, FulfillmentStatus
-from streams.mapping import deal_properties, format_value
+from streams.mapping import DEAL_FIELDS, carried_deal_properties, format_value
 from streams.rules.common import RuleConfig, Version, remember, upsert_if_changed, version_of
 from streams.rules.keys import contact_ref, deal_ref, line_item_ref, normalize_email
 
@@ -62,6 +67,7 @@ STAGES: tuple[Stage, ...] = (
 DEAL_TO_CONTACT = 3
 LINE_ITEM_TO_DEAL = 20
 TimerKind = Literal["abandon", "abandoned-cart", "pending-cleanup"]
+DEAL_PROPERTIES = tuple(f.hubspot_property for f in DEAL_FIELDS)
 
 
 class Line(BaseModel):
@@ -98,20 +104,60 @@ def _line_key(product_id: int | None, variant_id: int | None, sku: str | None, t
     return f"sku:{sku}" if sku else f"title:{title}"
 
 
+def _unit_price(price: Decimal | None) -> str:
+    """A unit price as a key part: the same amount always reads the same ("10.0" and "10.00")."""
+    return "none" if price is None else format(price.normalize(), "f")
+
+
+def _sum(amounts: list[Decimal | None]) -> Decimal | None:
+    known = [a for a in amounts if a is not None]
+    return sum(known, Decimal(0)) if known else None
+
+
 def lines_of(items: list[OrderLineItem] | list[CheckoutLineItem] | list[CartLineItem]) -> tuple[Line, ...]:
-    """Lines keyed by variant (else product, SKU, title); one line per key, quantities summed."""
-    merged: dict[str, Line] = {}
+    """The deal's line items (P2): one per variant (else product, SKU, title), keyed by it.
+
+    Shopify may hold several lines of one variant (a line with an engraving property, a free gift
+    of a product also bought at full price). A HubSpot line item has one unit price, a quantity
+    and a total discount, and HubSpot's amount is ``price x quantity - discount``, so:
+
+    - lines of one variant at one unit price merge: quantities and discounts are summed (the
+      amount is the sum of the lines'), the key stays ``variant:<id>``;
+    - lines of one variant at different unit prices cannot merge without losing money, so each
+      unit price gets its own line item, keyed ``variant:<id>@<price>`` (lines at that price merged
+      as above).
+
+    The key scheme of every other line is the one deals already hold in HubSpot (line-item keys are
+    natural keys there; changing them for all lines would duplicate the line items of existing deals
+    on upgrade). Prices rather than Shopify's line ids tell the split lines apart because a cart, its
+    checkout and its order give the same line different ids (a checkout line's ``key``, an order
+    line's ``id``): keyed by price, a split line keeps its line item when the checkout becomes an
+    order instead of being archived and created again.
+    """
+    groups: dict[str, list[OrderLineItem | CheckoutLineItem | CartLineItem]] = {}
     for item in items:
-        key = _line_key(item.product_id, item.variant_id, item.sku, item.title)
-        discount = getattr(item, "total_discount", None)
-        line = Line(
-            key=key, product_id=item.product_id, variant_id=item.variant_id, sku=item.sku,
-            title=item.title, quantity=item.quantity, price=item.price, discount=discount,
-        )  # fmt: skip
-        if key in merged:
-            line = line.model_copy(update={"quantity": merged[key].quantity + item.quantity})
-        merged[key] = line
-    return tuple(merged[k] for k in sorted(merged))
+        groups.setdefault(_line_key(item.product_id, item.variant_id, item.sku, item.title), []).append(item)
+    lines: list[Line] = []
+    for key, group in groups.items():
+        by_price: dict[str, list[OrderLineItem | CheckoutLineItem | CartLineItem]] = {}
+        for item in group:
+            by_price.setdefault(_unit_price(item.price), []).append(item)
+        for price, same in by_price.items():
+            # Which line names the merged one must not depend on the lines' order ("10.0", "10.00").
+            first = min(same, key=lambda i: (str(i.price), i.title or "", i.sku or ""))
+            lines.append(
+                Line(
+                    key=key if len(by_price) == 1 else f"{key}@{price}",
+                    product_id=first.product_id,
+                    variant_id=first.variant_id,
+                    sku=first.sku,
+                    title=first.title,
+                    quantity=sum(i.quantity for i in same),
+                    price=first.price,
+                    discount=_sum([getattr(i, "total_discount", None) for i in same]),
+                )
+            )
+    return tuple(sorted(lines, key=lambda line: line.key))
 
 
 class Snapshot(BaseModel):
@@ -121,6 +167,9 @@ class Snapshot(BaseModel):
 
     version: Version
     properties: dict[str, PropertyValue] = Field(default_factory=dict)
+    sparse: bool = False
+    """``properties`` holds exactly the fields the record carries (``None``: a null Shopify sent).
+    False only in snapshots stored by an older version, which held every field."""
     lines: tuple[Line, ...] = ()
     email: str | None = None
     created_at: datetime | None = None
@@ -302,6 +351,25 @@ def stage(state: JourneyState) -> Stage | None:
     return "Checkout Pending"
 
 
+def deal_fields(state: JourneyState) -> dict[str, PropertyValue]:
+    """D6: the deal's Shopify properties, from its checkout and the order that completes it.
+
+    The order is the newer record of the purchase, so for every field the order carries its value
+    wins, a ``null`` included: the order saying ``"note": null`` clears the checkout's note. A
+    field the order never has (the abandoned-checkout URL) keeps the checkout's value. Every D6
+    property is in the result (``None``: empty), so the deal is a function of the state alone.
+    """
+    props: dict[str, PropertyValue] = dict.fromkeys(DEAL_PROPERTIES)
+    for snap in (state.checkout, state.order):
+        if snap is None:
+            continue
+        if snap.sparse:
+            props.update(snap.properties)
+        else:  # a snapshot stored before ``sparse`` existed: its nulls cannot be told from absence
+            props.update({k: v for k, v in snap.properties.items() if v is not None})
+    return props
+
+
 def render(state: JourneyState, config: RuleConfig) -> DealView:
     """What HubSpot should hold for this journey, from the state alone."""
     current = stage(state)
@@ -310,10 +378,12 @@ def render(state: JourneyState, config: RuleConfig) -> DealView:
     pending_gone = cleaned_up or state.checkout_deleted_at is not None
     if current is None or (current == "Checkout Pending" and pending_gone):
         return DealView(exists=False)
-    props: dict[str, PropertyValue] = {}
-    for snap in (state.checkout, state.order):  # the order's values win where both have one
-        if snap is not None:
-            props.update({k: v for k, v in snap.properties.items() if v is not None or k not in props})
+    props = deal_fields(state)
+    new_customer = state.new_customer
+    if new_customer and current == "Cancelled":
+        # W1: a cancelled or deleted order is no purchase, whatever the contact rules said (they
+        # learn of a deletion only if it reaches them; the deal knows at once).
+        new_customer = False
     props.update(
         {
             "pipeline": config.pipeline_label,
@@ -324,7 +394,7 @@ def render(state: JourneyState, config: RuleConfig) -> DealView:
             "shopify_recovered_checkout": "true"
             if effective_abandonment(state) and _completed(state)
             else None,
-            "shopify_new_customer_order": format_value(state.new_customer),
+            "shopify_new_customer_order": format_value(new_customer),
         }
     )
     if state.order_deleted_at is not None:
@@ -383,15 +453,15 @@ def _snapshot(record: Checkout | Order | Cart, delivery: Delivery) -> Snapshot:
     if isinstance(record, Cart):
         return Snapshot(version=version, lines=lines_of(record.line_items), updated_at=record.updated_at,
                         created_at=record.created_at, source=delivery.source)  # fmt: skip
-    props = deal_properties(record)
+    props = carried_deal_properties(record)
     if isinstance(record, Order):
         return Snapshot(
-            version=version, properties=props, lines=lines_of(record.line_items),
+            version=version, properties=props, sparse=True, lines=lines_of(record.line_items),
             email=normalize_email(record.buyer_email()), created_at=record.created_at,
             updated_at=record.updated_at, stage=order_stage(record), source=delivery.source,
         )  # fmt: skip
     return Snapshot(
-        version=version, properties=props, lines=lines_of(record.line_items),
+        version=version, properties=props, sparse=True, lines=lines_of(record.line_items),
         email=normalize_email(record.buyer_email()), created_at=record.created_at,
         updated_at=record.updated_at or record.created_at, completed_at=record.completed_at,
         source=delivery.source,
