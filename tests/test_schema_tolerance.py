@@ -13,13 +13,13 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from functools import cache
-from typing import Any
+from typing import Any, ClassVar
 
 import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from schemas.envelope import BODY_MODELS, Delivery
 from schemas.problems import FieldProblem, IdentityError
@@ -34,7 +34,7 @@ from schemas.shopify import (
     ShopifyModel,
 )
 from schemas.tolerance import SAFE_MESSAGE_TYPES, format_path, parse_tolerant
-from schemas.types import INT_MAX, INT_MIN, UNFIT_TYPES
+from schemas.types import INT_MAX, INT_MIN, UNFIT_TYPES, Id, ListOf, MaybeText
 from streams.inprocess import InProcessPipeline
 from tests.shared_fixtures import rest_records, webhook_bodies
 
@@ -127,6 +127,36 @@ def test_nested_ids_are_optional_where_the_rules_do_not_need_them() -> None:
     assert parsed.record.billing_address is not None and parsed.record.billing_address.city == "Oslo"
     assert {p.path for p in parsed.problems} == {"customer.id", "line_items[0].id", "billing_address.id"}
     assert not [p for p in parsed.problems if "dropped" in p.reason]
+
+
+class _Inner(ShopifyModel):
+    id: Id
+    note: MaybeText = None
+
+
+class _Outer(ShopifyModel):
+    identity: ClassVar[tuple[str, ...]] = ("id",)
+
+    id: Id
+    inner: _Inner | None = None
+    inners: ListOf[_Inner] = Field(default_factory=list)
+
+
+def test_a_nested_object_missing_a_required_field_is_dropped_whether_optional_or_in_a_list() -> None:
+    body = {"id": 1, "inner": {"note": "x"}, "inners": [{"id": 1}, {"id": "bad"}, {"id": 3}]}
+    parsed = parse_tolerant(_Outer, body)
+    assert isinstance(parsed.record, _Outer)
+    assert parsed.record.inner is None and [i.id for i in parsed.record.inners] == [1, 3]
+    assert [p.path for p in parsed.problems] == ["inner.id", "inners[1].id", "inners[1].id"]
+    assert parsed.problems[0].reason.startswith("missing") and "dropped" in parsed.problems[0].reason
+    assert parsed.problems[1].reason.startswith("integer_parsing")
+
+
+def test_an_identity_error_carries_the_problems_found() -> None:
+    with pytest.raises(IdentityError) as caught:
+        parse_tolerant(Order, {"id": "N/A", "total_price": "x"}, "orders/create")
+    assert [p.path for p in caught.value.problems] == ["id"]
+    assert str(caught.value) == "orders/create: identity unreadable (id): id: integer_parsing: not an integer"
 
 
 # ---- timestamps ----
