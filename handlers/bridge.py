@@ -12,8 +12,17 @@ at most 5 minutes old), looks up the deleted contact's email (HubSpot keeps arch
 readable), and appends them to ``hubspot.events`` for the C4 rule.
 
 Bad input never crashes it or blocks others: bad or missing signature 401, a body over the limit
-413, broken JSON 400; a Shopify topic the product does not consume, or a body without an id, is
-kept in ``shopify.parking`` with the reason (200, so Shopify does not drop the subscription).
+413, broken JSON 400; a Shopify topic the product does not consume (or whose body is not a full
+record, like ``orders/edited``), or a body without an id, is kept in ``shopify.parking`` with the
+reason (200, so Shopify does not drop the subscription).
+
+What is stored is what Shopify sent (``schemas.rawjson``): integers beyond 64 bits are kept as
+their exact digits (orjson would make them floats), and a subtree nested deeper than
+``MAX_BODY_DEPTH`` is stored as null with a field problem in the envelope, so a pathological body
+is stored rather than answered 500. Sizes agree end to end (R6): the body limit is derived from
+``SHOPSYNC_MAX_RECORD_BYTES`` so that the envelope, the worker's forwards and a dead letter of it
+all fit every topic and producer; an envelope that still comes out larger, or a record Kafka
+refuses as too large, is answered 413 and logged, never acknowledged and lost later.
 ``GET /healthz`` is liveness; ``GET /readyz`` is 200 only while Kafka answers. Logs are JSON lines
 with no secrets and no payloads.
 """
@@ -30,11 +39,13 @@ from typing import Any
 import orjson
 from aiohttp import web
 from aiokafka import AIOKafkaProducer
+from aiokafka.errors import MessageSizeTooLargeError, RecordTooLargeError
 from pydantic import ValidationError
 
 from handlers.hubspot_client import HubSpotClient, HubSpotError, HubSpotUnavailableError
 from handlers.signatures import hubspot_verified, shopify_verified
 from schemas.envelope import Delivery, HubSpotContactDeletion, encode
+from schemas.rawjson import load_body
 from shopsync.config import Settings
 from streams.topics import TopicName, UnroutableError, ensure_topics, route, topic_name
 
@@ -60,6 +71,7 @@ class KafkaAppender:
                     acks="all",
                     enable_idempotence=True,
                     request_timeout_ms=int(self.settings.bridge_append_timeout_s * 1000),
+                    max_request_size=self.settings.kafka_message_bytes(),
                 )
                 try:
                     await asyncio.wait_for(producer.start(), self.settings.bridge_append_timeout_s)
@@ -131,7 +143,7 @@ class Bridge:
         self.simulated_now: datetime | None = None  # simulation mode only: the scenario's clock
 
     async def shopify(self, request: web.Request) -> web.Response:
-        raw = await _read_body(request, self.settings.bridge_max_body_bytes)
+        raw = await _read_body(request, self.settings.bridge_body_limit())
         headers = request.headers
         if not shopify_verified(self.settings.webhook_secrets(), raw, headers.get("X-Shopify-Hmac-Sha256")):
             _event(
@@ -139,9 +151,10 @@ class Bridge:
             )
             return _error(401, "invalid or missing X-Shopify-Hmac-Sha256")
         try:
-            body = orjson.loads(raw)
-        except orjson.JSONDecodeError:
+            loaded = load_body(raw)
+        except ValueError:
             return _error(400, "the body is not valid JSON")
+        body = loaded.value
         topic = headers.get("X-Shopify-Topic")
         event_id = headers.get("X-Shopify-Event-Id") or headers.get("X-Shopify-Webhook-Id")
         if not isinstance(body, dict) or not topic or not event_id:
@@ -152,7 +165,7 @@ class Bridge:
                 webhook_id=headers.get("X-Shopify-Webhook-Id") or event_id, event_id=event_id,
                 triggered_at=headers.get("X-Shopify-Triggered-At"),
                 api_version=headers.get("X-Shopify-API-Version"), received_at=self._received_at(headers),
-                body=body,
+                body=body, problems=tuple(loaded.problems),
             )  # fmt: skip
         except ValidationError as exc:
             return _error(400, f"bad delivery headers: {exc.errors()[0]['loc']} {exc.errors()[0]['msg']}")
@@ -162,12 +175,25 @@ class Bridge:
         except UnroutableError as exc:
             name, key = "shopify.parking", event_id.encode()
             value = orjson.dumps({"reason": str(exc), "delivery": delivery.model_dump(mode="json")})
+        if len(value) > self.settings.max_delivery_bytes():
+            _event("shopify.too_large", topic=topic, event_id=event_id, record_bytes=len(value))
+            return _error(413, f"the delivery's record is {len(value)} bytes, over the limit of "
+                          f"{self.settings.max_delivery_bytes()} (SHOPSYNC_MAX_RECORD_BYTES)")  # fmt: skip
         try:
             await self.appender.append(name, key, value)
+        except (MessageSizeTooLargeError, RecordTooLargeError) as exc:
+            # A topic made with a smaller max.message.bytes than this bridge's (run `shopsync
+            # topics` to raise it): refused now, rather than 503s retried until Shopify gives up.
+            _event("shopify.too_large", topic=topic, event_id=event_id, record_bytes=len(value),
+                   error=type(exc).__name__)  # fmt: skip
+            return _error(413, "Kafka refused the record as too large for its topic")
         except Exception as exc:
             _event("shopify.unavailable", topic=topic, event_id=event_id, error=type(exc).__name__)
             return _error(503, "Kafka did not acknowledge the delivery; retry later")
-        _event("shopify.stored", topic=topic, event_id=event_id, kafka_topic=name)
+        _event(
+            "shopify.stored", topic=topic, event_id=event_id, kafka_topic=name,
+            cut_subtrees=len(loaded.problems),
+        )  # fmt: skip
         return web.json_response({"status": "stored", "topic": name})
 
     def _received_at(self, headers: Any) -> str:
@@ -177,7 +203,7 @@ class Bridge:
         return datetime.now(UTC).isoformat()
 
     async def hubspot_webhook(self, request: web.Request) -> web.Response:
-        raw = await _read_body(request, self.settings.bridge_max_body_bytes)
+        raw = await _read_body(request, self.settings.bridge_body_limit())
         uri = self._public_uri(request)
         secret = self.settings.hubspot_app_secret.get_secret_value().encode()
         if not hubspot_verified(
@@ -255,7 +281,7 @@ def build_app(settings: Settings) -> web.Application:
     token = settings.hubspot_token.get_secret_value()
     hubspot = HubSpotClient(settings.hubspot_base_url, token, timeout_s=2.0) if token else None
     bridge = Bridge(settings, appender, hubspot)
-    app = web.Application(client_max_size=settings.bridge_max_body_bytes + 1)
+    app = web.Application(client_max_size=settings.bridge_body_limit() + 1)
     app.add_routes(
         [
             web.post("/webhooks/shopify", bridge.shopify),

@@ -178,8 +178,9 @@ async def run_import(
     shop = httpx.URL(admin_url).host
     state = ImportState.load(state_path)
     producer = AIOKafkaProducer(
-        bootstrap_servers=settings.kafka_bootstrap_servers, acks="all", enable_idempotence=True, linger_ms=20
-    )
+        bootstrap_servers=settings.kafka_bootstrap_servers, acks="all", enable_idempotence=True, linger_ms=20,
+        max_request_size=settings.kafka_message_bytes(),  # R6: the size every topic takes
+    )  # fmt: skip
     await producer.start()
     appended: dict[str, int] = {}
     pages = 0

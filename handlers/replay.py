@@ -125,8 +125,9 @@ async def send(settings: Settings, commands: list[AnyCommand]) -> int:
     """Append ``commands`` to ``hubspot.commands`` for the writer."""
     await ensure_topics(settings)
     producer = AIOKafkaProducer(
-        bootstrap_servers=settings.kafka_bootstrap_servers, acks="all", enable_idempotence=True, linger_ms=20
-    )
+        bootstrap_servers=settings.kafka_bootstrap_servers, acks="all", enable_idempotence=True, linger_ms=20,
+        max_request_size=settings.kafka_message_bytes(),  # R6: the size every topic takes
+    )  # fmt: skip
     await producer.start()
     try:
         topic = topic_name(settings, "hubspot.commands")

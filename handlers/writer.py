@@ -376,8 +376,9 @@ async def run_writer(settings: Settings, stop: asyncio.Event | None = None) -> W
         retry=RetryPolicy(attempts=settings.writer_retry_attempts),
     )
     producer = AIOKafkaProducer(
-        bootstrap_servers=settings.kafka_bootstrap_servers, acks="all", enable_idempotence=True, linger_ms=5
-    )
+        bootstrap_servers=settings.kafka_bootstrap_servers, acks="all", enable_idempotence=True, linger_ms=5,
+        max_request_size=settings.kafka_message_bytes(),  # R6: the size every topic takes
+    )  # fmt: skip
     consumer = AIOKafkaConsumer(
         topic_name(settings, "hubspot.commands"),
         bootstrap_servers=settings.kafka_bootstrap_servers,

@@ -105,7 +105,7 @@ def port_in_use(port: int) -> bool:
         return s.connect_ex(("127.0.0.1", port)) == 0
 
 
-def _server_properties(run_dir: Path, port: int, controller_port: int) -> str:
+def _server_properties(run_dir: Path, port: int, controller_port: int, message_max_bytes: int) -> str:
     return "\n".join(
         [
             "process.roles=broker,controller",
@@ -129,6 +129,9 @@ def _server_properties(run_dir: Path, port: int, controller_port: int) -> str:
             "auto.create.topics.enable=false",
             "delete.topic.enable=true",
             "log.retention.hours=168",
+            # R6: the broker's default record size agrees with SHOPSYNC_MAX_RECORD_BYTES (topics
+            # the project creates carry it as max.message.bytes too).
+            f"message.max.bytes={message_max_bytes}",
             "",
         ]
     )
@@ -199,12 +202,14 @@ def start(
     heap: str = DEFAULT_HEAP,
     fresh: bool = True,
     timeout_s: float = START_TIMEOUT_S,
+    message_max_bytes: int | None = None,
 ) -> BrokerInfo:
     """Start a broker in ``run_dir`` and return once it answers (or raise BrokerError).
 
     ``fresh`` wipes the run directory's data first: a test session wants an empty cluster, and a
     single-node KRaft log formatted with another cluster id would refuse to start anyway. To
     restart a stopped broker with its data, pass ``fresh=False`` and the same two ports.
+    ``message_max_bytes`` defaults to the record size the project's settings ask for.
     """
     run_dir = (run_dir or default_run_dir()).resolve()
     running = status(run_dir)
@@ -226,7 +231,11 @@ def start(
         shutil.rmtree(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     props = run_dir / "server.properties"
-    props.write_text(_server_properties(run_dir, port, controller_port))
+    if message_max_bytes is None:
+        from shopsync.config import Settings
+
+        message_max_bytes = Settings().kafka_message_bytes()
+    props.write_text(_server_properties(run_dir, port, controller_port, message_max_bytes))
     log4j = resources.files("localkafka").joinpath("log4j2.properties")
     with resources.as_file(log4j) as log4j_path:
         shutil.copy(log4j_path, run_dir / "log4j2.properties")

@@ -48,6 +48,8 @@ BODY_MODELS: dict[str, type[ShopifyModel]] = {
     "orders/paid": Order,
     "orders/fulfilled": Order,
     "orders/cancelled": Order,
+    "orders/partially_fulfilled": Order,  # a full order, like orders/fulfilled
+    "orders/link_requested": Order,  # API 2026-01+: a full order (a buyer asked for a new link)
     "orders/delete": Deleted,
     "checkouts/create": Checkout,
     "checkouts/update": Checkout,
@@ -58,7 +60,13 @@ BODY_MODELS: dict[str, type[ShopifyModel]] = {
     "products/update": Product,
     "products/delete": Deleted,
 }
-"""Every Shopify webhook topic the product consumes, and the model its body must satisfy."""
+"""Every Shopify webhook topic the product consumes, and the model its body must satisfy.
+
+Only topics whose body is a whole record are here. Order topics whose body is something else
+(``orders/edited``: ``{"order_edit": {...}}``, the edit's additions and removals;
+``orders/risk_assessment_changed``: ``{"order_id", "risk_level", ...}``;
+``orders/shopify_protect_eligibility_changed``) are parked by the bridge, not read as orders: the
+full order they concern arrives as ``orders/updated``."""
 
 
 class Delivery(BaseModel):
@@ -80,7 +88,14 @@ class Delivery(BaseModel):
     api_version: str | None = Field(None, description="X-Shopify-API-Version, e.g. '2026-04'.")
     received_at: Timestamp = Field(description="When the bridge (or importer) received it.")
     source: Source = Field("webhook", description="'import' for the initial import (SPEC C5).")
-    body: dict[str, Any] = Field(description="The webhook's JSON body, exactly as Shopify sent it.")
+    body: dict[str, Any] = Field(
+        description="The webhook's JSON body as Shopify sent it; integers beyond 64 bits as their "
+        "exact digits, containers nested deeper than schemas.rawjson.MAX_BODY_DEPTH as null."
+    )
+    problems: tuple[FieldProblem, ...] = Field(
+        (), description="Where the bridge could not store the body as sent (a subtree nested too "
+        "deep, stored as null): field problems of this delivery, like those its parse finds."
+    )  # fmt: skip
 
     def parse_body(self) -> ShopifyModel:
         """The body as its topic's model, every field that does not fit read as absent.

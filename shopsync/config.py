@@ -14,6 +14,13 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from streams.rules.common import RuleConfig
 
+KAFKA_FRAMING_BYTES = 64 * 1024
+"""Room beside a record's value in a batch: the batch header, the key and record headers."""
+LETTER_RESERVE_BYTES = 64 * 1024
+"""Room in a dead letter beside the base64 original: reason, topic, offset, key."""
+ENVELOPE_RESERVE_BYTES = 16 * 1024
+"""Room in a delivery envelope beside the body: Shopify's headers and the receive time."""
+
 
 class Settings(BaseSettings):
     """Configuration shared by the worker, writer, bridge and tools."""
@@ -70,6 +77,13 @@ class Settings(BaseSettings):
     sync_variants: bool = Field(True, description="P5: sync product variants as HubSpot products.")
     pipeline_label: str = Field("Ecommerce Pipeline", description="Label of the deal pipeline.")
 
+    max_record_bytes: int = Field(
+        8 * 1024 * 1024, ge=256 * 1024, description="Largest Kafka record value anywhere (R6): every "
+        "producer's max request size and every topic's max.message.bytes are this plus Kafka's "
+        "framing, and the bridge's body limit is derived so that a delivery's envelope, its forwards "
+        "and its dead letter (base64) all fit. Keep the broker's message.max.bytes at least as large."
+    )  # fmt: skip
+
     hubspot_rate_limit_per_10s: int = Field(
         100, ge=1, description="Requests per 10 s the writer allows itself until HubSpot's headers say "
         "otherwise (100: Free/Starter, 190: Professional/Enterprise)."
@@ -91,9 +105,6 @@ class Settings(BaseSettings):
         "127.0.0.1", description="Address the bridge listens on (0.0.0.0 in a container)."
     )
     bridge_port: int = Field(8080, ge=0, le=65535, description="Port the bridge listens on.")
-    bridge_max_body_bytes: int = Field(
-        5_000_000, ge=1024, description="Largest webhook body the bridge accepts (413 beyond)."
-    )
     bridge_append_timeout_s: float = Field(
         3.0, gt=0, description="How long the bridge waits for Kafka's acknowledgement before answering "
         "503 (Shopify allows 5 s in all)."
@@ -186,6 +197,22 @@ class Settings(BaseSettings):
                 value = "true" if value else "false"
             env[self.env_name(field)] = str(value)
         return env
+
+    def kafka_message_bytes(self) -> int:
+        """A record batch's largest size on the wire: ``max_record_bytes`` plus the batch header,
+        the key and the record headers. Producers' ``max_request_size`` and topics'
+        ``max.message.bytes`` are set to it, so a record that fits one fits all."""
+        return self.max_record_bytes + KAFKA_FRAMING_BYTES
+
+    def max_delivery_bytes(self) -> int:
+        """The largest delivery envelope the bridge appends: small enough that its dead letter
+        (the original bytes in base64, 4/3 larger, plus the reason) still fits a record."""
+        return (self.max_record_bytes - LETTER_RESERVE_BYTES) * 3 // 4
+
+    def bridge_body_limit(self) -> int:
+        """The largest webhook body the bridge reads (413 beyond): the envelope's headers and
+        receive time must fit beside it (the envelope's exact size is checked again)."""
+        return self.max_delivery_bytes() - ENVELOPE_RESERVE_BYTES
 
     def writer_group(self) -> str:
         return self.writer_group_id or f"{self.app_id}-writer"

@@ -105,8 +105,9 @@ def delivery_for(event: SampleEvent, received_at: datetime | None = None) -> Del
 async def append_events(settings: Settings, events: Iterable[SampleEvent]) -> int:
     """Append sample events to their Shopify topics (acks=all, idempotent); return the count."""
     producer = AIOKafkaProducer(
-        bootstrap_servers=settings.kafka_bootstrap_servers, acks="all", enable_idempotence=True, linger_ms=5
-    )
+        bootstrap_servers=settings.kafka_bootstrap_servers, acks="all", enable_idempotence=True, linger_ms=5,
+        max_request_size=settings.kafka_message_bytes(),
+    )  # fmt: skip
     await producer.start()
     count = 0
     try:

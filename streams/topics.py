@@ -1,8 +1,12 @@
 """Every Kafka topic the project owns: name, key, partitions, retention and compaction, in one place.
 
 ``shopsync topics`` creates them idempotently from this table (an existing topic is left as it
-is; running it twice changes nothing). The Shopify topics are the source of truth, so they keep
-their records forever: replaying them rebuilds every table and every HubSpot write.
+is, except that a ``max.message.bytes`` below the configured record size is raised to it; running
+it twice changes nothing). The Shopify topics are the source of truth, so they keep their records
+forever: replaying them rebuilds every table and every HubSpot write.
+
+Every topic takes records up to ``Settings.kafka_message_bytes()`` (R6: one setting,
+``SHOPSYNC_MAX_RECORD_BYTES``, sizes the topics, the producers and the bridge's body limit alike).
 """
 
 from __future__ import annotations
@@ -12,8 +16,10 @@ from dataclasses import dataclass
 from typing import Literal
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import TopicAlreadyExistsError, for_code
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+from aiokafka.errors import MessageSizeTooLargeError, RecordTooLargeError, TopicAlreadyExistsError, for_code
 
+from schemas.envelope import BODY_MODELS
 from shopsync.config import Settings
 
 FOREVER = -1
@@ -46,10 +52,17 @@ class TopicSpec:
     compacted: bool = False
     partitions: int | None = None  # None: the configured default
 
-    def configs(self) -> dict[str, str]:
+    def configs(self, settings: Settings) -> dict[str, str]:
         cfg = {"retention.ms": str(self.retention_ms)}
         cfg["cleanup.policy"] = "compact" if self.compacted else "delete"
+        cfg.update(size_configs(settings))
         return cfg
+
+
+def size_configs(settings: Settings) -> dict[str, str]:
+    """The topic config that lets a topic hold every record the producers may send (R6); faust's
+    changelog topics get it too (``Table(extra_topic_configs=...)``)."""
+    return {"max.message.bytes": str(settings.kafka_message_bytes())}
 
 
 TOPICS: tuple[TopicSpec, ...] = (
@@ -134,9 +147,10 @@ async def ensure_topics(
         existing = set(await admin.list_topics())
         result: dict[str, bool] = {}
         wanted = []
-        declared = [(topic_name(settings, t.name), t.partitions, t.configs()) for t in TOPICS]
+        declared = [(topic_name(settings, t.name), t.partitions, t.configs(settings)) for t in TOPICS]
         if internal:
             internal_cfg = {"retention.ms": str(INTERNAL_RETENTION_MS), "cleanup.policy": "delete"}
+            internal_cfg.update(size_configs(settings))
             declared += [(internal_topic(settings, n), None, internal_cfg) for n in INTERNAL_TOPICS]
         for full, partitions, configs in declared:
             result[full] = full not in existing
@@ -157,9 +171,40 @@ async def ensure_topics(
                 elif code:
                     raise for_code(code)(f"could not create topic {name}: {message}")
         await _wait_until_listed(admin, [n.name for n in wanted], timeout_s)
+        await _raise_size_limits(admin, [name for name, *_ in declared if name in existing], settings)
         return result
     finally:
         await admin.close()
+
+
+async def _raise_size_limits(admin: AIOKafkaAdminClient, names: list[str], settings: Settings) -> None:
+    """Raise ``max.message.bytes`` of existing topics that are below the configured record size
+    (topics made by an older version, or before the setting grew), so a record the bridge accepts
+    is never refused by a later topic. Kafka's AlterConfigs replaces a topic's whole dynamic config,
+    so the topic's other overrides (retention, cleanup policy) are sent along unchanged."""
+    if not names:
+        return
+    wanted = settings.kafka_message_bytes()
+    described = await admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, n) for n in names])
+    changes = []
+    for response in described:
+        for resource in response.resources:
+            name, entries = resource[3], resource[4]
+            current = {e[0]: e[1] for e in entries}
+            if int(current.get("max.message.bytes") or 0) >= wanted:
+                continue
+            overrides = {e[0]: e[1] for e in entries if e[3] == _DYNAMIC_TOPIC_CONFIG and e[1] is not None}
+            overrides["max.message.bytes"] = str(wanted)
+            changes.append(ConfigResource(ConfigResourceType.TOPIC, name, configs=overrides))
+    if not changes:
+        return
+    for response in await admin.alter_configs(changes):
+        for code, message, _type, name in response.resources:
+            if code:
+                raise for_code(code)(f"could not raise max.message.bytes of {name}: {message}")
+
+
+_DYNAMIC_TOPIC_CONFIG = 1  # DescribeConfigs' config_source for a topic-level override
 
 
 async def _wait_until_listed(admin: AIOKafkaAdminClient, names: list[str], timeout_s: float) -> None:
@@ -188,18 +233,42 @@ class UnroutableError(ValueError):
     """A delivery whose topic the product does not consume, or whose body has no key."""
 
 
+NOT_RECORDS = {
+    "orders/edited": "its body is the edit ({order_edit: additions, removals}), not the order",
+    "orders/risk_assessment_changed": "its body is a risk assessment of the order, not the order",
+    "orders/shopify_protect_eligibility_changed": "its body is a Shopify Protect status, not the order",
+}
+"""Topics of a consumed resource whose body is not a full record: parked with this reason (the
+order they concern arrives whole as ``orders/updated``)."""
+
+
 def route(shopify_topic: str, body: dict[str, object]) -> tuple[TopicName, bytes]:
     """Where a Shopify delivery is appended, and its Kafka key (the record's identity).
 
     Checkouts are keyed by token (their id is absent from the webhook), carts by token, the rest
-    by id, so every version of one record lands on one partition, in order.
+    by id, so every version of one record lands on one partition, in order. A topic without a
+    model in ``BODY_MODELS`` (its body is not a full record, or nothing reads it) is unroutable:
+    the bridge parks it.
     """
     resource = shopify_topic.partition("/")[0]
     name = SHOPIFY_RESOURCE_TOPICS.get(resource)
-    if name is None:
-        raise UnroutableError(f"unsupported Shopify topic {shopify_topic!r}")
+    if name is None or shopify_topic not in BODY_MODELS:
+        why = NOT_RECORDS.get(shopify_topic, "not a topic the product consumes")
+        raise UnroutableError(f"unsupported Shopify topic {shopify_topic!r}: {why}")
     ident = body.get("token") if resource in ("checkouts", "carts") else body.get("id")
     ident = ident if ident not in (None, "") else body.get("id")
     if ident in (None, ""):
         raise UnroutableError(f"{shopify_topic} body has no id or token")
     return name, str(ident).encode()
+
+
+def is_size_error(exc: BaseException) -> bool:
+    """Whether a send failed because the record is too large for a producer or a topic (R6):
+    not a passing fault of Kafka, so retrying cannot help and the record is dead-lettered instead.
+    faust wraps the producer's own refusal in ``ProducerSendError``, hence the look at the cause."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, MessageSizeTooLargeError | RecordTooLargeError):
+            return True
+        seen = seen.__cause__
+    return False

@@ -54,7 +54,7 @@ def bridge_settings(settings: Settings, **update: Any) -> Settings:
         update={
             "shopify_webhook_secrets": SecretStr(f"{OLD},{NEW}"),
             "hubspot_app_secret": SecretStr(HUBSPOT_SECRET),
-            "bridge_max_body_bytes": 200_000,
+            "max_record_bytes": 400_000,
             **update,
         }
     )
