@@ -38,8 +38,8 @@ from handlers.hubspot_client import (
 from handlers.id_map import IdMap
 from handlers.writer_plan import LinkPlan, Position, RecordPlan, coalesce
 from schemas.commands import AnyCommand, Associate, PropertyValue, RecordRef, decode_command, encode_command
+from schemas.reasons import reason_kind
 from shopsync.config import Settings
-from shopsync.loss import reason_kind
 from streams.topics import ensure_topics, topic_name
 
 log = logging.getLogger(__name__)

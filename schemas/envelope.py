@@ -113,7 +113,8 @@ class Delivery(BaseModel):
         model = BODY_MODELS.get(self.topic)
         if model is None:
             raise ValueError(f"unsupported Shopify topic {self.topic!r}")
-        return parse_tolerant(model, self.body, self.topic)
+        parsed = parse_tolerant(model, self.body, self.topic)
+        return parsed._replace(problems=self.problems + parsed.problems) if self.problems else parsed
 
     @property
     def resource(self) -> str:

@@ -159,8 +159,9 @@ async def read_all(bootstrap: str, topic: str, timeout_s: float = 10.0) -> list[
         await consumer.stop()
 
 
-async def group_lag(bootstrap: str, group: str, topics: list[str]) -> int:
-    """Records in ``topics`` that consumer group ``group`` has not committed yet (-1: unknown yet)."""
+async def lagging_partitions(bootstrap: str, group: str, topics: list[str]) -> dict[str, int] | None:
+    """Records in ``topics`` that consumer group ``group`` has not committed yet, per lagging
+    partition (``topic[partition]`` -> records); None while that cannot be known yet."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     await admin.start()
@@ -170,7 +171,7 @@ async def group_lag(bootstrap: str, group: str, topics: list[str]) -> int:
             committed = await admin.list_consumer_group_offsets(group)
         except KafkaError as exc:
             if getattr(exc, "retriable", False):
-                return -1  # e.g. the offsets topic is still being created on a new broker
+                return None  # e.g. the offsets topic is still being created on a new broker
             raise
         tps = [TopicPartition(t, p) for t in topics for p in sorted(consumer.partitions_for_topic(t) or [])]
         if not tps:
@@ -179,30 +180,38 @@ async def group_lag(bootstrap: str, group: str, topics: list[str]) -> int:
                 TopicPartition(t, p) for t in topics for p in sorted(consumer.partitions_for_topic(t) or [])
             ]
         ends = await consumer.end_offsets(tps)
-        lag = 0
+        lagging: dict[str, int] = {}
         for tp in tps:
             meta = committed.get(tp)
             done = meta.offset if meta is not None and meta.offset >= 0 else 0
-            lag += max(ends[tp] - done, 0)
-        return lag
+            if ends[tp] > done:
+                lagging[f"{tp.topic}[{tp.partition}]"] = ends[tp] - done
+        return lagging
     finally:
         await consumer.stop()
         await admin.close()
 
 
+async def group_lag(bootstrap: str, group: str, topics: list[str]) -> int:
+    """Records in ``topics`` that consumer group ``group`` has not committed yet (-1: unknown yet)."""
+    lagging = await lagging_partitions(bootstrap, group, topics)
+    return -1 if lagging is None else sum(lagging.values())
+
+
 async def wait_for_zero_lag(
     bootstrap: str, group: str, topics: list[str], timeout_s: float, process: ServiceProcess | None = None
 ) -> None:
-    """Return once ``group`` has committed everything in ``topics`` (raise TimeoutError if not)."""
+    """Return once ``group`` has committed everything in ``topics`` (raise TimeoutError if not,
+    naming the partitions still lagging)."""
     deadline = time.monotonic() + timeout_s
     while True:
         if process is not None and not process.alive():
             raise RuntimeError(f"the {process.service} process exited:\n{process.log_tail()}")
-        lag = await group_lag(bootstrap, group, topics)
-        if lag == 0:
+        lagging = await lagging_partitions(bootstrap, group, topics)
+        if lagging == {}:
             return
         if time.monotonic() > deadline:
-            raise TimeoutError(f"group {group} still lagging on {topics} after {timeout_s} s")
+            raise TimeoutError(f"group {group} still lagging after {timeout_s} s: {lagging}")
         await asyncio.sleep(0.25)
 
 

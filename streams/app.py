@@ -21,7 +21,9 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import functools
 import logging
+import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
@@ -29,19 +31,38 @@ from typing import Any, TypeVar
 
 import faust
 import orjson
-from pydantic import BaseModel, TypeAdapter, ValidationError
+from aiokafka.errors import KafkaError
+from faust.exceptions import FaustError
+from pydantic import BaseModel, ValidationError
 
 from schemas.commands import AnyCommand, command_key, encode_command
 from schemas.envelope import Delivery, HubSpotContactDeletion, Tick, decode_log_record, encode
-from shopsync.config import Settings
+from schemas.problems import FieldProblem, FieldProblemRecord
+from schemas.reasons import reason_kind
+from shopsync.config import LETTER_RESERVE_BYTES, Settings
 from streams import codec
+from streams.deletions import (
+    ContactIdMapping,
+    HubSpotObjectState,
+    contact_id_mapping,
+    on_deletion,
+    on_mapping,
+)
+from streams.entities import ENTITIES, Decided, EntityKind, instant_of
+from streams.partition_time import AS_OF, CLOCK_KEY, PartitionTime, clock_row
 from streams.routing import OrderMemory, UnroutableError, route
-from streams.rules import contacts, journeys, products
+from streams.rules import products
 from streams.rules.common import RuleConfig
-from streams.rules.journeys import FirstPurchase
 from streams.rules.keys import normalize_email
-from streams.timers import TimerIndex
-from streams.topics import TopicName, internal_topic, topic_name
+from streams.topics import (
+    INTERNAL_TOPICS,
+    TIMER_TOPICS,
+    TopicName,
+    internal_topic,
+    is_size_error,
+    size_configs,
+    topic_name,
+)
 
 log = logging.getLogger(__name__)
 
@@ -52,15 +73,13 @@ ROUTED_TOPICS: tuple[TopicName, ...] = (
     "shopify.carts",
     "hubspot.events",
 )
-CONSUMED_TOPICS: tuple[TopicName, ...] = (*ROUTED_TOPICS, "shopify.products")
+CONSUMED_TOPICS: tuple[TopicName, ...] = (*ROUTED_TOPICS, "shopify.products", "hubspot.ids")
 """The Shopify/HubSpot topics the worker's agents read (its consumer group's lag is measured on
 these and on the internal topics)."""
 
-ContactInput = Delivery | Tick | HubSpotContactDeletion
-JourneyInput = Delivery | Tick | FirstPurchase
-_CONTACT_INPUT: TypeAdapter[ContactInput] = TypeAdapter(ContactInput)
-_JOURNEY_INPUT: TypeAdapter[JourneyInput] = TypeAdapter(JourneyInput)
 S = TypeVar("S", bound=BaseModel)
+KAFKA_RETRY_DELAYS_S = (0.5, 1.0, 2.0, 4.0, 8.0)
+EXIT_KAFKA_FAILED = 75  # EX_TEMPFAIL: restart me
 
 
 class PoisonError(ValueError):
@@ -84,6 +103,8 @@ class Pipeline:
             key_serializer="raw",
             value_serializer="orjson",
             producer_acks=-1,
+            producer_max_request_size=settings.kafka_message_bytes(),  # R6: sizes agree end to end
+            consumer_max_fetch_size=settings.kafka_message_bytes(),
             consumer_auto_offset_reset="earliest",
             broker_session_timeout=settings.session_timeout_s,
             broker_heartbeat_interval=max(settings.session_timeout_s / 5, 0.5),
@@ -98,43 +119,52 @@ class Pipeline:
             autodiscover=False,
         )
         self.sources = {name: self._raw_topic(topic_name(settings, name)) for name in CONSUMED_TOPICS}
-        self.internal = {
-            name: self._raw_topic(internal_topic(settings, name)) for name in ("contacts", "journeys")
+        self.internal: dict[str, Any] = {
+            name: self._raw_topic(internal_topic(settings, name)) for name in INTERNAL_TOPICS
         }
         self.commands = self._raw_topic(topic_name(settings, "hubspot.commands"))
         self.deadletter = self._raw_topic(topic_name(settings, "shopify.deadletter"))
+        self.field_problems = self._raw_topic(topic_name(settings, "shopify.field-problems"))
 
         def table(name: str) -> Any:
-            return self.app.Table(name, default=None, partitions=settings.partitions)
+            return self.app.Table(
+                name, default=None, partitions=settings.partitions,
+                extra_topic_configs=size_configs(settings),
+            )  # fmt: skip
 
         self.order_journeys = table("order-journeys")
-        self.contact_states = table("contacts")
-        self.journey_states = table("journeys")
+        self.hubspot_objects = table("hubspot-objects")
+        self.tables: dict[str, Any] = {kind.name: table(kind.name) for kind in ENTITIES}
         self.product_states = table("products")
-        # In-memory indexes over the tables, per partition (rebuilt after each assignment).
-        self.indexes: dict[tuple[str, int], TimerIndex] = {}
-        self.stream_time: dict[tuple[str, int], datetime] = {}
+        # Stream time and timer indexes per partition, derived from the tables after each
+        # assignment and dropped on every rebalance (streams.partition_time).
+        self.time: dict[str, PartitionTime] = {
+            kind.name: PartitionTime(functools.partial(kind.due_of, config=self.config)) for kind in ENTITIES
+        }
         self.app.on_partitions_revoked.connect(self._on_revoked)
         self.app.on_partitions_assigned.connect(self._on_assigned)
 
         for name in ROUTED_TOPICS:
             self._agent(self.sources[name], f"route-{name}", self._route)
         self._agent(self.sources["shopify.products"], "products", self._product_event)
-        self._agent(self.internal["contacts"], "contacts", self._contact_event)
-        self._agent(self.internal["journeys"], "journeys", self._journey_event)
+        self._agent(self.sources["hubspot.ids"], "route-hubspot.ids", self._route_id)
+        self._agent(self.internal["hubspot-objects"], "hubspot-objects", self._hubspot_object_event)
+        for kind in ENTITIES:
+            self._agent(self.internal[kind.name], kind.name, functools.partial(self._entity_event, kind))
         if settings.tick_interval_s > 0:
             self.app.timer(settings.tick_interval_s, on_leader=True, name="ticker")(self._live_tick)
 
     def _agent(self, topic: Any, name: str, handle: Callable[[Any], Awaitable[None]]) -> None:
-        """An agent (concurrency 1) that handles each event in turn; a poison event is
-        dead-lettered with the reason and the stream moves on."""
+        """An agent (concurrency 1) that handles each event in turn. Whatever the handling raises
+        ends as a dead letter with its reason and the stream moves on (R2): faust acknowledges
+        the event an agent crashed on and restarts the agent after it, so an exception let
+        through would skip the record silently. Kafka's own failures are not the record's fault:
+        the handling is retried (it is idempotent), and if Kafka stays unusable the process
+        exits at once, without acknowledging, so its replacement handles the record again."""
 
         async def agent(stream: Any) -> AsyncIterator[None]:
             async for event in stream.events():
-                try:
-                    await handle(event)
-                except PoisonError as exc:
-                    await self._dead_letter(event, str(exc))
+                await self._handle_safely(event, handle)
                 yield None
 
         self.app.agent(topic, name=name, concurrency=1)(agent)
@@ -144,17 +174,43 @@ class Pipeline:
             name, key_serializer="raw", value_serializer="raw", partitions=self.settings.partitions
         )
 
-    # ---- rebalance: drop indexes of partitions this worker no longer (or newly) owns ----
+    async def _handle_safely(self, event: Any, handle: Callable[[Any], Awaitable[None]]) -> None:
+        for attempt in range(len(KAFKA_RETRY_DELAYS_S) + 1):
+            try:
+                await handle(event)
+                return
+            except PoisonError as exc:
+                await self._dead_letter(event, str(exc))
+                return
+            except (KafkaError, FaustError) as exc:
+                if is_size_error(exc):  # the record's fault, not Kafka's: retrying cannot help (R6)
+                    await self._dead_letter(event, f"too large to forward: {type(exc).__name__}: {exc}")
+                    return
+                if attempt == len(KAFKA_RETRY_DELAYS_S):
+                    log.critical(
+                        "Kafka kept failing while handling a record (%s); exiting without "
+                        "acknowledging it, so the next worker handles it again",
+                        type(exc).__name__,
+                    )
+                    os._exit(EXIT_KAFKA_FAILED)
+                log.warning("Kafka failed while handling a record (%s); retrying", type(exc).__name__)
+                await asyncio.sleep(KAFKA_RETRY_DELAYS_S[attempt])
+            except Exception as exc:  # a bug or a record no rule foresaw: never skip it silently
+                log.exception("handling a record failed (%s); dead-lettering it", type(exc).__name__)
+                await self._dead_letter(event, f"{type(exc).__name__} while handling the record: {exc}")
+                return
+
+    # ---- rebalance: stream time and timer indexes are derived again after every rebalance ----
 
     async def _on_revoked(self, sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
-        self._forget({tp.partition for tp in (args[0] if args else kwargs.get("revoked", ()))})
+        self._forget()
 
     async def _on_assigned(self, sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
-        self._forget({tp.partition for tp in (args[0] if args else kwargs.get("assigned", ()))})
+        self._forget()
 
-    def _forget(self, partitions: set[int]) -> None:
-        for key in [k for k in self.indexes if k[1] in partitions]:
-            del self.indexes[key]
+    def _forget(self) -> None:
+        for time_ in self.time.values():
+            time_.reset()
 
     # ---- stage 1: routers ----
 
@@ -162,23 +218,20 @@ class Pipeline:
         raw = _value_bytes(event)
         topic = event.message.topic
         if topic == topic_name(self.settings, "hubspot.events"):
-            deletion = _parse(
-                HubSpotContactDeletion.model_validate_json, raw, "not a HubSpot contact.deletion"
-            )
-            email = normalize_email(deletion.email)
-            if email is None:
-                raise PoisonError("contact.deletion without an email: cannot tell which contact (C4)")
-            await self._send([], [(self.internal["contacts"], email.encode(), raw)])
+            await self._route_deletion(raw)
             return
         record = _parse(decode_log_record, raw, "not a valid record")
         if isinstance(record, Tick):
             return  # time is carried by the internal topics; a tick here has nothing to fire
-        body = _parse(lambda _: record.parse_body(), raw, f"body does not fit {record.topic}")
+        body, problems = _parse(
+            lambda _: record.parse_body_with_problems(), raw, f"body does not fit {record.topic}"
+        )
         order_id = str(getattr(body, "id", "")) if record.resource == "orders" else ""
         stored = self.order_journeys.get(order_id) if order_id else None
         memory = OrderMemory(
             journey=stored.get("journey"),
             pending_delete=stored["pending_delete"].encode() if stored.get("pending_delete") else None,
+            email=stored.get("email"),
         ) if stored else None  # fmt: skip
         try:
             routed = route(record, body, raw, memory)
@@ -186,8 +239,9 @@ class Pipeline:
             raise PoisonError(str(exc)) from exc
         forwards = [(self.internal[name], key.encode(), raw) for name, key in routed.targets]
         forwards += [
-            (self.internal["journeys"], journey.encode(), delete) for journey, delete in routed.also_forward
+            (self.internal[name], key.encode(), pending) for (name, key), pending in routed.also_forward
         ]
+        forwards += self._problem_records(event, record, problems)
         await self._send([], forwards)  # acknowledged before the order memory moves on
         if routed.memory is not None:
             self.order_journeys[order_id] = {
@@ -195,71 +249,166 @@ class Pipeline:
                 "pending_delete": routed.memory.pending_delete.decode()
                 if routed.memory.pending_delete
                 else None,
+                "email": routed.memory.email,
             }
 
-    # ---- stage 2: entity agents ----
+    def _problem_records(
+        self, event: Any, record: Delivery, problems: tuple[FieldProblem, ...]
+    ) -> list[tuple[Any, bytes, bytes]]:
+        """The delivery's field problems (R1) as records for ``shopify.field-problems``: sent with
+        the delivery's forwards, so they are durable before its offset can be committed."""
+        msg = event.message
+        key = (msg.key or b"").decode("utf-8", "replace")
+        return [
+            (
+                self.field_problems,
+                msg.key or b"",
+                encode(
+                    FieldProblemRecord(
+                        shopify_topic=record.topic,
+                        record_key=key,
+                        event_id=record.event_id,
+                        path=problem.path,
+                        reason=problem.reason,
+                        source_topic=msg.topic,
+                        source_partition=msg.partition,
+                        source_offset=msg.offset,
+                    )
+                ),
+            )
+            for problem in problems
+        ]
 
-    async def _contact_event(self, event: Any) -> None:
-        record = _parse(_CONTACT_INPUT.validate_json, _value_bytes(event), "not a contact input")
-        partition = event.message.partition
-        now = self._advance("contacts", partition, _instant(record))
-        table = self.contact_states
-        if isinstance(record, Tick):
-            await self._fire_due("contacts", partition, now, self._fire_contact)
+    # ---- HubSpot deletions: joined with the writer's id map by HubSpot object id (C4, R5) ----
+
+    async def _route_deletion(self, raw: bytes) -> None:
+        deletion = _parse(HubSpotContactDeletion.model_validate_json, raw, "not a HubSpot contact.deletion")
+        email = normalize_email(deletion.email)
+        if email is not None:  # appended with its email (by an older bridge): straight to the contact
+            await self._send([], [(self.internal["contacts"], email.encode(), encode(deletion))])
             return
-        email = event.message.key.decode()
-        state = self._load(table, email, contacts.ContactState, lambda: contacts.ContactState(email=email))
-        if isinstance(record, HubSpotContactDeletion):
-            outcome = contacts.decide_deletion(state, record, now, self.config)
-        else:
-            outcome = _guard(lambda: contacts.decide(state, record, now, self.config), record)
-        await self._commit_contact(email, partition, outcome)
+        await self._send([], [(self.internal["hubspot-objects"], str(deletion.object_id).encode(), raw)])
 
-    async def _fire_contact(self, email: str, partition: int, now: datetime) -> None:
-        state = self._load(self.contact_states, email, contacts.ContactState, lambda: None)
-        if state is not None:
-            await self._commit_contact(email, partition, contacts.on_tick(state, now, self.config))
+    async def _route_id(self, event: Any) -> None:
+        """The writer's id map: a contact's HubSpot id goes on to the join, keyed by that id."""
+        mapping = contact_id_mapping(event.message.key, event.message.value)
+        if mapping is not None:
+            await self._send(
+                [], [(self.internal["hubspot-objects"], str(mapping.object_id).encode(), encode(mapping))]
+            )
 
-    async def _commit_contact(self, email: str, partition: int, outcome: contacts.Outcome) -> None:
-        facts = [(self.internal["journeys"], fact.journey.encode(), encode(fact)) for fact in outcome.facts]
-        await self._send(outcome.commands, facts)
-        state = outcome.state.model_copy(update={"partition": partition})
-        self.contact_states[email] = state.model_dump(mode="json")
-        self._index("contacts", partition).set(email, contacts.next_due(state, self.config))
-
-    async def _journey_event(self, event: Any) -> None:
-        record = _parse(_JOURNEY_INPUT.validate_json, _value_bytes(event), "not a journey input")
-        partition = event.message.partition
-        now = self._advance("journeys", partition, _instant(record))
-        if isinstance(record, Tick):
-            await self._fire_due("journeys", partition, now, self._fire_journey)
-            return
+    async def _hubspot_object_event(self, event: Any) -> None:
+        raw = _value_bytes(event)
         key = event.message.key.decode()
-        state = self._load(
-            self.journey_states, key, journeys.JourneyState, lambda: journeys.JourneyState(key=key)
-        )
-        if isinstance(record, FirstPurchase):
-            outcome = journeys.decide_first_purchase(state, record, now, self.config)
+        stored = self.hubspot_objects.get(key)
+        state = HubSpotObjectState.model_validate(stored) if stored is not None else HubSpotObjectState()
+        if orjson.loads(raw).get("kind") == "contact-id":
+            mapping = _parse(ContactIdMapping.model_validate_json, raw, "not a contact id mapping")
+            state, released = on_mapping(state, mapping)
         else:
-            outcome = _guard(lambda: journeys.decide(state, record, now, self.config), record)
-        await self._commit_journey(key, partition, outcome)
+            deletion = _parse(
+                HubSpotContactDeletion.model_validate_json, raw, "not a HubSpot contact.deletion"
+            )
+            state, released = on_deletion(state, deletion)
+        forwards = [(self.internal["contacts"], (d.email or "").encode(), encode(d)) for d in released]
+        await self._send([], forwards)
+        self.hubspot_objects[key] = state.model_dump(mode="json")
 
-    async def _fire_journey(self, key: str, partition: int, now: datetime) -> None:
-        state = self._load(self.journey_states, key, journeys.JourneyState, lambda: None)
-        if state is not None:
-            await self._commit_journey(key, partition, journeys.on_tick(state, now, self.config))
+    # ---- stage 2: entity agents (contacts, journeys: one code path, streams.entities) ----
 
-    async def _commit_journey(self, key: str, partition: int, outcome: journeys.Outcome) -> None:
-        await self._send(outcome.commands)
-        state = outcome.state.model_copy(update={"partition": partition})
-        self.journey_states[key] = state.model_dump(mode="json")
-        self._index("journeys", partition).set(key, journeys.next_due(state, self.config))
+    async def _entity_event(self, kind: EntityKind, event: Any) -> None:
+        record = _parse(kind.inputs.validate_json, _value_bytes(event), f"not a {kind.name} input")
+        partition = event.message.partition
+        table = self.tables[kind.name]
+        at = instant_of(record)
+        now, moved = self._time(kind, partition).advance(partition, at)
+        wrote_state = False
+        try:
+            if isinstance(record, Tick):
+                wrote_state = await self._fire_due(kind, event, now) > 0
+                return
+            key = event.message.key.decode()
+            state = self._load_entity(kind, key) or kind.new(key)
+            # Decided at its own instant, not the partition's clock: the re-keyed topics interleave
+            # three routers, so which records reached the partition first is timing, not data.
+            outcome = _guard(lambda: kind.decide(state, record, at, self.config), record)
+            await self._commit(kind, key, partition, now, outcome)
+            wrote_state = True
+        finally:
+            if moved and not wrote_state:  # the clock moved with this input: keep that durable too
+                table[CLOCK_KEY] = clock_row(now, partition)
+
+    def _load_entity(self, kind: EntityKind, key: str) -> BaseModel | None:
+        raw = self.tables[kind.name].get(key)
+        if raw is None:
+            return None
+        try:
+            return kind.model.model_validate(raw)
+        except ValidationError as exc:
+            raise PoisonError(f"the stored {kind.name} state of this key cannot be read: {exc}") from exc
+
+    async def _commit(
+        self, kind: EntityKind, key: str, partition: int, now: datetime, outcome: Decided
+    ) -> None:
+        """Send, then store: the outputs are acknowledged before the state that says they were
+        sent (see :meth:`_send`); the state carries the stream time it was decided at."""
+        facts = [(self.internal[name], fact_key, value) for name, fact_key, value in outcome.facts]
+        await self._send(outcome.commands, facts)
+        raw = outcome.state.model_copy(update={"partition": partition}).model_dump(mode="json")
+        raw[AS_OF] = now.isoformat()
+        self.tables[kind.name][key] = raw
+        self._time(kind, partition).index(partition).set(key, kind.next_due(outcome.state, self.config))
+
+    def _time(self, kind: EntityKind, partition: int) -> PartitionTime:
+        """The partition's clock and timer index, derived from the table on first use after an
+        assignment (one scan; the table is fully recovered before any event is handed to us)."""
+        keeper = self.time[kind.name]
+        if not keeper.ready(partition):
+            started = time.monotonic()
+            pending = keeper.rebuild(partition, self.tables[kind.name].items())
+            log.info(
+                "stream time and timer index for %s[%d]: %d pending, derived in %.3f s",
+                kind.name, partition, pending, time.monotonic() - started,
+            )  # fmt: skip
+        return keeper
+
+    async def _fire_due(self, kind: EntityKind, event: Any, now: datetime) -> int:
+        """Fire the timers of the tick's partition due by ``now``; return how many states were
+        written. A state that cannot fire (unreadable, or a rule raised) is dead-lettered with its
+        key and stays in the table; the partition's other timers fire regardless (R2). If Kafka
+        fails half-way the index is dropped, so the retry derives it again from the table and
+        loses none of the timers already taken off it."""
+        partition = event.message.partition
+        keeper = self._time(kind, partition)
+        fired = 0
+        try:
+            for key in keeper.index(partition).pop_due(now):
+                try:
+                    state = self._load_entity(kind, key)
+                    if state is None:
+                        continue
+                    outcome = kind.on_tick(state, now, self.config)
+                except (KafkaError, FaustError):
+                    raise
+                except Exception as exc:
+                    await self._dead_letter(
+                        event, f"a {kind.name} timer could not fire: {type(exc).__name__}: {exc}", key=key
+                    )
+                    continue
+                await self._commit(kind, key, partition, now, outcome)
+                fired += 1
+        except BaseException:
+            keeper.reset()
+            raise
+        return fired
 
     async def _product_event(self, event: Any) -> None:
         record = _parse(decode_log_record, _value_bytes(event), "not a valid record")
         if isinstance(record, Tick):
             return
-        body = _parse(lambda _: record.parse_body(), b"", f"body does not fit {record.topic}")
+        body, problems = _parse(
+            lambda _: record.parse_body_with_problems(), b"", f"body does not fit {record.topic}"
+        )
         product_id = int(getattr(body, "id", 0))
         key = str(product_id)
         state = self._load(
@@ -269,60 +418,21 @@ class Pipeline:
             lambda: products.ProductState(product_id=product_id),
         )
         outcome = products.decide(state, record, record.received_at, self.config)
-        await self._send(outcome.commands)
+        await self._send(outcome.commands, self._problem_records(event, record, problems))
         self.product_states[key] = outcome.state.model_copy(
             update={"partition": event.message.partition}
         ).model_dump(mode="json")
 
     # ---- time ----
 
-    def _advance(self, name: str, partition: int, at: datetime) -> datetime:
-        """The partition's stream time after seeing ``at`` (it never goes backwards)."""
-        key = (name, partition)
-        current = self.stream_time.get(key)
-        now = at if current is None or at > current else current
-        self.stream_time[key] = now
-        return now
-
-    def _index(self, name: str, partition: int) -> TimerIndex:
-        """The partition's timer index, built from the table on first use after an assignment."""
-        key = (name, partition)
-        index = self.indexes.get(key)
-        if index is None:
-            index = self.indexes[key] = TimerIndex()
-            started = time.monotonic()
-            table, model, due = self._timer_source(name)
-            for entity, raw in table.items():
-                if raw is not None and raw.get("partition") == partition:
-                    index.set(entity, due(model.model_validate(raw), self.config))
-            log.info(
-                "timer index for %s[%d]: %d pending, built in %.3f s",
-                name,
-                partition,
-                len(index),
-                time.monotonic() - started,
-            )
-        return index
-
-    def _timer_source(self, name: str) -> tuple[Any, type[Any], Callable[[Any, RuleConfig], datetime | None]]:
-        if name == "contacts":
-            return self.contact_states, contacts.ContactState, contacts.next_due
-        return self.journey_states, journeys.JourneyState, journeys.next_due
-
-    async def _fire_due(
-        self, name: str, partition: int, now: datetime, fire: Callable[[str, int, datetime], Any]
-    ) -> None:
-        for key in self._index(name, partition).pop_due(now):
-            await fire(key, partition, now)
-
     async def _live_tick(self) -> None:
         """The live ticker: a wall-clock tick to every partition of the timer topics. Every
         worker's leader runs one; two tickers at once only make more ticks, which is harmless
         (stream time is the newest instant seen, and firing is idempotent)."""
         value = encode(Tick(at=datetime.now(UTC)))
-        for topic in self.internal.values():
+        for name in TIMER_TOPICS:
             for partition in range(self.settings.partitions):
-                await topic.send(key=b"tick", value=value, partition=partition)
+                await self.internal[name].send(key=b"tick", value=value, partition=partition)
 
     # ---- plumbing ----
 
@@ -345,20 +455,27 @@ class Pipeline:
         if sent:
             await asyncio.gather(*sent)
 
-    async def _dead_letter(self, event: Any, reason: str) -> None:
+    async def _dead_letter(self, event: Any, reason: str, key: str | None = None) -> None:
+        """Append the record (or, with ``key``, the entity whose timer failed on this tick) to the
+        dead-letter topic with the reason and the original bytes, and wait for the ack: the
+        offset may only move past a record once its dead letter is durable."""
         msg = event.message
-        from shopsync.loss import reason_kind  # the reason without payload values (R7: logs name paths)
-
         log.warning("dead-lettering %s[%s]@%s: %s", msg.topic, msg.partition, msg.offset, reason_kind(reason))
         letter = {
             "reason": reason,
             "topic": msg.topic,
             "partition": msg.partition,
             "offset": msg.offset,
-            "key": (msg.key or b"").decode("utf-8", "replace"),
+            "key": key if key is not None else (msg.key or b"").decode("utf-8", "replace"),
             "original_base64": base64.b64encode(_value_bytes(event)).decode(),
         }
-        await self.deadletter.send(key=msg.key, value=orjson.dumps(letter))
+        if len(letter["original_base64"]) > self.settings.max_record_bytes - LETTER_RESERVE_BYTES:
+            letter["original_base64"] = ""  # R6: the letter must fit; the original stays at its offset
+            letter["original_omitted"] = f"{len(_value_bytes(event))} bytes: read it at its offset"
+        sent = await self.deadletter.send(
+            key=key.encode() if key is not None else msg.key, value=orjson.dumps(letter)
+        )
+        await sent
 
 
 def _value_bytes(event: Any) -> bytes:
@@ -381,14 +498,6 @@ def _guard(run: Callable[[], T], record: Delivery) -> T:
         return run()
     except (ValidationError, ValueError) as exc:
         raise PoisonError(f"body does not fit {record.topic}: {exc}") from exc
-
-
-def _instant(record: Delivery | Tick | HubSpotContactDeletion | FirstPurchase) -> datetime:
-    if isinstance(record, Tick | FirstPurchase):
-        return record.at
-    if isinstance(record, HubSpotContactDeletion):
-        return record.occurred_at
-    return record.received_at
 
 
 def build(settings: Settings) -> Pipeline:

@@ -15,6 +15,8 @@ from pydantic import ValidationError
 
 from schemas.commands import AnyCommand
 from schemas.envelope import Delivery, HubSpotContactDeletion, encode
+from schemas.problems import FieldProblem
+from streams.entities import instant_of
 from streams.routing import OrderMemory, UnroutableError, route
 from streams.rules import contacts, journeys, products
 from streams.rules.common import RuleConfig
@@ -39,6 +41,7 @@ class InProcessPipeline:
     now: datetime | None = None
     commands: list[AnyCommand] = field(default_factory=list)
     dead_letters: list[tuple[str, bytes]] = field(default_factory=list)
+    field_problems: list[tuple[str, FieldProblem]] = field(default_factory=list)  # (Shopify topic, problem)
 
     def _advance(self, at: datetime) -> datetime:
         if self.now is None or at > self.now:
@@ -50,15 +53,16 @@ class InProcessPipeline:
         start = len(self.commands)
         raw = encode(delivery)
         try:
-            body = delivery.parse_body()
+            body, problems = delivery.parse_body_with_problems()
         except (ValidationError, ValueError) as exc:
             self.dead_letters.append((f"body does not fit {delivery.topic}: {exc}", raw))
             return []
-        now = self._advance(delivery.received_at)
+        self.field_problems += [(delivery.topic, problem) for problem in problems]
+        self._advance(delivery.received_at)
         if delivery.resource == "products":
             product_id = int(getattr(body, "id", 0))
             state = self.product_states.get(product_id) or products.ProductState(product_id=product_id)
-            outcome = products.decide(state, delivery, now, self.config)
+            outcome = products.decide(state, delivery, delivery.received_at, self.config)
             self.product_states[product_id] = outcome.state
             self.commands += outcome.commands
             return self.commands[start:]
@@ -73,9 +77,9 @@ class InProcessPipeline:
         queue: deque[tuple[str, str, Delivery | HubSpotContactDeletion | FirstPurchase]] = deque(
             (name, key, delivery) for name, key in routed.targets
         )
-        for journey, pending in routed.also_forward:
-            queue.append(("journeys", journey, Delivery.model_validate_json(pending)))
-        self._drain(queue, now)
+        for (name, key), pending in routed.also_forward:
+            queue.append((name, key, Delivery.model_validate_json(pending)))
+        self._drain(queue)
         return self.commands[start:]
 
     def deletion(self, event: HubSpotContactDeletion) -> list[AnyCommand]:
@@ -85,7 +89,8 @@ class InProcessPipeline:
         if email is None:
             self.dead_letters.append(("contact.deletion without an email", encode(event)))
             return []
-        self._drain(deque([("contacts", email, event)]), self._advance(event.occurred_at))
+        self._advance(event.occurred_at)
+        self._drain(deque([("contacts", email, event)]))
         return self.commands[start:]
 
     def tick(self, at: datetime) -> list[AnyCommand]:
@@ -97,29 +102,30 @@ class InProcessPipeline:
             self._store_contact(email, contacts.on_tick(self.contact_states[email], now, self.config), queue)
         for key in self.journey_timers.pop_due(now):
             self._store_journey(key, journeys.on_tick(self.journey_states[key], now, self.config))
-        self._drain(queue, now)
+        self._drain(queue)
         return self.commands[start:]
 
     def _drain(
-        self, queue: deque[tuple[str, str, Delivery | HubSpotContactDeletion | FirstPurchase]], now: datetime
+        self, queue: deque[tuple[str, str, Delivery | HubSpotContactDeletion | FirstPurchase]]
     ) -> None:
         while queue:
             name, key, record = queue.popleft()
+            at = instant_of(record)  # decided at its own instant, as the worker does
             if name == "contacts":
                 state = self.contact_states.get(key) or contacts.ContactState(email=key)
                 if isinstance(record, HubSpotContactDeletion):
-                    outcome = contacts.decide_deletion(state, record, now, self.config)
+                    outcome = contacts.decide_deletion(state, record, at, self.config)
                 elif isinstance(record, Delivery):
-                    outcome = contacts.decide(state, record, now, self.config)
+                    outcome = contacts.decide(state, record, at, self.config)
                 else:  # pragma: no cover - facts only go to journeys
                     continue
                 self._store_contact(key, outcome, queue)
             else:
                 jstate = self.journey_states.get(key) or journeys.JourneyState(key=key)
                 if isinstance(record, FirstPurchase):
-                    joutcome = journeys.decide_first_purchase(jstate, record, now, self.config)
+                    joutcome = journeys.decide_first_purchase(jstate, record, at, self.config)
                 elif isinstance(record, Delivery):
-                    joutcome = journeys.decide(jstate, record, now, self.config)
+                    joutcome = journeys.decide(jstate, record, at, self.config)
                 else:  # pragma: no cover - deletions only go to contacts
                     continue
                 self._store_journey(key, joutcome)

@@ -23,10 +23,13 @@ class UnroutableError(ValueError):
 
 @dataclass(frozen=True)
 class OrderMemory:
-    """What the orders router remembers of one order id: its journey, or a delete that came first."""
+    """What the orders router remembers of one order id: its journey and its buyer's email (an
+    ``orders/delete`` carries only the id, and both the deal and the contact must hear of it), or
+    a delete that came first."""
 
     journey: str | None = None
     pending_delete: bytes | None = None
+    email: str | None = None
 
 
 @dataclass(frozen=True)
@@ -35,7 +38,7 @@ class Routed:
 
     targets: list[Target] = field(default_factory=list)
     memory: OrderMemory | None = None
-    also_forward: list[tuple[str, bytes]] = field(default_factory=list)  # (journey, raw delivery)
+    also_forward: list[tuple[Target, bytes]] = field(default_factory=list)  # (target, raw delivery)
 
 
 def route(delivery: Delivery, body: ShopifyModel, raw: bytes, memory: OrderMemory | None) -> Routed:
@@ -48,16 +51,20 @@ def route(delivery: Delivery, body: ShopifyModel, raw: bytes, memory: OrderMemor
         known = memory or OrderMemory()
         if isinstance(body, Deleted):
             if known.journey is not None:
-                return Routed(targets=[*targets, ("journeys", known.journey)])
+                contact: list[Target] = [("contacts", known.email)] if known.email else []
+                return Routed(targets=[*targets, *contact, ("journeys", known.journey)])
             return Routed(targets=targets, memory=OrderMemory(pending_delete=raw))
         key = journey_key(body)
         if key is None:  # pragma: no cover - every order has a journey (its own id at worst)
             raise UnroutableError(f"{delivery.topic} has no journey")
         targets.append(("journeys", key))
-        if known.journey == key:
+        remembered = OrderMemory(journey=key, email=email or known.email)
+        if known.journey == key and known.email == remembered.email:
             return Routed(targets=targets)
-        also = [(key, known.pending_delete)] if known.pending_delete is not None else []
-        return Routed(targets=targets, memory=OrderMemory(journey=key), also_forward=also)
+        also: list[tuple[Target, bytes]] = []
+        if known.pending_delete is not None:  # the delete came first: the order's ends hear of it now
+            also = [(target, known.pending_delete) for target in targets]
+        return Routed(targets=targets, memory=remembered, also_forward=also)
     if delivery.resource in ("checkouts", "carts"):
         key = journey_key(body)
         if key is None:

@@ -13,7 +13,7 @@ from aiokafka import AIOKafkaProducer
 
 from schemas.envelope import Tick, encode
 from shopsync.config import Settings
-from streams.topics import INTERNAL_TOPICS, internal_topic
+from streams.topics import TIMER_TOPICS, internal_topic
 
 
 async def append_ticks(settings: Settings, at: datetime) -> int:
@@ -25,7 +25,7 @@ async def append_ticks(settings: Settings, at: datetime) -> int:
     sent = 0
     try:
         value = encode(Tick(at=at))
-        for name in INTERNAL_TOPICS:
+        for name in TIMER_TOPICS:
             topic = internal_topic(settings, name)
             partitions = await producer.partitions_for(topic)
             for partition in sorted(partitions):

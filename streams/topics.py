@@ -109,11 +109,15 @@ SHOPIFY_RESOURCE_TOPICS: dict[str, TopicName] = {
 """Which topic a Shopify resource's deliveries (``<resource>/<action>``) are appended to."""
 
 
-InternalName = Literal["contacts", "journeys"]
+InternalName = Literal["contacts", "journeys", "hubspot-objects"]
 INTERNAL_TOPICS: dict[InternalName, str] = {
     "contacts": "deliveries re-keyed by contact email, HubSpot deletions, and ticks",
     "journeys": "deliveries re-keyed by purchase journey, first-purchase facts, and ticks",
+    "hubspot-objects": "HubSpot contact deletions and the writer's contact ids, re-keyed by HubSpot "
+    "object id so each deletion meets its contact's email (C4, R5)",
 }
+TIMER_TOPICS: tuple[InternalName, ...] = ("contacts", "journeys")
+"""The internal topics whose entities hold timers: the ones ticks are appended to."""
 INTERNAL_RETENTION_MS = 14 * DAY_MS
 
 

@@ -20,6 +20,7 @@ from pydantic import BaseModel, ValidationError
 
 from schemas.envelope import Delivery
 from schemas.problems import FieldProblem, FieldProblemRecord
+from schemas.reasons import reason_kind
 from shopsync.loss import (
     EXIT_LOSS,
     MAX_ROWS,
@@ -27,7 +28,6 @@ from shopsync.loss import (
     add_records,
     dead_letter_record,
     from_pipeline,
-    reason_kind,
 )
 from streams.inprocess import InProcessPipeline
 

@@ -49,9 +49,9 @@ async def test_deliveries_become_commands_duplicates_vanish_and_poison_is_dead_l
         await producer.start()
         await producer.send_and_wait(topic_name(settings, "shopify.customers"), b"{not json", key=b"99")
         await producer.stop()
-        # A body that fails its model, and a checkout that names no journey: both dead-lettered,
-        # and the customer after them is still processed (the partition keeps moving).
-        bad_order = SampleEvent(AT, "orders/create", {"id": 7, "total_price": "a lot"}, event_id="evt-2")
+        # A body whose identity cannot be read, and a checkout that names no journey: both
+        # dead-lettered, and the customer after them is still processed (the partition keeps moving).
+        bad_order = SampleEvent(AT, "orders/create", {"id": "seven", "total_price": "1.00"}, event_id="evt-2")
         no_journey = SampleEvent(AT, "checkouts/delete", {"id": 8}, event_id="evt-3")
         grace = customer_body(99, "grace@example.com", "Grace", "Hopper", AT)
         after = SampleEvent(AT, "customers/update", grace, event_id="evt-4")
@@ -83,5 +83,37 @@ async def test_deliveries_become_commands_duplicates_vanish_and_poison_is_dead_l
     assert letter["key"] == "99"
     assert base64.b64decode(letter["original_base64"]) == b"{not json"
     assert letter["topic"] == topic_name(settings, "shopify.customers")
-    assert "total_price" in by_reason["body does not fit orders/create"]["reason"]
-    assert "no journey" in by_reason["checkouts/delete carries neither a cart token nor a token"]["reason"]
+    assert "id" in by_reason["body does not fit orders/create"]["reason"]
+    assert "token" in by_reason["body does not fit checkouts/delete"]["reason"]
+
+
+async def test_a_field_that_does_not_fit_is_synced_as_absent_and_reported_without_its_value(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """R1 on the real broker: one bad field never decides the record's fate."""
+    await ensure_topics(settings, internal=True)
+    body = customer_body(5151, "kim@example.com", "Kim", "Secretvalue", AT)
+    body["orders_count"] = "many"
+    body["default_address"] = []
+    worker = ServiceProcess("worker", settings, tmp_path / "worker.log")
+    try:
+        await append_events(settings, [SampleEvent(AT, "customers/create", body, event_id="evt-r1")])
+        await wait_until_worker_idle(settings, 90, worker)
+        commands = await wait_for_records(
+            settings.kafka_bootstrap_servers, topic_name(settings, "hubspot.commands"), 1, worker
+        )
+        problems = await wait_for_records(
+            settings.kafka_bootstrap_servers, topic_name(settings, "shopify.field-problems"), 2, worker
+        )
+        letters = await read_all(settings.kafka_bootstrap_servers, topic_name(settings, "shopify.deadletter"))
+    finally:
+        worker.stop()
+    assert letters == []
+    command = decode_command(commands[0])
+    assert isinstance(command, Upsert)
+    assert command.properties["lastname"] == "Secretvalue"
+    assert command.properties.get("shopify_orders_count") is None
+    records = [orjson.loads(p) for p in problems]
+    assert {r["path"] for r in records} == {"orders_count", "default_address"}
+    assert all(r["shopify_topic"] == "customers/create" and r["event_id"] == "evt-r1" for r in records)
+    assert not any(b"many" in p or b"Secretvalue" in p for p in problems), "a problem never holds a value"

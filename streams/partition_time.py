@@ -1,0 +1,102 @@
+"""Stream time and timer indexes per partition, derived from the changelogged table (SPEC R4).
+
+A partition's "now" is the newest instant its log has shown (a delivery's ``received_at``, a
+tick's ``at``). The rules decide with it, so after a crash, a restart or a rebalance it must be
+exactly what an undisturbed worker would have: a worker that resumed with a fresh clock from the
+committed offset would decide some records with an older "now" than the first run did (records of
+the re-keyed topics do not arrive sorted by time), and fire or miss timers differently.
+
+So the clock is state, kept where the entity states are kept, and written in the same changelog:
+
+- every entity state written carries ``as_of``, the stream time it was decided at;
+- an input that writes no entity state (a tick that fires nothing, a duplicate) writes the
+  partition's clock row (:data:`CLOCK_KEY`) instead, when it moved the clock.
+
+After an assignment the clock of a partition is the newest of its clock row and its states'
+``as_of``, and its timer index holds every state's next due time: both come from one scan of the
+table (:meth:`PartitionTime.rebuild`). On revoke and on assignment everything in memory is
+dropped, so a partition that comes back is derived again from what its changelog holds, never
+from what this process remembered of it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from datetime import datetime
+from typing import Any
+
+from streams.timers import TimerIndex
+
+CLOCK_KEY = "\x00clock"
+"""The reserved key of a partition's clock row in an entity table (no entity key starts with NUL:
+contact keys are normalised emails, journey keys are Shopify tokens and ids)."""
+
+AS_OF = "as_of"
+"""The field of a stored entity state that says at which stream time it was decided."""
+
+
+def clock_row(at: datetime, partition: int) -> dict[str, Any]:
+    return {"at": at.isoformat(), "partition": partition}
+
+
+def _instant(raw: object) -> datetime | None:
+    return datetime.fromisoformat(raw) if isinstance(raw, str) else None
+
+
+class PartitionTime:
+    """The clocks and timer indexes of one table's partitions, as far as this worker owns them.
+
+    ``due_of`` turns a stored state (the table's raw value) into its next due time. Nothing here
+    talks to Kafka: the faust shell calls :meth:`rebuild` with the table's items when a partition
+    is first used after an assignment, and :meth:`reset` on every rebalance.
+    """
+
+    def __init__(self, due_of: Callable[[dict[str, Any]], datetime | None]) -> None:
+        self._due_of = due_of
+        self._clocks: dict[int, datetime] = {}
+        self._indexes: dict[int, TimerIndex] = {}
+
+    def ready(self, partition: int) -> bool:
+        return partition in self._indexes
+
+    def reset(self) -> None:
+        """Forget everything (a rebalance): the next use rebuilds from the table."""
+        self._clocks.clear()
+        self._indexes.clear()
+
+    def rebuild(self, partition: int, items: Iterable[tuple[Any, Any]]) -> int:
+        """Derive ``partition``'s clock and index from the table's items; return pending timers.
+
+        Rows of other partitions are skipped (a table's items span every partition this worker
+        holds). A state that cannot be read is left out of the index; the shell dead-letters it
+        when an input for it arrives.
+        """
+        index = TimerIndex()
+        clock: datetime | None = None
+        for key, raw in items:
+            if not isinstance(raw, dict) or raw.get("partition") != partition:
+                continue
+            at = _instant(raw.get("at") if key == CLOCK_KEY else raw.get(AS_OF))
+            if at is not None and (clock is None or at > clock):
+                clock = at
+            if key == CLOCK_KEY:
+                continue
+            try:
+                index.set(str(key), self._due_of(raw))
+            except (ValueError, TypeError, OverflowError):
+                continue
+        self._indexes[partition] = index
+        if clock is not None:
+            self._clocks[partition] = clock
+        return len(index)
+
+    def index(self, partition: int) -> TimerIndex:
+        return self._indexes[partition]
+
+    def advance(self, partition: int, at: datetime) -> tuple[datetime, bool]:
+        """The partition's stream time after seeing ``at`` (never backwards), and whether it moved."""
+        current = self._clocks.get(partition)
+        if current is not None and at <= current:
+            return current, False
+        self._clocks[partition] = at
+        return at, True
