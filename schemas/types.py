@@ -48,7 +48,7 @@ MONEY_LIMIT = Decimal(10) ** 18
 
 UNFIT_TYPES = frozenset(
     {"text_type", "integer_type", "integer_parsing", "integer_range", "money_type", "money_parsing",
-     "money_range", "timestamp_type", "timestamp_parsing", "timestamp_range", "enum_type"}
+     "money_range", "timestamp_type", "timestamp_parsing", "timestamp_range", "enum_type", "text_too_long"}
 )  # fmt: skip
 """Error types these validators raise. Their messages are fixed text (never the value), so the
 tolerant parse may copy them into a field problem's reason."""
@@ -243,7 +243,14 @@ Quantity = Annotated[int, BeforeValidator(_count_or_zero)]
 # ---- text ----
 
 
+MAX_TEXT_CHARS = 65_536
+"""The most characters a HubSpot text property holds: a longer value would fail its whole batch at
+HubSpot (and bloat every state and changelog write), so it is a field problem here instead."""
+
+
 def _text(value: Any) -> Any:
+    if type(value) is str and len(value) > MAX_TEXT_CHARS:
+        raise _unfit("text_too_long", f"longer than {MAX_TEXT_CHARS} characters, HubSpot's limit for text")
     if value is None or type(value) is str:
         return value
     if isinstance(value, str):
@@ -258,7 +265,7 @@ def _text(value: Any) -> Any:
 
 
 def _maybe_text(value: Any) -> Any:
-    if type(value) is str:
+    if type(value) is str and len(value) <= MAX_TEXT_CHARS:
         return None if not value or value.isspace() else value
     return _text(value)
 

@@ -677,3 +677,19 @@ def test_no_rule_raises_on_a_broken_field(data: st.DataObject) -> None:
         pipeline.tick(AT + timedelta(days=days))
     identity = len(path) == 1 and path[0] in BODY_MODELS[topic].identity
     assert identity or pipeline.dead_letters == [], (topic, format_path(path), shape, pipeline.dead_letters)
+
+
+def test_text_longer_than_hubspot_holds_is_a_field_problem_and_the_rest_syncs() -> None:
+    """A 2 MB note would fail its whole HubSpot batch and bloat every state write: absent instead."""
+    from schemas.shopify import Customer
+    from schemas.tolerance import parse_tolerant
+    from schemas.types import MAX_TEXT_CHARS
+
+    body = {"id": 1, "email": "a@example.com", "note": "x" * (MAX_TEXT_CHARS + 1), "first_name": "Al"}
+    record, problems = parse_tolerant(Customer, body, "customers/create")
+    assert isinstance(record, Customer)
+    assert record.note is None and record.first_name == "Al"
+    assert [p.path for p in problems] == ["note"]
+    assert "x" * 10 not in problems[0].reason
+    record, problems = parse_tolerant(Customer, {**body, "note": "x" * MAX_TEXT_CHARS}, "customers/create")
+    assert problems == () and isinstance(record, Customer) and record.note is not None
