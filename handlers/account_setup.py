@@ -9,9 +9,9 @@ looked up by label, never hard-coded (ids made in HubSpot's UI are numeric).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-from handlers.hubspot_client import HubSpotClient
+from handlers.hubspot_client import HubSpotAccessError, HubSpotClient, HubSpotError
 from schemas.commands import ObjectType
 from streams.mapping import CONTACT_FIELDS, DEAL_FIELDS, PRODUCT_FIELDS, FieldMap, PropertyType
 from streams.rules.journeys import STAGES
@@ -109,6 +109,8 @@ class AccountSchema:
 
     pipeline_id: str
     stage_ids: dict[str, str]  # stage label -> stage id
+    time_zone: str | None = None  # the account's zone: its midnight resets the daily limit
+    utc_offset_ms: int | None = None
 
 
 async def ensure_properties(client: HubSpotClient) -> int:
@@ -149,6 +151,24 @@ async def ensure_pipeline(client: HubSpotClient, label: str) -> AccountSchema:
     return AccountSchema(pipeline_id=str(pipeline["id"]), stage_ids=stage_ids)
 
 
+async def account_time_zone(client: HubSpotClient) -> tuple[str | None, int | None]:
+    """The account's time zone setting (``GET /account-info/v3/details``), or (None, None) when
+    the token may not read it: the writer then probes for the daily reset instead of computing it."""
+    try:
+        status, body = await client.call("GET", "/account-info/v3/details")
+    except (HubSpotError, HubSpotAccessError):  # a token without the scope still syncs
+        return None, None
+    if status != 200:
+        return None, None
+    zone, offset = body.get("timeZone"), body.get("utcOffsetMilliseconds")
+    return (
+        zone if isinstance(zone, str) and zone else None,
+        offset if isinstance(offset, int) and not isinstance(offset, bool) else None,
+    )
+
+
 async def set_up_account(client: HubSpotClient, pipeline_label: str) -> AccountSchema:
     await ensure_properties(client)
-    return await ensure_pipeline(client, pipeline_label)
+    schema = await ensure_pipeline(client, pipeline_label)
+    zone, offset = await account_time_zone(client)
+    return replace(schema, time_zone=zone, utc_offset_ms=offset)

@@ -10,6 +10,7 @@ token is sent in a header and appears in no log line, exception or repr.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import time
@@ -37,8 +38,23 @@ class HubSpotUnavailableError(Exception):
     """HubSpot could not be reached or kept failing after every retry; nothing was applied for sure."""
 
 
+class HubSpotAccessError(HubSpotUnavailableError):
+    """HubSpot refuses the token itself (401, or 403 for a missing scope): no record is at fault,
+    so the writer waits for an operator to fix the token or the app's scopes, dead-lettering
+    nothing, as for an outage."""
+
+
 class DailyLimitError(HubSpotUnavailableError):
-    """The account's daily request allowance is used up: wait for the next day."""
+    """The account's daily request allowance is used up: wait for the next day.
+
+    ``daily`` and ``remaining`` are what ``X-HubSpot-RateLimit-Daily``/``-Daily-Remaining`` said
+    last (None when HubSpot sent neither): what can be known of the allowance, never when it resets.
+    """
+
+    def __init__(self, message: str, daily: int | None = None, remaining: int | None = None) -> None:
+        super().__init__(message)
+        self.daily = daily
+        self.remaining = remaining
 
 
 @dataclass
@@ -54,6 +70,8 @@ class RatePacer:
     margin: float = 0.9
     sent: deque[float] = field(default_factory=deque)
     paused_until: float = 0.0
+    daily: int | None = None
+    daily_remaining: int | None = None
 
     async def acquire(self) -> None:
         while True:
@@ -80,6 +98,13 @@ class RatePacer:
                 self.paused_until = time.monotonic() + self.interval_s
         except ValueError:
             pass  # a malformed header is ignored, the previous values stand
+        for header, name in (
+            ("x-hubspot-ratelimit-daily", "daily"),
+            ("x-hubspot-ratelimit-daily-remaining", "daily_remaining"),
+        ):
+            with contextlib.suppress(ValueError, TypeError):
+                if header in headers:
+                    setattr(self, name, int(headers[header]))
 
 
 @dataclass(frozen=True)
@@ -133,8 +158,9 @@ class HubSpotClient:
         """Send one request, retrying what may succeed later; return (status, parsed body).
 
         Raises HubSpotError for a permanent 4xx (except 404 and 409, which are returned, since
-        callers treat "not found" and "already exists" as answers), DailyLimitError when the daily
-        allowance is gone, HubSpotUnavailableError when every retry failed.
+        callers treat "not found" and "already exists" as answers), HubSpotAccessError for 401 and
+        403 (the token, not the request, is refused), DailyLimitError when the daily allowance is
+        gone, HubSpotUnavailableError when every retry failed.
         """
         last = "no attempt"
         attempt = 0
@@ -156,7 +182,11 @@ class HubSpotClient:
                 # Honoured, not counted as a failed attempt: a 429 storm only slows us down.
                 self.stats.rate_limited += 1
                 if body.get("policyName") == "DAILY":
-                    raise DailyLimitError("HubSpot's daily request limit is reached")
+                    raise DailyLimitError(
+                        "HubSpot's daily request limit is reached",
+                        self.pacer.daily,
+                        self.pacer.daily_remaining,
+                    )
                 throttled += 1
                 if throttled > self.retry.max_throttled:
                     raise HubSpotUnavailableError(f"{method} {path}: rate limited {throttled} times in a row")
@@ -172,6 +202,12 @@ class HubSpotClient:
                 await asyncio.sleep(self.retry.delay(attempt))
                 attempt += 1
                 continue
+            if response.status_code in (401, 403):
+                category = body.get("category") or "no category"
+                raise HubSpotAccessError(
+                    f"{method} {path}: HubSpot refused the token ({response.status_code}, {category}); "
+                    "check HUBSPOT_TOKEN and the private app's scopes"
+                )
             if response.status_code >= 400 and response.status_code not in (404, 409):
                 raise HubSpotError(response.status_code, body)
             return response.status_code, body

@@ -9,8 +9,9 @@ Where HubSpot's behaviour is unknown or needlessly complex here, the sandbox sim
   email); emails are stored trimmed and lower-cased. Search EQ is case-insensitive too.
 - A whole batch fails with 400 for invalid properties, pipeline/stage or product ids, a bad
   ``idProperty`` or duplicates within the batch, and with 409 "Existing ID: N" for a unique clash;
-  only missing records fail input by input (207). A missing id in batch/archive is a 207 (HubSpot
-  may answer 204).
+  only missing records fail input by input (207), and the inputs the ``batch_error_rate`` fault
+  picks (also on association ``batch/archive``, which HubSpot documents as 204 only). A missing id
+  in batch/archive is a 207 (HubSpot may answer 204).
 - Modified dates move only when a value changes, so a replayed upsert leaves a record untouched.
 - A stage given without a pipeline goes to the "default" pipeline; stages are checked by id only.
 - Search results appear immediately (HubSpot's search index lags), with no separate search limit
@@ -20,6 +21,8 @@ Where HubSpot's behaviour is unknown or needlessly complex here, the sandbox sim
   webhook deliveries still pending when the sandbox stops are lost (HubSpot retries for hours).
 - Pipelines are deals-only, without update or delete; property groups are not checked.
 - Association batches are capped at 100 inputs, like object batches.
+- ``/account-info/v3/details`` answers a fixed standard account (USD, ``na1``) in ``time_zone``;
+  no other account-info endpoint exists.
 """
 
 from hubspot_sandbox.config import SandboxConfig

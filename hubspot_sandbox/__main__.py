@@ -44,6 +44,26 @@ def main() -> None:
 @click.option("--fault-5xx-rate", type=float, default=0.0, show_default=True)
 @click.option("--latency-ms", type=int, default=0, show_default=True)
 @click.option("--drop-rate", type=float, default=0.0, show_default=True)
+@click.option(
+    "--batch-error-rate",
+    type=float,
+    default=0.0,
+    show_default=True,
+    help="Share of batch inputs that fail on their own (answered with a 207).",
+)
+@click.option(
+    "--batch-error-category",
+    type=click.Choice(["INTERNAL_ERROR", "VALIDATION_ERROR"]),
+    default="INTERNAL_ERROR",
+    show_default=True,
+    help="Transient failure, or final refusal.",
+)
+@click.option(
+    "--time-zone",
+    default="US/Eastern",
+    show_default=True,
+    help="The account's time zone: its midnight resets the daily limit.",
+)
 @click.option("--portal-id", type=int, default=62515, show_default=True)
 @click.option("--log-level", default="info", show_default=True)
 def serve(
@@ -58,6 +78,9 @@ def serve(
     fault_5xx_rate: float,
     latency_ms: int,
     drop_rate: float,
+    batch_error_rate: float,
+    batch_error_category: str,
+    time_zone: str,
     portal_id: int,
     log_level: str,
 ) -> None:
@@ -76,6 +99,9 @@ def serve(
             fault_5xx_rate=fault_5xx_rate,
             latency_ms=latency_ms,
             drop_rate=drop_rate,
+            batch_error_rate=batch_error_rate,
+            batch_error_category=batch_error_category,
+            time_zone=time_zone,
             portal_id=portal_id,
         )
     except ValidationError as exc:  # secrets are SecretStr, so the message never shows them

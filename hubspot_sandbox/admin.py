@@ -14,7 +14,7 @@ from hubspot_sandbox.state import STATE, SandboxState
 routes = web.RouteTableDef()
 
 _LIMITS = {"rate_limit_per_10s", "rate_limit_daily"}
-_FAULTS = {"fault_5xx_rate", "latency_ms", "drop_rate"}
+_FAULTS = {"fault_5xx_rate", "latency_ms", "drop_rate", "batch_error_rate", "batch_error_category"}
 
 
 def _settings(state: SandboxState) -> JSON:
@@ -53,7 +53,8 @@ async def get_faults(request: web.Request) -> web.Response:
 
 @routes.post("/_sandbox/faults")
 async def set_faults(request: web.Request) -> web.Response:
-    """Change any of fault_5xx_rate, latency_ms, drop_rate, rate_limit_per_10s, rate_limit_daily."""
+    """Change any of fault_5xx_rate, latency_ms, drop_rate, batch_error_rate, batch_error_category,
+    rate_limit_per_10s, rate_limit_daily."""
     state, body = request.app[STATE], await read_body(request)
     unknown = set(body) - _LIMITS - _FAULTS
     if unknown:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable
+from datetime import timedelta
+from zoneinfo import ZoneInfo
 
 from aiohttp import web
 
@@ -24,6 +26,7 @@ routes = web.RouteTableDef()
 OBJECTS = "/crm/v3/objects/{object_type}"
 
 BatchWrite = Callable[[sqlite3.Connection, ObjectType, JSON, int], Outcome]
+BatchWork = Callable[[sqlite3.Connection, JSON], Outcome]
 
 
 def _state(request: web.Request) -> SandboxState:
@@ -39,9 +42,49 @@ def _removed(state: SandboxState, otype: ObjectType, ids: list[int]) -> None:
         state.webhooks.contacts_deleted(ids)
 
 
+def _object_id_shown(item: JSON) -> str:
+    return str(item.get("id"))
+
+
+def _from_id_shown(item: JSON) -> str:
+    given = item.get("from")
+    return str(given.get("id")) if isinstance(given, dict) else str(given)
+
+
+def _with_input_faults(
+    state: SandboxState, body: JSON, work: BatchWork, shown: Callable[[JSON], str] = _object_id_shown
+) -> Callable[[sqlite3.Connection], Outcome]:
+    """The batch's work, with the inputs ``batch_error_rate`` picks failing on their own (207).
+
+    The whole batch is first checked as HubSpot would (a dry run, rolled back), so a batch
+    HubSpot refuses (400, 409) is still refused whole: the fault only ever fails inputs of a
+    batch that would have been applied, and the failed inputs change nothing.
+    """
+    inputs = body.get("inputs")
+    failing = state.faults.failing_inputs(len(inputs)) if isinstance(inputs, list) else set()
+    if not failing or not isinstance(inputs, list):
+        return lambda conn: work(conn, body)
+
+    def run(conn: sqlite3.Connection) -> Outcome:
+        conn.execute("SAVEPOINT whole_batch")
+        try:
+            work(conn, body)
+        finally:
+            conn.execute("ROLLBACK TO whole_batch")
+            conn.execute("RELEASE whole_batch")
+        kept = [item for i, item in enumerate(inputs) if i not in failing]
+        outcome = work(conn, {**body, "inputs": kept}) if kept else Outcome()
+        outcome.errors.extend(state.faults.input_error(shown(inputs[i])) for i in sorted(failing))
+        return outcome
+
+    return run
+
+
 async def _batch_write(request: web.Request, write: BatchWrite, ok_status: int = 200) -> web.Response:
     state, otype, body, started = _state(request), _type(request), await read_body(request), now_ms()
-    outcome = state.store.run(lambda conn: write(conn, otype, body, started))
+    outcome = state.store.run(
+        _with_input_faults(state, body, lambda conn, given: write(conn, otype, given, started))
+    )
     return batch_response(outcome, started, ok_status)
 
 
@@ -72,14 +115,20 @@ async def batch_upsert(request: web.Request) -> web.Response:
 async def batch_read(request: web.Request) -> web.Response:
     state, otype, body, started = _state(request), _type(request), await read_body(request), now_ms()
     archived = flag(request, "archived") or body.get("archived") is True
-    outcome = state.store.run(lambda conn: reads.batch_read(conn, otype, body, archived=archived))
+    outcome = state.store.run(
+        _with_input_faults(
+            state, body, lambda conn, given: reads.batch_read(conn, otype, given, archived=archived)
+        )
+    )
     return batch_response(outcome, started)
 
 
 @routes.post(OBJECTS + "/batch/archive")
 async def batch_archive(request: web.Request) -> web.Response:
     state, otype, body, started = _state(request), _type(request), await read_body(request), now_ms()
-    outcome = state.store.run(lambda conn: writes.batch_archive(conn, otype, body, started))
+    outcome = state.store.run(
+        _with_input_faults(state, body, lambda conn, given: writes.batch_archive(conn, otype, given, started))
+    )
     _removed(state, otype, outcome.removed)
     return batch_response(outcome, started) if outcome.errors else no_content()
 
@@ -204,16 +253,50 @@ async def get_pipeline(request: web.Request) -> web.Response:
 async def associate(request: web.Request) -> web.Response:
     state, body, started = _state(request), await read_body(request), now_ms()
     from_type, to_type = _type(request, "from_type"), _type(request, "to_type")
-    results, errors = state.store.run(lambda conn: associations.create(conn, from_type, to_type, body))
-    return batch_response(Outcome(results=results, errors=errors), started, 201)
+
+    def work(conn: sqlite3.Connection, given: JSON) -> Outcome:
+        results, errors = associations.create(conn, from_type, to_type, given)
+        return Outcome(results=results, errors=errors)
+
+    outcome = state.store.run(_with_input_faults(state, body, work, _from_id_shown))
+    return batch_response(outcome, started, 201)
 
 
 @routes.post("/crm/v4/associations/{from_type}/{to_type}/batch/archive")
 async def dissociate(request: web.Request) -> web.Response:
-    state, body = _state(request), await read_body(request)
+    state, body, started = _state(request), await read_body(request), now_ms()
     from_type, to_type = _type(request, "from_type"), _type(request, "to_type")
-    state.store.run(lambda conn: associations.archive(conn, from_type, to_type, body))
-    return no_content()
+
+    def work(conn: sqlite3.Connection, given: JSON) -> Outcome:
+        associations.archive(conn, from_type, to_type, given)
+        return Outcome()
+
+    outcome = state.store.run(_with_input_faults(state, body, work, _from_id_shown))
+    return batch_response(outcome, started) if outcome.errors else no_content()
+
+
+@routes.get("/account-info/v3/details")
+async def account_details(request: web.Request) -> web.Response:
+    """The account's settings, as HubSpot's account information API gives them; the writer reads
+    ``timeZone`` to know when the daily limit resets (midnight in that zone)."""
+    state = _state(request)
+    offset = state.now().astimezone(ZoneInfo(state.config.time_zone)).utcoffset() or timedelta(0)
+    total_minutes = int(offset.total_seconds()) // 60
+    sign = "-" if total_minutes < 0 else "+"
+    hours, minutes = divmod(abs(total_minutes), 60)
+    return json_response(
+        {
+            "portalId": state.config.portal_id,
+            "accountType": "STANDARD",
+            "timeZone": state.config.time_zone,
+            "companyCurrency": "USD",
+            "additionalCurrencies": [],
+            "utcOffset": f"{sign}{hours:02d}:{minutes:02d}",
+            "utcOffsetMilliseconds": total_minutes * 60_000,
+            "uiDomain": "app.hubspot.com",
+            "dataHostingLocation": "na1",
+        }
+    )
 
 
 @routes.get("/crm/v4/objects/{from_type}/{object_id}/associations/{to_type}")

@@ -7,6 +7,8 @@ in the running sandbox, and this object only seeds them.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
@@ -30,6 +32,16 @@ class SandboxConfig(BaseModel):
     fault_5xx_rate: float = Field(default=0.0, ge=0.0, le=1.0)
     latency_ms: int = Field(default=0, ge=0)
     drop_rate: float = Field(default=0.0, ge=0.0, le=1.0)
+    batch_error_rate: float = Field(
+        default=0.0, ge=0.0, le=1.0, description="Share of batch inputs that fail on their own (a 207)."
+    )
+    batch_error_category: Literal["INTERNAL_ERROR", "VALIDATION_ERROR"] = Field(
+        default="INTERNAL_ERROR", description="What those inputs answer: transient, or a final refusal."
+    )
+    time_zone: str = Field(
+        default="US/Eastern",
+        description="The account's time zone (IANA name): the daily limit resets at its midnight.",
+    )
     fault_seed: int | None = Field(default=None, description="Seed of the fault dice, for repeatable runs.")
     portal_id: int = Field(default=62515, ge=1)
     app_id: int = Field(default=1160452, ge=1)
@@ -41,4 +53,8 @@ class SandboxConfig(BaseModel):
             raise ValueError("webhook_url needs a webhook_secret (the app secret that signs deliveries)")
         if not self.token.get_secret_value():
             raise ValueError("token must not be empty")
+        try:
+            ZoneInfo(self.time_zone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"time_zone {self.time_zone!r} is not an IANA time zone") from None
         return self

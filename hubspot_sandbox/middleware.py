@@ -1,9 +1,10 @@
 """What happens to every request before a route sees it.
 
-For ``/crm/*``, in HubSpot's order as far as a client can tell: count it, add the injected
-latency, maybe drop the connection or answer a 5xx (before any work), check the bearer token,
-apply the rate limits; then attach the rate-limit headers to whatever the answer is.
-``/_sandbox/*`` skips all of that. Every error becomes a JSON body.
+For HubSpot's API (``/crm/*``, ``/account-info/*``: everything but ``/_sandbox/*``), in HubSpot's
+order as far as a client can tell: count it, add the injected latency, maybe drop the connection
+or answer a 5xx (before any work), check the bearer token, apply the rate limits; then attach the
+rate-limit headers to whatever the answer is. ``/_sandbox/*`` skips all of that. Every error
+becomes a JSON body.
 """
 
 from __future__ import annotations
@@ -58,7 +59,7 @@ def _authorized(request: web.Request, token: str) -> bool:
 
 @web.middleware
 async def crm_gate(request: web.Request, handler: Handler) -> web.StreamResponse:
-    if not request.path.startswith("/crm/"):
+    if request.path.startswith("/_sandbox/"):
         return await _answer(request, handler)
     state = request.app[STATE]
     token = state.config.token.get_secret_value()

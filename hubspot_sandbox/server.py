@@ -6,8 +6,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
 
 from aiohttp import web
 
@@ -26,17 +28,32 @@ log = logging.getLogger(__name__)
 
 class Sandbox:
     """A running sandbox. ``url`` is its base URL (use it as HUBSPOT_BASE_URL); ``state`` gives
-    in-process access to the store, limiter, faults and counters."""
+    in-process access to the store, limiter, faults and counters.
 
-    def __init__(self, config: SandboxConfig) -> None:
+    ``now`` is the wall clock the daily limit follows (its day starts at midnight in the account's
+    ``time_zone``, as HubSpot's does); a test passes its own clock to cross midnight instantly."""
+
+    def __init__(self, config: SandboxConfig, *, now: Callable[[], datetime] | None = None) -> None:
         self.config = config
         store = Store(config.db_path)
+        zone = ZoneInfo(config.time_zone)
+        clock = now or (lambda: datetime.now(UTC))
         self.state = SandboxState(
             config=config,
             store=store,
-            limiter=RateLimiter(config.rate_limit_per_10s, config.rate_limit_daily),
+            limiter=RateLimiter(
+                config.rate_limit_per_10s,
+                config.rate_limit_daily,
+                today=lambda: clock().astimezone(zone).date().isoformat(),
+            ),
             faults=Faults(
-                FaultSettings(config.fault_5xx_rate, config.latency_ms, config.drop_rate),
+                FaultSettings(
+                    config.fault_5xx_rate,
+                    config.latency_ms,
+                    config.drop_rate,
+                    config.batch_error_rate,
+                    config.batch_error_category,
+                ),
                 seed=config.fault_seed,
             ),
             stats=Stats(),
@@ -49,6 +66,7 @@ class Sandbox:
                 max_attempts=config.webhook_max_attempts,
                 backoff_s=config.webhook_backoff_s,
             ),
+            now=clock,
         )
         self._runner: web.AppRunner | None = None
         self.url = ""
@@ -79,8 +97,10 @@ class Sandbox:
 
 
 @asynccontextmanager
-async def running_sandbox(config: SandboxConfig) -> AsyncIterator[Sandbox]:
-    sandbox = Sandbox(config)
+async def running_sandbox(
+    config: SandboxConfig, *, now: Callable[[], datetime] | None = None
+) -> AsyncIterator[Sandbox]:
+    sandbox = Sandbox(config, now=now)
     try:
         await sandbox.start()
         yield sandbox

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 from aiohttp import web
 
@@ -22,6 +24,7 @@ class SandboxState:
     faults: Faults
     stats: Stats
     webhooks: WebhookSender
+    now: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
 
 
 STATE = web.AppKey("state", SandboxState)

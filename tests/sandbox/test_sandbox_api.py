@@ -718,3 +718,76 @@ async def test_the_token_and_the_secret_never_reach_logs_or_errors(
     logged = "\n".join(r.getMessage() for r in caplog.records)
     assert "unreachable" in logged
     assert TOKEN not in logged and SECRET not in logged
+
+
+async def test_batch_error_fault_fails_inputs_alone_in_hubspots_207_and_applies_nothing_of_them(
+    client: httpx.AsyncClient,
+) -> None:
+    """``batch_error_rate``: every chosen input fails alone, in HubSpot's 207 shape (status,
+    results, numErrors, errors with category, message and context ids); the rest is applied."""
+    contact = (await upsert(client, "contacts", "email", {"a@example.com": {}}))["results"][0]["id"]
+    deals = await post(
+        client, "/crm/v3/objects/deals/batch/create", {"inputs": [{"properties": {}}] * 3}, 201
+    )
+    deal_ids = [r["id"] for r in deals["results"]]
+    spec = [{"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": 3}]
+    links = {"inputs": [{"from": {"id": d}, "to": {"id": contact}, "types": spec} for d in deal_ids]}
+
+    await post(
+        client, "/_sandbox/faults", {"batch_error_rate": 1.0, "batch_error_category": "VALIDATION_ERROR"}, 200
+    )
+    body = await post(client, "/crm/v4/associations/deals/contacts/batch/create", links, 207)
+    assert body["status"] == "COMPLETE" and body["results"] == [] and body["numErrors"] == 1
+    (error,) = body["errors"]
+    assert error["status"] == "error" and error["category"] == "VALIDATION_ERROR" and error["message"]
+    assert sorted(error["context"]["ids"]) == sorted(deal_ids)
+    body = await post(
+        client,
+        "/crm/v3/objects/contacts/batch/upsert",
+        {"inputs": [{"id": "b@example.com", "idProperty": "email", "properties": {}}]},
+        207,
+    )
+    assert body["errors"][0]["context"]["ids"] == ["b@example.com"]
+    # Still refused whole when HubSpot would refuse the batch: the fault never makes it lenient.
+    bad = {
+        "inputs": [{"id": "c@example.com", "idProperty": "email", "properties": {"no_such_property": "x"}}]
+    }
+    await post(client, "/crm/v3/objects/contacts/batch/upsert", bad, 400)
+    await post(client, "/crm/v4/associations/deals/contacts/batch/archive",
+               {"inputs": [{"from": {"id": deal_ids[0]}, "to": [{"id": contact}]}]}, 207)  # fmt: skip
+
+    await post(
+        client, "/_sandbox/faults", {"batch_error_rate": 0.5, "batch_error_category": "INTERNAL_ERROR"}, 200
+    )
+    settings = await post(client, "/_sandbox/faults", {"batch_error_category": "NOPE"}, 400)
+    assert "batch_error_category" in settings["message"]
+    response = await client.post("/crm/v4/associations/deals/contacts/batch/create", json=links)
+    assert response.status_code in (201, 207)
+    body = response.json()
+    await post(client, "/_sandbox/faults", {"batch_error_rate": 0.0}, 200)
+    dump = (await client.get("/_sandbox/dump")).json()
+    assert [c["properties"]["email"] for c in dump["contacts"]] == ["a@example.com"], (
+        "failed inputs wrote nothing"
+    )
+    made = {str(r["fromObjectId"]) for r in body["results"]}
+    failed = {i for e in body.get("errors", []) for i in e["context"]["ids"]}
+    assert made | failed == set(deal_ids) and not made & failed
+    held = {a["from_id"] for a in dump["associations"] if a["from_type"] == "deals"}
+    assert held == made, "exactly the links the answer lists as made"
+
+
+async def test_account_details_give_the_time_zone_whose_midnight_resets_the_daily_limit(
+    start_sandbox: StartSandbox,
+) -> None:
+    sandbox = await start_sandbox(time_zone="Europe/Paris")
+    async with httpx.AsyncClient(base_url=sandbox.url) as anonymous:
+        assert (await anonymous.get("/account-info/v3/details")).status_code == 401
+    async with http_client(sandbox) as client:
+        response = await client.get("/account-info/v3/details")
+    details = response.json()
+    assert details["timeZone"] == "Europe/Paris" and details["portalId"] == 62515
+    assert details["utcOffsetMilliseconds"] in (3_600_000, 7_200_000)
+    assert details["utcOffset"] in ("+01:00", "+02:00")
+    assert "X-HubSpot-RateLimit-Daily-Remaining" in response.headers
+    with pytest.raises(ValidationError):
+        SandboxConfig(db_path=Path("x.db"), token=TOKEN, time_zone="Mars/Olympus")
