@@ -4,12 +4,16 @@
 configured secret, for rotation) before anything is parsed; the body is wrapped in a delivery
 envelope with Shopify's headers and the bridge's receive time, and appended to its topic under its
 record's key. The answer is 200 only after Kafka acknowledged the append (acks=all, idempotent
-producer); if Kafka is down or slow the answer is 503 within Shopify's 5-second budget, so Shopify
-retries, and a retry that duplicates an append is dropped downstream by its event id.
+producer); if Kafka cannot take it within ``SHOPSYNC_BRIDGE_APPEND_TIMEOUT_S`` the answer is 503
+within Shopify's 5-second budget, so Shopify retries, and a retry that duplicates an append is
+dropped downstream by its event id. The producer heals itself (``handlers.appender``): one that
+a broker restart or a fatal idempotence error left unusable is rebuilt and the append retried
+within the same budget, without restarting the bridge.
 
-``POST /webhooks/hubspot`` takes HubSpot's signed ``contact.deletion`` events (signature v3,
-at most 5 minutes old), looks up the deleted contact's email (HubSpot keeps archived contacts
-readable), and appends them to ``hubspot.events`` for the C4 rule.
+``POST /webhooks/hubspot`` takes HubSpot's signed contact deletions (signature v3, at most 5
+minutes old: ``contact.deletion``, ``contact.privacyDeletion``, and ``object.deletion`` of a
+contact) and appends each to ``hubspot.events`` under the contact's HubSpot id, without calling
+HubSpot (R5): the worker resolves the email from the writer's id map.
 
 Bad input never crashes it or blocks others: bad or missing signature 401, a body over the limit
 413, broken JSON 400; a Shopify topic the product does not consume (or whose body is not a full
@@ -23,8 +27,9 @@ is stored rather than answered 500. Sizes agree end to end (R6): the body limit 
 ``SHOPSYNC_MAX_RECORD_BYTES`` so that the envelope, the worker's forwards and a dead letter of it
 all fit every topic and producer; an envelope that still comes out larger, or a record Kafka
 refuses as too large, is answered 413 and logged, never acknowledged and lost later.
-``GET /healthz`` is liveness; ``GET /readyz`` is 200 only while Kafka answers. Logs are JSON lines
-with no secrets and no payloads.
+``GET /healthz`` is liveness; ``GET /readyz`` is 200 only while an append to every topic the bridge
+writes can succeed (a metadata probe, cached 1.5 s; see ``handlers.appender``). Logs are JSON
+lines with no secrets and no payloads.
 """
 
 from __future__ import annotations
@@ -32,85 +37,22 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 from aiohttp import web
-from aiokafka import AIOKafkaProducer
-from aiokafka.errors import MessageSizeTooLargeError, RecordTooLargeError
 from pydantic import ValidationError
 
-from handlers.hubspot_client import HubSpotClient, HubSpotError, HubSpotUnavailableError
+from handlers.appender import SIZE_ERRORS, KafkaAppender
 from handlers.signatures import hubspot_verified, shopify_verified
 from schemas.envelope import Delivery, HubSpotContactDeletion, encode
 from schemas.rawjson import load_body
 from shopsync.config import Settings
-from streams.topics import TopicName, UnroutableError, ensure_topics, route, topic_name
+from streams.topics import UnroutableError, ensure_topics, route
 
 log = logging.getLogger("shopsync.bridge")
 SIMULATED_RECEIVED_AT = "X-Shopsync-Simulated-Received-At"
-
-
-class KafkaAppender:
-    """An idempotent acks=all producer that may start after the bridge (Kafka down at boot)."""
-
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-        self._producer: AIOKafkaProducer | None = None
-        self._lock = asyncio.Lock()
-        self._ready_checked = 0.0
-        self._ready = False
-
-    async def _started(self) -> AIOKafkaProducer:
-        async with self._lock:
-            if self._producer is None:
-                producer = AIOKafkaProducer(
-                    bootstrap_servers=self.settings.kafka_bootstrap_servers,
-                    acks="all",
-                    enable_idempotence=True,
-                    request_timeout_ms=int(self.settings.bridge_append_timeout_s * 1000),
-                    max_request_size=self.settings.kafka_message_bytes(),
-                )
-                try:
-                    await asyncio.wait_for(producer.start(), self.settings.bridge_append_timeout_s)
-                except BaseException:
-                    with contextlib.suppress(Exception):
-                        await producer.stop()
-                    raise
-                self._producer = producer
-            return self._producer
-
-    async def append(self, name: TopicName, key: bytes, value: bytes) -> None:
-        """Append and wait for Kafka's acknowledgement (raises on failure or timeout)."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.settings.bridge_append_timeout_s
-        producer = await self._started()
-        remaining = max(0.1, deadline - loop.time())
-        await asyncio.wait_for(
-            producer.send_and_wait(topic_name(self.settings, name), value, key=key), remaining
-        )
-
-    async def ready(self) -> bool:
-        """Whether Kafka answers now (checked at most every 2 seconds)."""
-        if time.monotonic() - self._ready_checked < 2.0:
-            return self._ready
-        self._ready_checked = time.monotonic()
-        try:
-            producer = await self._started()
-            self._ready = bool(
-                await asyncio.wait_for(
-                    producer.client.force_metadata_update(), self.settings.bridge_append_timeout_s
-                )
-            )
-        except Exception:
-            self._ready = False
-        return self._ready
-
-    async def close(self) -> None:
-        if self._producer is not None:
-            await self._producer.stop()
 
 
 def _event(kind: str, **fields: Any) -> None:
@@ -133,13 +75,44 @@ def _error(status: int, message: str) -> web.Response:
     return web.json_response({"status": "error", "message": message}, status=status)
 
 
+CONTACT_OBJECT_TYPE_ID = "0-1"
+
+
+def contact_deletion_privacy(event: object) -> bool | None:
+    """Whether a HubSpot webhook event deletes a contact permanently (GDPR: True), deletes one
+    (False), or is no contact deletion (None). HubSpot's legacy subscriptions send
+    ``contact.deletion`` and, for a GDPR deletion, ``contact.privacyDeletion`` as well; the
+    generic ones send ``object.deletion`` with ``objectTypeId`` "0-1" for contacts."""
+    if not isinstance(event, dict):
+        return None
+    kind = event.get("subscriptionType")
+    if kind == "contact.deletion":
+        return False
+    if kind == "contact.privacyDeletion":
+        return True
+    if kind == "object.deletion" and str(event.get("objectTypeId")) == CONTACT_OBJECT_TYPE_ID:
+        return False
+    return None
+
+
+def _positive_int(value: object) -> int:
+    """An id or epoch-milliseconds as HubSpot sends it: a JSON integer, or integer text."""
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise TypeError("not an integer")
+    if isinstance(value, str) and not (value.isascii() and value.isdigit()):
+        raise ValueError("not integer text")
+    number = int(value)
+    if number <= 0:
+        raise ValueError("not a positive integer")
+    return number
+
+
 class Bridge:
     """The bridge's request handlers, bound to its settings and Kafka appender."""
 
-    def __init__(self, settings: Settings, appender: KafkaAppender, hubspot: HubSpotClient | None) -> None:
+    def __init__(self, settings: Settings, appender: KafkaAppender) -> None:
         self.settings = settings
         self.appender = appender
-        self.hubspot = hubspot
         self.simulated_now: datetime | None = None  # simulation mode only: the scenario's clock
 
     async def shopify(self, request: web.Request) -> web.Response:
@@ -181,7 +154,7 @@ class Bridge:
                           f"{self.settings.max_delivery_bytes()} (SHOPSYNC_MAX_RECORD_BYTES)")  # fmt: skip
         try:
             await self.appender.append(name, key, value)
-        except (MessageSizeTooLargeError, RecordTooLargeError) as exc:
+        except SIZE_ERRORS as exc:
             # A topic made with a smaller max.message.bytes than this bridge's (run `shopsync
             # topics` to raise it): refused now, rather than 503s retried until Shopify gives up.
             _event("shopify.too_large", topic=topic, event_id=event_id, record_bytes=len(value),
@@ -203,6 +176,16 @@ class Bridge:
         return datetime.now(UTC).isoformat()
 
     async def hubspot_webhook(self, request: web.Request) -> web.Response:
+        """HubSpot's contact deletions, appended by the contact's HubSpot id alone (R5, C4).
+
+        Nothing here calls HubSpot: HubSpot does not retry a webhook it got a 200 for, so an email
+        looked up while HubSpot's API is down was a deletion lost for good. The worker resolves the
+        email from the writer's id map instead. The answer is 200 only after every deletion in the
+        batch was acknowledged by Kafka; 503 otherwise (HubSpot retries the batch, and the
+        deletions stored meanwhile are appended again, which the worker's C4 rule absorbs). Events
+        of other kinds are ignored; a deletion without a readable ``objectId`` cannot name a
+        contact: the others are stored and the answer is 400.
+        """
         raw = await _read_body(request, self.settings.bridge_body_limit())
         uri = self._public_uri(request)
         secret = self.settings.hubspot_app_secret.get_secret_value().encode()
@@ -218,47 +201,59 @@ class Bridge:
             return _error(400, "the body is not valid JSON")
         if not isinstance(events, list):
             return _error(400, "expected a JSON array of events")
-        stored = 0
+        deletions: list[HubSpotContactDeletion] = []
+        unreadable = 0
         for event in events:
-            if not isinstance(event, dict) or event.get("subscriptionType") != "contact.deletion":
+            privacy = contact_deletion_privacy(event)
+            if privacy is None:
                 continue
             try:
-                object_id = int(event["objectId"])
-                record = HubSpotContactDeletion(
-                    event_id=str(event.get("eventId", f"{object_id}-{event.get('occurredAt')}")),
-                    object_id=object_id,
-                    email=await self._email_of(object_id),
-                    occurred_at=self.simulated_now
-                    if self.settings.simulation_mode and self.simulated_now is not None
-                    else datetime.fromtimestamp(int(event["occurredAt"]) / 1000, UTC),
-                )
-            except (KeyError, TypeError, ValueError) as exc:
-                return _error(400, f"malformed contact.deletion event: {exc}")
-            try:
-                await self.appender.append("hubspot.events", str(object_id).encode(), encode(record))
-            except Exception as exc:
-                _event("hubspot.unavailable", error=type(exc).__name__)
-                return _error(503, "Kafka did not acknowledge the event; retry later")
-            stored += 1
-        _event("hubspot.stored", events=stored)
-        return web.json_response({"status": "stored", "events": stored})
+                deletions.append(self._deletion(event, privacy))
+            except (KeyError, TypeError, ValueError):
+                unreadable += 1
+        results = await asyncio.gather(
+            *(
+                self.appender.append("hubspot.events", str(d.object_id).encode(), encode(d))
+                for d in deletions
+            ),
+            return_exceptions=True,
+        )
+        failed = [r for r in results if isinstance(r, BaseException)]
+        if failed:
+            _event("hubspot.unavailable", events=len(deletions), failed=len(failed),
+                   error=type(failed[0]).__name__)  # fmt: skip
+            return _error(503, "Kafka did not acknowledge the events; retry later")
+        _event("hubspot.stored", events=len(deletions), ignored=len(events) - len(deletions) - unreadable,
+               unreadable=unreadable)  # fmt: skip
+        if unreadable:
+            return _error(400, f"{unreadable} contact deletion event(s) without a readable objectId; "
+                          f"the other {len(deletions)} are stored")  # fmt: skip
+        return web.json_response({"status": "stored", "events": len(deletions)})
+
+    def _deletion(self, event: dict[str, Any], privacy: bool) -> HubSpotContactDeletion:
+        """The record for one deletion event (raises if its ``objectId`` is not a contact id)."""
+        object_id = _positive_int(event["objectId"])
+        occurred = event.get("occurredAt")
+        if self.settings.simulation_mode and self.simulated_now is not None:
+            occurred_at = self.simulated_now
+        else:
+            try:  # HubSpot's epoch milliseconds; if unreadable, when the bridge got it (seconds later)
+                occurred_at = datetime.fromtimestamp(_positive_int(occurred) / 1000, UTC)
+            except (TypeError, ValueError, OverflowError, OSError):
+                occurred_at = datetime.now(UTC)
+        event_id = event.get("eventId")
+        fields: dict[str, Any] = {
+            "event_id": str(event_id) if event_id is not None else f"{object_id}-{occurred}",
+            "object_id": object_id, "privacy": privacy,
+        }  # fmt: skip
+        try:
+            return HubSpotContactDeletion(**fields, occurred_at=occurred_at)
+        except ValidationError:  # an instant the schema refuses (before 1970, after 2999)
+            return HubSpotContactDeletion(**fields, occurred_at=datetime.now(UTC))
 
     def _public_uri(self, request: web.Request) -> str:
         base = self.settings.bridge_public_url.rstrip("/")
         return f"{base}{request.path_qs}" if base else str(request.url)
-
-    async def _email_of(self, object_id: int) -> str | None:
-        """The deleted contact's email: HubSpot keeps archived contacts readable (not GDPR ones)."""
-        if self.hubspot is None:
-            return None
-        try:
-            status, body = await self.hubspot.call(
-                "GET", f"/crm/v3/objects/contacts/{object_id}?archived=true&properties=email"
-            )
-        except (HubSpotError, HubSpotUnavailableError):
-            return None
-        email = (body.get("properties") or {}).get("email") if status == 200 else None
-        return str(email) if email else None
 
     async def simulation_clock(self, request: web.Request) -> web.Response:
         """Simulation mode only: the scenario's current instant, given to HubSpot's events (the
@@ -272,15 +267,13 @@ class Bridge:
     async def readyz(self, request: web.Request) -> web.Response:
         if await self.appender.ready():
             return web.json_response({"status": "ready"})
-        return _error(503, "Kafka does not answer")
+        return _error(503, "Kafka cannot take appends to every topic the bridge writes now")
 
 
 def build_app(settings: Settings) -> web.Application:
     """The bridge as an aiohttp application (the caller runs it)."""
     appender = KafkaAppender(settings)
-    token = settings.hubspot_token.get_secret_value()
-    hubspot = HubSpotClient(settings.hubspot_base_url, token, timeout_s=2.0) if token else None
-    bridge = Bridge(settings, appender, hubspot)
+    bridge = Bridge(settings, appender)
     app = web.Application(client_max_size=settings.bridge_body_limit() + 1)
     app.add_routes(
         [
@@ -293,8 +286,6 @@ def build_app(settings: Settings) -> web.Application:
 
     async def close(_: web.Application) -> None:
         await appender.close()
-        if hubspot is not None:
-            await hubspot.close()
 
     if settings.simulation_mode:
         app.add_routes([web.post("/_simulation/clock", bridge.simulation_clock)])

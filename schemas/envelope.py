@@ -142,7 +142,17 @@ class Tick(BaseModel):
 
 
 class HubSpotContactDeletion(BaseModel):
-    """A HubSpot ``contact.deletion`` webhook event, as appended to ``hubspot.events`` (C4)."""
+    """A HubSpot contact deletion, as appended to ``hubspot.events`` (C4).
+
+    The bridge appends one for each ``contact.deletion``, ``contact.privacyDeletion`` (GDPR
+    permanent deletion; HubSpot sends it in addition to ``contact.deletion``) and generic
+    ``object.deletion`` of a contact (``objectTypeId`` "0-1") event, named by the contact's HubSpot
+    id only: it never calls HubSpot while answering HubSpot's webhook (R5), so ``email`` is None
+    there and the worker fills it in from the writer's id map (``hubspot.ids``). ``kind`` is
+    "contact.deletion" for all of them because C4 applies alike; ``privacy`` says the deletion
+    was a GDPR one. ``event_id`` is HubSpot's ``eventId``: a replayed webhook is appended again
+    with the same one, and applying a deletion twice changes nothing.
+    """
 
     model_config = ConfigDict(frozen=True, extra="allow")
 
@@ -151,6 +161,7 @@ class HubSpotContactDeletion(BaseModel):
     object_id: int
     email: str | None = None
     occurred_at: Timestamp
+    privacy: bool = False
 
 
 LogRecord = Annotated[Delivery | Tick, Field(discriminator="kind")]

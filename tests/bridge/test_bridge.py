@@ -209,9 +209,12 @@ async def test_kafka_down_means_503_within_shopifys_budget_then_nothing_lost(tmp
         await asyncio.to_thread(stop, run_dir)
 
 
-async def test_hubspot_deletions_are_verified_resolved_to_an_email_and_stored(
+async def test_hubspot_deletions_are_verified_and_stored_by_object_id(
     settings: Settings, tmp_path: Path
 ) -> None:
+    """The sandbox's real signed webhook for a deleted contact is stored under the contact's
+    HubSpot id, without an email: the bridge never calls HubSpot back (R5); the worker resolves
+    the email from the writer's id map."""
     await ensure_topics(settings)
     port = free_port()
     config = SandboxConfig(db_path=tmp_path / "hs.db", token=SecretStr("tok"),
@@ -259,4 +262,4 @@ async def test_hubspot_deletions_are_verified_resolved_to_an_email_and_stored(
             await runner.cleanup()
     (raw,) = events
     deletion = HubSpotContactDeletion.model_validate_json(raw)
-    assert deletion.email == "gone@example.com" and deletion.object_id == int(contact_id)
+    assert deletion.object_id == int(contact_id) and deletion.email is None and not deletion.privacy
