@@ -40,7 +40,7 @@ from schemas.envelope import Delivery, HubSpotContactDeletion, Tick, decode_log_
 from schemas.problems import FieldProblem, FieldProblemRecord
 from schemas.reasons import reason_kind
 from shopsync.config import LETTER_RESERVE_BYTES, Settings
-from streams import codec
+from streams import codec, faust_fixes
 from streams.deletions import (
     ContactIdMapping,
     HubSpotObjectState,
@@ -91,6 +91,7 @@ class Pipeline:
 
     def __init__(self, settings: Settings) -> None:
         codec.register()
+        faust_fixes.install()
         self.settings = settings
         self.config: RuleConfig = settings.rule_config()
         self.app = faust.App(

@@ -62,16 +62,20 @@ async def test_workers_killed_at_random_moments_and_rebalanced_lose_nothing(
     def current() -> ServiceProcess:
         return workers[started[-1]]
 
+    def context() -> str:
+        return f"chaos seed {seed} (CHAOS_SEED={seed} replays it): {events}"
+
     try:
         await play(settings, plan, current, on_window=disturb, tickers=2, timeout_s=120.0)
         commands = await produced(settings)
+    except (TimeoutError, RuntimeError) as exc:
+        raise AssertionError(f"{context()}: {exc}") from exc
     finally:
         for worker in workers.values():
             worker.stop()
-    context = f"chaos seed {seed} (CHAOS_SEED={seed} replays it): {events}"
     want = fold(expected(plan))
     got = fold(commands)
-    assert got == want, f"{context}\n{differences(want, got)}"
+    assert got == want, f"{context()}\n{differences(want, got)}"
     repeated = {k: v for k, v in trigger_values(commands).items() if len(v) > 1}
-    assert not repeated, f"{context}: a trigger was written with two different values: {repeated}"
-    assert "c" in workers and len(events) >= 4, context
+    assert not repeated, f"{context()}: a trigger was written with two different values: {repeated}"
+    assert "c" in workers and len(events) >= 4, context()
