@@ -49,7 +49,7 @@ from streams.deletions import (
     on_mapping,
 )
 from streams.entities import ENTITIES, Decided, EntityKind, instant_of
-from streams.partition_time import AS_OF, CLOCK_KEY, PartitionTime, clock_row
+from streams.partition_time import AS_OF, PartitionTime, clock_key, clock_row
 from streams.routing import OrderMemory, UnroutableError, route
 from streams.rules import products
 from streams.rules.common import RuleConfig
@@ -80,6 +80,7 @@ these and on the internal topics)."""
 S = TypeVar("S", bound=BaseModel)
 KAFKA_RETRY_DELAYS_S = (0.5, 1.0, 2.0, 4.0, 8.0)
 EXIT_KAFKA_FAILED = 75  # EX_TEMPFAIL: restart me
+MAX_LETTER_REASON_CHARS = 8_000  # at most 4 bytes a character (JSON-escaped: 6): inside the reserve
 
 
 class PoisonError(ValueError):
@@ -176,17 +177,32 @@ class Pipeline:
         )
 
     async def _handle_safely(self, event: Any, handle: Callable[[Any], Awaitable[None]]) -> None:
+        """Handle the event; what cannot be handled is dead-lettered. The dead letter's send is
+        under the same Kafka retries as the handling: the event is acknowledged when this returns,
+        so it may only return once the record's outcome (forwards, or its dead letter) is durable."""
+        letter: str | None = None
         for attempt in range(len(KAFKA_RETRY_DELAYS_S) + 1):
             try:
-                await handle(event)
-                return
-            except PoisonError as exc:
-                await self._dead_letter(event, str(exc))
+                if letter is None:
+                    try:
+                        await handle(event)
+                        return
+                    except PoisonError as exc:
+                        letter = str(exc)
+                    except (KafkaError, FaustError) as exc:
+                        if not is_size_error(exc):
+                            raise
+                        # the record's fault, not Kafka's: retrying cannot help (R6)
+                        letter = f"too large to forward: {type(exc).__name__}: {exc}"
+                    except Exception as exc:  # a bug or a record no rule foresaw: never skip it
+                        log.error(
+                            "handling a record failed (%s: %s); dead-lettering it",
+                            type(exc).__name__, reason_kind(str(exc)),
+                        )  # fmt: skip
+                        letter = f"{type(exc).__name__} while handling the record: {exc}"
+                await self._dead_letter(event, letter)
                 return
             except (KafkaError, FaustError) as exc:
-                if is_size_error(exc):  # the record's fault, not Kafka's: retrying cannot help (R6)
-                    await self._dead_letter(event, f"too large to forward: {type(exc).__name__}: {exc}")
-                    return
                 if attempt == len(KAFKA_RETRY_DELAYS_S):
                     log.critical(
                         "Kafka kept failing while handling a record (%s); exiting without "
@@ -196,10 +212,6 @@ class Pipeline:
                     os._exit(EXIT_KAFKA_FAILED)
                 log.warning("Kafka failed while handling a record (%s); retrying", type(exc).__name__)
                 await asyncio.sleep(KAFKA_RETRY_DELAYS_S[attempt])
-            except Exception as exc:  # a bug or a record no rule foresaw: never skip it silently
-                log.exception("handling a record failed (%s); dead-lettering it", type(exc).__name__)
-                await self._dead_letter(event, f"{type(exc).__name__} while handling the record: {exc}")
-                return
 
     # ---- rebalance: stream time and timer indexes are derived again after every rebalance ----
 
@@ -337,7 +349,7 @@ class Pipeline:
             wrote_state = True
         finally:
             if moved and not wrote_state:  # the clock moved with this input: keep that durable too
-                table[CLOCK_KEY] = clock_row(now, partition)
+                table[clock_key(partition)] = clock_row(now, partition)
 
     def _load_entity(self, kind: EntityKind, key: str) -> BaseModel | None:
         raw = self.tables[kind.name].get(key)
@@ -396,7 +408,16 @@ class Pipeline:
                         event, f"a {kind.name} timer could not fire: {type(exc).__name__}: {exc}", key=key
                     )
                     continue
-                await self._commit(kind, key, partition, now, outcome)
+                try:
+                    await self._commit(kind, key, partition, now, outcome)
+                except (KafkaError, FaustError) as exc:
+                    if not is_size_error(exc):
+                        raise
+                    # this entity's output cannot be sent; the partition's other timers still fire
+                    await self._dead_letter(
+                        event, f"a {kind.name} timer's output is too large: {exc}", key=key
+                    )
+                    continue
                 fired += 1
         except BaseException:
             keeper.reset()
@@ -462,6 +483,8 @@ class Pipeline:
         offset may only move past a record once its dead letter is durable."""
         msg = event.message
         log.warning("dead-lettering %s[%s]@%s: %s", msg.topic, msg.partition, msg.offset, reason_kind(reason))
+        if len(reason) > MAX_LETTER_REASON_CHARS:  # within LETTER_RESERVE_BYTES, whatever the text
+            reason = reason[: MAX_LETTER_REASON_CHARS - 1] + "…"
         letter = {
             "reason": reason,
             "topic": msg.topic,

@@ -10,7 +10,7 @@ So the clock is state, kept where the entity states are kept, and written in the
 
 - every entity state written carries ``as_of``, the stream time it was decided at;
 - an input that writes no entity state (a tick that fires nothing, a duplicate) writes the
-  partition's clock row (:data:`CLOCK_KEY`) instead, when it moved the clock.
+  partition's clock row (:func:`clock_key`) instead, when it moved the clock.
 
 After an assignment the clock of a partition is the newest of its clock row and its states'
 ``as_of``, and its timer index holds every state's next due time: both come from one scan of the
@@ -27,9 +27,17 @@ from typing import Any
 
 from streams.timers import TimerIndex
 
-CLOCK_KEY = "\x00clock"
-"""The reserved key of a partition's clock row in an entity table (no entity key starts with NUL:
-contact keys are normalised emails, journey keys are Shopify tokens and ids)."""
+CLOCK_PREFIX = "\x00clock:"
+"""The reserved keys of the partitions' clock rows in an entity table (no entity key starts with
+NUL: contact keys are normalised emails, journey keys are Shopify tokens and ids)."""
+
+
+def clock_key(partition: int) -> str:
+    """The clock row's key, one per partition: RocksDB keeps a database per partition, but the
+    memory store is one dict for all of them, and one shared key would let partitions overwrite
+    each other's clocks."""
+    return f"{CLOCK_PREFIX}{partition}"
+
 
 AS_OF = "as_of"
 """The field of a stored entity state that says at which stream time it was decided."""
@@ -76,10 +84,11 @@ class PartitionTime:
         for key, raw in items:
             if not isinstance(raw, dict) or raw.get("partition") != partition:
                 continue
-            at = _instant(raw.get("at") if key == CLOCK_KEY else raw.get(AS_OF))
+            is_clock = isinstance(key, str) and key.startswith(CLOCK_PREFIX)
+            at = _instant(raw.get("at") if is_clock else raw.get(AS_OF))
             if at is not None and (clock is None or at > clock):
                 clock = at
-            if key == CLOCK_KEY:
+            if is_clock:
                 continue
             try:
                 index.set(str(key), self._due_of(raw))

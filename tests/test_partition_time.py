@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from streams.partition_time import AS_OF, CLOCK_KEY, PartitionTime, clock_row
+from streams.partition_time import AS_OF, PartitionTime, clock_key, clock_row
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
@@ -26,7 +26,8 @@ def test_rebuild_takes_the_newest_instant_of_the_clock_row_and_the_states() -> N
     items = [
         ("a", row(0, T0, T0 + timedelta(minutes=15))),
         ("b", row(0, T0 + timedelta(hours=1), None)),
-        (CLOCK_KEY, clock_row(T0 + timedelta(hours=2), 0)),
+        (clock_key(0), clock_row(T0 + timedelta(hours=2), 0)),
+        (clock_key(1), clock_row(T0 + timedelta(days=9), 1)),  # the memory store: one dict for all
         ("c", row(1, T0 + timedelta(days=3), T0)),  # another partition's row: not ours
     ]
     assert time_.rebuild(0, items) == 1
