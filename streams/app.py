@@ -57,6 +57,7 @@ from streams.rules.keys import normalize_email
 from streams.topics import (
     INTERNAL_TOPICS,
     TIMER_TOPICS,
+    TOPICS,
     TopicName,
     internal_topic,
     is_size_error,
@@ -80,6 +81,7 @@ these and on the internal topics)."""
 S = TypeVar("S", bound=BaseModel)
 KAFKA_RETRY_DELAYS_S = (0.5, 1.0, 2.0, 4.0, 8.0)
 EXIT_KAFKA_FAILED = 75  # EX_TEMPFAIL: restart me
+STALL_CHECK_S = 5.0  # how often the worker looks for partitions faust stopped feeding
 MAX_LETTER_REASON_CHARS = 8_000  # at most 4 bytes a character (JSON-escaped: 6): inside the reserve
 
 
@@ -92,7 +94,8 @@ class Pipeline:
 
     def __init__(self, settings: Settings) -> None:
         codec.register()
-        faust_fixes.install()
+        faust_fixes.install(frozenset(topic_name(settings, spec.name) for spec in TOPICS if spec.compacted))
+        self.healer = faust_fixes.StallHealer()
         self.settings = settings
         self.config: RuleConfig = settings.rule_config()
         self.app = faust.App(
@@ -153,6 +156,7 @@ class Pipeline:
         self._agent(self.internal["hubspot-objects"], "hubspot-objects", self._hubspot_object_event)
         for kind in ENTITIES:
             self._agent(self.internal[kind.name], kind.name, functools.partial(self._entity_event, kind))
+        self.app.timer(STALL_CHECK_S, name="stall-healer")(self._heal_stalls)
         if settings.tick_interval_s > 0:
             self.app.timer(settings.tick_interval_s, on_leader=True, name="ticker")(self._live_tick)
 
@@ -224,6 +228,20 @@ class Pipeline:
     def _forget(self) -> None:
         for time_ in self.time.values():
             time_.reset()
+        self.healer.forget()
+
+    async def _heal_stalls(self) -> None:
+        """Read again the records faust fetched but never handed to an agent (faust_fixes)."""
+        consumer: Any = self.app.consumer
+        if self.app.rebalancing or not consumer.flow_active:
+            return
+        for tp, offset in self.healer.stalled(consumer):
+            log.warning(
+                "%s[%d]: records from offset %d were fetched but never handled (a faust consumer "
+                "race); fetching them again", tp.topic, tp.partition, offset,
+            )  # fmt: skip
+            await consumer.seek_wait({tp: offset})
+            consumer._read_offset[tp] = offset or None
 
     # ---- stage 1: routers ----
 

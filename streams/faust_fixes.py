@@ -23,7 +23,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from faust.transport.consumer import Consumer
 from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
+from faust.utils.functional import consecutive_numbers
 
 _installed = False
 
@@ -36,12 +38,16 @@ async def _seek_to_committed(self: Any) -> Mapping[Any, int]:
     consumer = self._ensure_consumer()
 
     async def seek() -> Mapping[Any, int]:
-        committed: Mapping[Any, int] = await consumer.seek_to_committed()
+        committed: dict[Any, int] = dict(await consumer.seek_to_committed())
         for tp, offset in committed.items():
             if not _is_stream_topic(tp.topic) or (offset is not None and offset > 0):
                 continue  # aiokafka positioned it (or faust's recovery will)
             if offset is None:
-                await consumer.seek_to_beginning(tp)
+                # the head is where the partition begins: faust takes it as the committed offset,
+                # so the commit check below knows which record must be acknowledged first
+                start = (await consumer.beginning_offsets([tp]))[tp]
+                consumer.seek(tp, start)
+                committed[tp] = start
             else:
                 consumer.seek(tp, 0)
         return committed
@@ -49,9 +55,92 @@ async def _seek_to_committed(self: Any) -> Mapping[Any, int]:
     return await self.call_thread(seek)  # type: ignore[no-any-return]
 
 
-def install() -> None:
-    """Replace ``AIOKafkaConsumerThread.seek_to_committed`` with the fixed version (idempotent)."""
-    global _installed
+def install(compacted_topics: frozenset[str] = frozenset()) -> None:
+    """Replace faust's ``seek_to_committed`` and ``_new_offset`` with the fixed versions
+    (idempotent); ``compacted_topics`` are the full names of the compacted topics consumed."""
+    global _installed, _compacted
+    _compacted = _compacted | compacted_topics
     if not _installed:
         AIOKafkaConsumerThread.seek_to_committed = _seek_to_committed  # type: ignore[method-assign]
+        Consumer._new_offset = _new_offset  # type: ignore[method-assign]
         _installed = True
+
+
+# ---- never commit past a record that was not acknowledged ----
+#
+# Records can still be fetched and never handed to an agent: faust's fetch loop gives up a
+# message whose delivery a rebalance's flow suspension interrupts, and moves its read offset on
+# anyway (seen with several records at once right after a worker's first assignment). faust then
+# commits past them as soon as a later record of the partition is acknowledged: its check for a
+# missing head (``min(acked) - committed > 1``) lets exactly one missing record through, and is
+# skipped when the committed offset is 0 or unknown. The replacement below refuses any commit
+# whose first acknowledged offset is not the committed one (the next record to handle), on every
+# topic that is not compacted (a compacted topic has holes in its offsets by design, which faust
+# fills from what it reads). A partition held back that way, or one whose records were dropped
+# with nothing after them, is healed by the worker's stall check (``StallHealer``): it fetches the
+# records again from the committed offset.
+
+_compacted: frozenset[str] = frozenset()
+
+
+def _new_offset(self: Any, tp: Any) -> int | None:
+    acked = self._acked[tp]
+    if not acked:
+        return None
+    max_offset = max(acked)
+    gaps = self._gap[tp]
+    if gaps:  # offsets faust knows are missing (compaction, transaction markers): count as acked
+        candidates = sorted(gaps.overlap(0, max_offset), key=lambda interval: interval.begin)
+        if candidates:
+            filled: list[int] = []
+            for interval in candidates:
+                filled.extend(range(interval.begin, interval.end))
+            acked.extend(filled)
+            gaps.chop(0, max(filled[-1], max_offset + 1))
+    acked.sort()
+    committed = self._committed_offset[tp]  # faust keeps an offset of 0 as None
+    if acked[0] > (committed or 0) and tp.topic not in _compacted:
+        return None  # the record at `committed` was never acknowledged: never commit past it
+    batch = next(consecutive_numbers(acked))
+    acked[: len(batch)] = []
+    self._acked_index[tp].difference_update(batch)
+    return int(batch[-1]) + 1
+
+
+class StallHealer:
+    """Finds partitions whose records were read but never handed to an agent, and reads them again.
+
+    A partition is stalled when, twice in a row (one check apart), it holds records past its
+    committed offset, faust has read at or past that offset, none is in flight, and none is
+    acknowledged from the committed offset on. Then nothing will ever move it: the healer seeks it
+    back to the committed offset, so the records are fetched and handled again (handling is
+    idempotent).
+    """
+
+    def __init__(self, is_stream_topic: Any = _is_stream_topic) -> None:
+        self._is_stream_topic = is_stream_topic
+        self._suspects: dict[Any, tuple[int, int]] = {}
+
+    def stalled(self, consumer: Any) -> list[tuple[Any, int]]:
+        """The (partition, offset to read again from) of every partition found stalled twice."""
+        in_flight = {message.tp for message in list(consumer._unacked_messages)}
+        found: dict[Any, tuple[int, int]] = {}
+        heal: list[tuple[Any, int]] = []
+        for tp in consumer.assignment():
+            if not self._is_stream_topic(tp.topic) or tp in in_flight:
+                continue
+            read = consumer._read_offset.get(tp)
+            head = consumer._committed_offset.get(tp) or 0  # faust keeps an offset of 0 as None
+            if read is None or read < head or (consumer.highwater(tp) or 0) <= head:
+                continue  # nothing read past what is committed, or nothing there to read
+            acked = consumer._acked.get(tp) or []
+            if acked and min(acked) <= head:
+                continue  # handled, waiting for the next commit
+            found[tp] = (head, read)
+            if self._suspects.get(tp) == found[tp]:
+                heal.append((tp, head))
+        self._suspects = {tp: seen for tp, seen in found.items() if tp not in dict(heal)}
+        return heal
+
+    def forget(self) -> None:
+        self._suspects.clear()
