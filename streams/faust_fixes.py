@@ -107,6 +107,16 @@ def _new_offset(self: Any, tp: Any) -> int | None:
     return int(batch[-1]) + 1
 
 
+def fetch_position(consumer: Any, tp: Any) -> int:
+    """The next offset aiokafka will fetch for ``tp`` (-1 when unknown). Read across threads
+    without a lock: a stale value only delays the verdict by one check."""
+    try:
+        state = consumer._thread._consumer._subscription.subscription.assignment.state_value(tp)
+        return int(state.position) if state is not None and state.has_valid_position else -1
+    except (AttributeError, TypeError, AssertionError):
+        return -1
+
+
 class StallHealer:
     """Finds partitions whose records were read but never handed to an agent, and reads them again.
 
@@ -123,20 +133,29 @@ class StallHealer:
 
     def stalled(self, consumer: Any) -> list[tuple[Any, int]]:
         """The (partition, offset to read again from) of every partition found stalled twice."""
-        in_flight = {message.tp for message in list(consumer._unacked_messages)}
+        in_flight: dict[Any, set[int]] = {}
+        for message in list(consumer._unacked_messages):
+            in_flight.setdefault(message.tp, set()).add(message.offset)
+        # an agent with a record in flight may be what holds its topic's other partitions back
+        busy = {tp.topic for tp in in_flight}
         found: dict[Any, tuple[int, int]] = {}
         heal: list[tuple[Any, int]] = []
         for tp in consumer.assignment():
-            if not self._is_stream_topic(tp.topic) or tp in in_flight:
+            if not self._is_stream_topic(tp.topic):
                 continue
-            read = consumer._read_offset.get(tp)
             head = consumer._committed_offset.get(tp) or 0  # faust keeps an offset of 0 as None
-            if read is None or read < head or (consumer.highwater(tp) or 0) <= head:
-                continue  # nothing read past what is committed, or nothing there to read
+            if head in in_flight.get(tp, ()):
+                continue  # the head record is being handled
             acked = consumer._acked.get(tp) or []
             if acked and min(acked) <= head:
                 continue  # handled, waiting for the next commit
-            found[tp] = (head, read)
+            if not acked:  # no later record handled either: is there anything to handle?
+                read = max(consumer._read_offset.get(tp) or -1, fetch_position(consumer, tp) - 1)
+                if tp.topic in busy or read < head or (consumer.highwater(tp) or 0) <= head:
+                    continue  # busy elsewhere, nothing fetched past the head, or nothing there
+            # later records were handled but never the head, or records were fetched and none
+            # handled: either way nothing will bring the head record again
+            found[tp] = (head, min(acked) if acked else -1)
             if self._suspects.get(tp) == found[tp]:
                 heal.append((tp, head))
         self._suspects = {tp: seen for tp, seen in found.items() if tp not in dict(heal)}

@@ -37,6 +37,31 @@ class FakeBookkeeping:
         return self.highwaters.get(tp, 0)
 
 
+def test_records_fetched_but_never_read_by_faust_count_as_read(monkeypatch: Any) -> None:
+    """faust can skip fetched records without moving its read offset: aiokafka's position tells."""
+    book = FakeBookkeeping()
+    book._committed_offset[ORDERS] = 3
+    book.highwaters[ORDERS] = 6
+    monkeypatch.setattr(faust_fixes, "fetch_position", lambda consumer, tp: 6 if tp == ORDERS else -1)
+    healer = faust_fixes.StallHealer()
+    assert healer.stalled(book) == [] and healer.stalled(book) == [(ORDERS, 3)]
+
+
+def test_an_agent_with_a_record_in_flight_is_not_judged(monkeypatch: Any) -> None:
+    @dataclass
+    class Message:
+        tp: TP
+        offset: int
+
+    book = FakeBookkeeping()
+    book._committed_offset[ORDERS] = 3
+    book.highwaters[ORDERS] = 6
+    book._unacked_messages.append(Message(TP(ORDERS.topic, 1), 0))  # the agent is busy elsewhere
+    monkeypatch.setattr(faust_fixes, "fetch_position", lambda consumer, tp: 6)
+    healer = faust_fixes.StallHealer()
+    assert healer.stalled(book) == [] and healer.stalled(book) == []
+
+
 def acked(book: FakeBookkeeping, tp: TP, *offsets: int) -> None:
     book._acked[tp].extend(offsets)
     book._acked_index[tp].update(offsets)
@@ -87,4 +112,20 @@ def test_the_healer_leaves_idle_and_busy_partitions_alone() -> None:
     assert healer.stalled(book) == [] and healer.stalled(book) == []
     book.highwaters[ORDERS] = 9
     acked(book, ORDERS, 7)  # handled, waiting for the next commit
+    assert healer.stalled(book) == [] and healer.stalled(book) == []
+
+
+def test_later_records_handled_but_never_the_head_is_a_stall_even_while_busy() -> None:
+    @dataclass
+    class Message:
+        tp: TP
+        offset: int
+
+    book = FakeBookkeeping()
+    book._committed_offset[ORDERS] = 7
+    acked(book, ORDERS, 8, 9)
+    book._unacked_messages.append(Message(ORDERS, 10))  # the agent is busy with a later record
+    healer = faust_fixes.StallHealer()
+    assert healer.stalled(book) == [] and healer.stalled(book) == [(ORDERS, 7)]
+    book._unacked_messages[:] = [Message(ORDERS, 7)]  # the head itself in flight: not stalled
     assert healer.stalled(book) == [] and healer.stalled(book) == []
