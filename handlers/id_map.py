@@ -1,14 +1,36 @@
 """The writer's durable map from a record's natural key to its HubSpot id.
 
-Kept in the compacted topic ``hubspot.ids`` (key: the record key, value: the id; a tombstone when
-the record is archived), so a restarted or rebuilt writer knows every id without asking HubSpot,
-and associations can be made as soon as both ends exist. Loading reads the topic to its end once
-at start.
+Kept in the compacted topic ``hubspot.ids``, so a restarted or rebuilt writer knows every id
+without asking HubSpot, and associations can be made as soon as both ends exist. Loading reads the
+topic to its end once at start. Values:
+
+- ``<id>``: the record's HubSpot id;
+- a tombstone: the product archived the record itself;
+- ``gone:<id>`` (contacts only): HubSpot says the contact no longer exists (deleted in HubSpot).
+  The id stays in the topic, so that after compaction the worker can still join a HubSpot
+  deletion with this contact's email (C4, ``streams.deletions.contact_id_mapping``); the writer
+  treats the id as unknown (it never writes to it and looks the email up again if asked).
+
+Nothing is remembered before Kafka acknowledged it: ``put`` and ``forget`` stage their change and
+send it; ``settle`` (once per round, before the writer commits) waits for the acknowledgements and
+keeps what Kafka acknowledged; ``abandon`` drops what a round that is undone staged. A change Kafka
+did not acknowledge is therefore made again when the round is read again.
 """
 
 from __future__ import annotations
 
+import asyncio
+from typing import Any
+
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.errors import KafkaError
+
+from streams.deletions import GONE_PREFIX
+
+CONTACT_KEY_PREFIX = "contacts:"
+
+_Change = tuple[str, str | None, str | None]
+"""(key, live id or None, gone id or None): what the key maps to once the change is acknowledged."""
 
 
 class IdMap:
@@ -18,22 +40,91 @@ class IdMap:
         self._producer = producer
         self._topic = topic
         self._ids: dict[str, str] = {}
+        self._gone: dict[str, str] = {}
+        self._staged: dict[str, tuple[str | None, str | None]] = {}
+        self._sent: list[tuple[_Change, asyncio.Future[Any] | BaseException]] = []
+
+    def use(self, producer: AIOKafkaProducer) -> None:
+        """Send with this producer from now on (the writer replaced its own)."""
+        self._producer = producer
 
     def __len__(self) -> int:
         return len(self._ids)
 
     def get(self, key: str) -> str | None:
+        """The live HubSpot id of ``key`` (this round's changes included), else None."""
+        if key in self._staged:
+            return self._staged[key][0]
         return self._ids.get(key)
 
+    def gone_id(self, key: str) -> str | None:
+        """The id HubSpot said it no longer holds for this contact key, if any."""
+        if key in self._staged:
+            return self._staged[key][1]
+        return self._gone.get(key)
+
     async def put(self, key: str, hubspot_id: str) -> None:
-        if self._ids.get(key) == hubspot_id:
+        if self.get(key) == hubspot_id:
             return
-        self._ids[key] = hubspot_id
-        await self._producer.send(self._topic, hubspot_id.encode(), key=key.encode())
+        await self._send((key, hubspot_id, None), hubspot_id.encode())
 
     async def forget(self, key: str) -> None:
-        if self._ids.pop(key, None) is not None:
-            await self._producer.send(self._topic, None, key=key.encode())
+        """The product archived the record: a tombstone."""
+        if self.get(key) is not None or self.gone_id(key) is not None:
+            await self._send((key, None, None), None)
+
+    async def gone(self, key: str) -> None:
+        """HubSpot says the record no longer exists. A contact keeps its id as ``gone:<id>`` (the
+        worker joins HubSpot's deletions by it, C4); any other record gets a tombstone."""
+        known = self.get(key)
+        if known is None:
+            return
+        if key.startswith(CONTACT_KEY_PREFIX):
+            await self._send((key, None, known), f"{GONE_PREFIX}{known}".encode())
+        else:
+            await self._send((key, None, None), None)
+
+    async def _send(self, change: _Change, value: bytes | None) -> None:
+        key, live, gone = change
+        self._staged[key] = (live, gone)
+        try:
+            future = await self._producer.send(self._topic, value, key=key.encode())
+        except KafkaError as exc:  # not even queued (no metadata, too large, ...): the round fails
+            self._sent.append((change, exc))
+            return
+        self._sent.append((change, future))
+
+    async def settle(self, timeout_s: float) -> list[BaseException]:
+        """Wait (at most ``timeout_s``) for every change sent since the last settle; remember
+        those Kafka acknowledged, in the order sent; return the failures (empty: all durable)."""
+        sent, self._sent, self._staged = self._sent, [], {}
+        waiting = [f for _, f in sent if isinstance(f, asyncio.Future)]
+        if waiting:  # asyncio.wait, not wait_for: the producer's futures must not be cancelled
+            await asyncio.wait(waiting, timeout=timeout_s)
+        failures: list[BaseException] = []
+        for (key, live, gone), future in sent:
+            failure = future if isinstance(future, BaseException) else delivery_failure(future, timeout_s)
+            if failure is not None:
+                failures.append(failure)
+            else:
+                self._apply(key, live, gone)
+        return failures
+
+    def abandon(self) -> None:
+        """Forget what this round staged (it is undone; whatever Kafka acknowledges is harmless,
+        the round writes it again)."""
+        for _, future in self._sent:
+            if isinstance(future, asyncio.Future):
+                future.add_done_callback(_retrieve)
+        self._sent, self._staged = [], {}
+
+    def _apply(self, key: str, live: str | None, gone: str | None) -> None:
+        self._ids.pop(key, None)
+        self._gone.pop(key, None)
+        if live is not None:
+            self._ids[key] = live
+        if gone is not None:
+            self._gone[key] = gone
 
     async def load(self, bootstrap: str) -> int:
         """Read the whole topic (last value per key wins; tombstones remove); return the size."""
@@ -57,13 +148,31 @@ class IdMap:
                     for m in messages:
                         if m.key is None:
                             continue
+                        key = m.key.decode()
                         if m.value is None:
-                            self._ids.pop(m.key.decode(), None)
+                            self._apply(key, None, None)
+                        elif m.value.startswith(GONE_PREFIX.encode()):
+                            self._apply(key, None, m.value[len(GONE_PREFIX) :].decode())
                         else:
-                            self._ids[m.key.decode()] = m.value.decode()
+                            self._apply(key, m.value.decode(), None)
                 for tp in list(remaining):
                     if await consumer.position(tp) >= ends[tp]:
                         remaining.discard(tp)
         finally:
             await consumer.stop()
         return len(self._ids)
+
+
+def delivery_failure(future: asyncio.Future[Any], timeout_s: float) -> BaseException | None:
+    """Why a send's future (waited for ``timeout_s``) did not end acknowledged; None if it did."""
+    if not future.done():
+        future.add_done_callback(_retrieve)
+        return TimeoutError(f"no acknowledgement within {timeout_s:.0f} s")
+    if future.cancelled():
+        return asyncio.CancelledError()
+    return future.exception()
+
+
+def _retrieve(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()  # retrieved, so asyncio does not warn about it

@@ -3,9 +3,11 @@
 Each round takes the commands that arrive within a batch window, coalesces them
 (``handlers.writer_plan``), and applies the plan: archives, then upserts by unique property (100
 inputs per call), then association changes once both ends have HubSpot ids. Offsets are committed
-only once every command up to them is applied, skipped or dead-lettered, so a SIGKILL at any point
-loses nothing, and since every write is an upsert by a unique key, re-applying a round after a
-crash changes nothing in HubSpot.
+only once every command up to them is applied, skipped or dead-lettered (its dead letter and the
+round's id-map records acknowledged by Kafka, else the round is undone like an outage), and only
+for partitions the writer is assigned (a rebalance waits for the round in flight, then drops what
+was held for the revoked partitions), so a SIGKILL at any point loses nothing, and since every
+write is an upsert by a unique key, re-applying a round after a crash changes nothing in HubSpot.
 
 What HubSpot answers decides each input's fate (SPEC R5), read input by input
 (``handlers.batch_answers``): only what HubSpot confirmed is counted; an input that failed on its
@@ -32,7 +34,8 @@ from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 import orjson
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 from aiokafka.structs import OffsetAndMetadata
 from pydantic import ValidationError
 
@@ -46,7 +49,7 @@ from handlers.hubspot_client import (
     RatePacer,
     RetryPolicy,
 )
-from handlers.id_map import IdMap
+from handlers.id_map import IdMap, delivery_failure
 from handlers.writer_plan import LinkPlan, Position, RecordPlan, coalesce
 from handlers.writer_time import Backoff, Clock, account_zone, next_daily_reset, span
 from schemas.commands import (
@@ -69,6 +72,10 @@ RETRY_WAITING_EVERY_S = 2.0
 MAX_HELD_COMMANDS = 10_000
 """Commands held for a retry beyond which the writer reads no new ones until some are done: its
 memory stays bounded whatever HubSpot fails on."""
+DELIVERY_TIMEOUT_S = 30.0
+"""How long a round waits for Kafka to acknowledge its dead letters and id-map records (an
+idempotent producer retries a batch without end while a partition has no leader); then the round
+is undone like one HubSpot could not take, and read again."""
 OUTAGE_LOG_EVERY = timedelta(minutes=1)
 DAILY_LOG_EVERY = timedelta(hours=1)
 POLL_WHILE_PAUSED_S = 1.0
@@ -103,6 +110,11 @@ class WriterStats:
         for f in fields(self):
             if f.name not in ("waiting_links", "held_records"):
                 setattr(self, f.name, getattr(self, f.name) + getattr(other, f.name))
+
+
+class KafkaDeliveryError(Exception):
+    """Kafka did not acknowledge a dead letter or an id-map record of the round: the round is
+    undone and retried like a round HubSpot could not take (nothing is committed past it)."""
 
 
 @dataclass
@@ -154,6 +166,27 @@ class Writer:
     _round: _Round = field(default_factory=_Round)
     _attempts: dict[str, int] = field(default_factory=dict)
     _read_errors: dict[str, dict[str, Any]] = field(default_factory=dict)
+    producer_factory: Callable[[], AIOKafkaProducer] | None = None
+
+    async def renew_producer(self) -> None:
+        """Replace the producer after Kafka failed a round's records: an idempotent producer
+        whose batch was refused answers ``OutOfOrderSequenceNumber`` for that partition ever after.
+        If Kafka cannot be reached for a new one, the old one stays and the next round tries again."""
+        if self.producer_factory is None:
+            return
+        fresh = self.producer_factory()
+        try:
+            await fresh.start()
+        except KafkaError as exc:
+            log.warning("could not start a new Kafka producer (%s); keeping the old one", type(exc).__name__)
+            with contextlib.suppress(Exception):
+                await fresh.stop()
+            return
+        old, self.producer = self.producer, fresh
+        self.ids.use(fresh)
+        with contextlib.suppress(Exception):  # its unacknowledged records are sent again anyway
+            await asyncio.wait_for(old.stop(), 10)
+        log.info("the writer's Kafka producer was replaced after a failed delivery")
 
     # ---- one round ----
 
@@ -171,18 +204,39 @@ class Writer:
                 self._round.letters.append((raw, None, "a record that is not a command"))
                 self._round.stats.dead_lettered += 1
             await self._apply(items)
+            done, self._round = self._round, _Round()
+            await self._deliver(done.letters)
         except BaseException:
             self.waiting, self.held = saved
             self._round = _Round()
+            self.ids.abandon()
             raise
-        done, self._round = self._round, _Round()
-        dlq = topic_name(self.settings, "hubspot.commands.dlq")
-        for value, key, what in done.letters:
-            log.warning("dead-lettering %s", what)
-            await self.producer.send(dlq, value, key=key)
         self.stats.add(done.stats)
         self.stats.waiting_links = len(self.waiting)
         self.stats.held_records = len(self.held)
+
+    async def _deliver(self, letters: list[tuple[bytes, bytes | None, str]]) -> None:
+        """Send the round's dead letters and wait until Kafka acknowledged them and every id-map
+        change of the round; raise ``KafkaDeliveryError`` if any was not (the round is undone)."""
+        dlq = topic_name(self.settings, "hubspot.commands.dlq")
+        sent: list[asyncio.Future[Any]] = []
+        failures: list[BaseException] = []
+        for value, key, what in letters:
+            log.warning("dead-lettering %s", what)
+            try:
+                sent.append(await self.producer.send(dlq, value, key=key))
+            except KafkaError as exc:  # not even queued (no metadata, too large, ...)
+                failures.append(exc)
+        if sent:  # asyncio.wait, not wait_for: the producer's futures must not be cancelled
+            await asyncio.wait(sent, timeout=DELIVERY_TIMEOUT_S)
+        failures += [e for f in sent if (e := delivery_failure(f, DELIVERY_TIMEOUT_S)) is not None]
+        id_failures = await self.ids.settle(DELIVERY_TIMEOUT_S)
+        if failures or id_failures:
+            kinds = sorted({type(f).__name__ for f in failures + id_failures})
+            raise KafkaDeliveryError(
+                f"Kafka did not acknowledge {len(failures)} of {len(letters)} dead letters and "
+                f"{len(id_failures)} id-map records ({', '.join(kinds)})"
+            )
 
     async def _apply(self, items: list[Source]) -> None:
         counts = self._round.stats
@@ -214,6 +268,11 @@ class Writer:
         """Positions whose commands are not done yet (their partitions' commits wait for them)."""
         waiting = [pos for w in self.waiting for _, pos in w.link.sources]
         return waiting + [pos for h in self.held for _, pos in h.sources + h.moot]
+
+    def drop_all(self) -> None:
+        """Forget what is held and waiting (a rebalance: it is read again from the commit)."""
+        self.waiting, self.held = [], []
+        self.stats.waiting_links = self.stats.held_records = 0
 
     def pending(self) -> bool:
         return bool(self.waiting or self.held)
@@ -251,6 +310,13 @@ class Writer:
                 by_type[record.ref.object_type].append((record, hubspot_id))
             elif record.ref.key in unsure:
                 self._hold(record)  # HubSpot could not say whether it exists: ask again later
+            elif record.ref.key in self._read_errors:  # HubSpot refused the lookup: not "gone"
+                answer = self._read_errors[record.ref.key]
+                status = answer.get("status")
+                self._dead_letter(
+                    record.sources, "HubSpot refused to look up the record to archive", answer,
+                    status if isinstance(status, int) else None,
+                )  # fmt: skip
             else:
                 gone.add(record.ref.key)  # never written, or already gone: archiving it is done
         for object_type, entries in by_type.items():
@@ -288,7 +354,7 @@ class Writer:
                 continue
             verdict, error = judge(named, errors, single=len(chunk) == 1)
             if verdict is Verdict.MISSING:  # deleted in HubSpot meanwhile: the archive is done
-                await self.ids.forget(record.ref.key)
+                await self.ids.gone(record.ref.key)
                 self._round.stats.skipped_deleted += 1
                 gone.add(record.ref.key)
             elif verdict is Verdict.REJECTED and error is not None:
@@ -371,11 +437,11 @@ class Writer:
                     self._dead_letter(record.sources, "HubSpot did not apply the record", body, status)
                 else:
                     self._round.stats.skipped_deleted += 1
-                    await self.ids.forget(record.ref.key)
+                    await self.ids.gone(record.ref.key)
             elif verdict is Verdict.MISSING and not create:
                 # An update-only write whose record is gone: HubSpot deleted it (C4). Not an error.
                 self._round.stats.skipped_deleted += 1
-                await self.ids.forget(record.ref.key)
+                await self.ids.gone(record.ref.key)
             elif verdict is Verdict.REJECTED and error is not None:
                 self._dead_letter(
                     record.sources, "HubSpot rejected the record", error.letter_body(status), status
@@ -558,9 +624,9 @@ class Writer:
                 names_from = f in error.from_ids or f in error.any_ids or not error.names_inputs
                 names_to = t in error.to_ids or t in error.any_ids or not error.names_inputs
                 if names_from:
-                    await self.ids.forget(c.record.key)
+                    await self.ids.gone(c.record.key)
                 if names_to:
-                    await self.ids.forget(c.to.key)
+                    await self.ids.gone(c.to.key)
                 self._wait(link, prior, now, RETRY_WAITING_EVERY_S, error=error.letter_body(status))
             elif verdict is Verdict.REJECTED and error is not None:
                 self._dead_letter(
@@ -580,8 +646,9 @@ class Writer:
         """HubSpot ids of ``refs``: from the id map, else read by unique property (and remembered).
 
         Also returns the keys HubSpot could not answer for this time (a transient error for that
-        input): unknown, not absent. A read HubSpot refuses for good counts as absent, with its
-        answer kept for the dead letter."""
+        input): unknown, not absent. A key whose read HubSpot refused for good (the whole call,
+        narrowed down by halving, or that input in a 207) is neither: its answer is kept in
+        ``_read_errors`` for the dead letter. Only a key in none of the three is not in HubSpot."""
         out: dict[str, str] = {}
         unsure: set[str] = set()
         missing: dict[tuple[str, str], list[RecordRef]] = defaultdict(list)
@@ -613,8 +680,12 @@ class Writer:
         try:
             status, answer = await self.client.call("POST", f"/crm/v3/objects/{object_type}/batch/read", body)
         except HubSpotError as exc:
-            for ref in chunk:
-                self._read_errors[ref.key] = {**exc.body, "status": exc.status}
+            if len(chunk) > 1:  # find the input(s) HubSpot refuses: the others are still looked up
+                half = len(chunk) // 2
+                found_a, unsure_a = await self._read(object_type, id_property, chunk[:half])
+                found_b, unsure_b = await self._read(object_type, id_property, chunk[half:])
+                return {**found_a, **found_b}, unsure_a | unsure_b
+            self._read_errors[chunk[0].key] = {**exc.body, "status": exc.status}
             return {}, set()
         by_value: dict[str, str] = {}
         for r in answer.get("results") or []:
@@ -735,12 +806,15 @@ async def run_writer(
         pacer=RatePacer(limit=settings.hubspot_rate_limit_per_10s, interval_s=10.0),
         retry=RetryPolicy(attempts=settings.writer_retry_attempts),
     )
-    producer = AIOKafkaProducer(
-        bootstrap_servers=settings.kafka_bootstrap_servers, acks="all", enable_idempotence=True, linger_ms=5,
-        max_request_size=settings.kafka_message_bytes(),  # R6: the size every topic takes
-    )  # fmt: skip
+
+    def new_producer() -> AIOKafkaProducer:
+        return AIOKafkaProducer(
+            bootstrap_servers=settings.kafka_bootstrap_servers, acks="all", enable_idempotence=True,
+            linger_ms=5, max_request_size=settings.kafka_message_bytes(),  # R6: the size every topic takes
+        )  # fmt: skip
+
+    producer = new_producer()
     consumer = AIOKafkaConsumer(
-        topic_name(settings, "hubspot.commands"),
         bootstrap_servers=settings.kafka_bootstrap_servers,
         group_id=settings.writer_group(),
         enable_auto_commit=False,
@@ -752,6 +826,7 @@ async def run_writer(
     backoff = backoff or Backoff()
     pauses = Pauses(clock, backoff, stop, stats)
     await producer.start()
+    writer: Writer | None = None
     try:
         schema = await _set_up(client, settings, pauses)
         if schema is None:
@@ -759,15 +834,20 @@ async def run_writer(
         ids = IdMap(producer, topic_name(settings, "hubspot.ids"))
         known = await ids.load(settings.kafka_bootstrap_servers)
         log.info("writer ready: %d known HubSpot ids, pipeline %s", known, schema.pipeline_id)
-        writer = Writer(settings, client, producer, ids, schema, stats=stats, retry_backoff=backoff)
+        writer = Writer(
+            settings, client, producer, ids, schema, stats=stats, retry_backoff=backoff,
+            producer_factory=new_producer,
+        )  # fmt: skip
+        books = _Books(topic_name(settings, "hubspot.commands"))
+        consumer.subscribe([books.topic], listener=_Rebalance(writer, consumer, books))
         await consumer.start()
         try:
-            await _consume(writer, consumer, pauses)
+            await _consume(writer, consumer, pauses, books)
         finally:
             await consumer.stop()
         return writer.stats
     finally:
-        await producer.stop()
+        await (writer.producer if writer is not None else producer).stop()
         await client.close()
 
 
@@ -805,34 +885,37 @@ class Pauses:
         self.since: datetime | None = None
         self.last_logged: datetime | None = None
         self.reset_expected: datetime | None = None
+        self.subject = "HubSpot"
 
     async def outage(self, exc: Exception, consumer: AIOKafkaConsumer | None, held: int) -> None:
         now = self.clock.now()
         self.failures += 1
         self.stats.failed_rounds += 1
         delay = self.backoff.delay(self.failures)
+        subject = "Kafka" if isinstance(exc, KafkaDeliveryError) else "HubSpot"
         if self.since is None:
             self.since = self.last_logged = now
+            self.subject = subject
             log.error(
-                "HubSpot is unavailable (%s): the writer keeps its place (%d commands held, no offset "
+                "%s is unavailable (%s): the writer keeps its place (%d commands held, no offset "
                 "committed past an unwritten command, nothing dead-lettered for an outage) and retries "
                 "in %.1f s, backing off up to %.0f s",
-                exc, held, delay, self.backoff.cap_s,
+                subject, exc, held, delay, self.backoff.cap_s,
             )  # fmt: skip
         elif self.last_logged is None or now - self.last_logged >= OUTAGE_LOG_EVERY:
             self.last_logged = now
             log.warning(
-                "HubSpot still unavailable after %s (%d rounds failed; last: %s); %d commands held; "
+                "%s still unavailable after %s (%d rounds failed; last: %s); %d commands held; "
                 "retrying every %.0f s at most",
-                span(now - self.since), self.failures, exc, held, self.backoff.cap_s,
+                subject, span(now - self.since), self.failures, exc, held, self.backoff.cap_s,
             )  # fmt: skip
         await self._idle(consumer, now + timedelta(seconds=delay))
 
     def recovered(self) -> None:
         if self.since is not None:
             log.warning(
-                "HubSpot answers again after %s (%d rounds failed); catching up",
-                span(self.clock.now() - self.since), self.failures,
+                "%s answers again after %s (%d rounds failed); catching up",
+                self.subject, span(self.clock.now() - self.since), self.failures,
             )  # fmt: skip
         self.failures = 0
         self.since = self.last_logged = None
@@ -897,13 +980,64 @@ class Pauses:
                 consumer.resume(*consumer.assignment())
 
 
-async def _consume(writer: Writer, consumer: AIOKafkaConsumer, pauses: Pauses) -> None:
+@dataclass
+class _Books:
+    """The consumer loop's per-partition bookkeeping of ``hubspot.commands``, shared with the
+    rebalance listener. ``lock`` is held for a whole round (apply, then commit) and by the listener,
+    so a rebalance never interleaves with a round. ``epoch`` counts revocations: a round whose
+    commands were fetched in an earlier epoch is dropped unapplied. ``reseek``: partitions to seek to
+    their committed offset (their fetched commands were dropped, or kept through a revocation)."""
+
+    topic: str
+    consumed: dict[int, int] = field(default_factory=dict)  # next offset read, per partition
+    committed: dict[int, int] = field(default_factory=dict)
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    epoch: int = 0
+    reseek: set[TopicPartition] = field(default_factory=set)
+
+
+class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
+    """On a revocation: wait for the round in flight (it commits what it finished), commit what is
+    done while the partitions are still ours, then drop everything held, waiting and read: from the
+    committed offsets on, the partitions' next owner (perhaps this writer again) reads it anew.
+
+    aiokafka rebalances eagerly (every rebalance revokes every partition), so the writer then holds
+    nothing; should a revocation ever leave partitions assigned, they are sought back to their
+    committed offsets too, since what was dropped may include their commands."""
+
+    def __init__(self, writer: Writer, consumer: AIOKafkaConsumer, books: _Books) -> None:
+        self.writer, self.consumer, self.books = writer, consumer, books
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        if not revoked:
+            return
+        books = self.books
+        async with books.lock:
+            await _commit(self.consumer, books, self.writer.held_positions())
+            dropped = self.writer.held_count()
+            self.writer.drop_all()
+            books.consumed.clear()
+            books.committed.clear()
+            books.reseek |= self.consumer.assignment() - set(revoked)
+            books.epoch += 1
+        log.info(
+            "partitions %s revoked: %d held commands dropped, read again from the committed offsets",
+            sorted(tp.partition for tp in revoked), dropped,
+        )  # fmt: skip
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        log.info("partitions %s assigned", sorted(tp.partition for tp in assigned))
+
+
+async def _consume(writer: Writer, consumer: AIOKafkaConsumer, pauses: Pauses, books: _Books) -> None:
     settings = writer.settings
     stop = pauses.stop
     window_s = settings.writer_batch_window_ms / 1000
-    consumed: dict[int, int] = {}  # partition -> next offset read (committed once nothing before it waits)
-    committed: dict[int, int] = {}
     while not stop.is_set():
+        if books.reseek:
+            async with books.lock:
+                await _seek_to_committed(consumer, books)
+        epoch = books.epoch
         items: list[Source] = []
         raw_letters: list[bytes] = []
         done: dict[int, int] = {}
@@ -927,43 +1061,64 @@ async def _consume(writer: Writer, consumer: AIOKafkaConsumer, pauses: Pauses) -
                         raw_letters.append(_raw_letter(m.value or b"", str(exc), position))
             if not batch and not writer.pending():
                 break
-        if not items and not writer.pending() and not done and committed == consumed:
+        if not items and not writer.pending() and not done and books.committed == books.consumed:
             continue
-        try:
-            await writer.apply(items, raw_letters)
-        except DailyLimitError as exc:
-            _rewind(consumer, first)
-            await pauses.daily(exc, consumer, writer.schema)
-            continue
-        except HubSpotUnavailableError as exc:
-            _rewind(consumer, first)
-            await pauses.outage(exc, consumer, writer.held_count() + len(items))
-            continue
-        pauses.recovered()
-        consumed.update(done)
-        await writer.producer.flush()
-        committed = await _commit(consumer, settings, consumed, committed, writer.held_positions())
+        failure: Exception | None = None
+        async with books.lock:
+            if books.epoch != epoch:  # fetched before a rebalance: dropped, read again from the commit
+                books.reseek |= set(first)
+                continue
+            try:
+                await writer.apply(items, raw_letters)
+            except (HubSpotUnavailableError, KafkaDeliveryError) as exc:
+                _rewind(consumer, first)
+                failure = exc
+                if isinstance(exc, KafkaDeliveryError):
+                    await writer.renew_producer()
+            else:
+                books.consumed.update(done)
+                await _commit(consumer, books, writer.held_positions())
+        if isinstance(failure, DailyLimitError):
+            await pauses.daily(failure, consumer, writer.schema)
+        elif failure is not None:
+            await pauses.outage(failure, consumer, writer.held_count() + len(items))
+        else:
+            pauses.recovered()
 
 
-async def _commit(
-    consumer: AIOKafkaConsumer,
-    settings: Settings,
-    consumed: dict[int, int],
-    committed: dict[int, int],
-    held: list[Position],
-) -> dict[int, int]:
-    """Commit, per partition, everything read except from the earliest command still held."""
-    topic = topic_name(settings, "hubspot.commands")
+async def _commit(consumer: AIOKafkaConsumer, books: _Books, held: list[Position]) -> None:
+    """Commit, per partition assigned to this writer, everything read except from the earliest
+    command still held. A commit the group refuses (it is rebalancing) is left for the next owner:
+    what it did not cover is read and applied again, harmlessly."""
     earliest_held: dict[int, int] = {}
     for pos in held:
         earliest_held[pos.partition] = min(pos.offset, earliest_held.get(pos.partition, pos.offset))
-    targets = {p: min(offset, earliest_held.get(p, offset)) for p, offset in consumed.items()}
-    changed = {p: o for p, o in targets.items() if committed.get(p) != o}
-    if changed:
+    assigned = {tp.partition for tp in consumer.assignment() if tp.topic == books.topic}
+    targets = {
+        p: min(offset, earliest_held.get(p, offset)) for p, offset in books.consumed.items() if p in assigned
+    }
+    changed = {p: o for p, o in targets.items() if books.committed.get(p) != o}
+    if not changed:
+        return
+    try:
         await consumer.commit(
-            {TopicPartition(topic, p): OffsetAndMetadata(o, "") for p, o in changed.items()}
+            {TopicPartition(books.topic, p): OffsetAndMetadata(o, "") for p, o in changed.items()}
         )
-    return {**committed, **changed}
+    except (CommitFailedError, IllegalStateError, KafkaError) as exc:
+        log.warning("commit refused (%s): the uncommitted commands will be read again", type(exc).__name__)
+        return
+    books.committed.update(changed)
+
+
+async def _seek_to_committed(consumer: AIOKafkaConsumer, books: _Books) -> None:
+    """Seek ``books.reseek`` (those still assigned) to their committed offsets, or the beginning."""
+    wanted, books.reseek = books.reseek & consumer.assignment(), set()
+    for tp in sorted(wanted):
+        offset = await consumer.committed(tp)
+        if offset is None or offset < 0:
+            await consumer.seek_to_beginning(tp)
+        else:
+            consumer.seek(tp, offset)
 
 
 def _rewind(consumer: AIOKafkaConsumer, first: dict[TopicPartition, int]) -> None:

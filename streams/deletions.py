@@ -27,6 +27,8 @@ from streams.rules.keys import normalize_email
 
 CONTACT_ID_PREFIX = "contacts:email:"
 """The id map's key for a contact (``RecordRef.key`` of ``contact_ref(email)``)."""
+GONE_PREFIX = "gone:"
+"""The id map's value prefix of a contact HubSpot no longer holds (``handlers.id_map``)."""
 
 
 class ContactIdMapping(BaseModel):
@@ -49,16 +51,19 @@ class HubSpotObjectState(BaseModel):
 
 
 def contact_id_mapping(key: bytes | None, value: bytes | None) -> ContactIdMapping | None:
-    """The contact id mapping an id-map record holds, if it is one (a tombstone is not: the
-    product archived the record itself, and a later deletion webhook for it changes nothing)."""
+    """The contact id mapping an id-map record holds, if it is one: ``<id>``, or ``gone:<id>``
+    (the writer found HubSpot no longer holds the contact and keeps its id, so that the deletion
+    still resolves after the topic is compacted, C4). A tombstone is not: the product archived
+    the record itself, and a later deletion webhook for it changes nothing."""
     if key is None or value is None:
         return None
     text = key.decode("utf-8", "replace")
     if not text.startswith(CONTACT_ID_PREFIX):
         return None
     email = normalize_email(text[len(CONTACT_ID_PREFIX) :])
+    raw = value.decode("utf-8", "replace")
     try:
-        object_id = int(value.decode())
+        object_id = int(raw.removeprefix(GONE_PREFIX))
     except ValueError:
         return None
     return ContactIdMapping(object_id=object_id, email=email) if email else None

@@ -30,6 +30,9 @@ def test_the_id_map_record_of_a_contact_is_a_mapping_and_others_are_not() -> Non
     assert contact_id_mapping(b"deals:shopify_deal_key:j1", b"77") is None
     assert contact_id_mapping(b"contacts:email:ann@example.com", None) is None  # a tombstone
     assert contact_id_mapping(b"contacts:email:ann@example.com", b"not-an-id") is None
+    # HubSpot no longer holds it: the writer keeps the id, so the join survives compaction (C4)
+    assert contact_id_mapping(b"contacts:email:ann@example.com", b"gone:501") == MAPPING
+    assert contact_id_mapping(b"contacts:email:ann@example.com", b"gone:") is None
 
 
 def test_a_deletion_before_its_mapping_waits_and_is_released_with_the_email() -> None:
