@@ -118,6 +118,21 @@ def usable(producer: AIOKafkaProducer) -> bool:
     )
 
 
+def _fail_pending(producer: AIOKafkaProducer) -> None:
+    """Fail every batch the producer holds with ``ProducerClosed``, so the requests awaiting them
+    retry on the next producer now. Their futures are marked retrieved: a request that already
+    gave up (its budget spent) no longer awaits its future, and asyncio would log each one."""
+    with contextlib.suppress(Exception):
+        accumulator = producer._message_accumulator
+        batches = [b for queue in accumulator._batches.values() for b in queue]
+        batches += list(accumulator._pending_batches)
+        accumulator.fail_all(ProducerClosed())
+        for batch in batches:
+            for future in (batch.future, *(f for f, _ in batch._msg_futures)):
+                if future.done() and not future.cancelled():
+                    future.exception()
+
+
 class KafkaAppender:
     """An idempotent acks=all producer that starts when first needed (Kafka may be down when the
     bridge starts) and is replaced whenever it becomes unusable (see the module docstring)."""
@@ -211,9 +226,7 @@ class KafkaAppender:
         self._producer = None
         self.rebuilds += 1
         _event("bridge.producer_rebuilt", reason=reason, rebuilds=self.rebuilds)
-        accumulator = getattr(producer, "_message_accumulator", None)
-        with contextlib.suppress(Exception):
-            accumulator.fail_all(ProducerClosed())  # type: ignore[union-attr]
+        _fail_pending(producer)
         self._spawn(self._close(producer))
 
     async def _close(self, producer: AIOKafkaProducer) -> None:
