@@ -63,7 +63,7 @@ from schemas.commands import (
     encode_command,
 )
 from schemas.reasons import reason_kind
-from shopsync.config import Settings
+from shopsync.config import KAFKA_FRAMING_BYTES, Settings
 from streams.topics import ensure_topics, topic_name
 
 log = logging.getLogger(__name__)
@@ -737,8 +737,28 @@ class Writer:
                 f"a {command.record.object_type} command from {position.partition}@{position.offset}: "
                 f"{reason_kind(reason)} ({body.get('category') or status})"
             )
-            self._round.letters.append((orjson.dumps(letter), command.record.key.encode(), what))
+            self._round.letters.append((self._fitted(letter), command.record.key.encode(), what))
             self._round.stats.dead_lettered += 1
+
+    def _fitted(self, letter: dict[str, Any]) -> bytes:
+        """The letter as bytes that fit one record (R6): HubSpot's answer is cut first, then the
+        command's properties; the command itself stays readable at its source offset. A letter
+        Kafka refuses for its size would otherwise undo the round again and again."""
+        value = orjson.dumps(letter)
+        limit = self.settings.max_record_bytes - KAFKA_FRAMING_BYTES
+        if len(value) <= limit:
+            return value
+        letter = {**letter, "errors": None, "message": str(letter.get("message") or "")[:2000]}
+        value = orjson.dumps(letter)
+        if len(value) <= limit:
+            return value
+        command = dict(letter["command"])
+        omitted = len(orjson.dumps(command.pop("properties", None)))
+        letter["command"] = {
+            **command,
+            "properties_omitted": f"{omitted} bytes: read it at its source offset",
+        }
+        return orjson.dumps(letter)
 
     async def _halves(self, chunk: list[T], again: Callable[[list[T]], Awaitable[None]]) -> None:
         """Split a batch HubSpot refused as a whole, to find the input(s) at fault."""
