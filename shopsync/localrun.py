@@ -159,6 +159,19 @@ async def read_all(bootstrap: str, topic: str, timeout_s: float = 10.0) -> list[
         await consumer.stop()
 
 
+async def wait_for_records(bootstrap: str, topic: str, count: int, worker: ServiceProcess) -> list[bytes]:
+    """The values in ``topic`` once it holds at least ``count`` records (60 s at most; fails at once
+    if the worker process died meanwhile, with its log's tail)."""
+    for _ in range(240):
+        records = await read_all(bootstrap, topic)
+        if len(records) >= count:
+            return [r.value for r in records]
+        if not worker.alive():
+            raise RuntimeError(f"the {worker.service} process exited:\n{worker.log_tail()}")
+        await asyncio.sleep(0.25)
+    raise TimeoutError(f"{topic} did not get {count} records:\n{worker.log_tail()}")
+
+
 async def lagging_partitions(bootstrap: str, group: str, topics: list[str]) -> dict[str, int] | None:
     """Records in ``topics`` that consumer group ``group`` has not committed yet, per lagging
     partition (``topic[partition]`` -> records); None while that cannot be known yet."""

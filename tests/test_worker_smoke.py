@@ -5,7 +5,6 @@ The worker runs as its own process (``python -m shopsync worker``), exactly as d
 
 from __future__ import annotations
 
-import asyncio
 import base64
 from datetime import UTC, datetime
 from pathlib import Path
@@ -16,23 +15,19 @@ from aiokafka import AIOKafkaProducer
 
 from schemas.commands import Upsert, decode_command
 from shopsync.config import Settings
-from shopsync.localrun import ServiceProcess, append_events, read_all, wait_until_worker_idle
+from shopsync.localrun import (
+    ServiceProcess,
+    append_events,
+    read_all,
+    wait_for_records,
+    wait_until_worker_idle,
+)
 from shopsync.samplestore import SampleEvent, customer_body
 from streams.topics import ensure_topics, topic_name
 
 pytestmark = pytest.mark.kafka
 
 AT = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
-
-
-async def wait_for_records(bootstrap: str, topic: str, count: int, worker: ServiceProcess) -> list[bytes]:
-    for _ in range(240):
-        records = await read_all(bootstrap, topic)
-        if len(records) >= count:
-            return [r.value for r in records]
-        assert worker.alive(), worker.log_tail()
-        await asyncio.sleep(0.25)
-    raise AssertionError(f"{topic} did not get {count} records:\n{worker.log_tail()}")
 
 
 async def test_deliveries_become_commands_duplicates_vanish_and_poison_is_dead_lettered(

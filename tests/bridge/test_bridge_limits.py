@@ -20,7 +20,7 @@ from schemas.commands import Upsert, decode_command
 from schemas.envelope import Delivery, decode_log_record, encode
 from schemas.rawjson import MAX_BODY_DEPTH, cut_deep, load_body
 from shopsync.config import Settings
-from shopsync.localrun import ServiceProcess, read_all, wait_until_worker_idle
+from shopsync.localrun import ServiceProcess, read_all, wait_for_records, wait_until_worker_idle
 from shopsync.samplestore import customer_body, order_body
 from streams.topics import UnroutableError, ensure_topics, internal_topic, route, topic_name
 from tests.bridge.test_bridge import AT, bridge, bridge_settings, records, signed
@@ -273,16 +273,6 @@ async def test_an_older_smaller_topic_is_refused_413_then_raised_by_ensure_topic
 # ---- the worker on near-limit records ----
 
 
-async def wait_for(settings: Settings, name: str, count: int, worker: ServiceProcess) -> list[bytes]:
-    for _ in range(240):
-        found = await read_all(settings.kafka_bootstrap_servers, name)
-        if len(found) >= count:
-            return [r.value for r in found]
-        assert worker.alive(), worker.log_tail()
-        await asyncio.sleep(0.25)
-    raise AssertionError(f"{name} did not get {count} records:\n{worker.log_tail()}")
-
-
 async def test_the_worker_forwards_a_near_limit_record_or_dead_letters_it_with_its_reason(
     settings: Settings, tmp_path: Path
 ) -> None:
@@ -306,17 +296,23 @@ async def test_the_worker_forwards_a_near_limit_record_or_dead_letters_it_with_i
 
             # Just under the bridge's limit: the router forwards it, the contact agent syncs it.
             await post(1, "near@example.com", settings.bridge_body_limit())
-            commands = await wait_for(settings, topic_name(settings, "hubspot.commands"), 1, worker)
+            commands = await wait_for_records(
+                settings.kafka_bootstrap_servers, topic_name(settings, "hubspot.commands"), 1, worker
+            )
             await wait_until_worker_idle(settings, 90, worker)
             # An internal topic made smaller than the setting (by an older version): the forward is
             # refused by Kafka, and the record is dead-lettered with that reason, not skipped; the
             # record after it is still handled.
             await alter_max_message_bytes(settings, internal_topic(settings, "contacts"), 1_000_000)
             await post(2, "refused@example.com", 1_500_000)
-            letters = await wait_for(settings, topic_name(settings, "shopify.deadletter"), 1, worker)
+            letters = await wait_for_records(
+                settings.kafka_bootstrap_servers, topic_name(settings, "shopify.deadletter"), 1, worker
+            )
             await alter_max_message_bytes(settings, internal_topic(settings, "contacts"), 8_000_000)
             await post(3, "after@example.com", 1_000)
-            commands = await wait_for(settings, topic_name(settings, "hubspot.commands"), 2, worker)
+            commands = await wait_for_records(
+                settings.kafka_bootstrap_servers, topic_name(settings, "hubspot.commands"), 2, worker
+            )
     finally:
         worker.stop()
     synced = {}
