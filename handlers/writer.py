@@ -379,10 +379,11 @@ class Writer:
         order = {"products": 0, "contacts": 1, "deals": 2, "line_items": 3}
         for (object_type, id_property, create), group in sorted(groups.items(), key=lambda g: order[g[0][0]]):
             if object_type == "line_items":
-                unsure = await self._resolve_products(group)
-                for record in [r for r in group if set(self._product_keys(r.upsert or {})) & unsure]:
+                found, unsure = await self._resolve_products(group)
+                later = [r for r in group if self._product_later(r, found, unsure)]
+                for record in later:
                     self._hold(record)  # its product's id is unknown for now: not without it
-                group = [r for r in group if not set(self._product_keys(r.upsert or {})) & unsure]
+                group = [r for r in group if r not in later]
             for chunk in _chunks(group):
                 await self._upsert_chunk(object_type, id_property, create, chunk)
 
@@ -483,9 +484,25 @@ class Writer:
                 return found
         return None
 
-    async def _resolve_products(self, group: list[RecordPlan]) -> set[str]:
-        """Look up the products the line items point at; return the keys HubSpot could not say
-        anything about this time."""
+    def _product_later(self, record: RecordPlan, found: dict[str, str], unsure: set[str]) -> bool:
+        """Whether to write this line item in a later round: its product's id is unknown now.
+
+        Either HubSpot could not say (a transient error), or the product is not in HubSpot yet:
+        the products agent and the journeys agent run side by side, so a line item's command can
+        reach the writer before its product's, and a line item written without ``hs_product_id``
+        is never pointed at its product afterwards. The second case waits a bounded time
+        (``PRODUCT_WAIT_TRIES`` rounds, about half a minute), then writes it without one: a
+        product that never comes (not synced, deleted) must not hold its partition back."""
+        keys = self._product_keys(record.upsert or {})
+        if not keys or any(k in found or self.ids.get(k) is not None for k in keys):
+            return False
+        if set(keys) & unsure:
+            return True
+        return self._attempts.get(record.ref.key, 0) < PRODUCT_WAIT_TRIES
+
+    async def _resolve_products(self, group: list[RecordPlan]) -> tuple[dict[str, str], set[str]]:
+        """Look up the products the line items point at; return the ids found and the keys HubSpot
+        could not say anything about this time."""
         refs = []
         for record in group:
             for key in self._product_keys(record.upsert or {}):
@@ -495,9 +512,8 @@ class Writer:
                         RecordRef(object_type="products", id_property="shopify_product_key", id_value=value)
                     )
         if not refs:
-            return set()
-        _, unsure = await self._resolve(refs)
-        return unsure
+            return {}, set()
+        return await self._resolve(refs)
 
     # ---- associations ----
 
@@ -768,6 +784,8 @@ class Writer:
 
 
 T = TypeVar("T")
+PRODUCT_WAIT_TRIES = 5
+"""Rounds a line item waits for its product to exist in HubSpot (1 + 2 + 4 + 8 + 16 s of backoff)."""
 
 
 def _chunks(items: list[T]) -> list[list[T]]:
