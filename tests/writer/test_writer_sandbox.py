@@ -21,6 +21,7 @@ from schemas.commands import AnyCommand, RecordRef, Upsert
 from shopsync.account import fold
 from shopsync.config import Settings
 from shopsync.localrun import ServiceProcess, read_all, wait_until_written
+from streams.rules.keys import UNIQUE_PROPERTY
 from streams.topics import ensure_topics, topic_name
 from tests.writer.conftest import (
     TOKEN,
@@ -69,17 +70,36 @@ async def test_a_store_written_to_the_sandbox_is_the_account_the_commands_descri
 async def test_the_same_commands_twice_leave_the_same_account(
     writer_settings: Settings, sandbox: Sandbox
 ) -> None:
-    """Idempotency: every write is an upsert by a unique key; a second pass changes nothing."""
+    """Idempotency: every write is an upsert by a unique key; a second pass changes nothing.
+
+    The second pass is cut into other windows (seven commands each) on purpose: how a redelivery
+    falls into rounds is up to Kafka, and must not matter. Within a round a record's commands
+    coalesce, so a pass cut finer writes states the coarser one skipped (a cart deal created and
+    archived again, an order deal's earlier stage): those move ``updatedAt`` and the archived
+    counts, never what the account holds. CI once saw exactly that difference by chance."""
     await ensure_topics(writer_settings)
     commands = store_commands(customers=8, seed=4)
     await append_commands(writer_settings, commands)
     async with writer(writer_settings):
         await wait_until_written(writer_settings)
-        first = await admin(sandbox, "GET", "/_sandbox/dump")
-        await append_commands(writer_settings, commands)
+    first = await admin(sandbox, "GET", "/_sandbox/dump")
+    await append_commands(writer_settings, commands)
+    async with writer(writer_settings.model_copy(update={"writer_max_batch": 7})):
         await wait_until_written(writer_settings)
     second = await admin(sandbox, "GET", "/_sandbox/dump")
-    assert second == first
+    assert held_now(second) == held_now(first)
+    assert second["archived"]["contacts"] == second["archived"]["products"] == 0, (
+        "only the converted cart's deal and line item are ever archived"
+    )
+
+
+def held_now(dump: dict[str, Any]) -> dict[str, Any]:
+    """What the account holds: every live record (id, createdAt, properties), association and
+    pipeline, without the write history (``updatedAt``, how many records were ever archived)."""
+    live = {k: v for k, v in dump.items() if k != "archived"}
+    for object_type in UNIQUE_PROPERTY:
+        live[object_type] = [{k: v for k, v in r.items() if k != "updatedAt"} for r in dump[object_type]]
+    return live
 
 
 async def test_batching_and_coalescing_keep_the_call_count_low(
