@@ -1,0 +1,1 @@
+"""One module per figure of ``shopsync bench`` (each exposes ``FIGURE: bench.suite.Figure``)."""
