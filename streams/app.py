@@ -1,20 +1,31 @@
-"""The faust application: topics, tables and agents. Agents only move data; rules decide.
+"""The faust engine: topics, tables and agents over the processor core. Agents only move data.
 
 Two stages, because Shopify's topics are keyed by Shopify ids and the rules need other keys:
 
-1. *Routers* read the Shopify topics as raw bytes. A record that is not valid JSON, not an
-   envelope, or whose body does not fit its model goes to ``shopify.deadletter`` with the reason
-   and its original bytes, and the partition keeps moving. A valid delivery is forwarded, as it
-   is, to the worker's internal topics under the keys the rules use: the contact's email and
-   the purchase journey (``streams.rules.keys``). ``orders/delete`` carries only the order id, so
-   the orders router remembers each order's journey in a table.
-2. *Entity agents* (contacts, journeys; products read their Shopify topic directly) keep each
-   entity's state in a table, call the pure rules (``streams.rules``) and send the commands.
+1. *Routers* read the Shopify and HubSpot topics as raw bytes and forward each valid input, as it
+   is, to the worker's internal topics under the keys the rules use (``streams.entities``).
+2. *Entity agents* (contacts, journeys, the HubSpot-id join; products read their Shopify topic
+   directly) keep each entity's state in a table.
+
+Every agent is the same loop over :func:`streams.processor.step`, a batch at a time (a ``Stage``
+says which kind, how a record is decoded, which table holds its states). **The commit order** of
+one batch, the only place it is written down:
+
+1. decode every event's value once, run the batch through the kind, per partition, in log order;
+2. send every output (HubSpot commands, forwards, field problems, dead letters) and wait until
+   Kafka acknowledged all of them;
+3. then write each changed state once (with the stream time it was decided at) and each moved
+   partition clock: the tables' changelogs are written after the outputs, so a crash in between
+   can only repeat outputs, and repeats change nothing;
+4. then acknowledge the batch's events, and faust commits their offsets (never past an
+   unacknowledged one: ``streams.faust_fixes``).
+
+A batch that cannot finish (the agent is cancelled, or the process exits because Kafka stayed
+unusable) acknowledges nothing: its events are read again from the committed offset.
 
 Time is data: each internal partition's "now" is the newest instant it has seen, in a delivery's
-``received_at`` or a tick's ``at``. The ticker appends ticks to every partition of the internal
-topics; an agent that reads one fires the timers due in that partition, inside normal stream
-processing, so table writes and changelogs work as for any event.
+``received_at`` or a tick's ``at``. The ticker appends ticks to every partition of the timer
+topics; a tick fires the timers due in its partition, inside normal stream processing.
 """
 
 from __future__ import annotations
@@ -25,7 +36,8 @@ import functools
 import logging
 import os
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -33,27 +45,33 @@ import faust
 import orjson
 from aiokafka.errors import KafkaError
 from faust.exceptions import FaustError
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
-from schemas.commands import AnyCommand, command_key, encode_command
+from schemas.commands import command_key, encode_command
 from schemas.envelope import Delivery, HubSpotContactDeletion, Tick, decode_log_record, encode
 from schemas.problems import FieldProblem, FieldProblemRecord
 from schemas.reasons import reason_kind
 from shopsync.config import LETTER_RESERVE_BYTES, Settings
 from streams import codec, faust_fixes
-from streams.deletions import (
-    ContactIdMapping,
-    HubSpotObjectState,
-    contact_id_mapping,
-    on_deletion,
-    on_mapping,
+from streams.deletions import ContactIdMapping, contact_id_mapping
+from streams.entities import (
+    DELETION_ROUTER,
+    HUBSPOT_OBJECTS,
+    ID_ROUTER,
+    INPUTS,
+    PRODUCTS,
+    ROUTER,
+    ROWS,
+    TIMED,
+    Routable,
+    Rows,
+    encode_forward,
+    orjson_kind,
+    router_key,
+    what_of,
 )
-from streams.entities import ENTITIES, Decided, EntityKind, instant_of
 from streams.partition_time import AS_OF, PartitionTime, clock_key, clock_row
-from streams.routing import OrderMemory, UnroutableError, route
-from streams.rules import products
-from streams.rules.common import RuleConfig
-from streams.rules.keys import normalize_email
+from streams.processor import Kind, PoisonError, StepResult, UnreadableStateError, step
 from streams.topics import (
     INTERNAL_TOPICS,
     TIMER_TOPICS,
@@ -78,15 +96,76 @@ CONSUMED_TOPICS: tuple[TopicName, ...] = (*ROUTED_TOPICS, "shopify.products", "h
 """The Shopify/HubSpot topics the worker's agents read (its consumer group's lag is measured on
 these and on the internal topics)."""
 
-S = TypeVar("S", bound=BaseModel)
 KAFKA_RETRY_DELAYS_S = (0.5, 1.0, 2.0, 4.0, 8.0)
 EXIT_KAFKA_FAILED = 75  # EX_TEMPFAIL: restart me
 STALL_CHECK_S = 5.0  # how often the worker looks for partitions faust stopped feeding
 MAX_LETTER_REASON_CHARS = 8_000  # at most 4 bytes a character (JSON-escaped: 6): inside the reserve
+BATCH_MAX = 500  # events per batch at most (per agent)
+BATCH_WITHIN_S = 0.05  # how long a batch waits to fill: the latency a quiet stream pays at most
+
+Send = tuple[Any, bytes | None, bytes]
+"""One output: (faust topic, key, value)."""
 
 
-class PoisonError(ValueError):
-    """A record that cannot be processed; it goes to the dead-letter topic with this reason."""
+class _TooLargeError(Exception):
+    """A batch's output that Kafka refuses for its size (R6): the batch is redone one unit at a time."""
+
+
+@dataclass(frozen=True)
+class Decoded:
+    """An event's value, decoded once: the kind's key and input, and its field problems (R1)."""
+
+    key: str
+    record: Any
+    problems: tuple[FieldProblem, ...] = ()
+    delivery: Delivery | None = None
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One agent: which kind it runs, how its records decode, where its states live."""
+
+    name: str
+    kind: Kind
+    decode: Callable[[Any, bytes], Decoded | None]  # (event, value) -> input; None: nothing to do
+    table: Any | None = None
+    rows: Rows | None = None
+    time: PartitionTime | None = None
+    stamp_partition: bool = False  # rows say their partition (timed kinds' clocks are derived from it)
+
+
+@dataclass
+class _Part:
+    """Outputs that succeed or fail together, and the writes that follow them. A batch sends all its
+    parts at once; redone after a size error, each part on its own (``letter``: what its input
+    becomes if its outputs are too large)."""
+
+    sends: list[Send] = field(default_factory=list)
+    writes: list[tuple[Any, Any, str, Any]] = field(
+        default_factory=list
+    )  # (event of its partition, table, key, row)
+    letter: tuple[Any, str, str | None] | None = None
+
+
+class _TableStore:
+    """A kind's states in a faust table (rows decoded on first use in a batch)."""
+
+    def __init__(self, stage: Stage) -> None:
+        self.stage = stage
+
+    def load(self, key: str) -> Any | None:
+        stage = self.stage
+        if stage.table is None or stage.rows is None:
+            return None
+        raw = stage.table.get(key)
+        if raw is None:
+            return None
+        try:
+            return stage.rows.from_row(raw)
+        except (ValidationError, ValueError, TypeError) as exc:
+            raise UnreadableStateError(
+                f"the stored {stage.kind.name} state of this key cannot be read: {exc}"
+            ) from exc
 
 
 class Pipeline:
@@ -97,7 +176,7 @@ class Pipeline:
         faust_fixes.install(frozenset(topic_name(settings, spec.name) for spec in TOPICS if spec.compacted))
         self.healer = faust_fixes.StallHealer()
         self.settings = settings
-        self.config: RuleConfig = settings.rule_config()
+        self.config = settings.rule_config()
         self.app = faust.App(
             settings.app_id,
             broker=[f"kafka://{hp.strip()}" for hp in settings.kafka_bootstrap_servers.split(",")],
@@ -139,83 +218,270 @@ class Pipeline:
 
         self.order_journeys = table("order-journeys")
         self.hubspot_objects = table("hubspot-objects")
-        self.tables: dict[str, Any] = {kind.name: table(kind.name) for kind in ENTITIES}
+        self.tables: dict[str, Any] = {kind.name: table(kind.name) for kind in TIMED}
         self.product_states = table("products")
         # Stream time and timer indexes per partition, derived from the tables after each
         # assignment and dropped on every rebalance (streams.partition_time).
         self.time: dict[str, PartitionTime] = {
-            kind.name: PartitionTime(functools.partial(kind.due_of, config=self.config)) for kind in ENTITIES
+            kind.name: PartitionTime(functools.partial(self._due_of, kind)) for kind in TIMED
         }
         self.app.on_partitions_revoked.connect(self._on_revoked)
         self.app.on_partitions_assigned.connect(self._on_assigned)
 
         for name in ROUTED_TOPICS:
-            self._agent(self.sources[name], f"route-{name}", self._route)
-        self._agent(self.sources["shopify.products"], "products", self._product_event)
-        self._agent(self.sources["hubspot.ids"], "route-hubspot.ids", self._route_id)
-        self._agent(self.internal["hubspot-objects"], "hubspot-objects", self._hubspot_object_event)
-        for kind in ENTITIES:
-            self._agent(self.internal[kind.name], kind.name, functools.partial(self._entity_event, kind))
+            if name == "hubspot.events":
+                stage = Stage(f"route-{name}", DELETION_ROUTER, _decode_deletion)
+            else:  # one kind for every Shopify router; only orders have a state (their memory)
+                stage = Stage(
+                    f"route-{name}", ROUTER, self._decode_routable, self.order_journeys, ROWS["route"]
+                )
+            self._agent(self.sources[name], stage)
+        self._agent(
+            self.sources["shopify.products"],
+            Stage(
+                "products",
+                PRODUCTS,
+                self._decode_product,
+                self.product_states,
+                ROWS["products"],
+                stamp_partition=True,
+            ),
+        )
+        self._agent(self.sources["hubspot.ids"], Stage("route-hubspot.ids", ID_ROUTER, _decode_mapping))
+        self._agent(
+            self.internal["hubspot-objects"],
+            Stage(
+                "hubspot-objects",
+                HUBSPOT_OBJECTS,
+                _decode_join_input,
+                self.hubspot_objects,
+                ROWS["hubspot-objects"],
+            ),
+        )
+        for kind in TIMED:
+            stage = Stage(
+                kind.name, kind, functools.partial(_decode_entity_input, kind.name), self.tables[kind.name],
+                ROWS[kind.name], self.time[kind.name], stamp_partition=True,
+            )  # fmt: skip
+            self._agent(self.internal[kind.name], stage)
         self.app.timer(STALL_CHECK_S, name="stall-healer")(self._heal_stalls)
         if settings.tick_interval_s > 0:
             self.app.timer(settings.tick_interval_s, on_leader=True, name="ticker")(self._live_tick)
-
-    def _agent(self, topic: Any, name: str, handle: Callable[[Any], Awaitable[None]]) -> None:
-        """An agent (concurrency 1) that handles each event in turn. Whatever the handling raises
-        ends as a dead letter with its reason and the stream moves on (R2): faust acknowledges
-        the event an agent crashed on and restarts the agent after it, so an exception let
-        through would skip the record silently. Kafka's own failures are not the record's fault:
-        the handling is retried (it is idempotent), and if Kafka stays unusable the process
-        exits at once, without acknowledging, so its replacement handles the record again."""
-
-        async def agent(stream: Any) -> AsyncIterator[None]:
-            async for event in stream.events():
-                await self._handle_safely(event, handle)
-                yield None
-
-        self.app.agent(topic, name=name, concurrency=1)(agent)
 
     def _raw_topic(self, name: str) -> Any:
         return self.app.topic(
             name, key_serializer="raw", value_serializer="raw", partitions=self.settings.partitions
         )
 
-    async def _handle_safely(self, event: Any, handle: Callable[[Any], Awaitable[None]]) -> None:
-        """Handle the event; what cannot be handled is dead-lettered. The dead letter's send is
-        under the same Kafka retries as the handling: the event is acknowledged when this returns,
-        so it may only return once the record's outcome (forwards, or its dead letter) is durable."""
-        letter: str | None = None
+    def _due_of(self, kind: Kind, raw: dict[str, Any]) -> datetime | None:
+        assert kind.next_due is not None
+        return kind.next_due(ROWS[kind.name].from_row(raw), self.config)
+
+    # ---- the one agent loop ----
+
+    def _agent(self, topic: Any, stage: Stage) -> None:
+        """An agent (concurrency 1) that handles its events a batch at a time (see the module's
+        commit order). Whatever an input's handling raises ends as a dead letter with its reason
+        and the stream moves on (R2). Kafka's own failures are not the record's fault: sending
+        is retried (it is idempotent), and if Kafka stays unusable the process exits at once,
+        without acknowledging, so its replacement handles the batch again."""
+
+        async def agent(stream: Any) -> AsyncIterator[None]:
+            async for events in stream.take_events(BATCH_MAX, BATCH_WITHIN_S):
+                try:
+                    await self._handle_batch(stage, events)
+                except BaseException:
+                    faust_fixes.withhold(events)  # not done: read again from the committed offset
+                    raise
+                yield None
+
+        self.app.agent(topic, name=stage.name, concurrency=1)(agent)
+
+    async def _handle_batch(self, stage: Stage, events: Sequence[Any]) -> None:
+        parts = self._plan(stage, events)
+        try:
+            await self._send([s for part in parts for s in part.sends])
+        except _TooLargeError:
+            # One output is too large for Kafka: redo the batch one input at a time, so only the
+            # input (or the timer) whose outputs are too large is dead-lettered (R6). The timer
+            # index was moved by the batch: derive it again from the tables, unchanged so far.
+            if stage.time is not None:
+                stage.time.reset()
+            parts = []
+            for event in events:
+                for part in self._plan(stage, [event]):
+                    try:
+                        await self._send(part.sends)
+                    except _TooLargeError as exc:
+                        if part.letter is None:  # field problems and dead letters are cut to fit
+                            raise RuntimeError("a field problem or a dead letter is too large") from exc
+                        letter_event, reason, key = part.letter
+                        cause = exc.__cause__
+                        letter = self._letter(letter_event, f"{reason}: {type(cause).__name__}: {cause}", key)
+                        await self._send([letter])
+                        continue
+                    self._store(part.writes)
+            return
+        for part in parts:
+            self._store(part.writes)
+
+    def _plan(self, stage: Stage, events: Sequence[Any]) -> list[_Part]:
+        """Decode the events and run them through the stage's kind, per partition; the batch's
+        outputs and writes, in log order per partition."""
+        by_partition: dict[int, list[Any]] = {}
+        for event in events:
+            by_partition.setdefault(event.message.partition, []).append(event)
+        parts: list[_Part] = []
+        for partition, group in by_partition.items():
+            decoded: list[tuple[Any, Decoded]] = []
+            for event in group:
+                raw = _value_bytes(event)
+                try:
+                    item = stage.decode(event, raw)
+                except PoisonError as exc:
+                    parts.append(_Part([self._letter(event, str(exc))]))
+                    continue
+                if item is None:
+                    continue
+                decoded.append((event, item))
+                if item.problems and item.delivery is not None:
+                    parts.append(_Part(self._problem_records(event, item.delivery, item.problems)))
+            if not decoded and stage.time is None:
+                continue
+            with faust_fixes.event_context(group[0]):  # the tables read this partition's rows
+                clock = self._clock(stage, partition) if stage.time is not None else None
+                result = step(
+                    stage.kind, self.config, _TableStore(stage), [(d.key, d.record) for _, d in decoded],
+                    clock, what_of,
+                )  # fmt: skip
+            parts += self._parts(stage, partition, group[0], decoded, result)
+        return parts
+
+    def _parts(
+        self,
+        stage: Stage,
+        partition: int,
+        anchor: Any,
+        decoded: list[tuple[Any, Decoded]],
+        result: StepResult,
+    ) -> list[_Part]:
+        parts: list[_Part] = []
+        for rejected in result.rejected:
+            parts.append(_Part([self._letter(decoded[rejected.position][0], rejected.reason, rejected.key)]))
+        newest = result.states()
+        for unit in result.units:
+            sends: list[Send] = [
+                (self.commands, command_key(c).encode(), encode_command(c)) for c in unit.commands
+            ]
+            sends += [(self.internal[f.target], f.key.encode(), encode_forward(f)) for f in unit.forwards]
+            writes: list[tuple[Any, Any, str, Any]] = []
+            state, as_of = newest.get(unit.key, (None, None))
+            if unit.changed and state is unit.state and stage.table is not None and stage.rows is not None:
+                row = stage.rows.to_row(state)
+                if stage.stamp_partition:
+                    row["partition"] = partition
+                if as_of is not None and stage.time is not None:
+                    row[AS_OF] = as_of.isoformat()
+                writes.append((anchor, stage.table, unit.key, row))
+            event = decoded[unit.position][0]
+            timer = isinstance(decoded[unit.position][1].record, Tick)
+            reason = f"a {stage.kind.name} timer's output is too large" if timer else "too large to forward"
+            parts.append(_Part(sends, writes, (event, reason, unit.key if timer else None)))
+        if result.clock_moved and result.now is not None and stage.table is not None:
+            clock_write = (anchor, stage.table, clock_key(partition), clock_row(result.now, partition))
+            parts.append(_Part(writes=[clock_write]))
+        return parts
+
+    def _clock(self, stage: Stage, partition: int) -> Any:
+        """The partition's clock and timer index, derived from the table on first use after an
+        assignment (one scan; the table is fully recovered before any event is handed to us)."""
+        keeper = stage.time
+        assert keeper is not None and stage.table is not None, "a timed kind keeps its states in a table"
+        if not keeper.ready(partition):
+            started = time.monotonic()
+            pending = keeper.rebuild(partition, stage.table.items())
+            log.info(
+                "stream time and timer index for %s[%d]: %d pending, derived in %.3f s",
+                stage.kind.name, partition, pending, time.monotonic() - started,
+            )  # fmt: skip
+        return keeper.clock(partition)
+
+    @staticmethod
+    def _store(writes: list[tuple[Any, Any, str, Any]]) -> None:
+        for event, table, key, row in writes:
+            with faust_fixes.event_context(event):
+                table[key] = row
+
+    async def _send(self, sends: list[Send]) -> None:
+        """Send the outputs and wait until Kafka acknowledged every one, retrying the whole lot
+        (repeats change nothing) while Kafka fails; exit without acknowledging if it stays
+        unusable. A size refusal is the record's fault, not Kafka's: ``_TooLargeError``."""
+        if not sends:
+            return
         for attempt in range(len(KAFKA_RETRY_DELAYS_S) + 1):
             try:
-                if letter is None:
-                    try:
-                        await handle(event)
-                        return
-                    except PoisonError as exc:
-                        letter = str(exc)
-                    except (KafkaError, FaustError) as exc:
-                        if not is_size_error(exc):
-                            raise
-                        # the record's fault, not Kafka's: retrying cannot help (R6)
-                        letter = f"too large to forward: {type(exc).__name__}: {exc}"
-                    except Exception as exc:  # a bug or a record no rule foresaw: never skip it
-                        log.error(
-                            "handling a record failed (%s: %s); dead-lettering it",
-                            type(exc).__name__, reason_kind(str(exc)),
-                        )  # fmt: skip
-                        letter = f"{type(exc).__name__} while handling the record: {exc}"
-                await self._dead_letter(event, letter)
+                pending = [await topic.send(key=key, value=value) for topic, key, value in sends]
+                await asyncio.gather(*pending)
                 return
             except (KafkaError, FaustError) as exc:
+                if is_size_error(exc):
+                    raise _TooLargeError() from exc
                 if attempt == len(KAFKA_RETRY_DELAYS_S):
                     log.critical(
-                        "Kafka kept failing while handling a record (%s); exiting without "
-                        "acknowledging it, so the next worker handles it again",
-                        type(exc).__name__,
-                    )
+                        "Kafka kept failing while sending a batch's outputs (%s); exiting without "
+                        "acknowledging it, so the next worker handles it again", type(exc).__name__,
+                    )  # fmt: skip
                     os._exit(EXIT_KAFKA_FAILED)
-                log.warning("Kafka failed while handling a record (%s); retrying", type(exc).__name__)
+                log.warning("Kafka failed while sending a batch's outputs (%s); retrying", type(exc).__name__)
                 await asyncio.sleep(KAFKA_RETRY_DELAYS_S[attempt])
+
+    # ---- decoding: each event's value once ----
+
+    def _decode_routable(self, event: Any, raw: bytes) -> Decoded | None:
+        record = _parse(decode_log_record, raw, "not a valid record")
+        if isinstance(record, Tick):
+            return None  # time is carried by the internal topics; a tick here has nothing to fire
+        body, problems = _parse(
+            lambda _: record.parse_body_with_problems(), raw, f"body does not fit {record.topic}"
+        )
+        routable = Routable(record, body, raw)
+        return Decoded(router_key(routable), routable, problems, record)
+
+    def _decode_product(self, event: Any, raw: bytes) -> Decoded | None:
+        record = _parse(decode_log_record, raw, "not a valid record")
+        if isinstance(record, Tick):
+            return None
+        body, problems = _parse(
+            lambda _: record.parse_body_with_problems(), raw, f"body does not fit {record.topic}"
+        )
+        return Decoded(str(int(getattr(body, "id", 0))), record, problems, record)
+
+    def _problem_records(
+        self, event: Any, record: Delivery, problems: tuple[FieldProblem, ...]
+    ) -> list[Send]:
+        """The delivery's field problems (R1) as records for ``shopify.field-problems``: sent with
+        the batch's outputs, so they are durable before its offset can be committed."""
+        msg = event.message
+        key = (msg.key or b"").decode("utf-8", "replace")
+        return [
+            (
+                self.field_problems,
+                msg.key or b"",
+                encode(
+                    FieldProblemRecord(
+                        shopify_topic=record.topic,
+                        record_key=key,
+                        event_id=record.event_id,
+                        path=problem.path,
+                        reason=problem.reason,
+                        source_topic=msg.topic,
+                        source_partition=msg.partition,
+                        source_offset=msg.offset,
+                    )
+                ),
+            )
+            for problem in problems
+        ]
 
     # ---- rebalance: stream time and timer indexes are derived again after every rebalance ----
 
@@ -243,226 +509,6 @@ class Pipeline:
             await consumer.seek_wait({tp: offset})
             consumer._read_offset[tp] = offset or None
 
-    # ---- stage 1: routers ----
-
-    async def _route(self, event: Any) -> None:
-        raw = _value_bytes(event)
-        topic = event.message.topic
-        if topic == topic_name(self.settings, "hubspot.events"):
-            await self._route_deletion(raw)
-            return
-        record = _parse(decode_log_record, raw, "not a valid record")
-        if isinstance(record, Tick):
-            return  # time is carried by the internal topics; a tick here has nothing to fire
-        body, problems = _parse(
-            lambda _: record.parse_body_with_problems(), raw, f"body does not fit {record.topic}"
-        )
-        order_id = str(getattr(body, "id", "")) if record.resource == "orders" else ""
-        stored = self.order_journeys.get(order_id) if order_id else None
-        memory = OrderMemory(
-            journey=stored.get("journey"),
-            pending_delete=stored["pending_delete"].encode() if stored.get("pending_delete") else None,
-            email=stored.get("email"),
-        ) if stored else None  # fmt: skip
-        try:
-            routed = route(record, body, raw, memory)
-        except UnroutableError as exc:
-            raise PoisonError(str(exc)) from exc
-        forwards = [(self.internal[name], key.encode(), raw) for name, key in routed.targets]
-        forwards += [
-            (self.internal[name], key.encode(), pending) for (name, key), pending in routed.also_forward
-        ]
-        forwards += self._problem_records(event, record, problems)
-        await self._send([], forwards)  # acknowledged before the order memory moves on
-        if routed.memory is not None:
-            self.order_journeys[order_id] = {
-                "journey": routed.memory.journey,
-                "pending_delete": routed.memory.pending_delete.decode()
-                if routed.memory.pending_delete
-                else None,
-                "email": routed.memory.email,
-            }
-
-    def _problem_records(
-        self, event: Any, record: Delivery, problems: tuple[FieldProblem, ...]
-    ) -> list[tuple[Any, bytes, bytes]]:
-        """The delivery's field problems (R1) as records for ``shopify.field-problems``: sent with
-        the delivery's forwards, so they are durable before its offset can be committed."""
-        msg = event.message
-        key = (msg.key or b"").decode("utf-8", "replace")
-        return [
-            (
-                self.field_problems,
-                msg.key or b"",
-                encode(
-                    FieldProblemRecord(
-                        shopify_topic=record.topic,
-                        record_key=key,
-                        event_id=record.event_id,
-                        path=problem.path,
-                        reason=problem.reason,
-                        source_topic=msg.topic,
-                        source_partition=msg.partition,
-                        source_offset=msg.offset,
-                    )
-                ),
-            )
-            for problem in problems
-        ]
-
-    # ---- HubSpot deletions: joined with the writer's id map by HubSpot object id (C4, R5) ----
-
-    async def _route_deletion(self, raw: bytes) -> None:
-        deletion = _parse(HubSpotContactDeletion.model_validate_json, raw, "not a HubSpot contact.deletion")
-        email = normalize_email(deletion.email)
-        if email is not None:  # appended with its email (by an older bridge): straight to the contact
-            await self._send([], [(self.internal["contacts"], email.encode(), encode(deletion))])
-            return
-        await self._send([], [(self.internal["hubspot-objects"], str(deletion.object_id).encode(), raw)])
-
-    async def _route_id(self, event: Any) -> None:
-        """The writer's id map: a contact's HubSpot id goes on to the join, keyed by that id."""
-        mapping = contact_id_mapping(event.message.key, event.message.value)
-        if mapping is not None:
-            await self._send(
-                [], [(self.internal["hubspot-objects"], str(mapping.object_id).encode(), encode(mapping))]
-            )
-
-    async def _hubspot_object_event(self, event: Any) -> None:
-        raw = _value_bytes(event)
-        key = event.message.key.decode()
-        stored = self.hubspot_objects.get(key)
-        state = HubSpotObjectState.model_validate(stored) if stored is not None else HubSpotObjectState()
-        if orjson.loads(raw).get("kind") == "contact-id":
-            mapping = _parse(ContactIdMapping.model_validate_json, raw, "not a contact id mapping")
-            state, released = on_mapping(state, mapping)
-        else:
-            deletion = _parse(
-                HubSpotContactDeletion.model_validate_json, raw, "not a HubSpot contact.deletion"
-            )
-            state, released = on_deletion(state, deletion)
-        forwards = [(self.internal["contacts"], (d.email or "").encode(), encode(d)) for d in released]
-        await self._send([], forwards)
-        self.hubspot_objects[key] = state.model_dump(mode="json")
-
-    # ---- stage 2: entity agents (contacts, journeys: one code path, streams.entities) ----
-
-    async def _entity_event(self, kind: EntityKind, event: Any) -> None:
-        record = _parse(kind.inputs.validate_json, _value_bytes(event), f"not a {kind.name} input")
-        partition = event.message.partition
-        table = self.tables[kind.name]
-        at = instant_of(record)
-        now, moved = self._time(kind, partition).advance(partition, at)
-        wrote_state = False
-        try:
-            if isinstance(record, Tick):
-                wrote_state = await self._fire_due(kind, event, now) > 0
-                return
-            key = event.message.key.decode()
-            state = self._load_entity(kind, key) or kind.new(key)
-            # Decided at its own instant, not the partition's clock: the re-keyed topics interleave
-            # three routers, so which records reached the partition first is timing, not data.
-            outcome = _guard(lambda: kind.decide(state, record, at, self.config), record)
-            await self._commit(kind, key, partition, now, outcome)
-            wrote_state = True
-        finally:
-            if moved and not wrote_state:  # the clock moved with this input: keep that durable too
-                table[clock_key(partition)] = clock_row(now, partition)
-
-    def _load_entity(self, kind: EntityKind, key: str) -> BaseModel | None:
-        raw = self.tables[kind.name].get(key)
-        if raw is None:
-            return None
-        try:
-            return kind.model.model_validate(raw)
-        except ValidationError as exc:
-            raise PoisonError(f"the stored {kind.name} state of this key cannot be read: {exc}") from exc
-
-    async def _commit(
-        self, kind: EntityKind, key: str, partition: int, now: datetime, outcome: Decided
-    ) -> None:
-        """Send, then store: the outputs are acknowledged before the state that says they were
-        sent (see :meth:`_send`); the state carries the stream time it was decided at."""
-        facts = [(self.internal[name], fact_key, value) for name, fact_key, value in outcome.facts]
-        await self._send(outcome.commands, facts)
-        raw = outcome.state.model_copy(update={"partition": partition}).model_dump(mode="json")
-        raw[AS_OF] = now.isoformat()
-        self.tables[kind.name][key] = raw
-        self._time(kind, partition).index(partition).set(key, kind.next_due(outcome.state, self.config))
-
-    def _time(self, kind: EntityKind, partition: int) -> PartitionTime:
-        """The partition's clock and timer index, derived from the table on first use after an
-        assignment (one scan; the table is fully recovered before any event is handed to us)."""
-        keeper = self.time[kind.name]
-        if not keeper.ready(partition):
-            started = time.monotonic()
-            pending = keeper.rebuild(partition, self.tables[kind.name].items())
-            log.info(
-                "stream time and timer index for %s[%d]: %d pending, derived in %.3f s",
-                kind.name, partition, pending, time.monotonic() - started,
-            )  # fmt: skip
-        return keeper
-
-    async def _fire_due(self, kind: EntityKind, event: Any, now: datetime) -> int:
-        """Fire the timers of the tick's partition due by ``now``; return how many states were
-        written. A state that cannot fire (unreadable, or a rule raised) is dead-lettered with its
-        key and stays in the table; the partition's other timers fire regardless (R2). If Kafka
-        fails half-way the index is dropped, so the retry derives it again from the table and
-        loses none of the timers already taken off it."""
-        partition = event.message.partition
-        keeper = self._time(kind, partition)
-        fired = 0
-        try:
-            for key in keeper.index(partition).pop_due(now):
-                try:
-                    state = self._load_entity(kind, key)
-                    if state is None:
-                        continue
-                    outcome = kind.on_tick(state, now, self.config)
-                except (KafkaError, FaustError):
-                    raise
-                except Exception as exc:
-                    await self._dead_letter(
-                        event, f"a {kind.name} timer could not fire: {type(exc).__name__}: {exc}", key=key
-                    )
-                    continue
-                try:
-                    await self._commit(kind, key, partition, now, outcome)
-                except (KafkaError, FaustError) as exc:
-                    if not is_size_error(exc):
-                        raise
-                    # this entity's output cannot be sent; the partition's other timers still fire
-                    await self._dead_letter(
-                        event, f"a {kind.name} timer's output is too large: {exc}", key=key
-                    )
-                    continue
-                fired += 1
-        except BaseException:
-            keeper.reset()
-            raise
-        return fired
-
-    async def _product_event(self, event: Any) -> None:
-        record = _parse(decode_log_record, _value_bytes(event), "not a valid record")
-        if isinstance(record, Tick):
-            return
-        body, problems = _parse(
-            lambda _: record.parse_body_with_problems(), b"", f"body does not fit {record.topic}"
-        )
-        product_id = int(getattr(body, "id", 0))
-        key = str(product_id)
-        state = self._load(
-            self.product_states,
-            key,
-            products.ProductState,
-            lambda: products.ProductState(product_id=product_id),
-        )
-        outcome = products.decide(state, record, record.received_at, self.config)
-        await self._send(outcome.commands, self._problem_records(event, record, problems))
-        self.product_states[key] = outcome.state.model_copy(
-            update={"partition": event.message.partition}
-        ).model_dump(mode="json")
-
     # ---- time ----
 
     async def _live_tick(self) -> None:
@@ -474,50 +520,53 @@ class Pipeline:
             for partition in range(self.settings.partitions):
                 await self.internal[name].send(key=b"tick", value=value, partition=partition)
 
-    # ---- plumbing ----
+    # ---- dead letters ----
 
-    def _load(self, table: Any, key: str, model: type[S], default: Callable[[], S | None]) -> S | Any:
-        raw = table.get(key)
-        return model.model_validate(raw) if raw is not None else default()
-
-    async def _send(
-        self, commands: list[AnyCommand], facts: list[tuple[Any, bytes, bytes]] | None = None
-    ) -> None:
-        """Send the commands (and facts) and wait until Kafka acknowledged them, before the caller
-        stores the new state. The other order could lose them: a crash after the table's changelog
-        was written but before the commands were would leave a state that says "already sent".
-        This way a crash can only repeat commands, and repeats change nothing."""
-        sent = [
-            await self.commands.send(key=command_key(command).encode(), value=encode_command(command))
-            for command in commands
-        ]
-        sent += [await topic.send(key=key, value=value) for topic, key, value in facts or []]
-        if sent:
-            await asyncio.gather(*sent)
-
-    async def _dead_letter(self, event: Any, reason: str, key: str | None = None) -> None:
-        """Append the record (or, with ``key``, the entity whose timer failed on this tick) to the
-        dead-letter topic with the reason and the original bytes, and wait for the ack: the
-        offset may only move past a record once its dead letter is durable."""
+    def _letter(self, event: Any, reason: str, key: str | None = None) -> Send:
+        """The dead letter of a record (or, with ``key``, of the entity whose timer failed on this
+        tick): the reason and the original bytes. Sent with the batch's outputs, so the offset
+        only moves past a record once its dead letter is durable."""
         msg = event.message
         log.warning("dead-lettering %s[%s]@%s: %s", msg.topic, msg.partition, msg.offset, reason_kind(reason))
         if len(reason) > MAX_LETTER_REASON_CHARS:  # within LETTER_RESERVE_BYTES, whatever the text
             reason = reason[: MAX_LETTER_REASON_CHARS - 1] + "…"
+        value = _value_bytes(event)
         letter = {
             "reason": reason,
             "topic": msg.topic,
             "partition": msg.partition,
             "offset": msg.offset,
             "key": key if key is not None else (msg.key or b"").decode("utf-8", "replace"),
-            "original_base64": base64.b64encode(_value_bytes(event)).decode(),
+            "original_base64": base64.b64encode(value).decode(),
         }
         if len(letter["original_base64"]) > self.settings.max_record_bytes - LETTER_RESERVE_BYTES:
             letter["original_base64"] = ""  # R6: the letter must fit; the original stays at its offset
-            letter["original_omitted"] = f"{len(_value_bytes(event))} bytes: read it at its offset"
-        sent = await self.deadletter.send(
-            key=key.encode() if key is not None else msg.key, value=orjson.dumps(letter)
-        )
-        await sent
+            letter["original_omitted"] = f"{len(value)} bytes: read it at its offset"
+        return (self.deadletter, key.encode() if key is not None else msg.key, orjson.dumps(letter))
+
+
+def _decode_deletion(event: Any, raw: bytes) -> Decoded:
+    deletion = _parse(HubSpotContactDeletion.model_validate_json, raw, "not a HubSpot contact.deletion")
+    return Decoded("", deletion)
+
+
+def _decode_mapping(event: Any, raw: bytes) -> Decoded | None:
+    mapping = contact_id_mapping(event.message.key, event.message.value)
+    return Decoded("", mapping) if mapping is not None else None
+
+
+def _decode_join_input(event: Any, raw: bytes) -> Decoded:
+    key = (event.message.key or b"").decode()
+    if orjson_kind(raw) == "contact-id":
+        return Decoded(key, _parse(ContactIdMapping.model_validate_json, raw, "not a contact id mapping"))
+    return Decoded(
+        key, _parse(HubSpotContactDeletion.model_validate_json, raw, "not a HubSpot contact.deletion")
+    )
+
+
+def _decode_entity_input(name: str, event: Any, raw: bytes) -> Decoded:
+    record = _parse(INPUTS[name].validate_json, raw, f"not a {name} input")
+    return Decoded((event.message.key or b"").decode(), record)
 
 
 def _value_bytes(event: Any) -> bytes:
@@ -533,13 +582,6 @@ def _parse(parse: Callable[[bytes], T], raw: bytes, what: str) -> T:
         return parse(raw)
     except (ValidationError, ValueError) as exc:
         raise PoisonError(f"{what}: {exc}") from exc
-
-
-def _guard(run: Callable[[], T], record: Delivery) -> T:
-    try:
-        return run()
-    except (ValidationError, ValueError) as exc:
-        raise PoisonError(f"body does not fit {record.topic}: {exc}") from exc
 
 
 def build(settings: Settings) -> Pipeline:

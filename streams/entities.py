@@ -1,6 +1,11 @@
-"""The two timer-holding entities (contacts, journeys) as data: how each reads its inputs, decides,
-fires its timers and what else its outcome sends, so the faust shell handles both with one code
-path (load, decide, send, store, index) instead of one copy per entity.
+"""Every stage of the worker as a ``streams.processor.Kind``: how it starts a state, decides an
+input, fires its timers, and how its states are stored as table rows.
+
+Stage 1, the routers, re-key what Shopify and HubSpot send onto the keys the rules use (the
+contact's email, the purchase journey, a HubSpot object id); the orders router remembers each
+order's journey and email, because ``orders/delete`` carries only the order id. Stage 2 holds the
+entities: contacts and journeys (with timers), products, and the join of HubSpot's contact
+deletions with the writer's id map. Both engines (faust, in-process) run these same kinds.
 """
 
 from __future__ import annotations
@@ -10,50 +15,28 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import orjson
 from pydantic import BaseModel, TypeAdapter
 
-from schemas.commands import AnyCommand
 from schemas.envelope import Delivery, HubSpotContactDeletion, Tick, encode
-from streams.rules import contacts, journeys
+from schemas.shopify import ShopifyModel
+from streams.deletions import ContactIdMapping, HubSpotObjectState, on_deletion, on_mapping
+from streams.processor import Forward, Kind, Outcome, PoisonError
+from streams.routing import OrderMemory, UnroutableError, route
+from streams.rules import contacts, journeys, products
 from streams.rules.common import RuleConfig
 from streams.rules.journeys import FirstPurchase
+from streams.rules.keys import normalize_email
 
 ContactInput = Delivery | Tick | HubSpotContactDeletion
 JourneyInput = Delivery | Tick | FirstPurchase
-Fact = tuple[str, bytes, bytes]
-"""A record one entity sends another: (internal topic name, key, value)."""
-
-
-@dataclass(frozen=True)
-class Decided:
-    """An entity rule's outcome, in the shape the shell needs."""
-
-    state: BaseModel
-    commands: list[AnyCommand]
-    facts: list[Fact]
-
-
-@dataclass(frozen=True)
-class EntityKind:
-    """One entity's rules, seen from the shell. ``decide`` takes any non-tick input."""
-
-    name: str
-    inputs: TypeAdapter[Any]
-    model: type[BaseModel]
-    new: Callable[[str], BaseModel]
-    decide: Callable[[Any, Any, datetime, RuleConfig], Decided]
-    on_tick: Callable[[Any, datetime, RuleConfig], Decided]
-    next_due: Callable[[Any, RuleConfig], datetime | None]
-
-    def due_of(self, raw: dict[str, Any], config: RuleConfig) -> datetime | None:
-        """The next due time of a stored state (its raw table value)."""
-        return self.next_due(self.model.model_validate(raw), config)
+CONTACT_INPUTS: TypeAdapter[ContactInput] = TypeAdapter(ContactInput)
+JOURNEY_INPUTS: TypeAdapter[JourneyInput] = TypeAdapter(JourneyInput)
 
 
 def instant_of(record: Delivery | Tick | HubSpotContactDeletion | FirstPurchase) -> datetime:
     """The instant an input happened at, by its own data: what it is decided at (timers due by
-    then fire first), so its outcome does not depend on what else reached its partition before it.
-    Both engines (the faust worker, the in-process pipeline) decide with this."""
+    then fire first), so its outcome does not depend on what else reached its partition before it."""
     if isinstance(record, Tick | FirstPurchase):
         return record.at
     if isinstance(record, HubSpotContactDeletion):
@@ -61,18 +44,130 @@ def instant_of(record: Delivery | Tick | HubSpotContactDeletion | FirstPurchase)
     return record.received_at
 
 
-def _contact_outcome(outcome: contacts.Outcome) -> Decided:
-    facts = [("journeys", fact.journey.encode(), encode(fact)) for fact in outcome.facts]
-    return Decided(outcome.state, outcome.commands, facts)
+@dataclass(frozen=True)
+class Rows:
+    """How a kind's states are stored in a table (JSON-able dicts) and read back."""
+
+    to_row: Callable[[Any], dict[str, Any]]
+    from_row: Callable[[dict[str, Any]], Any]
 
 
-def _journey_outcome(outcome: journeys.Outcome) -> Decided:
-    return Decided(outcome.state, outcome.commands, [])
+def model_rows(model: type[BaseModel]) -> Rows:
+    return Rows(lambda state: state.model_dump(mode="json"), model.model_validate)
+
+
+# ---- stage 1: routers ----
+
+
+@dataclass(frozen=True)
+class Routable:
+    """A Shopify delivery as the routers take it: decoded and parsed once, with its bytes."""
+
+    delivery: Delivery
+    body: ShopifyModel
+    raw: bytes
+
+
+def router_key(routable: Routable) -> str:
+    """The routers' state key: the order id for orders (their memory), none for the rest."""
+    if routable.delivery.resource != "orders":
+        return ""
+    return str(getattr(routable.body, "id", ""))
+
+
+def _route(state: OrderMemory | None, routable: Routable, now: datetime, config: RuleConfig) -> Outcome:
+    try:
+        routed = route(routable.delivery, routable.body, routable.raw, state)
+    except UnroutableError as exc:
+        raise PoisonError(str(exc)) from exc
+    forwards = [Forward(name, key, routable.delivery, routable.raw) for name, key in routed.targets]
+    forwards += [Forward(name, key, raw=pending) for (name, key), pending in routed.also_forward]
+    return Outcome(routed.memory if routed.memory is not None else state, forwards=forwards)
+
+
+def _memory_row(memory: OrderMemory) -> dict[str, Any]:
+    pending = memory.pending_delete.decode() if memory.pending_delete else None
+    return {"journey": memory.journey, "pending_delete": pending, "email": memory.email}
+
+
+def _memory_from_row(row: dict[str, Any]) -> OrderMemory:
+    pending = row.get("pending_delete")
+    return OrderMemory(
+        journey=row.get("journey"),
+        pending_delete=pending.encode() if pending else None,
+        email=row.get("email"),
+    )
+
+
+ROUTER = Kind(name="route", new=lambda key: None, decide=_route, instant=lambda record: None)
+ROUTER_ROWS = Rows(_memory_row, _memory_from_row)
+
+
+def _route_deletion(
+    state: None, deletion: HubSpotContactDeletion, now: datetime, config: RuleConfig
+) -> Outcome:
+    """HubSpot's contact.deletion: to the contact if it came with an email (an older bridge),
+    else to the join with the id map, by HubSpot object id (``streams.deletions``)."""
+    email = normalize_email(deletion.email)
+    if email is not None:
+        return Outcome(state, forwards=[Forward("contacts", email, deletion)])
+    return Outcome(state, forwards=[Forward("hubspot-objects", str(deletion.object_id), deletion)])
+
+
+def _route_mapping(state: None, mapping: ContactIdMapping, now: datetime, config: RuleConfig) -> Outcome:
+    """The writer's id map: a contact's HubSpot id goes on to the join, keyed by that id."""
+    return Outcome(state, forwards=[Forward("hubspot-objects", str(mapping.object_id), mapping)])
+
+
+DELETION_ROUTER = Kind(
+    name="route-deletions", new=lambda key: None, decide=_route_deletion, instant=lambda r: None
+)
+ID_ROUTER = Kind(name="route-ids", new=lambda key: None, decide=_route_mapping, instant=lambda r: None)
+
+
+# ---- stage 2: entities ----
+
+
+def _join(
+    state: HubSpotObjectState,
+    record: ContactIdMapping | HubSpotContactDeletion,
+    now: datetime,
+    config: RuleConfig,
+) -> Outcome:
+    if isinstance(record, ContactIdMapping):
+        new, released = on_mapping(state, record)
+    else:
+        new, released = on_deletion(state, record)
+    forwards = [Forward("contacts", d.email or "", d) for d in released]
+    return Outcome(new, forwards=forwards)
+
+
+HUBSPOT_OBJECTS = Kind(
+    name="hubspot-objects", new=lambda key: HubSpotObjectState(), decide=_join, instant=lambda r: None
+)
+
+
+def _product(state: products.ProductState, delivery: Delivery, now: datetime, config: RuleConfig) -> Outcome:
+    outcome = products.decide(state, delivery, now, config)
+    return Outcome(outcome.state, outcome.commands)
+
+
+PRODUCTS = Kind(
+    name="products",
+    new=lambda key: products.ProductState(product_id=int(key)),
+    decide=_product,
+    instant=lambda record: record.received_at if isinstance(record, Delivery) else None,
+)
+
+
+def _contact_outcome(outcome: contacts.Outcome) -> Outcome:
+    facts = [Forward("journeys", fact.journey, fact) for fact in outcome.facts]
+    return Outcome(outcome.state, outcome.commands, facts)
 
 
 def _decide_contact(
     state: contacts.ContactState, record: Delivery | HubSpotContactDeletion, now: datetime, config: RuleConfig
-) -> Decided:
+) -> Outcome:
     if isinstance(record, HubSpotContactDeletion):
         return _contact_outcome(contacts.decide_deletion(state, record, now, config))
     return _contact_outcome(contacts.decide(state, record, now, config))
@@ -80,28 +175,79 @@ def _decide_contact(
 
 def _decide_journey(
     state: journeys.JourneyState, record: Delivery | FirstPurchase, now: datetime, config: RuleConfig
-) -> Decided:
+) -> Outcome:
     if isinstance(record, FirstPurchase):
-        return _journey_outcome(journeys.decide_first_purchase(state, record, now, config))
-    return _journey_outcome(journeys.decide(state, record, now, config))
+        outcome = journeys.decide_first_purchase(state, record, now, config)
+    else:
+        outcome = journeys.decide(state, record, now, config)
+    return Outcome(outcome.state, outcome.commands)
 
 
-CONTACTS = EntityKind(
+def _journey_tick(state: journeys.JourneyState, now: datetime, config: RuleConfig) -> Outcome:
+    outcome = journeys.on_tick(state, now, config)
+    return Outcome(outcome.state, outcome.commands)
+
+
+CONTACTS = Kind(
     name="contacts",
-    inputs=TypeAdapter(ContactInput),
-    model=contacts.ContactState,
     new=lambda key: contacts.ContactState(email=key),
     decide=_decide_contact,
+    instant=instant_of,
     on_tick=lambda state, now, config: _contact_outcome(contacts.on_tick(state, now, config)),
     next_due=contacts.next_due,
 )
-JOURNEYS = EntityKind(
+JOURNEYS = Kind(
     name="journeys",
-    inputs=TypeAdapter(JourneyInput),
-    model=journeys.JourneyState,
     new=lambda key: journeys.JourneyState(key=key),
     decide=_decide_journey,
-    on_tick=lambda state, now, config: _journey_outcome(journeys.on_tick(state, now, config)),
+    instant=instant_of,
+    on_tick=_journey_tick,
     next_due=journeys.next_due,
 )
-ENTITIES: tuple[EntityKind, ...] = (CONTACTS, JOURNEYS)
+TIMED: tuple[Kind, ...] = (CONTACTS, JOURNEYS)
+KINDS: dict[str, Kind] = {
+    k.name: k for k in (ROUTER, DELETION_ROUTER, ID_ROUTER, HUBSPOT_OBJECTS, PRODUCTS, *TIMED)
+}
+ROWS: dict[str, Rows] = {
+    "route": ROUTER_ROWS,
+    "hubspot-objects": model_rows(HubSpotObjectState),
+    "products": model_rows(products.ProductState),
+    "contacts": model_rows(contacts.ContactState),
+    "journeys": model_rows(journeys.JourneyState),
+}
+INPUTS: dict[str, TypeAdapter[Any]] = {"contacts": CONTACT_INPUTS, "journeys": JOURNEY_INPUTS}
+
+
+def what_of(record: Any) -> str:
+    """How a rejection's reason names the input (one wording for both engines)."""
+    delivery = record.delivery if isinstance(record, Routable) else record
+    if isinstance(delivery, Delivery):
+        return f"body does not fit {delivery.topic}"
+    return f"not a valid {type(record).__name__}"
+
+
+def decode_forward(target: str, raw: bytes) -> Any:
+    """A forwarded input from its bytes (the in-process engine, for what was forwarded as bytes:
+    an order's delete that came before the order)."""
+    if target in INPUTS:
+        return INPUTS[target].validate_json(raw)
+    if orjson_kind(raw) == "contact-id":
+        return ContactIdMapping.model_validate_json(raw)
+    return HubSpotContactDeletion.model_validate_json(raw)
+
+
+def encode_forward(forward: Forward) -> bytes:
+    """A forward's bytes (the faust engine): the bytes that came, else the record encoded."""
+    if forward.raw is not None:
+        return forward.raw
+    assert isinstance(forward.record, BaseModel), "a forward carries a record or its bytes"
+    return encode(forward.record)
+
+
+def orjson_kind(raw: bytes) -> object:
+    """The ``kind`` field of a JSON object's bytes (None if it has none)."""
+    try:
+        value = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return None
+    return value.get("kind") if isinstance(value, dict) else None

@@ -20,9 +20,12 @@ recovery, which positions them itself. Installed once per process by :func:`inst
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import contextlib
+import weakref
+from collections.abc import Iterator, Mapping
 from typing import Any
 
+from faust.streams import _current_event
 from faust.transport.consumer import Consumer
 from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 from faust.utils.functional import consecutive_numbers
@@ -163,3 +166,31 @@ class StallHealer:
 
     def forget(self) -> None:
         self._suspects.clear()
+
+
+def withhold(events: Any) -> None:
+    """Never acknowledge these events: a batch that did not finish (its agent was cancelled or
+    crashed). ``take_events`` acknowledges a batch's events when its generator is closed, whether
+    or not the batch was done; marked this way, faust's bookkeeping never counts them, the commit
+    rule above never moves past them, and they leave the in-flight set, so the stall healer (or
+    the partition's next owner) reads them again."""
+    for event in events:
+        message = event.message
+        if not message.acked:
+            message.acked = True
+            event.app.consumer._unacked_messages.discard(message)
+
+
+@contextlib.contextmanager
+def event_context(event: Any) -> Iterator[None]:
+    """Make ``event`` faust's current event while tables are read or written for its partition.
+
+    faust's tables find a key's partition (its changelog partition, its RocksDB database) from
+    the event the agent's stream is on; a batch taken with ``take_events`` is handled outside
+    that iteration, so the shell names the event of the partition it is working on. Only around
+    synchronous code: nothing else runs on the loop meanwhile."""
+    token = _current_event.set(weakref.ref(event))
+    try:
+        yield
+    finally:
+        _current_event.reset(token)

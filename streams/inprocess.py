@@ -1,30 +1,43 @@
-"""The whole processing pipeline in one process, without Kafka: routing, rules, timers.
+"""The whole processing pipeline in one process, without Kafka: the in-process engine.
 
-Same routing (``streams.routing``), same rules, same timer semantics as the faust worker, with one
-partition and forwarding done immediately. Property tests use it to check duplicates, reordering
-and replay over whole stores; benchmarks use it as the cost of the rules alone.
+The same kinds (``streams.entities``) through the same core (``streams.processor.step``) as the
+faust worker, one partition per kind, each input a batch of one, and every forward handed on at
+once instead of through a topic. Property tests use it to check duplicates, reordering and replay
+over whole stores; replay, import and simulate use it to compute what the worker would; the rules
+benchmark uses it as the cost of the rules alone.
 """
 
 from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field
-from datetime import datetime
+from typing import Any
 
 from pydantic import ValidationError
 
 from schemas.commands import AnyCommand
-from schemas.envelope import Delivery, HubSpotContactDeletion, encode
+from schemas.envelope import Delivery, HubSpotContactDeletion, Tick, encode
 from schemas.problems import FieldProblem
-from streams.entities import instant_of
-from streams.routing import OrderMemory, UnroutableError, route
+from streams.entities import (
+    CONTACTS,
+    DELETION_ROUTER,
+    JOURNEYS,
+    KINDS,
+    PRODUCTS,
+    ROUTER,
+    TIMED,
+    Routable,
+    decode_forward,
+    router_key,
+    what_of,
+)
+from streams.partition_time import PartitionTime
+from streams.processor import Kind, MemoryStore, step
 from streams.rules import contacts, journeys, products
 from streams.rules.common import RuleConfig
-from streams.rules.journeys import FirstPurchase
 from streams.rules.keys import normalize_email
-from streams.timers import TimerIndex
 
-ContactInput = Delivery | HubSpotContactDeletion
+PARTITION = 0
 
 
 @dataclass
@@ -32,21 +45,28 @@ class InProcessPipeline:
     """Feed it deliveries, deletions and ticks; read ``commands`` and ``dead_letters``."""
 
     config: RuleConfig = field(default_factory=RuleConfig)
-    contact_states: dict[str, contacts.ContactState] = field(default_factory=dict)
-    journey_states: dict[str, journeys.JourneyState] = field(default_factory=dict)
-    product_states: dict[int, products.ProductState] = field(default_factory=dict)
-    orders: dict[str, OrderMemory] = field(default_factory=dict)
-    contact_timers: TimerIndex = field(default_factory=TimerIndex)
-    journey_timers: TimerIndex = field(default_factory=TimerIndex)
-    now: datetime | None = None
+    stores: dict[str, MemoryStore] = field(default_factory=lambda: {name: MemoryStore() for name in KINDS})
+    times: dict[str, PartitionTime] = field(default_factory=dict)
     commands: list[AnyCommand] = field(default_factory=list)
     dead_letters: list[tuple[str, bytes]] = field(default_factory=list)
     field_problems: list[tuple[str, FieldProblem]] = field(default_factory=list)  # (Shopify topic, problem)
 
-    def _advance(self, at: datetime) -> datetime:
-        if self.now is None or at > self.now:
-            self.now = at
-        return self.now
+    def __post_init__(self) -> None:
+        for kind in TIMED:  # states live as objects here, never as rows: nothing to derive
+            self.times[kind.name] = PartitionTime(lambda row: None)
+            self.times[kind.name].rebuild(PARTITION, ())
+
+    @property
+    def contact_states(self) -> dict[str, contacts.ContactState]:
+        return self.stores[CONTACTS.name].states
+
+    @property
+    def journey_states(self) -> dict[str, journeys.JourneyState]:
+        return self.stores[JOURNEYS.name].states
+
+    @property
+    def product_states(self) -> dict[str, products.ProductState]:
+        return self.stores[PRODUCTS.name].states
 
     def deliver(self, delivery: Delivery) -> list[AnyCommand]:
         """Process one Shopify delivery (and everything it causes); return the new commands."""
@@ -58,90 +78,53 @@ class InProcessPipeline:
             self.dead_letters.append((f"body does not fit {delivery.topic}: {exc}", raw))
             return []
         self.field_problems += [(delivery.topic, problem) for problem in problems]
-        self._advance(delivery.received_at)
         if delivery.resource == "products":
-            product_id = int(getattr(body, "id", 0))
-            state = self.product_states.get(product_id) or products.ProductState(product_id=product_id)
-            outcome = products.decide(state, delivery, delivery.received_at, self.config)
-            self.product_states[product_id] = outcome.state
-            self.commands += outcome.commands
-            return self.commands[start:]
-        order_id = str(getattr(body, "id", "")) if delivery.resource == "orders" else ""
-        try:
-            routed = route(delivery, body, raw, self.orders.get(order_id))
-        except UnroutableError as exc:
-            self.dead_letters.append((str(exc), raw))
-            return []
-        if routed.memory is not None:
-            self.orders[order_id] = routed.memory
-        queue: deque[tuple[str, str, Delivery | HubSpotContactDeletion | FirstPurchase]] = deque(
-            (name, key, delivery) for name, key in routed.targets
-        )
-        for (name, key), pending in routed.also_forward:
-            queue.append((name, key, Delivery.model_validate_json(pending)))
-        self._drain(queue)
+            self._run(PRODUCTS, str(int(getattr(body, "id", 0))), delivery, raw)
+        else:
+            routable = Routable(delivery, body, raw)
+            self._run(ROUTER, router_key(routable), routable, raw)
         return self.commands[start:]
 
     def deletion(self, event: HubSpotContactDeletion) -> list[AnyCommand]:
-        """HubSpot deleted a contact (C4)."""
+        """HubSpot deleted a contact (C4). In-process there is no id map to join with, so a
+        deletion must carry its email."""
         start = len(self.commands)
-        email = normalize_email(event.email)
-        if email is None:
+        if normalize_email(event.email) is None:
             self.dead_letters.append(("contact.deletion without an email", encode(event)))
             return []
-        self._advance(event.occurred_at)
-        self._drain(deque([("contacts", email, event)]))
+        self._run(DELETION_ROUTER, "", event, None)
         return self.commands[start:]
 
-    def tick(self, at: datetime) -> list[AnyCommand]:
-        """Advance the clock to ``at`` and fire every timer due by then."""
+    def tick(self, at: Any) -> list[AnyCommand]:
+        """Fire every timer due by ``at`` (each timed kind's stream time moves to ``at`` at least)."""
         start = len(self.commands)
-        now = self._advance(at)
-        queue: deque[tuple[str, str, Delivery | HubSpotContactDeletion | FirstPurchase]] = deque()
-        for email in self.contact_timers.pop_due(now):
-            self._store_contact(email, contacts.on_tick(self.contact_states[email], now, self.config), queue)
-        for key in self.journey_timers.pop_due(now):
-            self._store_journey(key, journeys.on_tick(self.journey_states[key], now, self.config))
-        self._drain(queue)
+        tick = Tick(at=at)
+        for kind in TIMED:
+            self._run(kind, "tick", tick, None)
         return self.commands[start:]
 
-    def _drain(
-        self, queue: deque[tuple[str, str, Delivery | HubSpotContactDeletion | FirstPurchase]]
-    ) -> None:
+    def _run(self, kind: Kind, key: str, record: Any, raw: bytes | None) -> None:
+        queue: deque[tuple[Kind, str, Any, bytes | None]] = deque([(kind, key, record, raw)])
         while queue:
-            name, key, record = queue.popleft()
-            at = instant_of(record)  # decided at its own instant, as the worker does
-            if name == "contacts":
-                state = self.contact_states.get(key) or contacts.ContactState(email=key)
-                if isinstance(record, HubSpotContactDeletion):
-                    outcome = contacts.decide_deletion(state, record, at, self.config)
-                elif isinstance(record, Delivery):
-                    outcome = contacts.decide(state, record, at, self.config)
-                else:  # pragma: no cover - facts only go to journeys
-                    continue
-                self._store_contact(key, outcome, queue)
-            else:
-                jstate = self.journey_states.get(key) or journeys.JourneyState(key=key)
-                if isinstance(record, FirstPurchase):
-                    joutcome = journeys.decide_first_purchase(jstate, record, at, self.config)
-                elif isinstance(record, Delivery):
-                    joutcome = journeys.decide(jstate, record, at, self.config)
-                else:  # pragma: no cover - deletions only go to contacts
-                    continue
-                self._store_journey(key, joutcome)
+            kind, key, record, raw = queue.popleft()
+            store = self.stores[kind.name]
+            time = self.times.get(kind.name)
+            clock = time.clock(PARTITION) if time else None
+            result = step(kind, self.config, store, [(key, record)], clock, what_of)
+            for rejected in result.rejected:
+                self.dead_letters.append((rejected.reason, raw if raw is not None else _bytes_of(record)))
+            store.save((k, state) for k, (state, _) in result.states().items())
+            self.commands += result.commands()
+            for forward in result.forwards():
+                forwarded = (
+                    forward.record
+                    if forward.record is not None
+                    else decode_forward(forward.target, forward.raw or b"")
+                )
+                queue.append((KINDS[forward.target], forward.key, forwarded, forward.raw))
 
-    def _store_contact(
-        self,
-        email: str,
-        outcome: contacts.Outcome,
-        queue: deque[tuple[str, str, Delivery | HubSpotContactDeletion | FirstPurchase]],
-    ) -> None:
-        self.contact_states[email] = outcome.state
-        self.contact_timers.set(email, contacts.next_due(outcome.state, self.config))
-        self.commands += outcome.commands
-        queue.extend(("journeys", fact.journey, fact) for fact in outcome.facts)
 
-    def _store_journey(self, key: str, outcome: journeys.Outcome) -> None:
-        self.journey_states[key] = outcome.state
-        self.journey_timers.set(key, journeys.next_due(outcome.state, self.config))
-        self.commands += outcome.commands
+def _bytes_of(record: Any) -> bytes:
+    if isinstance(record, Routable):
+        return record.raw
+    return encode(record)

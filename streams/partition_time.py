@@ -109,3 +109,21 @@ class PartitionTime:
             return current, False
         self._clocks[partition] = at
         return at, True
+
+    def clock(self, partition: int) -> PartitionClock:
+        """``partition``'s clock and index as the processor core takes them."""
+        return PartitionClock(self, partition)
+
+
+class PartitionClock:
+    """One partition of a :class:`PartitionTime` (``streams.processor.Clock``)."""
+
+    def __init__(self, time: PartitionTime, partition: int) -> None:
+        self._time, self._partition = time, partition
+
+    def advance(self, at: datetime) -> tuple[datetime, bool]:
+        return self._time.advance(self._partition, at)
+
+    @property
+    def index(self) -> TimerIndex:
+        return self._time.index(self._partition)
