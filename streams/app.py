@@ -102,6 +102,7 @@ STALL_CHECK_S = 5.0  # how often the worker looks for partitions faust stopped f
 MAX_LETTER_REASON_CHARS = 8_000  # at most 4 bytes a character (JSON-escaped: 6): inside the reserve
 BATCH_MAX = 500  # events per batch at most (per agent)
 BATCH_WITHIN_S = 0.05  # how long a batch waits to fill: the latency a quiet stream pays at most
+DECODED_STATES_KEPT = 20_000  # per stage: states kept decoded between batches (memory stays bounded)
 
 Send = tuple[Any, bytes | None, bytes]
 """One output: (faust topic, key, value)."""
@@ -134,6 +135,17 @@ class Stage:
     stamp_partition: bool = False  # rows say their partition (timed kinds' clocks are derived from it)
 
 
+@dataclass(frozen=True)
+class _Write:
+    """A table row to write once the batch's outputs are acknowledged."""
+
+    event: Any  # an event of the row's partition (faust's tables find the partition from it)
+    store: _TableStore
+    key: str
+    row: Any
+    state: Any = None  # the decoded state the row holds (None: a clock row)
+
+
 @dataclass
 class _Part:
     """Outputs that succeed or fail together, and the writes that follow them. A batch sends all its
@@ -141,19 +153,25 @@ class _Part:
     becomes if its outputs are too large)."""
 
     sends: list[Send] = field(default_factory=list)
-    writes: list[tuple[Any, Any, str, Any]] = field(
-        default_factory=list
-    )  # (event of its partition, table, key, row)
+    writes: list[_Write] = field(default_factory=list)
     letter: tuple[Any, str, str | None] | None = None
 
 
 class _TableStore:
-    """A kind's states in a faust table (rows decoded on first use in a batch)."""
+    """A kind's states in a faust table, with the newest ones kept decoded in memory.
+
+    Decoding a row (pydantic validation of a whole state) is the dearest part of loading it, and
+    the shell is the table's only writer: a state it stored is the row it wrote, so it is kept as
+    the object for the next batch of that key. Bounded (oldest out first), and dropped on every
+    rebalance with the rest of what this worker remembers of its partitions."""
 
     def __init__(self, stage: Stage) -> None:
         self.stage = stage
+        self.decoded: dict[str, Any] = {}
 
     def load(self, key: str) -> Any | None:
+        if key in self.decoded:
+            return self.decoded[key]
         stage = self.stage
         if stage.table is None or stage.rows is None:
             return None
@@ -166,6 +184,17 @@ class _TableStore:
             raise UnreadableStateError(
                 f"the stored {stage.kind.name} state of this key cannot be read: {exc}"
             ) from exc
+
+    def stored(self, key: str, state: Any) -> None:
+        """``state`` is now the row of ``key`` (called once it is written)."""
+        decoded = self.decoded
+        decoded.pop(key, None)
+        decoded[key] = state
+        if len(decoded) > DECODED_STATES_KEPT:
+            del decoded[next(iter(decoded))]
+
+    def forget(self) -> None:
+        self.decoded.clear()
 
 
 class Pipeline:
@@ -225,6 +254,7 @@ class Pipeline:
         self.time: dict[str, PartitionTime] = {
             kind.name: PartitionTime(functools.partial(self._due_of, kind)) for kind in TIMED
         }
+        self.stores: dict[str, _TableStore] = {}
         self.app.on_partitions_revoked.connect(self._on_revoked)
         self.app.on_partitions_assigned.connect(self._on_assigned)
 
@@ -285,6 +315,8 @@ class Pipeline:
         and the stream moves on (R2). Kafka's own failures are not the record's fault: sending
         is retried (it is idempotent), and if Kafka stays unusable the process exits at once,
         without acknowledging, so its replacement handles the batch again."""
+
+        self.stores[stage.name] = _TableStore(stage)
 
         async def agent(stream: Any) -> AsyncIterator[None]:
             async for events in stream.take_events(BATCH_MAX, BATCH_WITHIN_S):
@@ -351,7 +383,7 @@ class Pipeline:
             with faust_fixes.event_context(group[0]):  # the tables read this partition's rows
                 clock = self._clock(stage, partition) if stage.time is not None else None
                 result = step(
-                    stage.kind, self.config, _TableStore(stage), [(d.key, d.record) for _, d in decoded],
+                    stage.kind, self.config, self.stores[stage.name], [(d.key, d.record) for _, d in decoded],
                     clock, what_of,
                 )  # fmt: skip
             parts += self._parts(stage, partition, group[0], decoded, result)
@@ -374,7 +406,7 @@ class Pipeline:
                 (self.commands, command_key(c).encode(), encode_command(c)) for c in unit.commands
             ]
             sends += [(self.internal[f.target], f.key.encode(), encode_forward(f)) for f in unit.forwards]
-            writes: list[tuple[Any, Any, str, Any]] = []
+            writes: list[_Write] = []
             state, as_of = newest.get(unit.key, (None, None))
             if unit.changed and state is unit.state and stage.table is not None and stage.rows is not None:
                 row = stage.rows.to_row(state)
@@ -382,13 +414,15 @@ class Pipeline:
                     row["partition"] = partition
                 if as_of is not None and stage.time is not None:
                     row[AS_OF] = as_of.isoformat()
-                writes.append((anchor, stage.table, unit.key, row))
+                writes.append(_Write(anchor, self.stores[stage.name], unit.key, row, state))
             event = decoded[unit.position][0]
             timer = isinstance(decoded[unit.position][1].record, Tick)
             reason = f"a {stage.kind.name} timer's output is too large" if timer else "too large to forward"
             parts.append(_Part(sends, writes, (event, reason, unit.key if timer else None)))
         if result.clock_moved and result.now is not None and stage.table is not None:
-            clock_write = (anchor, stage.table, clock_key(partition), clock_row(result.now, partition))
+            clock_write = _Write(
+                anchor, self.stores[stage.name], clock_key(partition), clock_row(result.now, partition)
+            )
             parts.append(_Part(writes=[clock_write]))
         return parts
 
@@ -407,10 +441,14 @@ class Pipeline:
         return keeper.clock(partition)
 
     @staticmethod
-    def _store(writes: list[tuple[Any, Any, str, Any]]) -> None:
-        for event, table, key, row in writes:
-            with faust_fixes.event_context(event):
-                table[key] = row
+    def _store(writes: list[_Write]) -> None:
+        for write in writes:
+            table = write.store.stage.table
+            assert table is not None, "only stages with a table write"
+            with faust_fixes.event_context(write.event):
+                table[write.key] = write.row
+            if write.state is not None:
+                write.store.stored(write.key, write.state)
 
     async def _send(self, sends: list[Send]) -> None:
         """Send the outputs and wait until Kafka acknowledged every one, retrying the whole lot
@@ -494,6 +532,8 @@ class Pipeline:
     def _forget(self) -> None:
         for time_ in self.time.values():
             time_.reset()
+        for store in self.stores.values():
+            store.forget()
         self.healer.forget()
 
     async def _heal_stalls(self) -> None:
