@@ -13,9 +13,9 @@ from datetime import timedelta
 
 import orjson
 
+from devtools.localrun import delivery_for, schedule
+from devtools.samplestore import generate
 from schemas.envelope import decode_log_record, encode
-from shopsync.localrun import delivery_for, schedule
-from shopsync.samplestore import generate
 from streams.inprocess import InProcessPipeline
 
 

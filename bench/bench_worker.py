@@ -20,17 +20,16 @@ from pathlib import Path
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from shopsync.config import Settings
-from shopsync.localrun import (
+from config import Settings
+from devtools.localrun import (
     ServiceProcess,
     append_events,
     kafka_bootstrap,
     unique_suffix,
     wait_until_worker_idle,
 )
-from shopsync.samplestore import generate
-from streams.app import CONSUMED_TOPICS
-from streams.topics import ensure_topics, topic_name
+from devtools.samplestore import generate
+from streams.topics import CONSUMED_TOPICS, ensure_topics, topic_name
 
 
 async def baseline(settings: Settings, count: int) -> float:

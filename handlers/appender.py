@@ -65,7 +65,7 @@ from aiokafka.errors import (
 from aiokafka.protocol.metadata import MetadataRequest
 from aiokafka.structs import TopicPartition
 
-from shopsync.config import Settings
+from config import Settings
 from streams.topics import SHOPIFY_RESOURCE_TOPICS, TopicName, topic_name
 
 log = logging.getLogger("shopsync.bridge")

@@ -44,11 +44,11 @@ import orjson
 from aiohttp import web
 from pydantic import ValidationError
 
+from config import Settings
 from handlers.appender import SIZE_ERRORS, KafkaAppender
 from handlers.signatures import hubspot_verified, shopify_verified
 from schemas.envelope import Delivery, HubSpotContactDeletion, encode
 from schemas.rawjson import load_body
-from shopsync.config import Settings
 from streams.topics import UnroutableError, ensure_topics, route
 
 log = logging.getLogger("shopsync.bridge")

@@ -26,9 +26,9 @@ import httpx
 import orjson
 from aiokafka import AIOKafkaProducer
 
+from config import Settings
+from handlers.loss import LossReport, dead_letter_record
 from schemas.envelope import Delivery, encode
-from shopsync.config import Settings
-from shopsync.loss import LossReport, dead_letter_record
 from streams.topics import UnroutableError, ensure_topics, route, topic_name
 
 RESOURCES = ("products", "customers", "orders", "checkouts")

@@ -31,17 +31,16 @@ from typing import Any
 from aiokafka import AIOKafkaProducer
 from pydantic import ValidationError
 
+from config import Settings
+from handlers.account_fold import Account, fold
 from handlers.hubspot_client import HubSpotClient
+from handlers.loss import LossReport, from_pipeline
 from schemas.commands import AnyCommand, Archive, Associate, RecordRef, Upsert, command_key, encode_command
 from schemas.envelope import Delivery, HubSpotContactDeletion, decode_log_record
-from shopsync.account import Account, fold
-from shopsync.config import Settings
-from shopsync.localrun import read_all
-from shopsync.loss import LossReport, from_pipeline
-from streams.app import ROUTED_TOPICS
 from streams.inprocess import InProcessPipeline
 from streams.rules.keys import UNIQUE_PROPERTY
-from streams.topics import TopicName, ensure_topics, topic_name
+from streams.topic_reader import read_all
+from streams.topics import ROUTED_TOPICS, TopicName, ensure_topics, topic_name
 
 SOURCES: tuple[TopicName, ...] = (*ROUTED_TOPICS, "shopify.products")
 

@@ -39,6 +39,8 @@ from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 from aiokafka.structs import OffsetAndMetadata
 from pydantic import ValidationError
 
+from config import Settings
+from config.kafka import KAFKA_FRAMING_BYTES
 from handlers.account_setup import AccountSchema, set_up_account
 from handlers.batch_answers import Verdict, anonymous, batch_errors, judge, matching
 from handlers.hubspot_client import (
@@ -63,7 +65,6 @@ from schemas.commands import (
     encode_command,
 )
 from schemas.reasons import reason_kind
-from shopsync.config import KAFKA_FRAMING_BYTES, Settings
 from streams.topics import ensure_topics, topic_name
 
 log = logging.getLogger(__name__)

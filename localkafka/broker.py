@@ -232,7 +232,7 @@ def start(
     run_dir.mkdir(parents=True, exist_ok=True)
     props = run_dir / "server.properties"
     if message_max_bytes is None:
-        from shopsync.config import Settings
+        from config import Settings
 
         message_max_bytes = Settings().kafka_message_bytes()
     props.write_text(_server_properties(run_dir, port, controller_port, message_max_bytes))

@@ -3,7 +3,7 @@
 A dead letter's reason holds per-record details (pydantic's ``input_value=...`` fragments, emails,
 ids), which would make every count 1 and would put personal data in logs and on an operator's
 terminal. :func:`reason_kind` keeps the prefix, each failing field's path and pydantic's message
-template. The worker and the writer log it; the loss report (``shopsync.loss``) counts by it. It
+template. The worker and the writer log it; the loss report (``handlers.loss``) counts by it. It
 lives at the bottom layer because every layer above logs reasons.
 """
 

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import click
 
+from config import Settings
+from handlers.loss import LossReport
 from shopsync import __version__
-from shopsync.config import Settings
-from shopsync.loss import LossReport
 
 
 def _settings() -> Settings:
@@ -318,8 +318,8 @@ def simulate(scenario: Path, out: Path, timeout: float, hubspot_url: str | None,
     was lost (dead-lettered), unless --allow-loss."""
     import logging
 
-    from shopsync.simulate import ScenarioError
-    from shopsync.simulate import simulate as run_simulation
+    from devtools.simulate import ScenarioError
+    from devtools.simulate import simulate as run_simulation
 
     logging.getLogger("aiokafka").setLevel(logging.ERROR)  # retried sends to brand-new topics: noise
     token = _settings().hubspot_token.get_secret_value() if hubspot_url else None
@@ -349,7 +349,7 @@ def demo(customers: int, seed: int, timeout: float, allow_loss: bool) -> None:
     Reports dead letters, field problems and parked deliveries; exits 3 when a record was lost,
     unless --allow-loss.
     """
-    from shopsync.demo import run_demo
+    from devtools.demo import run_demo
 
     try:
         result = run_demo(customers=customers, seed=seed, timeout_s=timeout)

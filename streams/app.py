@@ -47,11 +47,12 @@ from aiokafka.errors import KafkaError
 from faust.exceptions import FaustError
 from pydantic import ValidationError
 
+from config import Settings
+from config.kafka import LETTER_RESERVE_BYTES
 from schemas.commands import command_key, encode_command
 from schemas.envelope import Delivery, HubSpotContactDeletion, Tick, decode_log_record, encode
 from schemas.problems import FieldProblem, FieldProblemRecord
 from schemas.reasons import reason_kind
-from shopsync.config import LETTER_RESERVE_BYTES, Settings
 from streams import codec, faust_fixes
 from streams.deletions import ContactIdMapping, contact_id_mapping
 from streams.entities import (
@@ -73,10 +74,11 @@ from streams.entities import (
 from streams.partition_time import AS_OF, PartitionTime, clock_key, clock_row
 from streams.processor import Kind, PoisonError, StepResult, UnreadableStateError, step
 from streams.topics import (
+    CONSUMED_TOPICS,
     INTERNAL_TOPICS,
+    ROUTED_TOPICS,
     TIMER_TOPICS,
     TOPICS,
-    TopicName,
     internal_topic,
     is_size_error,
     size_configs,
@@ -84,17 +86,6 @@ from streams.topics import (
 )
 
 log = logging.getLogger(__name__)
-
-ROUTED_TOPICS: tuple[TopicName, ...] = (
-    "shopify.customers",
-    "shopify.orders",
-    "shopify.checkouts",
-    "shopify.carts",
-    "hubspot.events",
-)
-CONSUMED_TOPICS: tuple[TopicName, ...] = (*ROUTED_TOPICS, "shopify.products", "hubspot.ids")
-"""The Shopify/HubSpot topics the worker's agents read (its consumer group's lag is measured on
-these and on the internal topics)."""
 
 KAFKA_RETRY_DELAYS_S = (0.5, 1.0, 2.0, 4.0, 8.0)
 EXIT_KAFKA_FAILED = 75  # EX_TEMPFAIL: restart me

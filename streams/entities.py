@@ -18,13 +18,13 @@ from typing import Any
 import orjson
 from pydantic import BaseModel, TypeAdapter
 
+from config.rules import RuleConfig
 from schemas.envelope import Delivery, HubSpotContactDeletion, Tick, encode
 from schemas.shopify import ShopifyModel
 from streams.deletions import ContactIdMapping, HubSpotObjectState, on_deletion, on_mapping
 from streams.processor import Forward, Kind, Outcome, PoisonError
 from streams.routing import OrderMemory, UnroutableError, route
 from streams.rules import contacts, journeys, products
-from streams.rules.common import RuleConfig
 from streams.rules.journeys import FirstPurchase
 from streams.rules.keys import normalize_email
 

@@ -15,6 +15,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from config.rules import RuleConfig
 from schemas.commands import AnyCommand
 from schemas.envelope import Delivery, HubSpotContactDeletion, Tick, encode
 from schemas.problems import FieldProblem
@@ -34,7 +35,6 @@ from streams.entities import (
 from streams.partition_time import PartitionTime
 from streams.processor import Kind, MemoryStore, step
 from streams.rules import contacts, journeys, products
-from streams.rules.common import RuleConfig
 from streams.rules.keys import normalize_email
 
 PARTITION = 0

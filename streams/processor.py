@@ -27,9 +27,9 @@ from typing import Any, Protocol
 
 from pydantic import ValidationError
 
+from config.rules import RuleConfig
 from schemas.commands import AnyCommand
 from schemas.envelope import Tick
-from streams.rules.common import RuleConfig
 from streams.timers import TimerIndex
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

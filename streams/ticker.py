@@ -11,8 +11,8 @@ from datetime import datetime
 
 from aiokafka import AIOKafkaProducer
 
+from config import Settings
 from schemas.envelope import Tick, encode
-from shopsync.config import Settings
 from streams.topics import TIMER_TOPICS, internal_topic
 
 

@@ -19,8 +19,8 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import MessageSizeTooLargeError, RecordTooLargeError, TopicAlreadyExistsError, for_code
 
+from config import Settings
 from schemas.envelope import BODY_MODELS
-from shopsync.config import Settings
 
 FOREVER = -1
 DAY_MS = 24 * 60 * 60 * 1000
@@ -39,6 +39,18 @@ TopicName = Literal[
     "hubspot.commands.dlq",
     "hubspot.ids",
 ]
+
+
+ROUTED_TOPICS: tuple[TopicName, ...] = (
+    "shopify.customers",
+    "shopify.orders",
+    "shopify.checkouts",
+    "shopify.carts",
+    "hubspot.events",
+)
+CONSUMED_TOPICS: tuple[TopicName, ...] = (*ROUTED_TOPICS, "shopify.products", "hubspot.ids")
+"""The Shopify/HubSpot topics the worker's agents read (its consumer group's lag is measured on
+these and on the internal topics)."""
 
 
 @dataclass(frozen=True)

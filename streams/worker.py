@@ -6,7 +6,7 @@ import asyncio
 
 import faust
 
-from shopsync.config import Settings
+from config import Settings
 from streams.app import build
 from streams.topics import ensure_topics
 

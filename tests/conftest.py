@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from shopsync.config import Settings
+from config import Settings
 
 _counter = itertools.count()
 

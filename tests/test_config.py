@@ -14,8 +14,8 @@ import pytest
 import yaml
 from pydantic import SecretStr, ValidationError
 
+from config import Settings
 from shopsync.cli import main
-from shopsync.config import Settings
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -18,10 +18,7 @@ import pytest
 from click.testing import CliRunner
 from pydantic import BaseModel, ValidationError
 
-from schemas.envelope import Delivery
-from schemas.problems import FieldProblem, FieldProblemRecord
-from schemas.reasons import reason_kind
-from shopsync.loss import (
+from handlers.loss import (
     EXIT_LOSS,
     MAX_ROWS,
     LossReport,
@@ -29,6 +26,9 @@ from shopsync.loss import (
     dead_letter_record,
     from_pipeline,
 )
+from schemas.envelope import Delivery
+from schemas.problems import FieldProblem, FieldProblemRecord
+from schemas.reasons import reason_kind
 from streams.inprocess import InProcessPipeline
 
 EMAIL = "ada.lovelace@example.com"

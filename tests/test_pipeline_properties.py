@@ -14,10 +14,10 @@ from datetime import timedelta
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from devtools.localrun import delivery_for
+from devtools.samplestore import SampleEvent, generate
+from handlers.account_fold import Account, fold
 from schemas.envelope import HubSpotContactDeletion
-from shopsync.account import Account, fold
-from shopsync.localrun import delivery_for
-from shopsync.samplestore import SampleEvent, generate
 from streams.inprocess import InProcessPipeline
 
 TICK = timedelta(hours=1)

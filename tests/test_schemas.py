@@ -11,6 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
+from devtools.samplestore import generate
 from schemas.commands import (
     AnyCommand,
     Archive,
@@ -24,7 +25,6 @@ from schemas.commands import (
 from schemas.envelope import BODY_MODELS, Delivery, Tick, decode_log_record, encode
 from schemas.shopify import Cart, Checkout, Customer, Deleted, Order, Product
 from schemas.types import FinancialStatus, FulfillmentStatus, PublishedScope
-from shopsync.samplestore import generate
 
 AT = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 

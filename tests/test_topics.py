@@ -8,7 +8,7 @@ import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
-from shopsync.config import Settings
+from config import Settings
 from streams.topics import TOPICS, UnroutableError, ensure_topics, route, topic_name
 
 pytestmark = pytest.mark.kafka

@@ -16,10 +16,11 @@ from pathlib import Path
 
 import pytest
 
-from shopsync.account import differences, fold
-from shopsync.config import Settings
-from shopsync.localrun import ServiceProcess, play, schedule
-from shopsync.samplestore import generate
+from config import Settings
+from devtools.account import differences
+from devtools.localrun import ServiceProcess, play, schedule
+from devtools.samplestore import generate
+from handlers.account_fold import fold
 from streams.topics import ensure_topics
 from tests.test_worker_scenario import STEP, TAIL, expected, produced, scenario_settings, trigger_values
 

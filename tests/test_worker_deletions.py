@@ -10,11 +10,12 @@ from pathlib import Path
 import pytest
 from aiokafka import AIOKafkaProducer
 
+from config import Settings
+from devtools.localrun import ServiceProcess, append_events, wait_until_worker_idle
+from devtools.samplestore import SampleEvent, customer_body
 from schemas.commands import Upsert, decode_command
 from schemas.envelope import HubSpotContactDeletion, encode
-from shopsync.config import Settings
-from shopsync.localrun import ServiceProcess, append_events, read_all, wait_until_worker_idle
-from shopsync.samplestore import SampleEvent, customer_body
+from streams.topic_reader import read_all
 from streams.topics import ensure_topics, topic_name
 
 pytestmark = pytest.mark.kafka

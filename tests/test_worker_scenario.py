@@ -17,12 +17,14 @@ from pathlib import Path
 
 import pytest
 
+from config import Settings
+from devtools.account import differences
+from devtools.localrun import ServiceProcess, delivery_for, play, schedule
+from devtools.samplestore import SampleEvent, generate
+from handlers.account_fold import fold
 from schemas.commands import AnyCommand, Upsert, decode_command
-from shopsync.account import differences, fold
-from shopsync.config import Settings
-from shopsync.localrun import ServiceProcess, delivery_for, play, read_all, schedule
-from shopsync.samplestore import SampleEvent, generate
 from streams.inprocess import InProcessPipeline
+from streams.topic_reader import read_all
 from streams.topics import ensure_topics, topic_name
 
 pytestmark = pytest.mark.kafka

@@ -13,16 +13,16 @@ import orjson
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from schemas.commands import Upsert, decode_command
-from shopsync.config import Settings
-from shopsync.localrun import (
+from config import Settings
+from devtools.localrun import (
     ServiceProcess,
     append_events,
-    read_all,
     wait_for_records,
     wait_until_worker_idle,
 )
-from shopsync.samplestore import SampleEvent, customer_body
+from devtools.samplestore import SampleEvent, customer_body
+from schemas.commands import Upsert, decode_command
+from streams.topic_reader import read_all
 from streams.topics import ensure_topics, topic_name
 
 pytestmark = pytest.mark.kafka

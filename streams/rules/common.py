@@ -1,4 +1,4 @@
-"""What every entity's rules share: settings (W4), record versions, duplicate memory, outcomes.
+"""What every entity's rules share: record versions, duplicate memory, outcomes.
 
 The rules follow one pattern, which is what makes them idempotent and convergent:
 
@@ -18,41 +18,9 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict
 
 from schemas.commands import AnyCommand, PropertyValue, RecordRef, Upsert
-
-
-class RuleConfig(BaseModel):
-    """Every delay of the rules (W4: all configurable) and the variant switch (P5)."""
-
-    model_config = ConfigDict(frozen=True)
-
-    abandon_after: timedelta = Field(
-        timedelta(minutes=15),
-        description="A checkout with an email, neither completed nor updated for this long, is abandoned.",
-    )
-    abandoned_cart_delay: timedelta = Field(
-        timedelta(hours=24), description="W2: the abandoned-cart trigger fires this long after abandonment."
-    )
-    pending_cleanup_after: timedelta = Field(
-        timedelta(hours=48), description="D4: a pending deal never promoted to abandoned leaves the pipeline."
-    )
-    reengage_after: timedelta = Field(
-        timedelta(days=90), description="W3: re-engagement fires this long after a contact's last purchase."
-    )
-    dedupe_ttl: timedelta = Field(
-        timedelta(hours=48),
-        description="How long (in event time) a delivery's event id is remembered to drop duplicates; "
-        "longer than Shopify's 4-hour retry window.",
-    )
-    trigger_grace: timedelta = Field(
-        timedelta(hours=24),
-        description="A trigger found due longer ago than this (records from the initial import, a worker "
-        "that was down for days) is recorded but not written, so nobody is emailed about a stale cart.",
-    )
-    sync_variants: bool = Field(True, description="P5: sync product variants as HubSpot products.")
-    pipeline_label: str = Field("Ecommerce Pipeline", description="The deal pipeline the product writes to.")
 
 
 class Version(BaseModel):

@@ -48,11 +48,12 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from config.rules import RuleConfig
 from schemas.commands import AnyCommand, PropertyValue
 from schemas.envelope import Delivery, HubSpotContactDeletion
 from schemas.shopify import Address, Checkout, Customer, Deleted, Order, ShopifyModel
 from streams.mapping import carried_contact_properties, contact_properties, format_value
-from streams.rules.common import RuleConfig, Version, remember, upsert_if_changed, version_of
+from streams.rules.common import Version, remember, upsert_if_changed, version_of
 from streams.rules.journeys import FirstPurchase, order_stage
 from streams.rules.keys import contact_ref, journey_key, normalize_email
 

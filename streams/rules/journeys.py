@@ -35,6 +35,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from config.rules import RuleConfig
 from schemas.commands import AnyCommand, Archive, Associate, Dissociate, PropertyValue
 from schemas.envelope import Delivery
 from schemas.shopify import (
@@ -50,7 +51,7 @@ from schemas.shopify import (
 )
 from schemas.types import FinancialStatus, FulfillmentStatus
 from streams.mapping import DEAL_FIELDS, carried_deal_properties, format_value
-from streams.rules.common import RuleConfig, Version, remember, upsert_if_changed, version_of
+from streams.rules.common import Version, remember, upsert_if_changed, version_of
 from streams.rules.keys import contact_ref, deal_ref, line_item_ref, normalize_email
 
 Stage = Literal[

@@ -18,11 +18,12 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from config.rules import RuleConfig
 from schemas.commands import AnyCommand, Archive, PropertyValue
 from schemas.envelope import Delivery
 from schemas.shopify import Deleted, Product, Variant
 from streams.mapping import format_value, product_properties
-from streams.rules.common import RuleConfig, Version, remember, upsert_if_changed, version_of
+from streams.rules.common import Version, remember, upsert_if_changed, version_of
 from streams.rules.keys import product_ref, variant_ref
 
 

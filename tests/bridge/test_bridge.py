@@ -19,14 +19,14 @@ import pytest
 from aiohttp import web
 from pydantic import SecretStr
 
+from config import Settings
+from devtools.samplestore import customer_body, order_body
 from handlers.bridge import build_app
 from hubspot_sandbox import SandboxConfig, running_sandbox, sign
 from localkafka import start, stop
 from localkafka.broker import free_port
 from schemas.envelope import Delivery, HubSpotContactDeletion, decode_log_record
-from shopsync.config import Settings
-from shopsync.localrun import read_all
-from shopsync.samplestore import customer_body, order_body
+from streams.topic_reader import read_all
 from streams.topics import ensure_topics, topic_name
 
 pytestmark = pytest.mark.kafka

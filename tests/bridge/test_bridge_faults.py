@@ -22,13 +22,13 @@ import orjson
 import pytest
 from pydantic import SecretStr
 
+from config import Settings
 from handlers.appender import PRODUCER_FATAL
 from hubspot_sandbox import sign
 from localkafka import start, stop
 from localkafka.broker import free_port
 from schemas.envelope import Delivery, HubSpotContactDeletion, decode_log_record
-from shopsync.config import Settings
-from shopsync.localrun import read_all
+from streams.topic_reader import read_all
 from streams.topics import ensure_topics, topic_name
 from tests.bridge.test_bridge import HUBSPOT_SECRET, bridge, bridge_settings, records, signed
 

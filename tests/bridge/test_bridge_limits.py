@@ -16,12 +16,13 @@ import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
+from config import Settings
+from devtools.localrun import ServiceProcess, wait_for_records, wait_until_worker_idle
+from devtools.samplestore import customer_body, order_body
 from schemas.commands import Upsert, decode_command
 from schemas.envelope import Delivery, decode_log_record, encode
 from schemas.rawjson import MAX_BODY_DEPTH, cut_deep, load_body
-from shopsync.config import Settings
-from shopsync.localrun import ServiceProcess, read_all, wait_for_records, wait_until_worker_idle
-from shopsync.samplestore import customer_body, order_body
+from streams.topic_reader import read_all
 from streams.topics import UnroutableError, ensure_topics, internal_topic, route, topic_name
 from tests.bridge.test_bridge import AT, bridge, bridge_settings, records, signed
 

@@ -16,12 +16,12 @@ from typing import Any
 import pytest
 from aiohttp import web
 
+from config import Settings
 from handlers.importer import RESOURCES, next_link, run_import
 from localkafka.broker import free_port
 from schemas.envelope import Delivery, decode_log_record
-from shopsync.config import Settings
-from shopsync.localrun import read_all
 from streams.inprocess import InProcessPipeline
+from streams.topic_reader import read_all
 from streams.topics import topic_name
 from tests.shared_fixtures import rest_records
 
@@ -155,7 +155,7 @@ async def test_a_record_without_identity_is_dead_lettered_and_reported_not_dropp
     """R2/R7: an order with no id (no key) and a listed item that is not an object cannot be
     appended where they belong; they go to shopify.deadletter with the reason and are counted in
     the report, and everything else is imported."""
-    from shopsync.loss import LossReport, read_report
+    from handlers.loss import LossReport, read_report
 
     data = catalogue()
     good = len(data["orders"])

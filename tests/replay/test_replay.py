@@ -9,14 +9,14 @@ import httpx
 import pytest
 from aiokafka import AIOKafkaProducer
 
+from config import Settings
+from devtools.localrun import append_events, wait_until_written
+from devtools.samplestore import generate
 from handlers.hubspot_client import HubSpotClient
 from handlers.replay import desired_commands, diff, read_account, rebuild, send
 from handlers.writer import run_writer
 from hubspot_sandbox import Sandbox
 from schemas.envelope import HubSpotContactDeletion, encode
-from shopsync.config import Settings
-from shopsync.localrun import append_events, wait_until_written
-from shopsync.samplestore import generate
 from streams.topics import ensure_topics, topic_name
 from tests.writer.conftest import TOKEN, admin
 
@@ -100,8 +100,8 @@ async def test_replay_reports_the_records_it_could_not_rebuild(settings: Setting
     in ``Rebuilt.report``, without their values, and make the loss exit code; the rest rebuilds."""
     from datetime import UTC, datetime
 
+    from handlers.loss import EXIT_LOSS
     from schemas.envelope import Delivery
-    from shopsync.loss import EXIT_LOSS
 
     await ensure_topics(settings)
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from config.rules import RuleConfig
 from schemas.commands import RecordRef, Upsert
-from streams.rules.common import RuleConfig, Version, body_digest, remember, upsert_if_changed
+from streams.rules.common import Version, body_digest, remember, upsert_if_changed
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 

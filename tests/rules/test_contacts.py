@@ -1,6 +1,6 @@
 """The contact rules (SPEC C1-C8) and the contact-side triggers (W1, W3, W4), as pure functions.
 
-No Kafka: every test builds Shopify bodies with ``shopsync.samplestore``, wraps them in the
+No Kafka: every test builds Shopify bodies with ``devtools.samplestore``, wraps them in the
 envelope the bridge would append, and folds them through ``streams.rules.contacts`` with ``now``
 passed explicitly. A small model of HubSpot (:func:`hubspot_after`) applies the emitted commands,
 so properties can be stated about what HubSpot ends up holding, not only about the commands.
@@ -19,10 +19,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from schemas.commands import AnyCommand, Archive, Dissociate, PropertyValue, Upsert
-from schemas.envelope import Delivery, HubSpotContactDeletion
-from schemas.shopify import Checkout, Customer, CustomerDeleted, Order
-from shopsync.samplestore import (
+from config.rules import RuleConfig
+from devtools.samplestore import (
     API_VERSION,
     CITIES,
     PRODUCTS,
@@ -38,8 +36,11 @@ from shopsync.samplestore import (
     stable_id,
     token,
 )
+from schemas.commands import AnyCommand, Archive, Dissociate, PropertyValue, Upsert
+from schemas.envelope import Delivery, HubSpotContactDeletion
+from schemas.shopify import Checkout, Customer, CustomerDeleted, Order
 from streams.rules import contacts
-from streams.rules.common import RuleConfig, body_digest
+from streams.rules.common import body_digest
 from streams.rules.journeys import FirstPurchase
 from streams.rules.keys import contact_ref, journey_key, normalize_email
 
@@ -82,7 +83,7 @@ def hs_time(at: datetime) -> str:
 
 def delivery_for(event: SampleEvent) -> Delivery:
     """The envelope the bridge (or the importer, ``source='import'``) appends for a sample event
-    (as ``shopsync.localrun.delivery_for`` builds it, without importing the Kafka client)."""
+    (as ``devtools.localrun.delivery_for`` builds it, without importing the Kafka client)."""
     return Delivery(
         topic=event.topic, shop_domain=SHOP_DOMAIN, webhook_id=f"wh-{event.event_id}",
         event_id=event.event_id, triggered_at=event.at, api_version=API_VERSION, received_at=event.at,

@@ -17,11 +17,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from schemas.commands import AnyCommand, Archive, Associate, Dissociate, PropertyValue, RecordRef, Upsert
-from schemas.envelope import Delivery
-from schemas.shopify import Cart, Checkout, CheckoutDeleted, Order
-from shopsync.localrun import delivery_for
-from shopsync.samplestore import (
+from config.rules import RuleConfig
+from devtools.localrun import delivery_for
+from devtools.samplestore import (
     PRODUCTS,
     Line,
     SampleEvent,
@@ -33,9 +31,12 @@ from shopsync.samplestore import (
     stable_id,
     token,
 )
+from schemas.commands import AnyCommand, Archive, Associate, Dissociate, PropertyValue, RecordRef, Upsert
+from schemas.envelope import Delivery
+from schemas.shopify import Cart, Checkout, CheckoutDeleted, Order
 from streams.mapping import DEAL_FIELDS, format_value
 from streams.rules import journeys
-from streams.rules.common import RuleConfig, body_digest
+from streams.rules.common import body_digest
 from streams.rules.journeys import (
     DEAL_TO_CONTACT,
     LINE_ITEM_TO_DEAL,

@@ -18,9 +18,9 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from handlers.account_fold import fold as account_of
 from schemas.commands import Upsert
 from schemas.shopify import Order
-from shopsync.account import fold as account_of
 from streams.rules import contacts, journeys
 from streams.rules.journeys import FirstPurchase
 from streams.rules.keys import journey_key, line_item_ref

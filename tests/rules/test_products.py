@@ -1,6 +1,6 @@
 """The product rules (SPEC P1, P3, P5), as pure functions.
 
-No Kafka: bodies come from ``shopsync.samplestore``, wrapped in the envelope the bridge appends, and
+No Kafka: bodies come from ``devtools.samplestore``, wrapped in the envelope the bridge appends, and
 folded through ``streams.rules.products`` with ``now`` passed explicitly. A small model of HubSpot
 (:func:`hubspot_after`) applies the emitted commands, so properties can be stated about what the
 product library ends up holding.
@@ -16,12 +16,13 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from config.rules import RuleConfig
+from devtools.samplestore import API_VERSION, PRODUCTS, SHOP_DOMAIN, product_body, stable_id, token
 from schemas.commands import AnyCommand, Archive, PropertyValue, Upsert
 from schemas.envelope import Delivery
 from schemas.shopify import Product, Variant
-from shopsync.samplestore import API_VERSION, PRODUCTS, SHOP_DOMAIN, product_body, stable_id, token
 from streams.rules import products
-from streams.rules.common import RuleConfig, body_digest
+from streams.rules.common import body_digest
 from streams.rules.keys import product_ref, variant_ref
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)

@@ -27,8 +27,8 @@ from typing import Any
 import orjson
 import pytest
 
-from shopsync.demo import summary
-from shopsync.simulate import parse, run
+from devtools.demo import summary
+from devtools.simulate import parse, run
 
 pytestmark = pytest.mark.kafka
 

@@ -12,10 +12,10 @@ import httpx
 import orjson
 import pytest
 
-from shopsync.account import fold
-from shopsync.localrun import delivery_for, schedule
-from shopsync.samplestore import generate, scenario_lines
-from shopsync.simulate import ScenarioError, parse, run
+from devtools.localrun import delivery_for, schedule
+from devtools.samplestore import generate, scenario_lines
+from devtools.simulate import ScenarioError, parse, run
+from handlers.account_fold import fold
 from streams.inprocess import InProcessPipeline
 from tests.writer.conftest import agrees, held
 
@@ -81,7 +81,7 @@ async def test_a_generated_store_through_the_whole_pipeline(kafka_bootstrap: str
 
 def test_the_demo_summary_counts_what_the_account_holds() -> None:
     """S1: the summary shows synced contacts, deals (by stage) and products, plus triggers."""
-    from shopsync.demo import summary
+    from devtools.demo import summary
 
     def deal(stage: str, **props: str) -> dict[str, object]:
         return {"stage_label": stage, "properties": props}

@@ -14,7 +14,7 @@ deliveries (parked, not lost).
 
 What HubSpot should end up holding is computed without the pipeline under test: the same
 deliveries, enveloped as the bridge envelopes them, through ``streams.inprocess.InProcessPipeline``
-and folded into an account (``shopsync.account.fold``). On top of that: the same scenario without
+and folded into an account (``handlers.account_fold.fold``). On top of that: the same scenario without
 any mutation, through the in-process pipeline too, differs from what ``simulate`` synced in the
 mutated field only, so every other field synced unchanged; and concrete values are checked
 (both deals, their contacts, amounts, the abandonment and its W2 trigger, the exact customer id).
@@ -38,10 +38,10 @@ from typing import Any
 import orjson
 import pytest
 
+from handlers.account_fold import Account, fold
+from handlers.loss import EXIT_LOSS, LossReport, from_pipeline
 from schemas.envelope import Delivery
 from schemas.rawjson import load_body
-from shopsync.account import Account, fold
-from shopsync.loss import EXIT_LOSS, LossReport, from_pipeline
 from streams.inprocess import InProcessPipeline
 from streams.topics import UnroutableError, route
 from tests.shared_fixtures import webhook_bodies

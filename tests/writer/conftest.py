@@ -13,12 +13,12 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from pydantic import SecretStr
 
+from config import Settings
+from devtools.localrun import delivery_for, schedule
+from devtools.samplestore import generate
+from handlers.account_fold import Account
 from hubspot_sandbox import Sandbox, SandboxConfig, running_sandbox
 from schemas.commands import AnyCommand, command_key, encode_command
-from shopsync.account import Account
-from shopsync.config import Settings
-from shopsync.localrun import delivery_for, schedule
-from shopsync.samplestore import generate
 from streams.inprocess import InProcessPipeline
 from streams.rules.keys import UNIQUE_PROPERTY
 from streams.topics import topic_name
@@ -75,7 +75,7 @@ async def admin(sandbox: Sandbox, method: str, path: str, json: Any = None) -> A
 
 
 def held(dump: dict[str, Any]) -> Account:
-    """The sandbox's account in the shape of ``shopsync.account.Account`` (natural keys, labels)."""
+    """The sandbox's account in the shape of ``handlers.account_fold.Account`` (natural keys, labels)."""
     account = Account()
     by_id: dict[str, tuple[str, str]] = {}
     for object_type, unique in UNIQUE_PROPERTY.items():

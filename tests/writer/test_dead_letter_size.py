@@ -7,8 +7,9 @@ from types import SimpleNamespace
 
 import orjson
 
+from config import Settings
+from config.kafka import KAFKA_FRAMING_BYTES
 from handlers.writer import Writer
-from shopsync.config import KAFKA_FRAMING_BYTES, Settings
 
 
 def test_a_dead_letter_too_large_for_a_record_is_cut_to_fit_and_says_where_the_command_is() -> None:

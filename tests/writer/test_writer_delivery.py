@@ -12,14 +12,15 @@ import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
+from config import Settings
+from devtools.localrun import group_lag, wait_until_written
+from handlers.account_fold import fold
 from handlers.writer import WriterStats, run_writer
 from handlers.writer_time import Backoff
 from hubspot_sandbox import Sandbox
 from schemas.commands import AnyCommand, Archive, Associate, RecordRef, Upsert
-from shopsync.account import fold
-from shopsync.config import Settings
-from shopsync.localrun import group_lag, read_all, wait_until_written
 from streams.deletions import contact_id_mapping
+from streams.topic_reader import read_all
 from streams.topics import ensure_topics, topic_name
 from tests.writer.conftest import TOKEN, admin, agrees, append_commands, held, store_commands
 from tests.writer.test_writer_faults import FAST, contact, dead_letters, until, upserts, writer

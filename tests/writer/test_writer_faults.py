@@ -18,13 +18,14 @@ import orjson
 import pytest
 from pydantic import SecretStr
 
+from config import Settings
+from devtools.localrun import group_lag, wait_until_written
+from handlers.account_fold import fold
 from handlers.writer import WriterStats, run_writer
 from handlers.writer_time import Backoff, Clock, ManualClock
 from hubspot_sandbox import Sandbox, SandboxConfig
 from schemas.commands import AnyCommand, Archive, Associate, RecordRef, Upsert
-from shopsync.account import fold
-from shopsync.config import Settings
-from shopsync.localrun import group_lag, read_all, wait_until_written
+from streams.topic_reader import read_all
 from streams.topics import ensure_topics, topic_name
 from tests.writer.conftest import TOKEN, admin, agrees, append_commands, held, store_commands
 

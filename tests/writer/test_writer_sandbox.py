@@ -13,15 +13,16 @@ import httpx
 import orjson
 import pytest
 
+from config import Settings
+from devtools.localrun import ServiceProcess, wait_until_written
+from handlers.account_fold import fold
 from handlers.account_setup import ensure_properties, set_up_account
 from handlers.hubspot_client import HubSpotClient
 from handlers.writer import WriterStats, run_writer
 from hubspot_sandbox import Sandbox
 from schemas.commands import AnyCommand, RecordRef, Upsert
-from shopsync.account import fold
-from shopsync.config import Settings
-from shopsync.localrun import ServiceProcess, read_all, wait_until_written
 from streams.rules.keys import UNIQUE_PROPERTY
+from streams.topic_reader import read_all
 from streams.topics import ensure_topics, topic_name
 from tests.writer.conftest import (
     TOKEN,

@@ -5,7 +5,7 @@ abandoned and recovered checkouts, duplicate and out-of-order deliveries, a HubS
 as a ``simulate`` scenario over several simulated days, runs the whole pipeline on it (local Kafka,
 the bridge, the worker, the writer, the HubSpot sandbox), and prints a summary of the resulting
 HubSpot account (SPEC S1: synced contacts, deals by stage, products; triggers fired; records
-dead-lettered). ``shopsync demo`` then prints the loss report (``shopsync.loss``, R7).
+dead-lettered). ``shopsync demo`` then prints the loss report (``handlers.loss``, R7).
 """
 
 from __future__ import annotations
@@ -21,9 +21,9 @@ from typing import Any
 import click
 import orjson
 
-from shopsync.localrun import kafka_bootstrap
-from shopsync.samplestore import generate, scenario_lines
-from shopsync.simulate import Result, parse, run
+from devtools.localrun import kafka_bootstrap
+from devtools.samplestore import generate, scenario_lines
+from devtools.simulate import Result, parse, run
 
 
 def summary(account: dict[str, Any], dead_letters: dict[str, int]) -> list[str]:

@@ -32,23 +32,23 @@ from aiohttp import web
 from aiokafka import AIOKafkaProducer
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 
-from handlers.bridge import SIMULATED_RECEIVED_AT, build_app
-from handlers.hubspot_client import HubSpotClient
-from handlers.importer import TOPICS as IMPORT_TOPICS
-from handlers.importer import import_delivery
-from hubspot_sandbox import SandboxConfig, running_sandbox
-from localkafka.broker import free_port
-from schemas.envelope import HubSpotContactDeletion, encode
-from shopsync.config import Settings
-from shopsync.localrun import (
+from config import Settings
+from devtools.localrun import (
     ServiceProcess,
     kafka_bootstrap,
     unique_suffix,
     wait_until_worker_idle,
     wait_until_written,
 )
-from shopsync.loss import LossReport, dead_letter_record, read_report
-from shopsync.readback import read_back
+from devtools.readback import read_back
+from handlers.bridge import SIMULATED_RECEIVED_AT, build_app
+from handlers.hubspot_client import HubSpotClient
+from handlers.importer import TOPICS as IMPORT_TOPICS
+from handlers.importer import import_delivery
+from handlers.loss import LossReport, dead_letter_record, read_report
+from hubspot_sandbox import SandboxConfig, running_sandbox
+from localkafka.broker import free_port
+from schemas.envelope import HubSpotContactDeletion, encode
 from streams.ticker import append_ticks
 from streams.topics import UnroutableError, ensure_topics, route, topic_name
 
@@ -276,7 +276,7 @@ async def _delete_contact(
 
 
 async def _count(settings: Settings, topic: str) -> int:
-    from shopsync.localrun import read_all
+    from streams.topic_reader import read_all
 
     return len(await read_all(settings.kafka_bootstrap_servers, topic))
 

@@ -28,7 +28,7 @@ import orjson
 from schemas.reasons import fold_path, reason_kind, scrub
 
 if TYPE_CHECKING:
-    from shopsync.config import Settings
+    from config import Settings
     from streams.topics import TopicName
 
 EXIT_LOSS = 3
@@ -142,7 +142,7 @@ REPORTED_TOPICS: tuple[TopicName, ...] = (
 
 async def read_report(settings: Settings) -> LossReport:
     """Everything in the reported topics under ``settings``' prefix (a run's own, fresh topics)."""
-    from shopsync.localrun import read_all
+    from streams.topic_reader import read_all
     from streams.topics import topic_name
 
     report = LossReport()

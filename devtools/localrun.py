@@ -14,7 +14,6 @@ import subprocess
 import sys
 import time
 from collections.abc import Awaitable, Callable, Iterable, Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -23,10 +22,11 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
+from config import Settings
+from devtools.samplestore import API_VERSION, SHOP_DOMAIN, SampleEvent
 from schemas.envelope import Delivery, encode
-from shopsync.config import Settings
-from shopsync.samplestore import API_VERSION, SHOP_DOMAIN, SampleEvent
-from streams.topics import route, topic_name
+from streams.topic_reader import read_all
+from streams.topics import CONSUMED_TOPICS, INTERNAL_TOPICS, internal_topic, route, topic_name
 
 
 @contextlib.contextmanager
@@ -124,41 +124,6 @@ async def append_events(settings: Settings, events: Iterable[SampleEvent]) -> in
     return count
 
 
-@dataclass(frozen=True)
-class Record:
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes
-
-
-async def read_all(bootstrap: str, topic: str, timeout_s: float = 10.0) -> list[Record]:
-    """Every record now in ``topic``, from the beginning up to its end offsets."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-    await consumer.start()
-    try:
-        parts = consumer.partitions_for_topic(topic) or set()
-        if not parts:
-            await consumer._client.force_metadata_update()
-            parts = consumer.partitions_for_topic(topic) or set()
-        tps = [TopicPartition(topic, p) for p in sorted(parts)]
-        consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
-        ends = await consumer.end_offsets(tps)
-        out: list[Record] = []
-        deadline = time.monotonic() + timeout_s
-        while [tp for tp in tps if await consumer.position(tp) < ends[tp]]:
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"could not read {topic} to its end in {timeout_s} s")
-            batch = await consumer.getmany(*tps, timeout_ms=500)
-            for tp, msgs in batch.items():
-                out.extend(Record(tp.topic, tp.partition, m.offset, m.key, m.value or b"") for m in msgs)
-        return out
-    finally:
-        await consumer.stop()
-
-
 async def wait_for_records(bootstrap: str, topic: str, count: int, worker: ServiceProcess) -> list[bytes]:
     """The values in ``topic`` once it holds at least ``count`` records (60 s at most; fails at once
     if the worker process died meanwhile, with its log's tail)."""
@@ -230,9 +195,6 @@ async def wait_for_zero_lag(
 
 def worker_topics(settings: Settings) -> list[str]:
     """Every topic the worker's consumer group reads (for measuring its lag)."""
-    from streams.app import CONSUMED_TOPICS
-    from streams.topics import INTERNAL_TOPICS, internal_topic
-
     return [topic_name(settings, t) for t in CONSUMED_TOPICS] + [
         internal_topic(settings, n) for n in INTERNAL_TOPICS
     ]

@@ -1,8 +1,9 @@
 """What a HubSpot account holds after a sequence of commands, as plain dicts.
 
 Upserts create or merge, archives remove, associations are a set: the meaning the writer gives
-commands. Tests assert on "what HubSpot ends up holding" rather than on the exact command stream,
-and the demo summarises it.
+commands. Replay folds the rules' commands into the account HubSpot should hold; tests assert on
+"what HubSpot ends up holding" rather than on the exact command stream (``devtools.account``
+compares two accounts).
 """
 
 from __future__ import annotations
@@ -48,24 +49,3 @@ def fold(commands: Iterable[AnyCommand]) -> Account:
     for command in commands:
         account.apply(command)
     return account
-
-
-def differences(expected: Account, actual: Account, limit: int = 10) -> list[str]:
-    """Readable differences between two accounts (for test failures and operators)."""
-    out = []
-    for key in sorted(set(expected.records) | set(actual.records)):
-        want, have = expected.records.get(key), actual.records.get(key)
-        if want != have:
-            if want is None or have is None:
-                out.append(f"{key}: {'missing' if have is None else 'unexpected'}")
-            else:
-                changed = {
-                    p: (want.get(p), have.get(p)) for p in set(want) | set(have) if want.get(p) != have.get(p)
-                }
-                out.append(f"{key}: {changed}")
-    for link in sorted(expected.associations ^ actual.associations):
-        out.append(f"association {link}: {'missing' if link in expected.associations else 'unexpected'}")
-    if expected.archived != actual.archived:
-        out.append(f"archived: missing {sorted(expected.archived - actual.archived)[:3]}, "
-                   f"unexpected {sorted(actual.archived - expected.archived)[:3]}")  # fmt: skip
-    return out[:limit]

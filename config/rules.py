@@ -1,0 +1,68 @@
+"""The rules' settings (W4: every delay configurable; P5: the variant switch).
+
+``RuleConfig`` is what the pure rules take (a plain frozen model, no environment); ``RuleSettings``
+reads the same fields from the environment and hands them over with ``rule_config()``, a plain
+``RuleConfig``, so the rules never hold the services' settings (or their secrets).
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from pydantic import BaseModel, Field, field_validator
+
+from config.base import SettingsPart
+
+
+class RuleConfig(BaseModel, frozen=True):
+    """Every delay of the rules (W4: all configurable) and the variant switch (P5). (Frozen by a
+    class argument, so ``RuleSettings`` can add the environment's settings config beside it.)"""
+
+    abandon_after: timedelta = Field(
+        timedelta(minutes=15),
+        description="A checkout with an email, neither completed nor updated for this long, is abandoned.",
+    )
+    abandoned_cart_delay: timedelta = Field(
+        timedelta(hours=24), description="W2: the abandoned-cart trigger fires this long after abandonment."
+    )
+    pending_cleanup_after: timedelta = Field(
+        timedelta(hours=48), description="D4: a pending deal never promoted to abandoned leaves the pipeline."
+    )
+    reengage_after: timedelta = Field(
+        timedelta(days=90), description="W3: re-engagement fires this long after a contact's last purchase."
+    )
+    dedupe_ttl: timedelta = Field(
+        timedelta(hours=48),
+        description="How long (in event time) a delivery's event id is remembered to drop duplicates; "
+        "longer than Shopify's 4-hour retry window.",
+    )
+    trigger_grace: timedelta = Field(
+        timedelta(hours=24),
+        description="A trigger found due longer ago than this (records from the initial import, a worker "
+        "that was down for days) is recorded but not written, so nobody is emailed about a stale cart.",
+    )
+    sync_variants: bool = Field(True, description="P5: sync product variants as HubSpot products.")
+    pipeline_label: str = Field("Ecommerce Pipeline", description="The deal pipeline the product writes to.")
+
+
+class RuleSettings(SettingsPart, RuleConfig):
+    """``RuleConfig``'s fields read from the environment (``SHOPSYNC_ABANDON_AFTER`` and so on);
+    durations are seconds or ISO 8601 (``900``, ``PT15M``, ``P90D``)."""
+
+    @field_validator(
+        "abandon_after", "abandoned_cart_delay", "pending_cleanup_after", "reengage_after", "dedupe_ttl",
+        "trigger_grace", mode="before",
+    )  # fmt: skip
+    @classmethod
+    def _seconds_or_iso_duration(cls, value: object) -> object:
+        """Durations are seconds ("900") or ISO 8601 ("PT15M", "P90D")."""
+        if isinstance(value, str):
+            try:
+                return timedelta(seconds=float(value))
+            except ValueError:
+                return value
+        return value
+
+    def rule_config(self) -> RuleConfig:
+        """The rules' settings (W4: every delay configurable): the fields both classes share."""
+        return RuleConfig(**{name: getattr(self, name) for name in RuleConfig.model_fields})

@@ -1,0 +1,58 @@
+"""``Settings``: every part composed, what each service is started with.
+
+One class, so the README's configuration table, docker-compose.yml and the services agree on
+names. Secrets are ``SecretStr``: they never appear in a repr, a log line or an error message.
+The methods here are the ones that span parts (a limit derived from Kafka's record size, a
+group id defaulted from the app id) or all of them (a child process's environment).
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from pydantic import AliasChoices, Field, SecretStr
+
+from config.bridge import ENVELOPE_RESERVE_BYTES, BridgeSettings
+from config.importer import ImporterSettings
+from config.kafka import KafkaSettings
+from config.rules import RuleSettings
+from config.worker import WorkerSettings
+from config.writer import WriterSettings
+
+
+class Settings(ImporterSettings, BridgeSettings, WriterSettings, RuleSettings, WorkerSettings, KafkaSettings):
+    """Configuration shared by the worker, writer, bridge and tools."""
+
+    log_level: str = Field("info", description="Log level of every service.")
+
+    @classmethod
+    def env_name(cls, field: str) -> str:
+        """The environment variable a field is read from (its first alias, else SHOPSYNC_<FIELD>)."""
+        alias = cls.model_fields[field].validation_alias
+        return str(alias.choices[0]) if isinstance(alias, AliasChoices) else f"SHOPSYNC_{field.upper()}"
+
+    def to_env(self) -> dict[str, str]:
+        """The environment that gives a child process exactly these settings (secrets included)."""
+        env = {}
+        for field in type(self).model_fields:
+            value = getattr(self, field)
+            if isinstance(value, SecretStr):
+                value = value.get_secret_value()
+            elif isinstance(value, timedelta):
+                value = value.total_seconds()
+            elif isinstance(value, bool):
+                value = "true" if value else "false"
+            env[self.env_name(field)] = str(value)
+        return env
+
+    def bridge_body_limit(self) -> int:
+        """The largest webhook body the bridge reads (413 beyond): the envelope's headers and
+        receive time must fit beside it (the envelope's exact size is checked again)."""
+        return self.max_delivery_bytes() - ENVELOPE_RESERVE_BYTES
+
+    def writer_group(self) -> str:
+        return self.writer_group_id or f"{self.app_id}-writer"
+
+
+def load_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,30 @@
+"""The stream worker's process: its table store, data directory, web port and live clock."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, field_validator
+
+from config.base import SettingsPart
+
+
+class WorkerSettings(SettingsPart):
+    """How the faust worker keeps its tables and advances its clock."""
+
+    store: str = Field("rocksdb://", description="Faust table store: 'rocksdb://' (default) or 'memory://'.")
+    data_dir: Path = Field(Path(".local/worker"), description="Where the worker keeps its RocksDB tables.")
+    web_port: int = Field(
+        0, ge=0, description="Worker web/metrics port on 127.0.0.1; 0 turns the web server off."
+    )
+    tick_interval_s: float = Field(
+        1.0, ge=0, description="Live clock: seconds between ticks the worker appends to every timer "
+        "partition; 0 turns live ticks off (simulations and tests advance time with `shopsync tick`)."
+    )  # fmt: skip
+
+    @field_validator("store")
+    @classmethod
+    def _known_store(cls, value: str) -> str:
+        if not value.startswith(("rocksdb://", "memory://")):
+            raise ValueError("store must be 'rocksdb://' or 'memory://'")
+        return value

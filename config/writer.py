@@ -1,0 +1,39 @@
+"""The HubSpot writer: which account (base URL, token), its rate limit, batching and retries."""
+
+from __future__ import annotations
+
+from pydantic import AliasChoices, Field, SecretStr
+
+from config.base import SettingsPart
+
+
+class WriterSettings(SettingsPart):
+    """How the writer calls HubSpot. The token and base URL are also what replay and the
+    account set-up use to reach the same account."""
+
+    hubspot_rate_limit_per_10s: int = Field(
+        100, ge=1, description="Requests per 10 s the writer allows itself until HubSpot's headers say "
+        "otherwise (100: Free/Starter, 190: Professional/Enterprise)."
+    )  # fmt: skip
+    hubspot_timeout_s: float = Field(10.0, gt=0, description="Timeout of one HubSpot request.")
+    writer_batch_window_ms: int = Field(
+        300, ge=0, description="How long the writer gathers commands before a round of calls; longer "
+        "windows coalesce more updates into fewer calls, shorter ones lower latency."
+    )  # fmt: skip
+    writer_max_batch: int = Field(1000, ge=1, description="Most commands the writer takes into one window.")
+    writer_retry_attempts: int = Field(6, ge=1, description="Tries of a request that meets 5xx or timeouts.")
+    writer_link_wait_s: float = Field(
+        120.0, ge=0, description="How long an association waits for its other end to exist in HubSpot "
+        "before it is dead-lettered."
+    )  # fmt: skip
+    writer_group_id: str = Field("", description="The writer's consumer group [default: '<app id>-writer'].")
+    hubspot_token: SecretStr = Field(
+        SecretStr(""),
+        validation_alias=AliasChoices("HUBSPOT_TOKEN", "SHOPSYNC_HUBSPOT_TOKEN"),
+        description="HubSpot private-app access token.",
+    )
+    hubspot_base_url: str = Field(
+        "https://api.hubapi.com",
+        validation_alias=AliasChoices("HUBSPOT_BASE_URL", "SHOPSYNC_HUBSPOT_BASE_URL"),
+        description="HubSpot API base URL (the local sandbox's URL in development).",
+    )
