@@ -15,15 +15,15 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from config.rules import RuleConfig
+from devtools.localrun import delivery_for, schedule
+from devtools.samplestore import generate
 from schemas.envelope import Tick
-from shopsync.localrun import delivery_for, schedule
-from shopsync.samplestore import generate
 from streams import inprocess
 from streams.entities import CONTACTS, JOURNEYS
 from streams.inprocess import InProcessPipeline
 from streams.partition_time import PartitionTime
 from streams.processor import Forward, Kind, MemoryStore, Outcome, StepResult, step
-from streams.rules.common import RuleConfig
 
 CONFIG = RuleConfig()
 T0 = datetime(2026, 3, 1, tzinfo=UTC)
@@ -32,7 +32,7 @@ T0 = datetime(2026, 3, 1, tzinfo=UTC)
 def recorded_inputs(customers: int, seed: int) -> dict[str, list[tuple[str, Any]]]:
     """The (key, input) sequence each timed kind was given in an in-process run of a store."""
     seen: dict[str, list[tuple[str, Any]]] = {CONTACTS.name: [], JOURNEYS.name: []}
-    real_step = inprocess.step
+    real_step = step
 
     def recording(kind: Kind, *args: Any, **kwargs: Any) -> StepResult:
         if kind.name in seen:
