@@ -4,8 +4,9 @@ A worker is done when its group has committed everything in the topics it reads,
 re-keyed topics included. How long that takes is timed from the first moment the group is
 *working*: it has as many members as processes were started, the group is stable, and it has
 committed something; so start-up and rebalances are left out and the rate is what the processes
-sustain. The wait has no fixed deadline: it fails only when the lag stops moving for
-``stall_s``, so the same code times a worker at 200 deliveries/s or at 20,000.
+sustain. The wait has no fixed deadline: it fails only when the lag stops falling for
+``stall_s`` (a worker re-reading without committing is not progress), so the same code times a
+worker at 200 deliveries/s or at 20,000.
 """
 
 from __future__ import annotations
@@ -110,7 +111,7 @@ async def drain(
     started = time.monotonic()
     working_at: float | None = None
     left_at_start = backlog
-    last_total: int | None = None
+    least: int | None = None  # the smallest total lag seen: progress is when it falls
     moved_at = started
     async with LagProbe(bootstrap) as probe:
         while True:
@@ -125,8 +126,8 @@ async def drain(
                 started_work = working_at is None and source_lag < backlog
                 if started_work and await probe.members(group) >= len(processes):
                     working_at, left_at_start = now, source_lag
-                if total != last_total:
-                    last_total, moved_at = total, now
+                if least is None or total < least:
+                    least, moved_at = total, now
                 if total == 0 and working_at is not None:
                     await asyncio.sleep(2 * POLL_S)  # forwards still on their way count too
                     again = await probe.lag(group, topics)
@@ -134,7 +135,8 @@ async def drain(
                         return Drained(left_at_start, now - working_at, working_at - started)
             if now - moved_at > stall_s:
                 tails = "\n".join(p.log_tail(15) for p in processes)
-                raise TimeoutError(f"group {group} stopped moving for {stall_s:.0f} s (lag {lag}):\n{tails}")
+                why = f"group {group}'s lag did not fall for {stall_s:.0f} s (lag {lag})"
+                raise TimeoutError(f"{why}:\n{tails}")
             await asyncio.sleep(POLL_S)
 
 

@@ -9,6 +9,7 @@ and changelogs on (the production configuration), live ticks off.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -17,7 +18,7 @@ from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from bench.drain import Drained, create_topic, delete_topics, drain
+from bench.drain import POLL_S, Drained, LagProbe, create_topic, delete_topics, drain
 from bench.suite import BenchEnv
 from shopsync.config import Settings
 from shopsync.localrun import ServiceProcess, unique_suffix
@@ -62,11 +63,12 @@ async def stage(env: BenchEnv, figure: str) -> AsyncIterator[Stage]:
 
 
 @contextlib.contextmanager
-def processes(stage: Stage, app_id: str, count: int) -> Iterator[list[ServiceProcess]]:
-    """``count`` worker processes of one application (one consumer group), stopped afterwards."""
+def processes(stage: Stage, app_id: str, count: int, first: int = 0) -> Iterator[list[ServiceProcess]]:
+    """``count`` worker processes of one application (one consumer group), stopped afterwards
+    (``first``: the number of the first, for its data folder and log)."""
     started = []
     try:
-        for i in range(count):
+        for i in range(first, first + count):
             settings = stage.for_app(app_id, i)
             started.append(ServiceProcess("worker", settings, stage.work / app_id / f"worker-{i}.log"))
         yield started
@@ -85,11 +87,32 @@ async def application(stage: Stage, name: str) -> tuple[str, list[str]]:
 
 
 async def run_workers(stage: Stage, backlog: int, count: int = 1) -> Drained:
-    """Time ``count`` fresh worker processes through the ``backlog`` in the stage's topics."""
+    """Time ``count`` fresh worker processes through the ``backlog`` in the stage's topics.
+
+    The first process starts alone and the others once it has joined: fresh workers of a fresh
+    application started at the same instant race to create its changelog topics and one of
+    them exits (faust's PartitionsMismatch). The time is taken once all have joined anyway."""
     app_id, topics = await application(stage, f"workers{count}")
-    with processes(stage, app_id, count) as running:
-        return await drain(stage.settings.kafka_bootstrap_servers, app_id, stage.sources(), topics,
-                           backlog, running)  # fmt: skip
+    bootstrap = stage.settings.kafka_bootstrap_servers
+    with processes(stage, app_id, 1) as running:
+        if count > 1:
+            await joined(bootstrap, app_id, running)
+            with processes(stage, app_id, count - 1, first=1) as others:
+                return await drain(bootstrap, app_id, stage.sources(), topics, backlog, running + others)
+        return await drain(bootstrap, app_id, stage.sources(), topics, backlog, running)
+
+
+async def joined(bootstrap: str, group: str, running: list[ServiceProcess], timeout_s: float = 120.0) -> None:
+    """Until ``group`` is stable with the ``running`` processes as its members."""
+    deadline = time.monotonic() + timeout_s
+    async with LagProbe(bootstrap) as probe:
+        while await probe.members(group) < len(running):
+            for process in running:
+                if not process.alive():
+                    raise RuntimeError(f"the {process.service} process exited:\n{process.log_tail()}")
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{group} did not become stable with {len(running)} members")
+            await asyncio.sleep(POLL_S)
 
 
 async def bare_forward(stage: Stage, backlog: int) -> Drained:

@@ -28,7 +28,7 @@ from bench.workers import stage
 from shopsync.config import Settings
 
 DELIVERIES = 1_000_000
-QUICK_DELIVERIES = 3_000
+QUICK_DELIVERIES = 1_000
 TARGET_RATIO = 1.0
 MEMORY_LIMIT_BYTES = 12 * 1024**3
 

@@ -13,7 +13,7 @@ from bench.suite import BenchEnv, Figure, Measured
 from bench.workers import bare_forward, run_workers, stage
 
 DELIVERIES = 100_000
-QUICK_DELIVERIES = 2_000
+QUICK_DELIVERIES = 1_000
 TARGET_RATE = 10_000
 TARGET_RATIO = 0.4
 

@@ -19,7 +19,7 @@ from bench.suite import BenchEnv, Figure, Measured
 from bench.workers import application, processes, stage
 
 CHECKOUTS = 1_000_000
-QUICK_CHECKOUTS = 2_000
+QUICK_CHECKOUTS = 500
 LIMIT_MIB = 1024
 FLAT = 1.10  # after the second pass at most 10% above the first
 TOPIC = "checkouts/create"
