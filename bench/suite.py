@@ -8,7 +8,7 @@ the same run, on the same records, so the ratio means something on any machine.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -17,12 +17,15 @@ Unit = Literal["deliveries/s", "records/s", "s", "ms", "calls", "MiB", "x"]
 
 @dataclass(frozen=True)
 class BenchEnv:
-    """What every figure gets: the broker, the run's scale, a scratch folder."""
+    """What every figure gets: the broker, the run's scale, a scratch folder; and what the figures
+    before it in this run measured (``earlier``, by name: the replay figure's baseline is the
+    worker figure's result)."""
 
     bootstrap: str
     quick: bool  # CI's smoke run: small inputs, same code paths; the targets are not judged
     scratch_dir: str
     kafka_version: str
+    earlier: Mapping[str, Measured] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

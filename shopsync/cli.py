@@ -358,6 +358,36 @@ def demo(customers: int, seed: int, timeout: float, allow_loss: bool) -> None:
     _report_and_exit(result.report, allow_loss)
 
 
+@main.command()
+@click.option("--quick", is_flag=True, help="CI's smoke run: small inputs, the same code paths; "
+              "targets are shown, not judged.")  # fmt: skip
+@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Also write every figure's measurement and the machine to this file.")  # fmt: skip
+@click.option("--only", multiple=True, metavar="NAME", help="Measure only this figure (repeatable).")
+@click.option("--strict", is_flag=True, help="Exit non-zero when a target is missed (full runs).")
+def bench(quick: bool, json_path: Path | None, only: tuple[str, ...], strict: bool) -> None:
+    """Run the benchmark suite (bench/figures/) against one local Kafka broker and print one table:
+    figure, result, baseline measured in the same run, ratio, target, met?
+
+    Uses KAFKA_BOOTSTRAP_SERVERS if set, else starts (and afterwards stops) a local broker. Exits 1
+    when a figure failed (or, with --strict, missed its target). Runs from a source checkout.
+    """
+    repo = Path(__file__).resolve().parents[1]
+    if not (repo / "bench" / "runner.py").is_file():
+        raise click.ClickException(f"the benchmark suite is not here ({repo / 'bench'}): run it from a "
+                                   "source checkout")  # fmt: skip
+    if str(repo) not in sys.path:
+        sys.path.insert(0, str(repo))
+    from bench.runner import run_suite
+
+    try:
+        code = run_suite(quick=quick, only=only, json_path=json_path, strict=strict, echo=click.echo,
+                         progress=lambda text: click.echo(text, err=True))  # fmt: skip
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--only") from exc
+    sys.exit(code)
+
+
 def _add_sandbox() -> None:
     """`shopsync sandbox serve|dump`: the local HubSpot (see hubspot_sandbox/)."""
     from hubspot_sandbox.__main__ import main as sandbox_main

@@ -1,0 +1,172 @@
+"""Timing a consumer group through a backlog, by its committed offsets (never by fixed sleeps).
+
+A worker is done when its group has committed everything in the topics it reads, its own
+re-keyed topics included. How long that takes is timed from the first moment the group is
+*working*: stable, with as many members as processes were started; the rate is the source
+records not yet committed then over the time to the end. So process start-up and the group join
+are left out, and the tail (the last forwards through the re-keyed topics, the last commit) is
+in. The wait has no fixed deadline: it fails only when the lag stops falling for ``stall_s`` (a
+worker re-reading without committing is not progress), so the same code times a worker at 200
+deliveries/s or at 20,000.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaError
+
+from devtools.localrun import ServiceProcess
+
+POLL_S = 0.2
+
+
+@dataclass(frozen=True)
+class Drained:
+    """``records`` of the source topics processed in ``seconds`` once working; ``startup_s``:
+    from the start of the wait to working."""
+
+    records: int
+    seconds: float
+    startup_s: float
+
+    @property
+    def rate(self) -> float:
+        return self.records / self.seconds if self.seconds > 0 else 0.0
+
+
+class LagProbe:
+    """One admin client and one consumer, kept open while a group is watched."""
+
+    def __init__(self, bootstrap: str) -> None:
+        self.admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+        self.consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+        self.partitions: dict[str, list[TopicPartition]] = {}
+
+    async def __aenter__(self) -> LagProbe:
+        await self.admin.start()
+        await self.consumer.start()
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        await self.consumer.stop()
+        await self.admin.close()
+
+    async def _partitions(self, topic: str) -> list[TopicPartition]:
+        if topic not in self.partitions:
+            parts = self.consumer.partitions_for_topic(topic)
+            if not parts:
+                await self.consumer._client.force_metadata_update()
+                parts = self.consumer.partitions_for_topic(topic)
+            if not parts:
+                return []
+            self.partitions[topic] = [TopicPartition(topic, p) for p in sorted(parts)]
+        return self.partitions[topic]
+
+    async def lag(self, group: str, topics: Sequence[str]) -> dict[str, int] | None:
+        """Uncommitted records per topic (None while the group's offsets cannot be read yet)."""
+        try:
+            committed = await self.admin.list_consumer_group_offsets(group)
+        except KafkaError as exc:
+            if getattr(exc, "retriable", False):
+                return None
+            raise
+        tps = [tp for t in topics for tp in await self._partitions(t)]
+        ends = await self.consumer.end_offsets(tps)
+        out = dict.fromkeys(topics, 0)
+        for tp in tps:
+            meta = committed.get(tp)
+            done = meta.offset if meta is not None and meta.offset >= 0 else 0
+            out[tp.topic] += max(ends[tp] - done, 0)
+        return out
+
+    async def members(self, group: str) -> int:
+        """Members of a stable group (0 while it is rebalancing or empty)."""
+        described = await self.admin.describe_consumer_groups([group])
+        for response in described:
+            for entry in response.groups:
+                _error, group_id, state, *_rest = entry
+                members = entry[5] if len(entry) > 5 else []
+                if group_id == group and state == "Stable":
+                    return len(members)
+        return 0
+
+
+async def drain(
+    bootstrap: str,
+    group: str,
+    sources: Sequence[str],
+    topics: Sequence[str],
+    backlog: int,
+    processes: Sequence[ServiceProcess],
+    stall_s: float = 120.0,
+) -> Drained:
+    """Wait until ``group`` has committed everything in ``topics`` (``sources`` among them hold
+    the ``backlog`` records given to it), and time it from when all ``processes`` work."""
+    started = time.monotonic()
+    working_at: float | None = None
+    left_at_start = backlog
+    least: int | None = None  # the smallest total lag seen: progress is when it falls
+    moved_at = started
+    async with LagProbe(bootstrap) as probe:
+        while True:
+            for process in processes:
+                if not process.alive():
+                    raise RuntimeError(f"the {process.service} process exited:\n{process.log_tail()}")
+            lag = await probe.lag(group, topics)
+            now = time.monotonic()
+            if lag is not None:
+                source_lag = sum(lag[t] for t in sources)
+                total = sum(lag.values())
+                if working_at is None and await probe.members(group) >= len(processes):
+                    working_at, left_at_start = now, source_lag
+                if least is None or total < least:
+                    least, moved_at = total, now
+                if total == 0 and working_at is not None:
+                    await asyncio.sleep(2 * POLL_S)  # forwards still on their way count too
+                    again = await probe.lag(group, topics)
+                    if again is not None and sum(again.values()) == 0:
+                        return Drained(left_at_start, now - working_at, working_at - started)
+            if now - moved_at > stall_s:
+                tails = "\n".join(p.log_tail(15) for p in processes)
+                why = f"group {group}'s lag did not fall for {stall_s:.0f} s (lag {lag})"
+                raise TimeoutError(f"{why}:\n{tails}")
+            await asyncio.sleep(POLL_S)
+
+
+def memory_mib(pid: int) -> tuple[float, float]:
+    """(VmRSS, VmHWM) of a process in MiB: its resident memory now and at its peak."""
+    fields: dict[str, float] = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        name, _, value = line.partition(":")
+        if name in ("VmRSS", "VmHWM"):
+            fields[name] = int(value.split()[0]) / 1024  # kB
+    return fields["VmRSS"], fields["VmHWM"]
+
+
+async def create_topic(bootstrap: str, name: str, partitions: int) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(name, partitions, 1)])
+    finally:
+        await admin.close()
+
+
+async def delete_topics(bootstrap: str, prefixes: tuple[str, ...]) -> None:
+    """Delete every topic whose name starts with one of ``prefixes`` (a figure's records and its
+    workers' changelogs: gigabytes at full size)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        names = [t for t in await admin.list_topics() if t.startswith(prefixes)]
+        if names:
+            await admin.delete_topics(names)
+    finally:
+        await admin.close()
