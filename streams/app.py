@@ -50,7 +50,7 @@ from pydantic import ValidationError
 from config import Settings
 from config.kafka import LETTER_RESERVE_BYTES
 from schemas.commands import command_key, encode_command
-from schemas.envelope import Delivery, HubSpotContactDeletion, Tick, decode_log_record, encode
+from schemas.envelope import Delivery, HubSpotContactDeletion, Tick, encode
 from schemas.problems import FieldProblem, FieldProblemRecord
 from schemas.reasons import reason_kind
 from streams import codec, faust_fixes
@@ -60,6 +60,7 @@ from streams.entities import (
     HUBSPOT_OBJECTS,
     ID_ROUTER,
     INPUTS,
+    LOG_RECORDS,
     PRODUCTS,
     ROUTER,
     ROWS,
@@ -467,7 +468,7 @@ class Pipeline:
     # ---- decoding: each event's value once ----
 
     def _decode_routable(self, event: Any, raw: bytes) -> Decoded | None:
-        record = _parse(decode_log_record, raw, "not a valid record")
+        record = _parse(LOG_RECORDS.decode, raw, "not a valid record")
         if isinstance(record, Tick):
             return None  # time is carried by the internal topics; a tick here has nothing to fire
         body, problems = _parse(
@@ -477,7 +478,7 @@ class Pipeline:
         return Decoded(router_key(routable), routable, problems, record)
 
     def _decode_product(self, event: Any, raw: bytes) -> Decoded | None:
-        record = _parse(decode_log_record, raw, "not a valid record")
+        record = _parse(LOG_RECORDS.decode, raw, "not a valid record")
         if isinstance(record, Tick):
             return None
         body, problems = _parse(
@@ -596,7 +597,7 @@ def _decode_join_input(event: Any, raw: bytes) -> Decoded:
 
 
 def _decode_entity_input(name: str, event: Any, raw: bytes) -> Decoded:
-    record = _parse(INPUTS[name].validate_json, raw, f"not a {name} input")
+    record = _parse(INPUTS[name].decode, raw, f"not a {name} input")
     return Decoded((event.message.key or b"").decode(), record)
 
 
