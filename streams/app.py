@@ -78,6 +78,7 @@ from streams.topics import (
     CONSUMED_TOPICS,
     INTERNAL_TOPICS,
     ROUTED_TOPICS,
+    TABLES,
     TIMER_TOPICS,
     TOPICS,
     internal_topic,
@@ -246,6 +247,7 @@ class Pipeline:
         self.order_journeys = table("order-journeys")
         self.hubspot_objects = table("hubspot-objects")
         self.tables: dict[str, Any] = {kind.name: table(kind.name) for kind in TIMED}
+        assert {"order-journeys", "hubspot-objects", "products", *self.tables} == set(TABLES)
         self.product_states = table("products")
         # Stream time and timer indexes per partition, derived from the tables after each
         # assignment and dropped on every rebalance (streams.partition_time).

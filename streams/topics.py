@@ -128,6 +128,21 @@ INTERNAL_TOPICS: dict[InternalName, str] = {
     "hubspot-objects": "HubSpot contact deletions and the writer's contact ids, re-keyed by HubSpot "
     "object id so each deletion meets its contact's email (C4, R5)",
 }
+TABLES: dict[str, str] = {
+    "order-journeys": "what the orders router remembers of each order id (its journey and email)",
+    "hubspot-objects": "each HubSpot contact id's email, and deletions waiting for it",
+    "contacts": "contact states, and each partition's clock row",
+    "journeys": "purchase journey states, and each partition's clock row",
+    "products": "product states",
+}
+"""The worker's tables; each is changelogged to ``<app id>-<table>-changelog`` (compacted)."""
+
+
+def changelog_topic(settings: Settings, table: str) -> str:
+    """faust's name for a table's changelog topic."""
+    return f"{settings.app_id}-{table}-changelog"
+
+
 TIMER_TOPICS: tuple[InternalName, ...] = ("contacts", "journeys")
 """The internal topics whose entities hold timers: the ones ticks are appended to."""
 INTERNAL_RETENTION_MS = 14 * DAY_MS
@@ -153,7 +168,7 @@ async def ensure_topics(
 ) -> dict[str, bool]:
     """Create every declared topic that does not exist yet; return {name: created}.
 
-    ``internal`` adds the worker's re-keyed topics for ``settings.app_id``.
+    ``internal`` adds the worker's re-keyed topics and its tables' changelogs for ``settings.app_id``.
     """
     admin = AIOKafkaAdminClient(
         bootstrap_servers=settings.kafka_bootstrap_servers, request_timeout_ms=int(timeout_s * 1000)
@@ -168,6 +183,10 @@ async def ensure_topics(
             internal_cfg = {"retention.ms": str(INTERNAL_RETENTION_MS), "cleanup.policy": "delete"}
             internal_cfg.update(size_configs(settings))
             declared += [(internal_topic(settings, n), None, internal_cfg) for n in INTERNAL_TOPICS]
+            # The changelogs too, before faust starts: two workers of a new app id starting at
+            # once both have faust create them, and the loser exits (PartitionsMismatch).
+            changelog_cfg = {"cleanup.policy": "compact", **size_configs(settings)}
+            declared += [(changelog_topic(settings, t), None, changelog_cfg) for t in TABLES]
         for full, partitions, configs in declared:
             result[full] = full not in existing
             if full not in existing:
