@@ -79,6 +79,7 @@ class Tally:
     statuses: dict[str, int] = field(default_factory=dict)
     latencies_ms: list[float] = field(default_factory=list)
     failures: int = 0  # no answer at all (connection refused, reset, timeout)
+    sent: int = 0  # every request sent, warm-up included
 
     def add(self, status: int | None, latency_ms: float) -> None:
         if status is None:
@@ -94,7 +95,7 @@ class Tally:
             "answered": answered, "ok": ok, "failures": self.failures, "statuses": self.statuses,
             "elapsed_s": elapsed_s, "ok_per_s": ok / elapsed_s if elapsed_s > 0 else 0.0,
             "p50_ms": percentile(self.latencies_ms, 50), "p99_ms": percentile(self.latencies_ms, 99),
-            "max_ms": max(self.latencies_ms, default=math.nan),
+            "max_ms": max(self.latencies_ms, default=math.nan), "sent": self.sent,
         }  # fmt: skip
 
 
@@ -133,6 +134,7 @@ async def closed_loop(
                 n = next(counter)
                 request = requests[n % len(requests)]
                 status = await _send(http, url, request, _headers(request, number_header, n))
+                tally.sent += 1
                 if sent_at >= measured_from:
                     tally.add(status, (loop.time() - sent_at) * 1000)
 
@@ -156,6 +158,7 @@ async def open_loop(
             sent_ms, sent_at = time.time() * 1000, loop.time()
             status = await _send(http, url, request, _headers(request, number_header, n))
             latency = (loop.time() - sent_at) * 1000
+            tally.sent += 1
             tally.add(status, latency)
             lines.append(orjson.dumps({"id": request.id, "sent_ms": sent_ms, "status": status,
                                        "latency_ms": latency}))  # fmt: skip

@@ -11,7 +11,7 @@ The ratio is signed deliveries/s over baseline requests/s; p99 is the signed rou
 from __future__ import annotations
 
 from bench.loadgen import Request, write_requests
-from bench.stack import fresh_settings, run_loadgen, shopify_headers, start_bridge, work_dir
+from bench.stack import cpu_seconds, fresh_settings, run_loadgen, shopify_headers, start_bridge, work_dir
 from bench.suite import BenchEnv, Figure, Measured
 from shopsync.samplestore import generate
 
@@ -43,10 +43,16 @@ async def measure(env: BenchEnv) -> Measured:
     url = f"http://127.0.0.1:{settings.bridge_port}"
     common = ("--url", url, "--concurrency", str(CLIENTS), "--duration", duration, "--warmup", "1")
     try:
+        cpu_start = cpu_seconds(bridge)
         base = await run_loadgen(*common, "--requests", str(liveness))
+        cpu_base = cpu_seconds(bridge)
         load = await run_loadgen(*common, "--requests", str(signed), "--number-header", "X-Shopify-Event-Id")
+        cpu_load = cpu_seconds(bridge)
     finally:
         bridge.stop()
+    # CPU per request over each whole phase (warm-up included, as the requests it served are).
+    base_us = (cpu_base - cpu_start) * 1e6 / max(1, base["sent"])
+    load_us = (cpu_load - cpu_base) * 1e6 / max(1, load["sent"])
     rate, baseline = load["ok_per_s"], base["ok_per_s"]
     ratio = rate / baseline if baseline else 0.0
     refused = load["answered"] - load["ok"] + load["failures"]
@@ -54,9 +60,10 @@ async def measure(env: BenchEnv) -> Measured:
         result=rate, unit="deliveries/s", baseline=baseline, baseline_unit="deliveries/s", ratio=ratio,
         met=ratio >= TARGET_RATIO and load["p99_ms"] < TARGET_P99_MS and refused == 0,
         detail=f"{CLIENTS} clients; signed p50 {load['p50_ms']:.0f} ms, p99 {load['p99_ms']:.0f} ms; "
-        f"liveness p99 {base['p99_ms']:.0f} ms; {load['ok']:,} stored, {refused} not",
+        f"liveness p99 {base['p99_ms']:.0f} ms; {load['ok']:,} stored, {refused} not; bridge CPU "
+        f"{load_us:.0f} us per delivery, {base_us:.0f} us per liveness request",
         extra={"p50_ms": load["p50_ms"], "p99_ms": load["p99_ms"], "baseline_p99_ms": base["p99_ms"],
-               "not_stored": refused},
+               "not_stored": refused, "cpu_us_per_delivery": load_us, "cpu_us_per_baseline": base_us},
     )  # fmt: skip
 
 
