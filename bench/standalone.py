@@ -15,9 +15,13 @@ from pathlib import Path
 
 import orjson
 
-from bench.suite import BenchEnv, Figure
+from bench.suite import BenchEnv, Figure, Measured
 from localkafka import DEFAULT_KAFKA_VERSION
 from shopsync.localrun import kafka_bootstrap
+
+
+async def _measure(figure: Figure, env: BenchEnv) -> Measured:
+    return await figure.run(env)
 
 
 def run_alone(figure: Figure) -> None:
@@ -30,6 +34,6 @@ def run_alone(figure: Figure) -> None:
             bootstrap=bootstrap, quick=args.quick, scratch_dir=str(scratch),
             kafka_version=os.environ.get("SHOPSYNC_KAFKA_VERSION", DEFAULT_KAFKA_VERSION),
         )  # fmt: skip
-        measured = asyncio.run(figure.run(env))
+        measured = asyncio.run(_measure(figure, env))
     print(f"{figure.title}: {measured.result:,.3f} {measured.unit} (target {figure.target})")
     print(orjson.dumps(asdict(measured), option=orjson.OPT_INDENT_2).decode())
