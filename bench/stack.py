@@ -27,10 +27,10 @@ import orjson
 from pydantic import SecretStr
 
 from bench.suite import BenchEnv
+from config import Settings
+from devtools.localrun import ServiceProcess, unique_suffix
 from hubspot_sandbox import Sandbox, SandboxConfig, running_sandbox
 from localkafka.broker import free_port
-from shopsync.config import Settings
-from shopsync.localrun import ServiceProcess, unique_suffix
 from streams.topics import ensure_topics
 
 SHOPIFY_SECRET = "bench-shopify-secret"
@@ -171,7 +171,7 @@ async def warm_up(
 ) -> None:
     """One delivery all the way through the bridge, worker and writer into the sandbox: after it,
     every part has started, joined its group and set HubSpot up, so a figure times only its load."""
-    from shopsync.samplestore import customer_body
+    from devtools.samplestore import customer_body
 
     body = orjson.dumps(customer_body(1, WARM_UP_EMAIL, "Warm", "Up", datetime.now(UTC)))
     async with httpx.AsyncClient(base_url=bridge_url(settings), timeout=10) as http:

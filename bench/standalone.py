@@ -16,8 +16,8 @@ from pathlib import Path
 import orjson
 
 from bench.suite import BenchEnv, Figure, Measured
+from devtools.localrun import kafka_bootstrap
 from localkafka import DEFAULT_KAFKA_VERSION
-from shopsync.localrun import kafka_bootstrap
 
 
 async def _measure(figure: Figure, env: BenchEnv) -> Measured:

@@ -13,7 +13,7 @@ from __future__ import annotations
 from bench.loadgen import Request, write_requests
 from bench.stack import cpu_seconds, fresh_settings, run_loadgen, shopify_headers, start_bridge, work_dir
 from bench.suite import BenchEnv, Figure, Measured
-from shopsync.samplestore import generate
+from devtools.samplestore import generate
 
 CLIENTS = 64
 TARGET_RATIO = 0.5

@@ -1,6 +1,6 @@
 """HubSpot calls per 1,000 deliveries, on a realistic mix.
 
-A generated store (``shopsync.samplestore``: customers, products with variants, carts, checkouts
+A generated store (``devtools.samplestore``: customers, products with variants, carts, checkouts
 abandoned and recovered, orders paid, fulfilled, cancelled, deleted) is appended to its Shopify
 topics window by window (12 simulated hours each, then a tick, so the timers fire: abandonment,
 the 48-hour clean-up, the triggers), through ``shopsync worker`` and ``shopsync writer`` (their
@@ -16,8 +16,8 @@ from datetime import timedelta
 
 from bench.stack import bench_sandbox, fresh_settings, start_pipeline, stop_all, wait_for_log, work_dir
 from bench.suite import BenchEnv, Figure, Measured
-from shopsync.localrun import play, schedule, wait_until_written
-from shopsync.samplestore import generate
+from devtools.localrun import play, schedule, wait_until_written
+from devtools.samplestore import generate
 
 CUSTOMERS, QUICK_CUSTOMERS = 1000, 100
 NAIVE_CALLS_PER_1000 = 1000.0

@@ -43,10 +43,10 @@ from bench.stack import (
     work_dir,
 )
 from bench.suite import BenchEnv, Figure, Measured
+from config import Settings
+from devtools.localrun import wait_until_worker_idle, wait_until_written
+from devtools.samplestore import generate
 from schemas.commands import Upsert, decode_command
-from shopsync.config import Settings
-from shopsync.localrun import wait_until_worker_idle, wait_until_written
-from shopsync.samplestore import generate
 from streams.rules.keys import normalize_email
 from streams.topics import topic_name
 
