@@ -6,10 +6,10 @@ from datetime import UTC, datetime
 
 import orjson
 
+from devtools.samplestore import generate
 from handlers.bridge import encode_delivery
 from schemas.envelope import Delivery, encode
 from schemas.rawjson import load_body
-from shopsync.samplestore import generate
 from tests.bridge.test_bridge_limits import nested
 
 
