@@ -71,6 +71,18 @@ async def _read_body(request: web.Request, limit: int) -> bytes:
     return bytes(body)
 
 
+_ENVELOPE_FIELDS = tuple(Delivery.model_fields)
+
+
+def encode_delivery(delivery: Delivery) -> bytes:
+    """``schemas.envelope.encode(delivery)``, byte for byte, at a fraction of the cost: pydantic
+    dumps the envelope's headers, and the body (KBs of JSON already in JSON's own types, as
+    ``load_body`` gave it) goes to orjson as it is, instead of through pydantic's walk of every
+    value, which was the bridge's largest cost of its own per delivery."""
+    head = delivery.model_dump(mode="json", exclude={"body"})
+    return orjson.dumps({name: delivery.body if name == "body" else head[name] for name in _ENVELOPE_FIELDS})
+
+
 def _error(status: int, message: str) -> web.Response:
     return web.json_response({"status": "error", "message": message}, status=status)
 
@@ -144,7 +156,7 @@ class Bridge:
             return _error(400, f"bad delivery headers: {exc.errors()[0]['loc']} {exc.errors()[0]['msg']}")
         try:
             name, key = route(topic, body)
-            value = encode(delivery)
+            value = encode_delivery(delivery)
         except UnroutableError as exc:
             name, key = "shopify.parking", event_id.encode()
             value = orjson.dumps({"reason": str(exc), "delivery": delivery.model_dump(mode="json")})

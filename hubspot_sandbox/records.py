@@ -76,9 +76,14 @@ def load_one(
 def find(
     conn: sqlite3.Connection, object_type: str, name: str, value: str, *, archived: bool | None
 ) -> list[int]:
-    """Ids whose property equals ``value`` case-insensitively, newest first."""
+    """Ids whose property equals ``value`` case-insensitively, newest first.
+
+    ``CROSS JOIN`` keeps SQLite's join order: the value's index first, then each match's object.
+    Left to itself SQLite walked every object of the type (``objects_by_type``) and probed each
+    one's value, so every lookup cost the whole table and a 40,000-contact account took ~0.5 s
+    per 100-input batch: the sandbox, not the rate limit, bounded a writer."""
     rows = conn.execute(
-        "SELECT o.id FROM prop_values p JOIN objects o ON o.id = p.object_id"
+        "SELECT o.id FROM prop_values p CROSS JOIN objects o ON o.id = p.object_id"
         f" WHERE p.name = ? AND p.norm = ? AND o.type = ?{_archived_clause(archived)} ORDER BY o.id DESC",
         (name, norm(value), object_type),
     )
