@@ -21,6 +21,11 @@ class WorkerSettings(SettingsPart):
         1.0, ge=0, description="Live clock: seconds between ticks the worker appends to every timer "
         "partition; 0 turns live ticks off (simulations and tests advance time with `shopsync tick`)."
     )  # fmt: skip
+    commit_interval_s: float = Field(
+        1.0, gt=0, le=60, description="How often the worker commits the offsets of what it finished. "
+        "Shorter: less to re-read after a crash and a group lag that says sooner the worker is idle "
+        "(simulations wait on it); longer: fewer commit requests."
+    )  # fmt: skip
 
     @field_validator("store")
     @classmethod

@@ -190,7 +190,7 @@ async def wait_for_zero_lag(
             return
         if time.monotonic() > deadline:
             raise TimeoutError(f"group {group} still lagging after {timeout_s} s: {lagging}")
-        await asyncio.sleep(0.25)
+        await asyncio.sleep(0.05)
 
 
 def worker_topics(settings: Settings) -> list[str]:

@@ -145,6 +145,7 @@ async def run(
     settings = Settings(
         kafka_bootstrap_servers=bootstrap, topic_prefix=f"sim-{suffix}.", app_id=f"shopsync-sim-{suffix}",
         data_dir=work / "worker", session_timeout_s=6.0, tick_interval_s=0, simulation_mode=True,
+        commit_interval_s=0.1,
         shopify_webhook_secrets=SecretStr(SHOPIFY_SECRET), hubspot_app_secret=SecretStr(HUBSPOT_SECRET),
         hubspot_token=SecretStr(hubspot_token or SANDBOX_TOKEN), writer_batch_window_ms=100,
         writer_link_wait_s=30,

@@ -221,7 +221,7 @@ class Pipeline:
             broker_session_timeout=settings.session_timeout_s,
             broker_heartbeat_interval=max(settings.session_timeout_s / 5, 0.5),
             broker_rebalance_timeout=settings.session_timeout_s,
-            broker_commit_interval=1.0,
+            broker_commit_interval=settings.commit_interval_s,
             web_enabled=settings.web_port > 0,
             web_host="127.0.0.1",
             web_port=settings.web_port or 6066,
