@@ -2,10 +2,10 @@
 
 A worker is done when its group has committed everything in the topics it reads, its own
 re-keyed topics included. How long that takes is timed from the first moment the group is
-*working*: stable, with as many members as processes were started; the rate is the source
-records not yet committed then over the time to the end. So process start-up and the group join
-are left out, and the tail (the last forwards through the re-keyed topics, the last commit) is
-in. The wait has no fixed deadline: it fails only when the lag stops falling for ``stall_s`` (a
+*working*: stable with a member, or already committing; the rate is the backlog over the time
+from then to the end. So process start-up and the first join are left out; with several workers
+started together, the rebalances as the others join are in (what scaling out costs), and the
+tail (the last forwards through the re-keyed topics, the last commit) is in. The wait has no fixed deadline: it fails only when the lag stops falling for ``stall_s`` (a
 worker re-reading without committing is not progress), so the same code times a worker at 200
 deliveries/s or at 20,000.
 """
@@ -124,8 +124,10 @@ async def drain(
             if lag is not None:
                 source_lag = sum(lag[t] for t in sources)
                 total = sum(lag.values())
-                if working_at is None and await probe.members(group) >= len(processes):
-                    working_at, left_at_start = now, source_lag
+                if working_at is None and (source_lag < backlog or await probe.members(group) >= 1):
+                    # stable with a member, or already committing (a stable moment between two
+                    # rebalances can fall between polls): then everything was still to do
+                    working_at, left_at_start = now, backlog
                 if least is None or total < least:
                     least, moved_at = total, now
                 if total == 0 and working_at is not None:
