@@ -5,9 +5,10 @@ re-keyed topics included. How long that takes is timed from the first moment the
 *working*: stable with a member, or already committing; the rate is the backlog over the time
 from then to the end. So process start-up and the first join are left out; with several workers
 started together, the rebalances as the others join are in (what scaling out costs), and the
-tail (the last forwards through the re-keyed topics, the last commit) is in. The wait has no fixed deadline: it fails only when the lag stops falling for ``stall_s`` (a
-worker re-reading without committing is not progress), so the same code times a worker at 200
-deliveries/s or at 20,000.
+tail (the last forwards through the re-keyed topics, the last commit) is in. The wait has no
+fixed deadline: it fails only when the lag stops falling for ``stall_s`` (a worker re-reading
+without committing is not progress), so the same code times a worker at 200 deliveries/s or at
+20,000.
 """
 
 from __future__ import annotations
