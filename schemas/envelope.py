@@ -12,7 +12,7 @@ ticker writes :class:`Tick` records into the same partitions: the log carries "n
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, cast
 
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
@@ -69,6 +69,11 @@ Only topics whose body is a whole record are here. Order topics whose body is so
 full order they concern arrives as ``orders/updated``."""
 
 
+_PARSED = "_parsed_body"
+"""Where a :class:`Delivery` keeps its parsed body (in its ``__dict__``, not a field: pydantic
+dumps, compares and hashes fields only)."""
+
+
 class Delivery(BaseModel):
     """One Shopify webhook delivery (or one record of the initial import), as appended to Kafka."""
 
@@ -108,13 +113,28 @@ class Delivery(BaseModel):
     def parse_body_with_problems(self) -> Parsed:
         """Like :meth:`parse_body`, with the field problems found (paths and reasons, no values).
 
-        A clean body costs one validation; the same body always yields the same problems.
+        A clean body costs one validation, once per delivery object (later calls return the same
+        result); the same body always yields the same problems.
         """
+        cached = self.__dict__.get(_PARSED)
+        if (
+            cached is not None
+            and cached[0] is self.body
+            and cached[1] == self.topic
+            and cached[2] is self.problems
+        ):
+            return cast(Parsed, cached[3])
         model = BODY_MODELS.get(self.topic)
         if model is None:
             raise ValueError(f"unsupported Shopify topic {self.topic!r}")
         parsed = parse_tolerant(model, self.body, self.topic)
-        return parsed._replace(problems=self.problems + parsed.problems) if self.problems else parsed
+        if self.problems:
+            parsed = parsed._replace(problems=self.problems + parsed.problems)
+        # The router and every rule the delivery reaches read the same parse: kept on the (frozen)
+        # delivery, outside its fields, with what it was parsed from (a ``model_copy`` that swaps
+        # the body or the topic parses again). Bodies are read-only: nothing mutates one in place.
+        self.__dict__[_PARSED] = (self.body, self.topic, self.problems, parsed)
+        return parsed
 
     @property
     def resource(self) -> str:

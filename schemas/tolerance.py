@@ -1,6 +1,7 @@
 """The tolerant parse (SPEC R1): a field that does not fit is synced as absent and reported.
 
-A body is validated against its model once; that is all a clean body costs. When validation
+A body is validated against its model once; that is all a clean body costs (and a body in the
+plain forms real stores send is validated without Python calls, ``schemas.native``). When validation
 fails, each error is traced through the body to the value that caused it, that value is taken out
 of a copy of the body (a key deleted, so the field's default applies; a list element removed) and
 recorded as a :class:`~schemas.problems.FieldProblem`, and the copy is validated again, until it
@@ -22,6 +23,7 @@ from typing import Any, NamedTuple, TypeVar
 from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
+from schemas.native import validate_clean
 from schemas.problems import FieldProblem, IdentityError
 from schemas.shopify import ShopifyModel
 from schemas.types import UNFIT_TYPES
@@ -150,6 +152,10 @@ def parse_tolerant(model: type[M], body: dict[str, Any], label: str = "") -> Par
     field of ``model.identity`` is readable. The body itself is never modified.
     """
     label = label or model.__name__
+    clean = validate_clean(model, body)  # the usual body, in pydantic-core alone (schemas.native)
+    if clean is not None:
+        _check_identity(model, clean, label, [])
+        return Parsed(clean, ())
     try:
         record = model.model_validate(body)
     except ValidationError as exc:

@@ -34,6 +34,8 @@ def format_value(value: Any) -> PropertyValue:
     """The string HubSpot stores for a Shopify value (deterministic: replay writes the same)."""
     if value is None:
         return None
+    if type(value) is str:  # the usual case first (an exact str: a StrEnum member is an Enum below)
+        return value
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, datetime):
@@ -89,14 +91,44 @@ def _holds(record: ShopifyModel, path: str) -> bool:
     return True
 
 
+_Plan = tuple[tuple[str, str | None, FieldMap], ...]
+_PLANS: dict[int, tuple[tuple[FieldMap, ...], _Plan]] = {}
+
+
+def _plan(fields: tuple[FieldMap, ...]) -> _Plan:
+    """Each field of a table as (property, its attribute when the field is one plain attribute of
+    the record, the field). Every event reads its record through a table, so the common case (a
+    top-level field, no ``read``) skips the general path walk; plans are kept per table object."""
+    known = _PLANS.get(id(fields))
+    if known is not None and known[0] is fields:
+        return known[1]
+    plan = tuple(
+        (f.hubspot_property, f.source if f.read is None and not f.also and "." not in f.source else None, f)
+        for f in fields
+    )
+    _PLANS[id(fields)] = (fields, plan)
+    return plan
+
+
 def properties(fields: tuple[FieldMap, ...], record: ShopifyModel) -> dict[str, PropertyValue]:
     """HubSpot properties for ``record`` under a mapping table."""
-    return {f.hubspot_property: format_value(f.value(record)) for f in fields}
+    return {
+        prop: format_value(getattr(record, attr, None) if attr is not None else f.value(record))
+        for prop, attr, f in _plan(fields)
+    }
 
 
 def carried_properties(fields: tuple[FieldMap, ...], record: ShopifyModel) -> dict[str, PropertyValue]:
     """HubSpot properties for the fields ``record`` carries (``None`` where it carries a null)."""
-    return {f.hubspot_property: format_value(f.value(record)) for f in fields if f.carried_by(record)}
+    carried = record.model_fields_set
+    out: dict[str, PropertyValue] = {}
+    for prop, attr, f in _plan(fields):
+        if attr is not None:  # one attribute: carried when the body holds it (same as carried_by)
+            if attr in carried:
+                out[prop] = format_value(getattr(record, attr))
+        elif f.carried_by(record):
+            out[prop] = format_value(f.value(record))
+    return out
 
 
 # C7: contact properties. C8: the phone is the customer overview's, never the default address's.

@@ -14,19 +14,22 @@ The rules follow one pattern, which is what makes them idempotent and convergent
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
-from pydantic import BaseModel, ConfigDict
 
 from schemas.commands import AnyCommand, PropertyValue, RecordRef, Upsert
 
 
-class Version(BaseModel):
-    """Which version of a Shopify record is newer: ``updated_at``, then a hash of the body."""
+@dataclass(frozen=True, slots=True)
+class Version:
+    """Which version of a Shopify record is newer: ``updated_at``, then a hash of the body.
 
-    model_config = ConfigDict(frozen=True)
+    A plain frozen dataclass, like every value nested in the states: states hold thousands of them
+    (one per property a contact carries), so they must be cheap to make and to keep; pydantic
+    still reads and writes them inside a state's row (``model_validate`` / ``model_dump``)."""
 
     updated_at: datetime
     digest: str
@@ -70,7 +73,10 @@ def property_changes(
 
 
 def upsert_if_changed(
-    ref: RecordRef, desired: dict[str, PropertyValue], emitted: dict[str, PropertyValue] | None
+    ref: RecordRef,
+    desired: dict[str, PropertyValue],
+    emitted: dict[str, PropertyValue] | None,
+    create_if_missing: bool = True,
 ) -> list[AnyCommand]:
     """One upsert with the changed properties (all of them for a record never sent), or nothing.
 
@@ -80,4 +86,4 @@ def upsert_if_changed(
     if not changes:
         return []
     changes[ref.id_property] = ref.id_value
-    return [Upsert(record=ref, properties=dict(sorted(changes.items())))]
+    return [Upsert(record=ref, properties=dict(sorted(changes.items())), create_if_missing=create_if_missing)]

@@ -43,6 +43,7 @@ and W3), and by HubSpot's ``contact.deletion`` (C4). Rules, in short:
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
 
@@ -68,33 +69,30 @@ def contact_upsert_properties(customer: Customer) -> dict[str, PropertyValue]:
     return props
 
 
-class Origin(BaseModel):
+@dataclass(frozen=True, slots=True)
+class Origin:
     """Where the contact came from (C5/C6). The smallest ``rank`` wins, so arrival order does not
     matter: an import record, else the earliest checkout/order, else the earliest customer."""
-
-    model_config = ConfigDict(frozen=True)
 
     rank: tuple[int, datetime, str]
     drill_down_1: str | None
     drill_down_2: str | None
 
 
-class Details(BaseModel):
+@dataclass(frozen=True, slots=True)
+class Details:
     """One record's contribution to the contact: its version and the properties it carries.
 
     Kept to read states stored by older versions (``ContactState.customer`` and ``.details``);
     new records are folded into per-property :class:`Stamped` values."""
 
-    model_config = ConfigDict(frozen=True)
-
     version: Version
     properties: dict[str, PropertyValue]
 
 
-class Stamped(BaseModel):
+@dataclass(frozen=True, slots=True)
+class Stamped:
     """One property's value and the version of the record it came from (newest wins)."""
-
-    model_config = ConfigDict(frozen=True)
 
     version: Version
     value: PropertyValue
@@ -103,11 +101,12 @@ class Stamped(BaseModel):
 Stamps = dict[str, Stamped]
 
 
-class ContactView(BaseModel):
-    model_config = ConfigDict(frozen=True)
+@dataclass(frozen=True, slots=True)
+class ContactView:
+    """What HubSpot holds (or should hold) for the email: whether the contact exists, its properties."""
 
     exists: bool = False
-    properties: dict[str, PropertyValue] = Field(default_factory=dict)
+    properties: dict[str, PropertyValue] = field(default_factory=dict)
 
 
 class ContactState(BaseModel):
@@ -134,14 +133,13 @@ class ContactState(BaseModel):
     emitted: ContactView = Field(default_factory=ContactView)
 
 
-class Outcome(BaseModel):
+@dataclass(frozen=True, slots=True)
+class Outcome:
     """The new state, the HubSpot commands, and facts for the journey rules (W1)."""
 
-    model_config = ConfigDict(frozen=True)
-
     state: ContactState
-    commands: list[AnyCommand] = Field(default_factory=list)
-    facts: list[FirstPurchase] = Field(default_factory=list)
+    commands: list[AnyCommand] = field(default_factory=list)
+    facts: list[FirstPurchase] = field(default_factory=list)
 
 
 TimerKind = Literal["reengagement"]
@@ -318,15 +316,15 @@ def _finish(before: ContactState, state: ContactState, event_id: str, now: datet
     view = render(state)
     commands: list[AnyCommand] = []
     if view.exists and state.deleted_in_hubspot_at is None:
+        # C4: once created, a contact is only ever updated. If HubSpot deleted it before its
+        # contact.deletion reached us, the writer finds nothing and must not re-create it.
+        created = before.emitted.exists
         commands = upsert_if_changed(
             contact_ref(state.email),
             view.properties,
-            before.emitted.properties if before.emitted.exists else None,
+            before.emitted.properties if created else None,
+            create_if_missing=not created,
         )
-        if before.emitted.exists:
-            # C4: once created, a contact is only ever updated. If HubSpot deleted it before its
-            # contact.deletion reached us, the writer finds nothing and must not re-create it.
-            commands = [c.model_copy(update={"create_if_missing": False}) for c in commands]
     facts: list[FirstPurchase] = []
     first = _first_purchase(state)
     journey = state.purchase_journeys.get(first[0]) if first else None

@@ -29,6 +29,7 @@ never a new customer's order, whatever the contact rules said.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from typing import Literal
@@ -71,10 +72,9 @@ TimerKind = Literal["abandon", "abandoned-cart", "pending-cleanup"]
 DEAL_PROPERTIES = tuple(f.hubspot_property for f in DEAL_FIELDS)
 
 
-class Line(BaseModel):
+@dataclass(frozen=True, slots=True)
+class Line:
     """One line of a cart, checkout or order, as synced to a HubSpot line item (P2)."""
-
-    model_config = ConfigDict(frozen=True)
 
     key: str
     product_id: int | None = None
@@ -161,13 +161,12 @@ def lines_of(items: list[OrderLineItem] | list[CheckoutLineItem] | list[CartLine
     return tuple(sorted(lines, key=lambda line: line.key))
 
 
-class Snapshot(BaseModel):
+@dataclass(frozen=True, slots=True)
+class Snapshot:
     """The newest version of one Shopify record of the journey (cart, checkout or order)."""
 
-    model_config = ConfigDict(frozen=True)
-
     version: Version
-    properties: dict[str, PropertyValue] = Field(default_factory=dict)
+    properties: dict[str, PropertyValue] = field(default_factory=dict)
     sparse: bool = False
     """``properties`` holds exactly the fields the record carries (``None``: a null Shopify sent).
     False only in snapshots stored by an older version, which held every field."""
@@ -180,14 +179,13 @@ class Snapshot(BaseModel):
     source: str = "webhook"
 
 
-class DealView(BaseModel):
+@dataclass(frozen=True, slots=True)
+class DealView:
     """What HubSpot should hold for a journey: the deal, its line items, its contact."""
 
-    model_config = ConfigDict(frozen=True)
-
     exists: bool = False
-    properties: dict[str, PropertyValue] = Field(default_factory=dict)
-    lines: dict[str, dict[str, PropertyValue]] = Field(default_factory=dict)
+    properties: dict[str, PropertyValue] = field(default_factory=dict)
+    lines: dict[str, dict[str, PropertyValue]] = field(default_factory=dict)
     contact: str | None = None
 
 
@@ -213,13 +211,12 @@ class JourneyState(BaseModel):
     emitted: DealView = Field(default_factory=DealView)
 
 
-class Outcome(BaseModel):
+@dataclass(frozen=True, slots=True)
+class Outcome:
     """A rule's result: the new state and the HubSpot commands to send."""
 
-    model_config = ConfigDict(frozen=True)
-
     state: JourneyState
-    commands: list[AnyCommand] = Field(default_factory=list)
+    commands: list[AnyCommand] = field(default_factory=list)
 
 
 class FirstPurchase(BaseModel):

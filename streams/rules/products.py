@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -27,12 +28,13 @@ from streams.rules.common import Version, remember, upsert_if_changed, version_o
 from streams.rules.keys import product_ref, variant_ref
 
 
-class ProductView(BaseModel):
-    model_config = ConfigDict(frozen=True)
+@dataclass(frozen=True, slots=True)
+class ProductView:
+    """What HubSpot holds (or should hold) for the product: its properties and its variants'."""
 
     exists: bool = False
-    properties: dict[str, PropertyValue] = Field(default_factory=dict)
-    variants: dict[int, dict[str, PropertyValue]] = Field(default_factory=dict)
+    properties: dict[str, PropertyValue] = field(default_factory=dict)
+    variants: dict[int, dict[str, PropertyValue]] = field(default_factory=dict)
 
 
 class ProductState(BaseModel):
@@ -48,11 +50,12 @@ class ProductState(BaseModel):
     emitted: ProductView = Field(default_factory=ProductView)
 
 
-class Outcome(BaseModel):
-    model_config = ConfigDict(frozen=True)
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """A rule's result: the new state and the HubSpot commands to send."""
 
     state: ProductState
-    commands: list[AnyCommand] = Field(default_factory=list)
+    commands: list[AnyCommand] = field(default_factory=list)
 
 
 def variant_properties(product: Product, variant: Variant) -> dict[str, PropertyValue]:

@@ -8,7 +8,7 @@ promises of the processor: idempotent commands, convergence whatever the arrival
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -828,7 +828,7 @@ def test_d6_diff_sends_only_changed_properties_with_the_unique_key() -> None:
     run = Journey()
     run.deliver(order_event(T0))
     before = run.state.emitted
-    after = before.model_copy(update={"properties": {**before.properties, "dealstage": "Shipped"}})
+    after = replace(before, properties={**before.properties, "dealstage": "Shipped"})
     assert journeys.diff(KEY, before, after) == [
         Upsert(record=DEAL, properties={"dealstage": "Shipped", "shopify_deal_key": KEY})
     ]

@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from datetime import timedelta
 from decimal import Decimal
@@ -121,11 +122,8 @@ def test_d6_a_checkout_stored_before_the_fix_still_renders_as_it_did() -> None:
     run.deliver(delivery("orders/create", order_at(T0 + MINUTE), T0 + MINUTE))
     order = run.state.order
     assert order is not None and run.state.checkout is not None
-    legacy_order = order.model_copy(
-        update={
-            "sparse": False,
-            "properties": {**dict.fromkeys(journeys.DEAL_PROPERTIES), **order.properties},
-        }
+    legacy_order = dataclasses.replace(
+        order, sparse=False, properties={**dict.fromkeys(journeys.DEAL_PROPERTIES), **order.properties}
     )
     state = run.state.model_copy(update={"order": legacy_order})
     props = journeys.render(state, CONFIG).properties
