@@ -11,8 +11,9 @@ ticker writes :class:`Tick` records into the same partitions: the log carries "n
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from datetime import datetime
-from typing import Annotated, Any, Literal, cast
+from typing import Annotated, Any, Literal
 
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
@@ -69,9 +70,17 @@ Only topics whose body is a whole record are here. Order topics whose body is so
 full order they concern arrives as ``orders/updated``."""
 
 
-_PARSED = "_parsed_body"
-"""Where a :class:`Delivery` keeps its parsed body (in its ``__dict__``, not a field: pydantic
-dumps, compares and hashes fields only)."""
+RECENT_PARSES = 1024
+"""How many deliveries' parsed bodies are kept (the most recently parsed). The router and every
+rule a delivery reaches read its body, one after the other or within one batch: they share one
+parse. Bounded rather than kept on each delivery for its whole life, because a parsed body is a
+few dozen objects the garbage collector would scan again and again (issue 11's profile: the
+collector was most of the rules' time)."""
+
+
+_RECENT: OrderedDict[int, tuple[Delivery, Parsed]] = OrderedDict()
+"""Parses by ``id(delivery)``; an entry holds its delivery, so the id cannot be reused meanwhile
+(and a delivery is frozen: a ``model_copy`` with another body is another object)."""
 
 
 class Delivery(BaseModel):
@@ -113,27 +122,22 @@ class Delivery(BaseModel):
     def parse_body_with_problems(self) -> Parsed:
         """Like :meth:`parse_body`, with the field problems found (paths and reasons, no values).
 
-        A clean body costs one validation, once per delivery object (later calls return the same
-        result); the same body always yields the same problems.
+        A clean body costs one validation, and a delivery read again soon (by the router, then
+        its rules) is not parsed again (:data:`RECENT_PARSES`); the same body always yields the
+        same problems. Bodies are read-only: nothing may change one in place once it is parsed.
         """
-        cached = self.__dict__.get(_PARSED)
-        if (
-            cached is not None
-            and cached[0] is self.body
-            and cached[1] == self.topic
-            and cached[2] is self.problems
-        ):
-            return cast(Parsed, cached[3])
+        recent = _RECENT.get(id(self))
+        if recent is not None and recent[0] is self:
+            return recent[1]
         model = BODY_MODELS.get(self.topic)
         if model is None:
             raise ValueError(f"unsupported Shopify topic {self.topic!r}")
         parsed = parse_tolerant(model, self.body, self.topic)
         if self.problems:
             parsed = parsed._replace(problems=self.problems + parsed.problems)
-        # The router and every rule the delivery reaches read the same parse: kept on the (frozen)
-        # delivery, outside its fields, with what it was parsed from (a ``model_copy`` that swaps
-        # the body or the topic parses again). Bodies are read-only: nothing mutates one in place.
-        self.__dict__[_PARSED] = (self.body, self.topic, self.problems, parsed)
+        _RECENT[id(self)] = (self, parsed)
+        while len(_RECENT) > RECENT_PARSES:
+            _RECENT.popitem(last=False)
         return parsed
 
     @property
@@ -195,6 +199,50 @@ def decode_log_record(raw: bytes) -> Delivery | Tick:
     return _LOG_RECORD.validate_json(raw)
 
 
+_PLAIN_JSON = (
+    orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_SUBCLASS | orjson.OPT_PASSTHROUGH_DATACLASS
+)
+"""orjson options under which it writes only what pydantic's JSON mode writes the same way (str,
+int, float, bool, None, lists, dicts with text keys); anything else raises, to :func:`_refuse`."""
+
+
+def _refuse(value: Any) -> Any:
+    raise TypeError(type(value).__name__)
+
+
+def _delivery_json(delivery: Delivery) -> bytes:
+    """A delivery's JSON with orjson alone: the fields in declaration order, instants as
+    ``isoformat()``, the body as it is. Raises ``TypeError`` for a body holding anything but
+    plain JSON values (only hand-made ones do: parsed bodies never)."""
+    triggered = delivery.triggered_at
+    problems = [{"path": p.path, "reason": p.reason} for p in delivery.problems]
+    return orjson.dumps(
+        {
+            "kind": delivery.kind,
+            "topic": delivery.topic,
+            "shop_domain": delivery.shop_domain,
+            "webhook_id": delivery.webhook_id,
+            "event_id": delivery.event_id,
+            "triggered_at": None if triggered is None else triggered.isoformat(),
+            "api_version": delivery.api_version,
+            "received_at": delivery.received_at.isoformat(),
+            "source": delivery.source,
+            "body": delivery.body,
+            "problems": problems,
+        },
+        default=_refuse,
+        option=_PLAIN_JSON,
+    )
+
+
 def encode(model: BaseModel) -> bytes:
-    """Compact JSON bytes for any of these models (orjson over pydantic's JSON-mode dump)."""
+    """Compact JSON bytes for any of these models (orjson over pydantic's JSON-mode dump).
+
+    A delivery, the record written most, is written by orjson directly when its body holds only
+    plain JSON values (the same bytes, without pydantic walking the body first)."""
+    if type(model) is Delivery:
+        try:
+            return _delivery_json(model)
+        except TypeError:  # orjson.JSONEncodeError is one
+            pass
     return orjson.dumps(model.model_dump(mode="json", exclude_none=False))

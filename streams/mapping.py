@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from enum import Enum
+from functools import cached_property
 from typing import Any, Literal
 
 from pydantic import BaseModel
@@ -62,12 +63,17 @@ class FieldMap:
     also: tuple[str, ...] = ()
     """Other source paths ``read`` looks at (the record carries the field if it holds any)."""
 
+    @cached_property
+    def _paths(self) -> tuple[tuple[str, ...], ...]:
+        """``source`` and ``also``, split into attribute names once (fields are read per event)."""
+        return tuple(tuple(path.split(".")) for path in (self.source, *self.also))
+
     def value(self, record: ShopifyModel) -> Any:
         """The raw Shopify value (before formatting) this field reads from ``record``."""
         if self.read is not None:
             return self.read(record)
         current: Any = record
-        for part in self.source.split("."):
+        for part in self._paths[0]:
             current = getattr(current, part, None)
             if current is None:
                 return None
@@ -77,12 +83,12 @@ class FieldMap:
         """Whether ``record`` holds this field at all, ``null`` included (a parent given as
         ``null`` holds its children as ``null``: ``"default_address": null`` says the city is
         empty). A field the body leaves out is not carried: the record says nothing about it."""
-        return any(_holds(record, path) for path in (self.source, *self.also))
+        return any(_holds(record, path) for path in self._paths)
 
 
-def _holds(record: ShopifyModel, path: str) -> bool:
+def _holds(record: ShopifyModel, path: tuple[str, ...]) -> bool:
     current: Any = record
-    for part in path.split("."):
+    for part in path:
         if not isinstance(current, BaseModel):  # null (or a list) above the leaf: carried as such
             return True
         if part not in current.model_fields_set:

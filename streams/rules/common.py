@@ -16,11 +16,29 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
+from pydantic import BaseModel
 
 from schemas.commands import AnyCommand, PropertyValue, RecordRef, Upsert
+
+M = TypeVar("M", bound=BaseModel)
+_set = object.__setattr__
+
+
+def evolve(model: M, update: dict[str, Any]) -> M:
+    """``model.model_copy(update=update)``, the same copy made without pydantic's generic path
+    (every event copies its state a few times). Like ``model_copy``, nothing is validated: the
+    rules only put values of the fields' own types."""
+    cls = type(model)
+    new = cls.__new__(cls)
+    extra, private = model.__pydantic_extra__, model.__pydantic_private__
+    _set(new, "__dict__", {**model.__dict__, **update})
+    _set(new, "__pydantic_extra__", None if extra is None else dict(extra))
+    _set(new, "__pydantic_fields_set__", model.__pydantic_fields_set__ | update.keys())
+    _set(new, "__pydantic_private__", None if private is None else dict(private))
+    return new
 
 
 @dataclass(frozen=True, slots=True)

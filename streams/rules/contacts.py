@@ -54,7 +54,7 @@ from schemas.commands import AnyCommand, PropertyValue
 from schemas.envelope import Delivery, HubSpotContactDeletion
 from schemas.shopify import Address, Checkout, Customer, Deleted, Order, ShopifyModel
 from streams.mapping import carried_contact_properties, contact_properties, format_value
-from streams.rules.common import Version, remember, upsert_if_changed, version_of
+from streams.rules.common import Version, evolve, remember, upsert_if_changed, version_of
 from streams.rules.journeys import FirstPurchase, order_stage
 from streams.rules.keys import contact_ref, journey_key, normalize_email
 
@@ -253,8 +253,8 @@ def fire(state: ContactState, now: datetime, config: RuleConfig) -> ContactState
     if due is not None and due <= now:
         late = now - due > config.trigger_grace
         basis = max(purchases(state).values())
-        return state.model_copy(
-            update={"reengagement_fired_at": due, "reengagement_late": late, "reengagement_basis": basis}
+        return evolve(
+            state, {"reengagement_fired_at": due, "reengagement_late": late, "reengagement_basis": basis}
         )
     return state
 
@@ -334,8 +334,8 @@ def _finish(before: ContactState, state: ContactState, event_id: str, now: datet
                                        first=False, at=now))  # fmt: skip
         if journey is not None:
             facts.append(FirstPurchase(event_id=f"{event_id}:set", journey=journey, first=True, at=now))
-        state = state.model_copy(update={"first_purchase_journey": journey})
-    return Outcome(state=state.model_copy(update={"emitted": view}), commands=commands, facts=facts)
+        state = evolve(state, {"first_purchase_journey": journey})
+    return Outcome(state=evolve(state, {"emitted": view}), commands=commands, facts=facts)
 
 
 def _apply(state: ContactState, delivery: Delivery, record: ShopifyModel) -> ContactState:
@@ -369,7 +369,7 @@ def _apply(state: ContactState, delivery: Delivery, record: ShopifyModel) -> Con
                 update["purchase_journeys"] = {**state.purchase_journeys, order_id: key}
             if not _is_purchase(record):
                 update["voided"] = _void(state, order_id, record.cancelled_at or version.updated_at).voided
-    return state.model_copy(update=update)
+    return evolve(state, update)
 
 
 def _void(state: ContactState, order_id: str, at: datetime) -> ContactState:
@@ -378,7 +378,7 @@ def _void(state: ContactState, order_id: str, at: datetime) -> ContactState:
     known = state.voided.get(order_id)
     if known is not None and known <= at:
         return state
-    return state.model_copy(update={"voided": {**state.voided, order_id: at}})
+    return evolve(state, {"voided": {**state.voided, order_id: at}})
 
 
 def decide(state: ContactState, delivery: Delivery, now: datetime, config: RuleConfig) -> Outcome:
@@ -388,7 +388,7 @@ def decide(state: ContactState, delivery: Delivery, now: datetime, config: RuleC
         return Outcome(state=state)
     record = delivery.parse_body()
     fired = fire(state, now, config)
-    after = _apply(fired.model_copy(update={"seen": seen}), delivery, record)
+    after = _apply(evolve(fired, {"seen": seen}), delivery, record)
     return _finish(state, after, delivery.event_id, now)
 
 
@@ -398,7 +398,7 @@ def decide_deletion(
     """C4: HubSpot deleted the contact: remember it and never write this email again."""
     if state.deleted_in_hubspot_at is not None:
         return Outcome(state=state)
-    after = state.model_copy(update={"deleted_in_hubspot_at": event.occurred_at})
+    after = evolve(state, {"deleted_in_hubspot_at": event.occurred_at})
     return Outcome(state=after)
 
 

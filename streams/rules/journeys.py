@@ -52,7 +52,7 @@ from schemas.shopify import (
 )
 from schemas.types import FinancialStatus, FulfillmentStatus
 from streams.mapping import DEAL_FIELDS, carried_deal_properties, format_value
-from streams.rules.common import Version, remember, upsert_if_changed, version_of
+from streams.rules.common import Version, evolve, remember, upsert_if_changed, version_of
 from streams.rules.keys import contact_ref, deal_ref, line_item_ref, normalize_email
 
 Stage = Literal[
@@ -140,6 +140,12 @@ def lines_of(items: list[OrderLineItem] | list[CheckoutLineItem] | list[CartLine
         groups.setdefault(_line_key(item.product_id, item.variant_id, item.sku, item.title), []).append(item)
     lines: list[Line] = []
     for key, group in groups.items():
+        if len(group) == 1:  # the usual line: nothing to merge (the same values as merging one)
+            (item,) = group
+            discount = _sum([getattr(item, "total_discount", None)])
+            lines.append(Line(key, item.product_id, item.variant_id, item.sku, item.title, item.quantity,
+                              item.price, discount))  # fmt: skip
+            continue
         by_price: dict[str, list[OrderLineItem | CheckoutLineItem | CartLineItem]] = {}
         for item in group:
             by_price.setdefault(_unit_price(item.price), []).append(item)
@@ -293,12 +299,12 @@ def fire(state: JourneyState, now: datetime, config: RuleConfig) -> JourneyState
             return state
         kind, at = min(due.items(), key=lambda item: (item[1], item[0]))
         if kind == "abandon":
-            state = state.model_copy(update={"abandoned_at": at})
+            state = evolve(state, {"abandoned_at": at})
         elif kind == "abandoned-cart":
             late = now - at > config.trigger_grace
-            state = state.model_copy(update={"abandoned_cart_fired_at": at, "abandoned_cart_late": late})
+            state = evolve(state, {"abandoned_cart_fired_at": at, "abandoned_cart_late": late})
         else:
-            state = state.model_copy(update={"archived_at": at})
+            state = evolve(state, {"archived_at": at})
 
 
 def completed_at(state: JourneyState) -> datetime | None:
@@ -470,29 +476,29 @@ def _apply(state: JourneyState, delivery: Delivery, record: ShopifyModel) -> Jou
     if isinstance(record, Cart):
         snap = _snapshot(record, delivery)
         if snap.version.newer_than(state.cart.version if state.cart else None):
-            return state.model_copy(update={"cart": snap})
+            return evolve(state, {"cart": snap})
     elif isinstance(record, Checkout):
         snap = _snapshot(record, delivery)
         if snap.version.newer_than(state.checkout.version if state.checkout else None):
-            return state.model_copy(update={"checkout": snap})
+            return evolve(state, {"checkout": snap})
     elif isinstance(record, Order):
         # After orders/delete a late update is still folded in (so every arrival order ends with
         # the newest version), but the deal stays Cancelled: the delete is never undone.
         snap = _snapshot(record, delivery)
         if snap.version.newer_than(state.order.version if state.order else None):
-            return state.model_copy(update={"order": snap, "order_id": record.id})
+            return evolve(state, {"order": snap, "order_id": record.id})
     elif isinstance(record, CheckoutDeleted):
         if state.checkout_deleted_at is None:
-            return state.model_copy(update={"checkout_deleted_at": delivery.event_time})
+            return evolve(state, {"checkout_deleted_at": delivery.event_time})
     elif isinstance(record, Deleted) and delivery.resource == "orders" and state.order_deleted_at is None:
-        return state.model_copy(update={"order_deleted_at": delivery.event_time, "order_id": record.id})
+        return evolve(state, {"order_deleted_at": delivery.event_time, "order_id": record.id})
     return state
 
 
 def _finish(before: JourneyState, state: JourneyState, config: RuleConfig) -> Outcome:
     view = render(state, config)
     commands = diff(state.key, before.emitted, view)
-    return Outcome(state=state.model_copy(update={"emitted": view}), commands=commands)
+    return Outcome(state=evolve(state, {"emitted": view}), commands=commands)
 
 
 def decide(state: JourneyState, delivery: Delivery, now: datetime, config: RuleConfig) -> Outcome:
@@ -502,7 +508,7 @@ def decide(state: JourneyState, delivery: Delivery, now: datetime, config: RuleC
         return Outcome(state=state)  # a duplicate delivery changes nothing and emits nothing
     record = delivery.parse_body()
     fired = fire(state, now, config)
-    after = _apply(fired.model_copy(update={"seen": seen}), delivery, record)
+    after = _apply(evolve(fired, {"seen": seen}), delivery, record)
     return _finish(state, after, config)
 
 
@@ -514,7 +520,7 @@ def decide_first_purchase(
     if seen is None:
         return Outcome(state=state)
     fired = fire(state, now, config)
-    after = fired.model_copy(update={"seen": seen, "new_customer": fact.first})
+    after = evolve(fired, {"seen": seen, "new_customer": fact.first})
     return _finish(state, after, config)
 
 

@@ -24,7 +24,7 @@ from schemas.commands import AnyCommand, Archive, PropertyValue
 from schemas.envelope import Delivery
 from schemas.shopify import Deleted, Product, Variant
 from streams.mapping import format_value, product_properties
-from streams.rules.common import Version, remember, upsert_if_changed, version_of
+from streams.rules.common import Version, evolve, remember, upsert_if_changed, version_of
 from streams.rules.keys import product_ref, variant_ref
 
 
@@ -124,22 +124,23 @@ def decide(state: ProductState, delivery: Delivery, now: datetime, config: RuleC
     if seen is None:
         return Outcome(state=state)
     record = delivery.parse_body()
-    after = state.model_copy(update={"seen": seen})
+    after = evolve(state, {"seen": seen})
     if isinstance(record, Deleted):
         if after.deleted_at is None:
-            after = after.model_copy(update={"deleted_at": delivery.event_time})
+            after = evolve(after, {"deleted_at": delivery.event_time})
     elif isinstance(record, Product) and after.deleted_at is None:
         version = version_of(record.updated_at, delivery.body, delivery.event_time)
         if version.newer_than(after.version):
             props = product_properties(record)
             props["shopify_product_id"] = str(record.id)
-            after = after.model_copy(
-                update={
+            after = evolve(
+                after,
+                {
                     "version": version,
                     "properties": props,
                     "variants": _variants(after, record),
-                }
+                },
             )
     view = render(after, config)
     commands = diff(state.product_id, state.emitted, view)
-    return Outcome(state=after.model_copy(update={"emitted": view}), commands=commands)
+    return Outcome(state=evolve(after, {"emitted": view}), commands=commands)
