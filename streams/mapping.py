@@ -40,8 +40,8 @@ def format_value(value: Any) -> PropertyValue:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, datetime):
-        utc = value.astimezone(UTC)
-        return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
+        # YYYY-MM-DDTHH:MM:SS.mmmZ (milliseconds truncated); years are 4 digits (1970..3000+).
+        return value.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="milliseconds") + "Z"
     if isinstance(value, Enum):
         return str(value.value)
     if isinstance(value, Decimal | int | float):
@@ -131,7 +131,8 @@ def carried_properties(fields: tuple[FieldMap, ...], record: ShopifyModel) -> di
     for prop, attr, f in _plan(fields):
         if attr is not None:  # one attribute: carried when the body holds it (same as carried_by)
             if attr in carried:
-                out[prop] = format_value(getattr(record, attr))
+                value = getattr(record, attr)
+                out[prop] = value if value is None or type(value) is str else format_value(value)
         elif f.carried_by(record):
             out[prop] = format_value(f.value(record))
     return out

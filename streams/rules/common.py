@@ -14,6 +14,7 @@ The rules follow one pattern, which is what makes them idempotent and convergent
 from __future__ import annotations
 
 import hashlib
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
@@ -59,8 +60,22 @@ class Version:
 
 
 def body_digest(body: dict[str, Any]) -> str:
-    """A stable hash of a JSON body (key order does not matter)."""
-    return hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest()[:16]
+    """A stable hash of a JSON body (key order does not matter).
+
+    Each rule a delivery reaches dates its record by it, so the last few are remembered by the
+    body's identity (bodies are never changed in place) rather than hashed once per rule."""
+    known = _DIGESTS.get(id(body))
+    if known is not None and known[0] is body:
+        return known[1]
+    digest = hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest()[:16]
+    _DIGESTS[id(body)] = (body, digest)
+    if len(_DIGESTS) > 256:
+        _DIGESTS.popitem(last=False)
+    return digest
+
+
+_DIGESTS: OrderedDict[int, tuple[dict[str, Any], str]] = OrderedDict()
+"""The last bodies hashed, by ``id``; each entry holds its body, so the id is not reused meanwhile."""
 
 
 def version_of(updated_at: datetime | None, body: dict[str, Any], fallback: datetime) -> Version:
