@@ -97,21 +97,26 @@ def _holds(record: ShopifyModel, path: tuple[str, ...]) -> bool:
     return True
 
 
-_Plan = tuple[tuple[str, str | None, FieldMap], ...]
+_Plan = tuple[tuple[str, str | None, tuple[str, str] | None, FieldMap], ...]
 _PLANS: dict[int, tuple[tuple[FieldMap, ...], _Plan]] = {}
 
 
 def _plan(fields: tuple[FieldMap, ...]) -> _Plan:
     """Each field of a table as (property, its attribute when the field is one plain attribute of
-    the record, the field). Every event reads its record through a table, so the common case (a
-    top-level field, no ``read``) skips the general path walk; plans are kept per table object."""
+    the record, its two attributes when it is one of a nested object, the field). Every event
+    reads its record through a table, so these common cases skip the general path walk; plans are
+    kept per table object."""
     known = _PLANS.get(id(fields))
     if known is not None and known[0] is fields:
         return known[1]
-    plan = tuple(
-        (f.hubspot_property, f.source if f.read is None and not f.also and "." not in f.source else None, f)
-        for f in fields
-    )
+    entries = []
+    for f in fields:
+        plain = f.read is None and not f.also
+        parts = f.source.split(".")
+        attr = f.source if plain and len(parts) == 1 else None
+        nested = (parts[0], parts[1]) if plain and len(parts) == 2 else None
+        entries.append((f.hubspot_property, attr, nested, f))
+    plan = tuple(entries)
     _PLANS[id(fields)] = (fields, plan)
     return plan
 
@@ -120,19 +125,32 @@ def properties(fields: tuple[FieldMap, ...], record: ShopifyModel) -> dict[str, 
     """HubSpot properties for ``record`` under a mapping table."""
     return {
         prop: format_value(getattr(record, attr, None) if attr is not None else f.value(record))
-        for prop, attr, f in _plan(fields)
+        for prop, attr, _, f in _plan(fields)
     }
 
 
 def carried_properties(fields: tuple[FieldMap, ...], record: ShopifyModel) -> dict[str, PropertyValue]:
-    """HubSpot properties for the fields ``record`` carries (``None`` where it carries a null)."""
+    """HubSpot properties for the fields ``record`` carries (``None`` where it carries a null).
+
+    The same as ``{f.hubspot_property: format_value(f.value(record)) for f in fields if
+    f.carried_by(record)}``, with the walk of a plain attribute (or a nested object's) inlined."""
     carried = record.model_fields_set
     out: dict[str, PropertyValue] = {}
-    for prop, attr, f in _plan(fields):
-        if attr is not None:  # one attribute: carried when the body holds it (same as carried_by)
+    for prop, attr, nested, f in _plan(fields):
+        if attr is not None:
             if attr in carried:
                 value = getattr(record, attr)
                 out[prop] = value if value is None or type(value) is str else format_value(value)
+        elif nested is not None:
+            head, leaf = nested
+            if head in carried:
+                parent = getattr(record, head)
+                if isinstance(parent, BaseModel):
+                    if leaf in parent.model_fields_set:
+                        value = getattr(parent, leaf)
+                        out[prop] = value if value is None or type(value) is str else format_value(value)
+                else:  # null (or a list) above the leaf: carried as such
+                    out[prop] = format_value(f.value(record))
         elif f.carried_by(record):
             out[prop] = format_value(f.value(record))
     return out

@@ -18,10 +18,14 @@ from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from shopsync.samplestore import generate
 
 from handlers.account_fold import fold as account_of
 from schemas.commands import Upsert
+from schemas.envelope import BODY_MODELS
 from schemas.shopify import Order
+from schemas.tolerance import parse_tolerant
+from streams.mapping import CONTACT_FIELDS, DEAL_FIELDS, FieldMap, carried_properties, format_value
 from streams.rules import contacts, journeys
 from streams.rules.journeys import FirstPurchase
 from streams.rules.keys import journey_key, line_item_ref
@@ -452,3 +456,39 @@ def test_property_line_items_keep_every_lines_money_in_any_order(specs: list[Any
     assert [ln.properties() for ln in shuffled] == [ln.properties() for ln in lines]
     single = {ln.variant_id for ln in lines if "@" not in ln.key}
     assert all(ln.key == f"variant:{ln.variant_id}" for ln in lines if ln.variant_id in single)
+
+
+# ---- the mapping tables' short paths read what the field maps say ----
+
+_MAPPED_BODIES = [
+    (event.topic, event.body)
+    for event in generate(customers=4, seed=5).events
+    if event.topic in {"customers/create", "checkouts/update", "orders/paid"}
+]
+
+
+def _reference(fields: tuple[FieldMap, ...], record: Any) -> dict[str, Any]:
+    return {f.hubspot_property: format_value(f.value(record)) for f in fields if f.carried_by(record)}
+
+
+@settings(max_examples=150, deadline=None)
+@given(data=st.data())
+def test_carried_properties_are_what_each_field_map_reads(data: st.DataObject) -> None:
+    topic, body = data.draw(st.sampled_from(_MAPPED_BODIES))
+    body = dict(body)
+    keys = sorted(set(body) - {"id", "token", "cart_token"})  # the identity stays readable
+    for key in data.draw(st.lists(st.sampled_from(keys), max_size=6)):
+        body[key] = data.draw(st.sampled_from([None, [], "", "x", {}]))  # odd shapes, nulls
+    for key in data.draw(st.lists(st.sampled_from(keys), max_size=6)):
+        body.pop(key, None)
+    nested = body.get("default_address") or body.get("customer")
+    if isinstance(nested, dict):
+        nested = dict(nested)
+        for key in data.draw(st.lists(st.sampled_from(sorted(nested) or ["id"]), max_size=4)):
+            nested.pop(key, None)
+        body["default_address" if "default_address" in body else "customer"] = nested
+    record = parse_tolerant(BODY_MODELS[topic], body).record
+    for fields in (CONTACT_FIELDS, DEAL_FIELDS):
+        assert carried_properties(fields, record) == _reference(fields, record)
+    customer = getattr(record, "customer", None) or record
+    assert carried_properties(CONTACT_FIELDS, customer) == _reference(CONTACT_FIELDS, customer)
