@@ -13,10 +13,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from devtools.samplestore import generate
 from schemas.envelope import Delivery, decode_log_record, encode
 from schemas.problems import FieldProblem
 from schemas.types import FinancialStatus
-from shopsync.samplestore import generate
 
 AT = datetime(2026, 3, 2, 9, 0, 0, 123456, tzinfo=timezone(timedelta(hours=-5)))
 

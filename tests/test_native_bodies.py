@@ -21,11 +21,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel
 
+from devtools.samplestore import generate
 from schemas.envelope import BODY_MODELS
 from schemas.native import validate_clean
 from schemas.shopify import Cart, Checkout, Customer, Order, Product, ShopifyModel
 from schemas.types import FinancialStatus, ProductStatus
-from shopsync.samplestore import generate
 from tests.shared_fixtures import rest_records, webhook_bodies
 
 

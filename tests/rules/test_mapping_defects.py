@@ -18,8 +18,8 @@ from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from shopsync.samplestore import generate
 
+from devtools.samplestore import generate
 from handlers.account_fold import fold as account_of
 from schemas.commands import Upsert
 from schemas.envelope import BODY_MODELS

@@ -12,8 +12,8 @@ from datetime import timedelta
 import orjson
 from pydantic import BaseModel
 
-from shopsync.localrun import delivery_for, schedule
-from shopsync.samplestore import generate
+from devtools.localrun import delivery_for, schedule
+from devtools.samplestore import generate
 from streams.inprocess import InProcessPipeline
 from streams.rules.common import Version
 from streams.rules.contacts import ContactState, Stamped
