@@ -188,8 +188,11 @@ def import_(shop: str, state_path: Path, resources: str, api_version: str, allow
     unknown = set(chosen) - set(RESOURCES)
     if unknown:
         raise click.BadParameter(f"unknown resources {sorted(unknown)}; choose from {RESOURCES}")
+    from streams.runtime import tune_gc
+
     url = shop if shop.startswith("http") else f"https://{shop}"
     report = LossReport()
+    tune_gc()
     try:
         counts = asyncio.run(
             run_import(
@@ -222,9 +225,11 @@ def replay(dry_run: bool, until: str | None, allow_loss: bool) -> None:
 
     from handlers.hubspot_client import HubSpotClient
     from handlers.replay import desired_commands, diff, read_account, rebuild, send
+    from streams.runtime import tune_gc
 
     settings = _settings()
     end = datetime.fromisoformat(until) if until else None
+    tune_gc()
     rebuilt = asyncio.run(rebuild(settings, end, progress=True))
     click.echo(f"replayed {rebuilt.records_read} records ({len(rebuilt.skipped)} unreadable, skipped); "
                f"{len(rebuilt.commands)} commands from the rules", err=True)  # fmt: skip

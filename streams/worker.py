@@ -8,6 +8,7 @@ import faust
 
 from config import Settings
 from streams.app import build
+from streams.runtime import tune_gc
 from streams.topics import ensure_topics
 
 
@@ -16,6 +17,7 @@ def run_worker(settings: Settings) -> None:
     asyncio.run(ensure_topics(settings, internal=True))
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     pipeline = build(settings)
+    tune_gc()  # the app is set up: freeze it, and collect less often (streams.runtime)
     worker = faust.Worker(
         pipeline.app,
         loglevel=settings.log_level.upper(),
