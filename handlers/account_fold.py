@@ -21,6 +21,19 @@ class Account:
     records: dict[Key, dict[str, PropertyValue]] = field(default_factory=dict)
     archived: set[Key] = field(default_factory=set)
     associations: set[tuple[Key, Key, int]] = field(default_factory=set)
+    _ends: dict[Key, set[tuple[Key, Key, int]]] = field(default_factory=dict, repr=False, compare=False)
+    """Each record's associations, so archiving one drops its links without a pass over all of
+    them (that pass made replay quadratic: minutes for 200,000 deliveries)."""
+
+    def _link(self, link: tuple[Key, Key, int]) -> None:
+        self.associations.add(link)
+        for end in link[:2]:
+            self._ends.setdefault(end, set()).add(link)
+
+    def _unlink(self, link: tuple[Key, Key, int]) -> None:
+        self.associations.discard(link)
+        for end in link[:2]:
+            self._ends.get(end, set()).discard(link)
 
     def apply(self, command: AnyCommand) -> None:
         ref = (command.record.object_type, command.record.id_value)
@@ -30,15 +43,12 @@ class Account:
         elif isinstance(command, Archive):
             self.records.pop(ref, None)
             self.archived.add(ref)
-            self.associations = {a for a in self.associations if ref not in (a[0], a[1])}
+            for link in list(self._ends.pop(ref, ())):
+                self._unlink(link)
         elif isinstance(command, Associate):
-            self.associations.add(
-                (ref, (command.to.object_type, command.to.id_value), command.association_type_id)
-            )
+            self._link((ref, (command.to.object_type, command.to.id_value), command.association_type_id))
         elif isinstance(command, Dissociate):
-            self.associations.discard(
-                (ref, (command.to.object_type, command.to.id_value), command.association_type_id)
-            )
+            self._unlink((ref, (command.to.object_type, command.to.id_value), command.association_type_id))
 
     def of(self, object_type: str) -> dict[str, dict[str, PropertyValue]]:
         return {key: props for (kind, key), props in self.records.items() if kind == object_type}
