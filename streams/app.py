@@ -97,7 +97,7 @@ BATCH_MAX = 500  # events per batch at most (per agent)
 BATCH_WITHIN_S = 0.05  # how long a batch waits to fill: the latency a quiet stream pays at most
 PRODUCER_BATCH_BYTES = 256 * 1024
 PRODUCER_LINGER_S = 0.005
-DECODED_STATES_KEPT = 20_000  # per stage: states kept decoded between batches (memory stays bounded)
+DECODED_STATES_KEPT = 2_000  # per stage: states kept decoded between batches (memory stays bounded)
 
 Send = tuple[Any, bytes | None, bytes]
 """One output: (faust topic, key, value)."""
