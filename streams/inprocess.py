@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from pydantic import ValidationError
@@ -95,7 +96,7 @@ class InProcessPipeline:
         self._run(DELETION_ROUTER, "", event, None)
         return self.commands[start:]
 
-    def tick(self, at: Any) -> list[AnyCommand]:
+    def tick(self, at: datetime) -> list[AnyCommand]:
         """Fire every timer due by ``at`` (each timed kind's stream time moves to ``at`` at least)."""
         start = len(self.commands)
         tick = Tick(at=at)

@@ -111,6 +111,7 @@ class Unit:
     commands: Sequence[AnyCommand]
     forwards: Sequence[Forward]
     changed: bool
+    decided_at: datetime | None = None  # the stream time it was decided at (timed kinds)
 
 
 @dataclass(frozen=True)
@@ -130,7 +131,6 @@ class StepResult:
     rejected: list[Rejected] = field(default_factory=list)
     now: datetime | None = None  # the partition's stream time after the batch (timed kinds)
     clock_moved: bool = False
-    decided_at: dict[int, datetime] = field(default_factory=dict)  # id(unit) -> its stream time
 
     def states(self) -> dict[str, tuple[Any, datetime | None]]:
         """The newest changed state of each key and the stream time it was decided at: what the
@@ -138,7 +138,7 @@ class StepResult:
         out: dict[str, tuple[Any, datetime | None]] = {}
         for unit in self.units:
             if unit.changed:
-                out[unit.key] = (unit.state, self.decided_at.get(id(unit)))
+                out[unit.key] = (unit.state, unit.decided_at)
         return out
 
     def commands(self) -> list[AnyCommand]:
@@ -188,10 +188,9 @@ def step(
     ) -> None:
         changed = outcome.state is not before
         cache[key] = outcome.state
-        unit = Unit(position, key, outcome.state, outcome.commands, outcome.forwards, changed)
-        result.units.append(unit)
-        if now is not None:
-            result.decided_at[id(unit)] = now
+        result.units.append(
+            Unit(position, key, outcome.state, outcome.commands, outcome.forwards, changed, now)
+        )
         if clock is not None and kind.next_due is not None and (changed or fired):
             clock.index.set(key, kind.next_due(outcome.state, config))  # a fired timer left the index
 
