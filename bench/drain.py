@@ -41,6 +41,14 @@ class Drained:
     def rate(self) -> float:
         return self.records / self.seconds if self.seconds > 0 else 0.0
 
+    @classmethod
+    def since(cls, records: int, started: float, first_at: float | None) -> Drained:
+        """A loop that began at ``started`` and got its first record at ``first_at`` (monotonic
+        clock), ending now: timed from the first record, the wait before it as start-up."""
+        end = time.monotonic()
+        first = first_at if first_at is not None else end
+        return cls(records, end - first, first - started)
+
 
 class LagProbe:
     """One admin client and one consumer, kept open while a group is watched."""

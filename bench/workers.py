@@ -85,11 +85,16 @@ async def application(stage: Stage, name: str) -> tuple[str, list[str]]:
     return app_id, stage.sources() + [internal_topic(settings, n) for n in INTERNAL]
 
 
+def workers_app(count: int) -> str:
+    """The application name :func:`run_workers` gives ``count`` workers (in the stage's prefix)."""
+    return f"workers{count}"
+
+
 async def run_workers(stage: Stage, backlog: int, count: int = 1) -> Drained:
     """Time ``count`` fresh worker processes, started together, through the ``backlog`` in the
     stage's topics; the time is taken from when all of them have joined. (They used to race to
     create the changelog topics, and one exited; the worker now creates them before faust.)"""
-    app_id, topics = await application(stage, f"workers{count}")
+    app_id, topics = await application(stage, workers_app(count))
     bootstrap = stage.settings.kafka_bootstrap_servers
     with processes(stage, app_id, count) as running:
         return await drain(bootstrap, app_id, stage.sources(), topics, backlog, running)
@@ -143,6 +148,4 @@ async def bare_forward(stage: Stage, backlog: int) -> Drained:
     finally:
         await consumer.stop()
         await producer.stop()
-    end = time.monotonic()
-    first = first_at if first_at is not None else end
-    return Drained(seen, end - first, first - started)
+    return Drained.since(seen, started, first_at)

@@ -241,7 +241,7 @@ class Pipeline:
         def table(name: str) -> Any:
             return self.app.Table(
                 name, default=None, partitions=settings.partitions,
-                extra_topic_configs=size_configs(settings),
+                extra_topic_configs=size_configs(settings), options=rocksdb_options(settings),
             )  # fmt: skip
 
         self.order_journeys = table("order-journeys")
@@ -622,6 +622,18 @@ def _parse(parse: Callable[[bytes], T], raw: bytes, what: str) -> T:
         return parse(raw)
     except (ValidationError, ValueError) as exc:
         raise PoisonError(f"{what}: {exc}") from exc
+
+
+def rocksdb_options(settings: Settings) -> dict[str, int]:
+    """Each table partition's RocksDB memory, bounded by the settings (faust's defaults, 3 x 64
+    MiB of memtables and a 2 GiB block cache per database, grew a worker past a GiB at 100,000
+    checkouts; ``bench/README.md``). Other stores ignore these options."""
+    return {
+        "write_buffer_size": settings.rocksdb_write_buffer_mib << 20,
+        "max_write_buffer_number": 2,
+        "block_cache_size": settings.rocksdb_block_cache_mib << 20,
+        "block_cache_compressed_size": settings.rocksdb_block_cache_mib << 20,  # python-rocksdb only
+    }
 
 
 def build(settings: Settings) -> Pipeline:

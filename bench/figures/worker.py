@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from bench import corpus
 from bench.suite import BenchEnv, Figure, Measured
-from bench.workers import bare_forward, run_workers, stage
+from bench.traffic import bare_same_traffic, traffic_of
+from bench.workers import bare_forward, run_workers, stage, workers_app
 
 DELIVERIES = 100_000
 QUICK_DELIVERIES = 1_000
@@ -29,14 +30,20 @@ async def run(env: BenchEnv) -> Measured:
         await corpus.append(st.settings, records.copies(count))
         bare = await bare_forward(st, count)
         worker = await run_workers(st, count)
+        traffic = await traffic_of(st, st.settings.topic_prefix + workers_app(1))
+        same = await bare_same_traffic(st, traffic, count)
     ratio = worker.rate / bare.rate
     return Measured(
         result=worker.rate, unit="deliveries/s", baseline=bare.rate, baseline_unit="deliveries/s",
         ratio=ratio, met=worker.rate >= TARGET_RATE and ratio >= TARGET_RATIO,
         detail=f"{count:,} deliveries of {records.value_bytes / len(records) / 1024:.1f} KB on average; "
-        f"worker {worker.seconds:.1f} s after a {worker.startup_s:.1f} s start-up",
+        f"worker {worker.seconds:.1f} s after a {worker.startup_s:.1f} s start-up; the worker's "
+        f"traffic was {traffic.per_delivery(count)}: bare aiokafka moving the same records "
+        f"{same.rate:,.0f} deliveries/s (worker at {worker.rate / same.rate:.2f} of it)",
         extra={"deliveries": count, "worker_s": worker.seconds, "worker_startup_s": worker.startup_s,
-               "bare_forward_s": bare.seconds},
+               "bare_forward_s": bare.seconds, "reads_per_delivery": traffic.reads / count,
+               "writes_per_delivery": traffic.writes / count, "same_traffic_rate": same.rate,
+               "same_traffic_s": same.seconds},
     )  # fmt: skip
 
 
