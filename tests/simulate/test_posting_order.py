@@ -1,0 +1,78 @@
+"""Simulate posts deliveries concurrently: lines about the same checkout, order or customer must
+still reach the bridge in file order, and at most a few may be in flight."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from devtools import simulate
+from devtools.simulate import Line, _identities, _Posts
+
+AT = datetime(2026, 3, 1, tzinfo=UTC)
+
+
+def line(topic: str, body: dict[str, Any]) -> Line:
+    return Line(at=AT, shopify=topic, body=body)
+
+
+def test_a_checkout_created_without_email_and_updated_with_one_shares_an_identity() -> None:
+    created = _identities(line("checkouts/create", {"id": 1, "token": "T1"}))
+    updated = _identities(line("checkouts/update", {"id": 1, "token": "T1", "email": "A@x.com"}))
+    order = _identities(line("orders/create", {"id": 9, "checkout_token": "t1", "email": "a@x.com"}))
+    other = _identities(line("orders/create", {"id": 10, "email": "b@x.com"}))
+    assert created & updated and updated & order
+    assert not other & (created | updated | order)
+    assert _identities(line("orders/create", {})) == frozenset({"unknown"})
+
+
+async def test_lines_sharing_an_identity_go_in_file_order_and_few_at_once() -> None:
+    posts = _Posts()
+    log: list[tuple[str, int]] = []
+    running = 0
+    most = 0
+
+    def sender(number: int) -> Any:
+        async def send() -> None:
+            nonlocal running, most
+            running += 1
+            most = max(most, running)
+            log.append(("start", number))
+            await asyncio.sleep(0.001 * (20 - number % 20))  # later lines would finish first
+            log.append(("end", number))
+            running -= 1
+
+        return send
+
+    keys = [frozenset({f"email:{n % 3}"}) for n in range(30)]
+    for number, key in enumerate(keys):
+        posts.post(key, sender(number))
+    await posts.finish()
+    assert most <= simulate.DELIVERIES_IN_FLIGHT
+    assert most > 1, "unrelated lines should be in flight together"
+    for customer in range(3):
+        numbers = [n for n in range(30) if n % 3 == customer]
+        ends = [log.index(("end", n)) for n in numbers]
+        starts = [log.index(("start", n)) for n in numbers]
+        assert all(end < start for end, start in zip(ends, starts[1:], strict=False))
+
+
+async def test_finish_raises_a_failed_post_and_waits_for_the_rest() -> None:
+    posts = _Posts()
+    done: list[int] = []
+
+    async def fails() -> None:
+        raise simulate.ScenarioError("line 1: the bridge answered 500")
+
+    async def works() -> None:
+        await asyncio.sleep(0.01)
+        done.append(2)
+
+    posts.post(frozenset({"a"}), fails)
+    posts.post(frozenset({"b"}), works)
+    with pytest.raises(simulate.ScenarioError, match="line 1"):
+        await posts.finish()
+    assert done == [2]
