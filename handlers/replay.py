@@ -24,6 +24,8 @@ beginning into new tables and internal topics, leaving the old ones untouched.
 
 from __future__ import annotations
 
+import hashlib
+from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -33,7 +35,7 @@ from aiokafka import AIOKafkaProducer
 from pydantic import ValidationError
 
 from config import Settings
-from handlers.account_fold import Account, fold
+from handlers.account_fold import Account
 from handlers.hubspot_client import HubSpotClient
 from handlers.loss import LossReport, from_pipeline
 from schemas.commands import AnyCommand, Archive, Associate, RecordRef, Upsert, command_key, encode_command
@@ -48,9 +50,12 @@ SOURCES: tuple[TopicName, ...] = (*ROUTED_TOPICS, "shopify.products")
 
 @dataclass
 class Rebuilt:
-    """The outcome of folding the topics: the commands the rules emitted and the account they give."""
+    """The outcome of folding the topics: the account the rules' commands give, and how many
+    commands that took (with a digest of them in order, so two rebuilds can be compared without
+    holding every command: they are folded as they come)."""
 
-    commands: list[AnyCommand]
+    command_count: int
+    command_digest: str
     account: Account
     records_read: int = 0
     skipped: list[str] = field(default_factory=list)
@@ -84,10 +89,17 @@ async def rebuild(settings: Settings, until: datetime | None = None, progress: b
         if progress:
             print(f"read {full}: {len(entries)} records so far", flush=True)
     entries.sort(key=lambda e: (e[0], e[1], e[2], e[3]))
+    newest = entries[-1][0] if entries else None
     events = topic_name(settings, "hubspot.events")
     pipeline = InProcessPipeline(config=settings.rule_config())
+    folded = _Folded()
     used = 0
-    for at, full, partition, offset, raw in entries:
+    queue = deque(entries)  # each record's bytes are let go once applied
+    del entries
+    while queue:
+        at, full, partition, offset, raw = queue.popleft()
+        if len(pipeline.commands) >= FOLD_EVERY:
+            folded.take(pipeline.commands)
         try:
             item = (
                 HubSpotContactDeletion.model_validate_json(raw) if full == events else decode_log_record(raw)
@@ -101,12 +113,35 @@ async def rebuild(settings: Settings, until: datetime | None = None, progress: b
             pipeline.deliver(item)
         elif isinstance(item, HubSpotContactDeletion):
             pipeline.deletion(item)
-    end = until or (entries[-1][0] if entries else None)
+    end = until or newest
     if end is not None:
         pipeline.tick(end)
+    folded.take(pipeline.commands)
     deleted = {e for e, state in pipeline.contact_states.items() if state.deleted_in_hubspot_at is not None}
     report = unreadable.merge(from_pipeline(pipeline, "replay"))
-    return Rebuilt(pipeline.commands, fold(pipeline.commands), used, skipped, deleted, report)
+    return Rebuilt(folded.count, folded.digest.hexdigest(), folded.account, used, skipped, deleted, report)
+
+
+FOLD_EVERY = 10_000
+"""Commands held before they are folded into the account (replay once kept every command until
+the end: about 17 KB a delivery with the states, so a million deliveries did not fit)."""
+
+
+@dataclass
+class _Folded:
+    """The account so far, and the count and digest of the commands folded into it, in order."""
+
+    account: Account = field(default_factory=Account)
+    count: int = 0
+    digest: Any = field(default_factory=hashlib.sha256)
+
+    def take(self, commands: list[AnyCommand]) -> None:
+        """Fold ``commands`` and empty the list."""
+        for command in commands:
+            self.account.apply(command)
+            self.digest.update(encode_command(command))
+        self.count += len(commands)
+        commands.clear()
 
 
 def _sort_instant(name: str, raw: bytes) -> datetime | None:

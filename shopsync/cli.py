@@ -232,7 +232,7 @@ def replay(dry_run: bool, until: str | None, allow_loss: bool) -> None:
     tune_gc()
     rebuilt = asyncio.run(rebuild(settings, end, progress=True))
     click.echo(f"replayed {rebuilt.records_read} records ({len(rebuilt.skipped)} unreadable, skipped); "
-               f"{len(rebuilt.commands)} commands from the rules", err=True)  # fmt: skip
+               f"{rebuilt.command_count} commands from the rules", err=True)  # fmt: skip
     if not dry_run:
         sent = asyncio.run(send(settings, desired_commands(rebuilt)))
         click.echo(f"sent {sent} commands to {settings.topic_prefix}hubspot.commands")
