@@ -28,13 +28,13 @@ class WorkerSettings(SettingsPart):
     )  # fmt: skip
 
     rocksdb_write_buffer_mib: int = Field(
-        4, ge=1, le=256, description="RocksDB memtable size per table partition, in MiB (two of "
+        2, ge=1, le=256, description="RocksDB memtable size per table partition, in MiB (two of "
         "them at most: one filling, one flushing). The worker opens a database per table and "
         "partition (5 tables x SHOPSYNC_PARTITIONS), so this times 2 x that count bounds what "
         "unflushed writes hold; RocksDB's own default (64 MiB x 3) let a worker grow past a GiB."
     )  # fmt: skip
     rocksdb_block_cache_mib: int = Field(
-        8, ge=1, le=4096, description="RocksDB block cache per table partition, in MiB: recently "
+        4, ge=1, le=4096, description="RocksDB block cache per table partition, in MiB: recently "
         "read state blocks (faust's default is 2 GiB per database, which reads fill over time)."
     )  # fmt: skip
 
