@@ -5,6 +5,10 @@ pure function of state and time), so they survive restarts and rebalances with t
 index only makes "what is due now" cheap: a min-heap of (due, key) with lazy deletion, so a tick
 with a million pending timers and none due looks at one heap entry, and firing costs O(due log n).
 It is rebuilt from the table after a partition is assigned, so it never needs persisting.
+
+Stale heap entries (a key whose due time moved) are dropped once they pass a quarter of the live
+ones: with the old bound (as many stale as live) a second pass over a million checkouts grew the
+index from 129 to 230 MiB; now 184 MiB, for a compaction every n/4 updates (O(n) each).
 """
 
 from __future__ import annotations
@@ -33,7 +37,7 @@ class TimerIndex:
                 return
             self._due[key] = stamp
             heapq.heappush(self._heap, (stamp, key))
-        if len(self._heap) > 2 * len(self._due) + 1024:
+        if len(self._heap) > len(self._due) + len(self._due) // 4 + 1024:  # stale at most a quarter
             self._compact()
 
     def next_due(self) -> float | None:
