@@ -229,15 +229,15 @@ def _identities(line: Line) -> frozenset[str]:
     nested = body.get("customer")
     customer: dict[str, Any] = nested if isinstance(nested, dict) else {}
     resource = str(line.shopify).partition("/")[0]
-    found = {
+    found = [
         ("email", body.get("email")), ("email", body.get("contact_email")), ("email", customer.get("email")),
         ("customer", customer.get("id")), ("customer", body.get("customer_id")),
         ("token", body.get("token")), ("token", body.get("cart_token")),
         ("token", body.get("checkout_token")),
         (resource, body.get("id")),
-    }  # fmt: skip
+    ]  # fmt: skip
     if resource == "customers":
-        found.add(("customer", body.get("id")))
+        found.append(("customer", body.get("id")))
     keys = frozenset(
         f"{what}:{str(value).strip().lower()}"
         for what, value in found

@@ -27,6 +27,8 @@ def test_a_checkout_created_without_email_and_updated_with_one_shares_an_identit
     assert created & updated and updated & order
     assert not other & (created | updated | order)
     assert _identities(line("orders/create", {})) == frozenset({"unknown"})
+    broken = {"id": {"nested": 1}, "email": ["a@x.com"], "token": None, "customer": "x"}
+    assert _identities(line("checkouts/create", broken)) == frozenset({"unknown"})
 
 
 async def test_lines_sharing_an_identity_go_in_file_order_and_few_at_once() -> None:
