@@ -263,3 +263,28 @@ async def test_hubspot_deletions_are_verified_and_stored_by_object_id(
     (raw,) = events
     deletion = HubSpotContactDeletion.model_validate_json(raw)
     assert deletion.object_id == int(contact_id) and deletion.email is None and not deletion.privacy
+
+
+async def test_a_hubspot_webhook_url_with_an_encoded_colon_in_its_query_is_verified(
+    settings: Settings,
+) -> None:
+    """HubSpot signs its webhook URL with ``%3A`` decoded to ``:`` ("Validating requests"); the
+    bridge sees ``%3A`` on the request line and must verify it all the same (it answered 401)."""
+    settings = bridge_settings(settings)
+    await ensure_topics(settings)
+    body = b'[{"subscriptionType": "contact.propertyChange", "objectId": 1, "occurredAt": 1}]'
+    async with bridge(settings) as url, httpx.AsyncClient(base_url=url) as http:
+        now = str(int(time.time() * 1000))
+        signed_by_hubspot = base64.b64encode(
+            hmac.new(
+                HUBSPOT_SECRET.encode(),
+                b"POST" + f"{url}/webhooks/hubspot?portal=a:b".encode() + body + now.encode(),
+                hashlib.sha256,
+            ).digest()
+        ).decode()
+        headers = {"X-HubSpot-Request-Timestamp": now, "X-HubSpot-Signature-v3": signed_by_hubspot}
+        answer = await http.post("/webhooks/hubspot?portal=a%3Ab", content=body, headers=headers)
+        assert answer.status_code == 200, answer.text
+        assert answer.json() == {"status": "stored", "events": 0}
+        refused = await http.post("/webhooks/hubspot?portal=a%3Ac", content=body, headers=headers)
+        assert refused.status_code == 401
