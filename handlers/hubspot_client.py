@@ -138,11 +138,14 @@ class HubSpotClient:
         timeout_s: float = 10.0,
         pacer: RatePacer | None = None,
         retry: RetryPolicy | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
+        """``transport``: httpx's own by default; tests pass an ``httpx.MockTransport``."""
         self._http = httpx.AsyncClient(
             base_url=base_url.rstrip("/"),
             headers={"Authorization": f"Bearer {token}", "Accept": "application/json"},
             timeout=timeout_s,
+            transport=transport,
         )
         self.pacer = pacer or RatePacer()
         self.retry = retry or RetryPolicy()

@@ -41,7 +41,8 @@ from pydantic import ValidationError
 
 from config import Settings
 from config.kafka import KAFKA_FRAMING_BYTES
-from handlers.account_setup import AccountSchema, set_up_account
+from handlers import hubspot_paths as paths
+from handlers.account_setup import AccountSchema, AccountSetupError, set_up_account
 from handlers.batch_answers import Verdict, anonymous, batch_errors, judge, matching
 from handlers.hubspot_client import (
     DailyLimitError,
@@ -79,6 +80,8 @@ idempotent producer retries a batch without end while a partition has no leader)
 is undone like one HubSpot could not take, and read again."""
 OUTAGE_LOG_EVERY = timedelta(minutes=1)
 DAILY_LOG_EVERY = timedelta(hours=1)
+SETUP_RECHECK = timedelta(minutes=1)
+SETUP_LOG_EVERY = timedelta(minutes=10)
 POLL_WHILE_PAUSED_S = 1.0
 """A paused writer still polls Kafka (with its partitions paused) this often, so the group never
 drops it for exceeding ``max.poll.interval.ms`` during an hours-long pause."""
@@ -327,7 +330,7 @@ class Writer:
 
     async def _archive_chunk(self, object_type: str, chunk: list[tuple[RecordPlan, str]]) -> set[str]:
         inputs = [{"id": hubspot_id} for _, hubspot_id in chunk]
-        path = f"/crm/v3/objects/{object_type}/batch/archive"
+        path = paths.batch(object_type, "archive")
         try:
             status, body = await self.client.call("POST", path, {"inputs": inputs})
         except HubSpotError as exc:
@@ -395,7 +398,7 @@ class Writer:
             {"id": r.ref.id_value, "idProperty": id_property, "properties": self._properties(r)}
             for r in chunk
         ]
-        path = f"/crm/v3/objects/{object_type}/batch/{'upsert' if create else 'update'}"
+        path = paths.batch(object_type, "upsert" if create else "update")
 
         async def again(part: list[RecordPlan]) -> None:
             await self._upsert_chunk(object_type, id_property, create, part)
@@ -592,7 +595,7 @@ class Writer:
             ]  # fmt: skip
         else:
             inputs = [{"from": {"id": f}, "to": [{"id": t}]} for _, f, t in chunk]
-        path = f"/crm/v4/associations/{from_type}/{to_type}/batch/{op}"
+        path = paths.association_batch(from_type, to_type, "create" if op == "create" else "archive")
 
         async def again(part: list[tuple[LinkPlan, str, str]]) -> None:
             await self._link_chunk(from_type, to_type, op, part, before)
@@ -695,7 +698,7 @@ class Writer:
             "properties": [id_property],
         }
         try:
-            status, answer = await self.client.call("POST", f"/crm/v3/objects/{object_type}/batch/read", body)
+            status, answer = await self.client.call("POST", paths.batch(object_type, "read"), body)
         except HubSpotError as exc:
             if len(chunk) > 1:  # find the input(s) HubSpot refuses: the others are still looked up
                 half = len(chunk) // 2
@@ -894,7 +897,10 @@ async def _set_up(client: HubSpotClient, settings: Settings, pauses: Pauses) -> 
     """The account set-up, waiting out an outage or the daily limit like any round."""
     while not pauses.stop.is_set():
         try:
-            schema = await set_up_account(client, settings.pipeline_label)
+            schema = await set_up_account(client, settings.pipeline_label, settings.hubspot_pipeline_id)
+        except AccountSetupError as exc:  # an operator has to act: say what, and look again later
+            await pauses.misconfigured(exc)
+            continue
         except DailyLimitError as exc:
             await pauses.daily(exc, None, None)
             continue
@@ -925,6 +931,8 @@ class Pauses:
         self.last_logged: datetime | None = None
         self.reset_expected: datetime | None = None
         self.subject = "HubSpot"
+        self.setup_error: str | None = None
+        self.setup_logged: datetime | None = None
 
     async def outage(self, exc: Exception, consumer: AIOKafkaConsumer | None, held: int) -> None:
         now = self.clock.now()
@@ -949,6 +957,24 @@ class Pauses:
                 subject, span(now - self.since), self.failures, exc, held, self.backoff.cap_s,
             )  # fmt: skip
         await self._idle(consumer, now + timedelta(seconds=delay))
+
+    async def misconfigured(self, exc: AccountSetupError) -> None:
+        """The account cannot be written as it is (a missing stage, a locked property): say what to
+        change, once and then every ``SETUP_LOG_EVERY``, and look again every ``SETUP_RECHECK``, so
+        a fix in HubSpot is picked up without a restart (and a restart loop says nothing new)."""
+        now = self.clock.now()
+        if (
+            self.setup_error != str(exc)
+            or self.setup_logged is None
+            or now - self.setup_logged >= SETUP_LOG_EVERY
+        ):
+            self.setup_error, self.setup_logged = str(exc), now
+            log.error(
+                "the HubSpot account is not ready for the writer: %s. Nothing is read or written until "
+                "it is; the writer checks again every %s",
+                exc, span(SETUP_RECHECK),
+            )  # fmt: skip
+        await self._idle(None, now + SETUP_RECHECK)
 
     def recovered(self) -> None:
         if self.since is not None:

@@ -21,6 +21,7 @@ from pydantic import SecretStr
 
 from config import Settings
 from devtools.samplestore import customer_body, order_body
+from handlers import hubspot_paths as paths
 from handlers.bridge import build_app
 from hubspot_sandbox import SandboxConfig, running_sandbox, sign
 from localkafka import start, stop
@@ -234,9 +235,9 @@ async def test_hubspot_deletions_are_verified_and_stored_by_object_id(
                     "idProperty": "email",
                     "properties": {"email": "Gone@Example.com"},
                 }
-                created = await http.post("/crm/v3/objects/contacts/batch/upsert", json={"inputs": [contact]})
+                created = await http.post(paths.batch("contacts", "upsert"), json={"inputs": [contact]})
                 contact_id = created.json()["results"][0]["id"]
-                assert (await http.delete(f"/crm/v3/objects/contacts/{contact_id}")).status_code == 204
+                assert (await http.delete(paths.record("contacts", contact_id))).status_code == 204
             for _ in range(50):
                 events = await records(settings, "hubspot.events")
                 if events:
