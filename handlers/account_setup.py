@@ -37,8 +37,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
-from handlers import hubspot_paths as paths
-from handlers.hubspot_client import HubSpotAccessError, HubSpotClient, HubSpotError
+from handlers.hubspot_api import HubSpotApi
+from handlers.hubspot_client import HubSpotAccessError, HubSpotError
 from schemas.commands import ObjectType
 from streams.mapping import CONTACT_FIELDS, DEAL_FIELDS, PRODUCT_FIELDS, FieldMap, PropertyType
 from streams.rules.journeys import STAGES
@@ -167,7 +167,7 @@ class AccountSchema:
     utc_offset_ms: int | None = None
 
 
-async def ensure_properties(client: HubSpotClient) -> int:
+async def ensure_properties(api: HubSpotApi) -> int:
     """Create every custom property that does not exist yet; return how many were created.
 
     Raises ``AccountSetupError``, before creating anything, when a property the writer sets is one
@@ -175,9 +175,7 @@ async def ensure_properties(client: HubSpotClient) -> int:
     upsert key) is not."""
     accounts: dict[ObjectType, dict[str, dict[str, Any]]] = {}
     for object_type in CUSTOM_PROPERTIES:
-        _, body = await client.call("GET", paths.properties(object_type))
-        results = [p for p in body.get("results", []) if isinstance(p, dict) and p.get("name")]
-        accounts[object_type] = {str(p["name"]): p for p in results}
+        accounts[object_type] = {str(p["name"]): p for p in await api.properties(object_type)}
     problems = [p for t, existing in accounts.items() if (p := _unusable(t, existing))]
     if problems:
         raise AccountSetupError("; ".join(problems))
@@ -186,7 +184,7 @@ async def ensure_properties(client: HubSpotClient) -> int:
         group = property_group(object_type, existing)
         for prop in CUSTOM_PROPERTIES[object_type]:
             if prop.name not in existing:
-                status, _ = await client.call("POST", paths.properties(object_type), json=prop.payload(group))
+                status, _ = await api.create_property(object_type, prop.payload(group))
                 created += status != 409  # 409: made meanwhile by another writer; that is fine
     return created
 
@@ -227,14 +225,14 @@ def _unusable(object_type: ObjectType, existing: Mapping[str, Mapping[str, Any]]
     return None
 
 
-async def ensure_pipeline(client: HubSpotClient, label: str, pipeline_id: str = "") -> AccountSchema:
+async def ensure_pipeline(api: HubSpotApi, label: str, pipeline_id: str = "") -> AccountSchema:
     """The deal pipeline with the legacy stages (D1).
 
     ``pipeline_id`` set: that existing pipeline, never another. Else the one labelled ``label``,
     created when missing; when HubSpot refuses to create it (a Free account, or a token without
     the right to), the account's default pipeline. Stages are found by label."""
     if pipeline_id:
-        status, pipeline = await client.call("GET", paths.pipeline(pipeline_id))
+        status, pipeline = await api.pipeline(pipeline_id)
         if status == 404:
             raise AccountSetupError(
                 f"SHOPSYNC_HUBSPOT_PIPELINE_ID names the deal pipeline {pipeline_id!r}, which this HubSpot "
@@ -242,21 +240,18 @@ async def ensure_pipeline(client: HubSpotClient, label: str, pipeline_id: str = 
                 "for the account's default pipeline"
             )
         return _schema(pipeline)
-    _, body = await client.call("GET", paths.pipelines("deals"))
-    listed = [p for p in body.get("results", []) if isinstance(p, dict)]
+    listed = await api.pipelines("deals")
     found = next((p for p in listed if p.get("label") == label), None)
-    return _schema(found if found is not None else await _create_pipeline(client, label, listed))
+    return _schema(found if found is not None else await _create_pipeline(api, label, listed))
 
 
-async def _create_pipeline(client: HubSpotClient, label: str, listed: list[dict[str, Any]]) -> dict[str, Any]:
+async def _create_pipeline(api: HubSpotApi, label: str, listed: list[dict[str, Any]]) -> dict[str, Any]:
     stages = [
         {"label": stage, "displayOrder": i, "metadata": {"probability": str(STAGE_PROBABILITY[stage])}}
         for i, stage in enumerate(STAGES)
     ]
     try:
-        status, created = await client.call(
-            "POST", paths.pipelines("deals"), json={"label": label, "displayOrder": 99, "stages": stages}
-        )
+        status, created = await api.create_pipeline({"label": label, "displayOrder": 99, "stages": stages})
     except (HubSpotError, HubSpotAccessError) as exc:
         fallback = next((p for p in listed if str(p.get("id")) == DEFAULT_PIPELINE_ID), None) or (
             listed[0] if listed else None
@@ -270,8 +265,7 @@ async def _create_pipeline(client: HubSpotClient, label: str, listed: list[dict[
         )  # fmt: skip
         return fallback
     if status == 409:  # made meanwhile by another writer: read it
-        _, body = await client.call("GET", paths.pipelines("deals"))
-        made = next((p for p in body.get("results", []) if p.get("label") == label), None)
+        made = next((p for p in await api.pipelines("deals") if p.get("label") == label), None)
         if made is None:
             raise AccountSetupError(f"HubSpot says the deal pipeline {label!r} exists, but does not list it")
         return dict(made)
@@ -299,11 +293,11 @@ def _schema(pipeline: Mapping[str, Any]) -> AccountSchema:
     return AccountSchema(pipeline_id=str(pipeline["id"]), stage_ids=stage_ids)
 
 
-async def account_time_zone(client: HubSpotClient) -> tuple[str | None, int | None]:
+async def account_time_zone(api: HubSpotApi) -> tuple[str | None, int | None]:
     """The account's time zone setting (``GET /account-info/v3/details``), or (None, None) when
     the token may not read it: the writer then probes for the daily reset instead of computing it."""
     try:
-        status, body = await client.call("GET", paths.ACCOUNT_DETAILS)
+        status, body = await api.account_details()
     except (HubSpotError, HubSpotAccessError):  # a token without the scope still syncs
         return None, None
     if status != 200:
@@ -315,10 +309,10 @@ async def account_time_zone(client: HubSpotClient) -> tuple[str | None, int | No
     )
 
 
-async def set_up_account(client: HubSpotClient, pipeline_label: str, pipeline_id: str = "") -> AccountSchema:
+async def set_up_account(api: HubSpotApi, pipeline_label: str, pipeline_id: str = "") -> AccountSchema:
     """Properties, then the pipeline, then the account's time zone; ``AccountSetupError`` says
     what an operator has to change in HubSpot (or in the settings) before the writer can start."""
-    await ensure_properties(client)
-    schema = await ensure_pipeline(client, pipeline_label, pipeline_id)
-    zone, offset = await account_time_zone(client)
+    await ensure_properties(api)
+    schema = await ensure_pipeline(api, pipeline_label, pipeline_id)
+    zone, offset = await account_time_zone(api)
     return replace(schema, time_zone=zone, utc_offset_ms=offset)

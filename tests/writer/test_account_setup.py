@@ -24,6 +24,7 @@ from handlers.account_setup import (
     ensure_properties,
     set_up_account,
 )
+from handlers.hubspot_api import HubSpotApi
 from handlers.hubspot_client import HubSpotClient, RetryPolicy
 from handlers.writer import SETUP_RECHECK, Pauses, WriterStats, _set_up
 from handlers.writer_time import Backoff, ManualClock
@@ -105,9 +106,10 @@ class FakeAccount:
             return httpx.Response(200, json={"timeZone": "Europe/Berlin", "utcOffsetMilliseconds": 3600000})
         return httpx.Response(404, json={"category": "NOT_FOUND", "message": f"unknown path {path}"})
 
-    def client(self) -> HubSpotClient:
-        return HubSpotClient("https://api.hubapi.com", "pat-test", transport=httpx.MockTransport(self.handle),
-                             retry=RetryPolicy(attempts=1))  # fmt: skip
+    def client(self) -> HubSpotApi:
+        transport = httpx.MockTransport(self.handle)
+        return HubSpotApi(HubSpotClient("https://api.hubapi.com", "pat-test", transport=transport,
+                                        retry=RetryPolicy(attempts=1)))  # fmt: skip
 
     def posts(self, path: str) -> list[Any]:
         return [b for m, p, b in self.requests if m == "POST" and p == path]

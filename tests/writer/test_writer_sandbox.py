@@ -18,6 +18,7 @@ from devtools.localrun import ServiceProcess, wait_until_written
 from handlers import hubspot_paths as paths
 from handlers.account_fold import fold
 from handlers.account_setup import ensure_properties, set_up_account
+from handlers.hubspot_api import HubSpotApi
 from handlers.hubspot_client import HubSpotClient
 from handlers.writer import WriterStats, run_writer
 from hubspot_sandbox import Sandbox
@@ -223,7 +224,7 @@ async def test_a_killed_writer_restarted_mid_stream_loses_nothing_and_duplicates
 
 
 async def test_account_setup_is_idempotent(writer_settings: Settings, sandbox: Sandbox) -> None:
-    client = HubSpotClient(sandbox.url, TOKEN)
+    client = HubSpotApi(HubSpotClient(sandbox.url, TOKEN))
     try:
         first = await set_up_account(client, "Ecommerce Pipeline")
         created_again = await ensure_properties(client)
