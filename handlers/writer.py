@@ -23,6 +23,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 from aiokafka.structs import OffsetAndMetadata
@@ -93,6 +94,7 @@ async def run_writer(
     clock: Clock | None = None,
     backoff: Backoff | None = None,
     stats: WriterStats | None = None,
+    transport: httpx.AsyncBaseTransport | None = None,
 ) -> WriterStats:
     """Run until ``stop`` is set (or SIGTERM/SIGINT); return the counters.
 
@@ -100,7 +102,8 @@ async def run_writer(
     ``backoff`` spaces the retries of rounds that met an outage and of inputs HubSpot failed on
     their own; tests pass their own. The plan runner spaces its held retries by the real clock
     (its own unit tests give it a ``ManualClock``). ``stats``, when given, is the object the
-    writer counts into, so a test can watch it while the writer runs.
+    writer counts into, so a test can watch it while the writer runs. ``transport`` carries the
+    HubSpot requests (httpx's own by default; a contract test records them).
     """
     stop = stop or asyncio.Event()
     clock = clock or Clock()
@@ -116,6 +119,7 @@ async def run_writer(
             timeout_s=settings.hubspot_timeout_s,
             pacer=RatePacer(limit=settings.hubspot_rate_limit_per_10s, interval_s=10.0),
             retry=RetryPolicy(attempts=settings.writer_retry_attempts),
+            transport=transport,
         )
     )
 
