@@ -1,6 +1,8 @@
 """The typed HubSpot API and its transport, at the HTTP level (``httpx.MockTransport``): the path and
 body each call sends, and what the transport does with each kind of answer (retries, waits,
-errors), without a server."""
+errors), without a server. The paths are spelled out here on purpose: they pin what
+``handlers.hubspot_paths`` builds to HubSpot's documented v3/v4 paths (a move to date-based
+versions changes that module and these expectations)."""
 
 from __future__ import annotations
 

@@ -14,6 +14,7 @@ import httpx
 import orjson
 import pytest
 
+from handlers import hubspot_paths as paths
 from handlers.account_setup import AccountSchema
 from handlers.hubspot_api import HubSpotApi
 from handlers.hubspot_client import HubSpotClient, HubSpotUnavailableError, RetryPolicy
@@ -188,8 +189,9 @@ async def test_a_round_writes_records_then_links_them_and_learns_their_ids() -> 
     assert (runner.stats.upserted, runner.stats.linked, runner.stats.dead_lettered) == (2, 1, 0)
     assert runner.ids.get(deal(1).key) == deal_id and not runner.pending()
     assert {key for _, _, key in rig.sent.records} == {deal(1).key.encode(), contact(1).key.encode()}
-    assert rig.hubspot.calls.index("/crm/v3/objects/deals/batch/upsert") < rig.hubspot.calls.index(
-        "/crm/v4/associations/deals/contacts/batch/create"
+    calls = rig.hubspot.calls
+    assert calls.index(paths.batch("deals", "upsert")) < calls.index(
+        paths.association_batch("deals", "contacts", "create")
     ), "both ends written before the link"
 
 
