@@ -26,6 +26,12 @@ class WriterSettings(SettingsPart):
         120.0, ge=0, description="How long an association waits for its other end to exist in HubSpot "
         "before it is dead-lettered."
     )  # fmt: skip
+    hubspot_pipeline_id: str = Field(
+        "", description="The id of an existing deal pipeline to write deals to ('default': the account's "
+        "default pipeline), instead of the one labelled SHOPSYNC_PIPELINE_LABEL, which the writer creates "
+        "if it is missing and HubSpot lets it (Starter and above; on Free it uses the default pipeline). "
+        "Either way its stages must include the six legacy stages, found by label."
+    )  # fmt: skip
     writer_group_id: str = Field("", description="The writer's consumer group [default: '<app id>-writer'].")
     hubspot_token: SecretStr = Field(
         SecretStr(""),

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from handlers import hubspot_paths as paths
 from handlers.account_setup import BUILT_IN, CUSTOM_PROPERTIES
 from handlers.hubspot_client import HubSpotClient
 
@@ -21,7 +22,7 @@ async def _list(client: HubSpotClient, object_type: str) -> list[dict[str, Any]]
     out: list[dict[str, Any]] = []
     after: str | None = None
     while True:
-        path = f"/crm/v3/objects/{object_type}?limit=100&properties={','.join(names)}"
+        path = f"{paths.objects(object_type)}?limit=100&properties={','.join(names)}"
         _, body = await client.call("GET", path + (f"&after={after}" if after else ""))
         for result in body.get("results", []):
             props = {k: v for k, v in (result.get("properties") or {}).items() if v not in (None, "")}
@@ -34,7 +35,7 @@ async def _list(client: HubSpotClient, object_type: str) -> list[dict[str, Any]]
 async def read_back(client: HubSpotClient) -> dict[str, Any]:
     """The account as {"contacts", "deals" (with stage and pipeline labels), "products",
     "line_items", "associations", "pipelines"}."""
-    _, pipelines = await client.call("GET", "/crm/v3/pipelines/deals")
+    _, pipelines = await client.call("GET", paths.pipelines("deals"))
     stage_labels = {
         str(s["id"]): s["label"] for p in pipelines.get("results", []) for s in p.get("stages", [])
     }
@@ -46,7 +47,7 @@ async def read_back(client: HubSpotClient) -> dict[str, Any]:
     links = []
     for deal in account["deals"]:
         for to_type, type_id in DEAL_LINKS.items():
-            _, body = await client.call("GET", f"/crm/v4/objects/deals/{deal['id']}/associations/{to_type}")
+            _, body = await client.call("GET", paths.record_associations("deals", deal["id"], to_type))
             for result in body.get("results", []):
                 types = {t.get("typeId") for t in result.get("associationTypes", [])}
                 if type_id in types or not types:

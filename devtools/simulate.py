@@ -43,6 +43,7 @@ from devtools.localrun import (
     wait_until_written,
 )
 from devtools.readback import read_back
+from handlers import hubspot_paths as paths
 from handlers.bridge import SIMULATED_RECEIVED_AT, build_app
 from handlers.hubspot_client import HubSpotClient
 from handlers.importer import TOPICS as IMPORT_TOPICS
@@ -328,13 +329,13 @@ async def _delete_contact(
     email = str(line.email)
     auth = {"Authorization": f"Bearer {settings.hubspot_token.get_secret_value()}"}
     search = {"filterGroups": [{"filters": [{"propertyName": "email", "operator": "EQ", "value": email}]}]}
-    found = (await http.post(f"{hubspot}/crm/v3/objects/contacts/search", json=search, headers=auth)).json()
+    found = (await http.post(f"{hubspot}{paths.search('contacts')}", json=search, headers=auth)).json()
     if not found.get("results"):
         raise ScenarioError(f"line {number}: no HubSpot contact has the email {email!r}")
     contact_id = found["results"][0]["id"]
     events = topic_name(settings, "hubspot.events")
     before = await _count(settings, events)
-    await http.delete(f"{hubspot}/crm/v3/objects/contacts/{contact_id}", headers=auth)
+    await http.delete(f"{hubspot}{paths.record('contacts', str(contact_id))}", headers=auth)
     if not own_sandbox:
         record = HubSpotContactDeletion(event_id=f"sim-{number}", object_id=int(contact_id), email=email,
                                         occurred_at=line.at)  # fmt: skip

@@ -5,30 +5,82 @@ keys that make upserts possible, and the trigger properties HubSpot workflows wa
 ecommerce deal pipeline with the legacy integration's stages. Existing properties and an existing
 pipeline with the same label are reused, so running it again changes nothing. Stage ids are
 looked up by label, never hard-coded (ids made in HubSpot's UI are numeric).
+
+What HubSpot requires, and where it says so:
+- A property is created with a ``type`` and a ``fieldType`` that go together, in a ``groupName``
+  that exists; an option carries ``label``, ``value``, ``displayOrder`` and ``hidden``
+  (developers.hubspot.com, "CRM API | Properties": "Property type and fieldType values"; "Create a
+  property", request body). The group is HubSpot's own information group of the object type, as
+  the account's own properties show it.
+- HubSpot computes some properties and refuses writes to them (a property definition's
+  ``calculated`` and ``modificationMetadata.readOnlyValue``). The writer sets only the built-in
+  properties in ``BUILT_IN``, and the set-up checks each against the account's definitions: one
+  HubSpot marks read-only or calculated stops the set-up with its name, instead of every batch
+  that writes it failing with 400. A line's discount (Shopify's ``total_discount``) goes to the
+  project's own ``shopify_total_discount``, not to HubSpot's ``hs_total_discount``: that "Total
+  discount" is HubSpot's product of the unit discount and the quantity (not stated on the HubSpot
+  pages reachable here; integrations report it read-only), and writing a computed value is what
+  REFERENCE.md warns against.
+- Only Sales Hub Starter, Professional and Enterprise accounts can create deal pipelines; every
+  account has the default one, id ``default`` (developers.hubspot.com, "CRM API | Pipelines":
+  "Default pipelines", "Multiple pipelines"). So the writer uses the pipeline that
+  ``SHOPSYNC_HUBSPOT_PIPELINE_ID`` names when it is set, else the one labelled
+  ``SHOPSYNC_PIPELINE_LABEL``, creating it where HubSpot allows; where HubSpot refuses, it uses the
+  account's default pipeline. Either way the six legacy stages are found by label; any missing is
+  reported with where to add it (``PIPELINE_SETTINGS``).
 """
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
+from typing import Any
 
-from handlers.hubspot_client import HubSpotAccessError, HubSpotClient, HubSpotError
+from handlers.hubspot_api import HubSpotApi
+from handlers.hubspot_client import HubSpotAccessError, HubSpotError
 from schemas.commands import ObjectType
 from streams.mapping import CONTACT_FIELDS, DEAL_FIELDS, PRODUCT_FIELDS, FieldMap, PropertyType
 from streams.rules.journeys import STAGES
 
+log = logging.getLogger(__name__)
+
 GROUP = {"contacts": "contactinformation", "deals": "dealinformation", "products": "productinformation",
          "line_items": "lineiteminformation"}  # fmt: skip
+"""HubSpot's own information group of each type, where the custom properties go (when the account's
+own properties show that group; else the group its built-in ``ANCHOR`` property is in)."""
+ANCHOR: dict[ObjectType, str] = {
+    "contacts": "email",
+    "deals": "dealname",
+    "products": "name",
+    "line_items": "name",
+}
 
 BUILT_IN: dict[ObjectType, set[str]] = {
     "contacts": {"email", "firstname", "lastname", "phone", "address", "city", "state", "zip", "country"},
     "deals": {"dealname", "amount", "dealstage", "pipeline", "closedate"},
     "products": {"name", "description", "price", "hs_sku", "hs_images"},
-    "line_items": {"name", "quantity", "price", "hs_product_id", "hs_sku", "hs_total_discount"},
+    "line_items": {"name", "quantity", "price", "hs_product_id", "hs_sku"},
 }
-"""Properties every HubSpot account has; never created."""
+"""Properties every HubSpot account has, that the writer sets; never created, checked writable."""
+
+FIELD_TYPE: dict[PropertyType, tuple[str, str]] = {
+    "string": ("string", "text"),
+    "number": ("number", "number"),
+    "bool": ("bool", "booleancheckbox"),
+    "datetime": ("datetime", "date"),
+    "enumeration": ("enumeration", "select"),
+}
+"""Our property types as HubSpot's (type, fieldType): pairs HubSpot's properties guide lists."""
 
 STAGE_PROBABILITY = {"Checkout Pending": 0.1, "Checkout Abandoned": 0.1, "Checkout Completed": 0.9,
                      "Processed": 1.0, "Shipped": 1.0, "Cancelled": 0.0}  # fmt: skip
+
+DEFAULT_PIPELINE_ID = "default"
+PIPELINE_SETTINGS = (
+    "HubSpot: Settings > Objects > Deals > Pipelines (knowledge.hubspot.com, "
+    '"Set up and customize your deal pipelines and deal stages")'
+)
 
 
 @dataclass(frozen=True)
@@ -37,23 +89,24 @@ class PropertyDef:
     label: str
     type: PropertyType = "string"
     unique: bool = False
+    options: tuple[tuple[str, str], ...] = ()  # (label, value); an enumeration's choices
 
-    def payload(self, object_type: ObjectType) -> dict[str, object]:
-        hubspot_type, field_type = {
-            "string": ("string", "text"),
-            "number": ("number", "number"),
-            "bool": ("bool", "booleancheckbox"),
-            "datetime": ("datetime", "date"),
-            "enumeration": ("enumeration", "select"),
-        }[self.type]
+    def payload(self, group: str) -> dict[str, object]:
+        """The ``POST`` body HubSpot's "Create a property" takes for this definition."""
+        hubspot_type, field_type = FIELD_TYPE[self.type]
         body: dict[str, object] = {
             "name": self.name, "label": self.label, "type": hubspot_type, "fieldType": field_type,
-            "groupName": GROUP[object_type], "hasUniqueValue": self.unique,
+            "groupName": group, "hasUniqueValue": self.unique,
         }  # fmt: skip
+        choices = self.options
         if self.type == "bool":
+            choices = (("Yes", "true"), ("No", "false"))
+        elif self.type == "enumeration" and not choices:
+            raise ValueError(f"the enumeration property {self.name} needs its options")
+        if choices:
             body["options"] = [
-                {"label": "Yes", "value": "true", "displayOrder": 0},
-                {"label": "No", "value": "false", "displayOrder": 1},
+                {"label": label, "value": value, "displayOrder": i, "hidden": False}
+                for i, (label, value) in enumerate(choices)
             ]
         return body
 
@@ -95,6 +148,7 @@ CUSTOM_PROPERTIES: dict[ObjectType, list[PropertyDef]] = {
         PropertyDef("shopify_line_item_key", "Shopify line", unique=True),
         PropertyDef("shopify_product_id", "Shopify product ID"),
         PropertyDef("shopify_variant_id", "Shopify variant ID"),
+        PropertyDef("shopify_total_discount", "Shopify line discount", "number"),
     ],
 }
 
@@ -113,49 +167,137 @@ class AccountSchema:
     utc_offset_ms: int | None = None
 
 
-async def ensure_properties(client: HubSpotClient) -> int:
-    """Create every custom property that does not exist yet; return how many were created."""
+async def ensure_properties(api: HubSpotApi) -> int:
+    """Create every custom property that does not exist yet; return how many were created.
+
+    Raises ``AccountSetupError``, before creating anything, when a property the writer sets is one
+    HubSpot computes or locks, or when an existing property of ours that must be unique (an
+    upsert key) is not."""
+    accounts: dict[ObjectType, dict[str, dict[str, Any]]] = {}
+    for object_type in CUSTOM_PROPERTIES:
+        accounts[object_type] = {str(p["name"]): p for p in await api.properties(object_type)}
+    problems = [p for t, existing in accounts.items() if (p := _unusable(t, existing))]
+    if problems:
+        raise AccountSetupError("; ".join(problems))
     created = 0
-    for object_type, wanted in CUSTOM_PROPERTIES.items():
-        _, body = await client.call("GET", f"/crm/v3/properties/{object_type}")
-        existing = {p.get("name") for p in body.get("results", [])}
-        for prop in wanted:
-            if prop.name in existing:
-                continue
-            status, _ = await client.call(
-                "POST", f"/crm/v3/properties/{object_type}", json=prop.payload(object_type)
-            )
-            created += status != 409  # 409: made meanwhile by another writer; that is fine
+    for object_type, existing in accounts.items():
+        group = property_group(object_type, existing)
+        for prop in CUSTOM_PROPERTIES[object_type]:
+            if prop.name not in existing:
+                status, _ = await api.create_property(object_type, prop.payload(group))
+                created += status != 409  # 409: made meanwhile by another writer; that is fine
     return created
 
 
-async def ensure_pipeline(client: HubSpotClient, label: str) -> AccountSchema:
-    """The ecommerce pipeline with the legacy stages (D1): found by label, else created."""
-    _, body = await client.call("GET", "/crm/v3/pipelines/deals")
-    pipeline = next((p for p in body.get("results", []) if p.get("label") == label), None)
-    if pipeline is None:
-        stages = [
-            {"label": stage, "displayOrder": i, "metadata": {"probability": str(STAGE_PROBABILITY[stage])}}
-            for i, stage in enumerate(STAGES)
-        ]
-        _, pipeline = await client.call(
-            "POST", "/crm/v3/pipelines/deals", json={"label": label, "displayOrder": 99, "stages": stages}
+def property_group(object_type: ObjectType, existing: Mapping[str, Mapping[str, Any]]) -> str:
+    """An existing group for our properties: HubSpot's information group of the type, as the
+    account's own properties show it, else the group of the type's ``ANCHOR`` property."""
+    groups = {str(p.get("groupName")) for p in existing.values() if p.get("groupName")}
+    if GROUP[object_type] in groups or not groups:
+        return GROUP[object_type]
+    anchor = existing.get(ANCHOR[object_type], {}).get("groupName")
+    return str(anchor) if anchor else sorted(groups)[0]
+
+
+def _unusable(object_type: ObjectType, existing: Mapping[str, Mapping[str, Any]]) -> str | None:
+    """What makes this type's properties unwritable for us in this account, or None."""
+    ours = BUILT_IN[object_type] | {p.name for p in CUSTOM_PROPERTIES[object_type]}
+    locked = sorted(
+        name
+        for name in ours & set(existing)
+        if existing[name].get("calculated") is True
+        or (existing[name].get("modificationMetadata") or {}).get("readOnlyValue") is True
+    )
+    if locked:
+        return (
+            f"HubSpot computes or locks the {object_type} properties {', '.join(locked)} in this account "
+            "(calculated or readOnlyValue in their definitions), and the writer sets them: every batch "
+            "writing them would fail; a project update is needed"
         )
-    stage_ids = {s["label"]: str(s["id"]) for s in pipeline.get("stages", [])}
+    shared = [p.name for p in CUSTOM_PROPERTIES[object_type] if p.unique and p.name in existing]
+    loose = [n for n in shared if existing[n].get("hasUniqueValue") is False]
+    if loose:
+        return (
+            f"the {object_type} property {', '.join(loose)} exists without unique values; the writer upserts "
+            "by it, so it must be unique: delete it in HubSpot (Settings > Properties) and let the writer "
+            "create it again"
+        )
+    return None
+
+
+async def ensure_pipeline(api: HubSpotApi, label: str, pipeline_id: str = "") -> AccountSchema:
+    """The deal pipeline with the legacy stages (D1).
+
+    ``pipeline_id`` set: that existing pipeline, never another. Else the one labelled ``label``,
+    created when missing; when HubSpot refuses to create it (a Free account, or a token without
+    the right to), the account's default pipeline. Stages are found by label."""
+    if pipeline_id:
+        status, pipeline = await api.pipeline(pipeline_id)
+        if status == 404:
+            raise AccountSetupError(
+                f"SHOPSYNC_HUBSPOT_PIPELINE_ID names the deal pipeline {pipeline_id!r}, which this HubSpot "
+                f"account does not have; use an id from {PIPELINE_SETTINGS}, or '{DEFAULT_PIPELINE_ID}' "
+                "for the account's default pipeline"
+            )
+        return _schema(pipeline)
+    listed = await api.pipelines("deals")
+    found = next((p for p in listed if p.get("label") == label), None)
+    return _schema(found if found is not None else await _create_pipeline(api, label, listed))
+
+
+async def _create_pipeline(api: HubSpotApi, label: str, listed: list[dict[str, Any]]) -> dict[str, Any]:
+    stages = [
+        {"label": stage, "displayOrder": i, "metadata": {"probability": str(STAGE_PROBABILITY[stage])}}
+        for i, stage in enumerate(STAGES)
+    ]
+    try:
+        status, created = await api.create_pipeline({"label": label, "displayOrder": 99, "stages": stages})
+    except (HubSpotError, HubSpotAccessError) as exc:
+        fallback = next((p for p in listed if str(p.get("id")) == DEFAULT_PIPELINE_ID), None) or (
+            listed[0] if listed else None
+        )
+        if fallback is None:
+            raise AccountSetupError(f"HubSpot refused to create the deal pipeline {label!r} ({exc})") from exc
+        log.warning(
+            "HubSpot refused to create the deal pipeline %r (%s): only Starter, Professional and "
+            "Enterprise accounts may; using the account's pipeline %r (id %s) instead",
+            label, exc, fallback.get("label"), fallback.get("id"),
+        )  # fmt: skip
+        return fallback
+    if status == 409:  # made meanwhile by another writer: read it
+        made = next((p for p in await api.pipelines("deals") if p.get("label") == label), None)
+        if made is None:
+            raise AccountSetupError(f"HubSpot says the deal pipeline {label!r} exists, but does not list it")
+        return dict(made)
+    return created
+
+
+def _schema(pipeline: Mapping[str, Any]) -> AccountSchema:
+    """The pipeline's stage ids by label (exact, else ignoring case and spaces around); every
+    legacy stage must be there."""
+    stages = [s for s in pipeline.get("stages") or [] if isinstance(s, dict) and not s.get("archived")]
+    exact = {str(s.get("label")): str(s["id"]) for s in stages}
+    loose = {str(s.get("label")).strip().casefold(): str(s["id"]) for s in stages}
+    stage_ids: dict[str, str] = {}
+    for stage in STAGES:
+        found = exact.get(stage) or loose.get(stage.casefold())
+        if found is not None:
+            stage_ids[stage] = found
     missing = [s for s in STAGES if s not in stage_ids]
     if missing:
         raise AccountSetupError(
-            f"the deal pipeline {label!r} exists but lacks the stages {missing}; add them in HubSpot "
-            "or set SHOPSYNC_PIPELINE_LABEL to a new pipeline's label"
+            f"the deal pipeline {pipeline.get('label')!r} (id {pipeline.get('id')}) lacks the stages "
+            f"{', '.join(repr(m) for m in missing)}: add stages with these labels to it in "
+            f"{PIPELINE_SETTINGS}, or set SHOPSYNC_HUBSPOT_PIPELINE_ID to a pipeline that has them"
         )
     return AccountSchema(pipeline_id=str(pipeline["id"]), stage_ids=stage_ids)
 
 
-async def account_time_zone(client: HubSpotClient) -> tuple[str | None, int | None]:
+async def account_time_zone(api: HubSpotApi) -> tuple[str | None, int | None]:
     """The account's time zone setting (``GET /account-info/v3/details``), or (None, None) when
     the token may not read it: the writer then probes for the daily reset instead of computing it."""
     try:
-        status, body = await client.call("GET", "/account-info/v3/details")
+        status, body = await api.account_details()
     except (HubSpotError, HubSpotAccessError):  # a token without the scope still syncs
         return None, None
     if status != 200:
@@ -167,8 +309,10 @@ async def account_time_zone(client: HubSpotClient) -> tuple[str | None, int | No
     )
 
 
-async def set_up_account(client: HubSpotClient, pipeline_label: str) -> AccountSchema:
-    await ensure_properties(client)
-    schema = await ensure_pipeline(client, pipeline_label)
-    zone, offset = await account_time_zone(client)
+async def set_up_account(api: HubSpotApi, pipeline_label: str, pipeline_id: str = "") -> AccountSchema:
+    """Properties, then the pipeline, then the account's time zone; ``AccountSetupError`` says
+    what an operator has to change in HubSpot (or in the settings) before the writer can start."""
+    await ensure_properties(api)
+    schema = await ensure_pipeline(api, pipeline_label, pipeline_id)
+    zone, offset = await account_time_zone(api)
     return replace(schema, time_zone=zone, utc_offset_ms=offset)

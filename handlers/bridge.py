@@ -264,8 +264,10 @@ class Bridge:
             return HubSpotContactDeletion(**fields, occurred_at=datetime.now(UTC))
 
     def _public_uri(self, request: web.Request) -> str:
-        base = self.settings.bridge_public_url.rstrip("/")
-        return f"{base}{request.path_qs}" if base else str(request.url)
+        """The URI HubSpot called, as sent (``raw_path``: still percent-encoded, query included);
+        ``hubspot_v3`` decodes what HubSpot's page says to decode, and nothing else."""
+        base = self.settings.bridge_public_url.rstrip("/") or f"{request.scheme}://{request.host}"
+        return f"{base}{request.raw_path}"
 
     async def simulation_clock(self, request: web.Request) -> web.Response:
         """Simulation mode only: the scenario's current instant, given to HubSpot's events (the

@@ -138,11 +138,14 @@ class HubSpotClient:
         timeout_s: float = 10.0,
         pacer: RatePacer | None = None,
         retry: RetryPolicy | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
+        """``transport``: httpx's own by default; tests pass an ``httpx.MockTransport``."""
         self._http = httpx.AsyncClient(
             base_url=base_url.rstrip("/"),
             headers={"Authorization": f"Bearer {token}", "Accept": "application/json"},
             timeout=timeout_s,
+            transport=transport,
         )
         self.pacer = pacer or RatePacer()
         self.retry = retry or RetryPolicy()
@@ -190,7 +193,8 @@ class HubSpotClient:
                 throttled += 1
                 if throttled > self.retry.max_throttled:
                     raise HubSpotUnavailableError(f"{method} {path}: rate limited {throttled} times in a row")
-                wait = _retry_after(response) or self.pacer.interval_s
+                after = _retry_after(response)  # "Retry-After: 0" is an answer too: at once
+                wait = self.pacer.interval_s if after is None else after
                 log.warning("HubSpot rate limit (%s); waiting %.1f s", body.get("policyName", "?"), wait)
                 await asyncio.sleep(wait)
                 continue

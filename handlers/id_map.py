@@ -20,7 +20,7 @@ did not acknowledge is therefore made again when the round is read again.
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Any, Protocol
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError
@@ -33,10 +33,19 @@ _Change = tuple[str, str | None, str | None]
 """(key, live id or None, gone id or None): what the key maps to once the change is acknowledged."""
 
 
+class RecordSender(Protocol):
+    """What sends a record to Kafka: ``AIOKafkaProducer.send`` (a future of the acknowledgement);
+    tests pass one of their own."""
+
+    async def send(
+        self, topic: str, value: bytes | None = None, key: bytes | None = None
+    ) -> asyncio.Future[Any]: ...
+
+
 class IdMap:
     """Natural key (``RecordRef.key``) -> HubSpot id, backed by a compacted topic."""
 
-    def __init__(self, producer: AIOKafkaProducer, topic: str) -> None:
+    def __init__(self, producer: RecordSender | AIOKafkaProducer, topic: str) -> None:
         self._producer = producer
         self._topic = topic
         self._ids: dict[str, str] = {}
@@ -44,7 +53,7 @@ class IdMap:
         self._staged: dict[str, tuple[str | None, str | None]] = {}
         self._sent: list[tuple[_Change, asyncio.Future[Any] | BaseException]] = []
 
-    def use(self, producer: AIOKafkaProducer) -> None:
+    def use(self, producer: RecordSender | AIOKafkaProducer) -> None:
         """Send with this producer from now on (the writer replaced its own)."""
         self._producer = producer
 

@@ -35,6 +35,7 @@ from aiokafka import AIOKafkaProducer
 from pydantic import ValidationError
 
 from config import Settings
+from handlers import hubspot_paths as paths
 from handlers.account_fold import Account
 from handlers.hubspot_client import HubSpotClient
 from handlers.loss import LossReport, from_pipeline
@@ -208,7 +209,7 @@ async def read_account(client: HubSpotClient, wanted: Account) -> dict[tuple[str
     names: dict[str, set[str]] = {}
     for (object_type, _), props in wanted.records.items():
         names.setdefault(object_type, set()).update(props)
-    _, pipelines = await client.call("GET", "/crm/v3/pipelines/deals")
+    _, pipelines = await client.call("GET", paths.pipelines("deals"))
     stage_labels = {
         str(s["id"]): s["label"] for p in pipelines.get("results", []) for s in p.get("stages", [])
     }
@@ -217,7 +218,7 @@ async def read_account(client: HubSpotClient, wanted: Account) -> dict[tuple[str
         properties = ",".join(sorted(names.get(object_type, set()) | {unique}))
         after: str | None = None
         while True:
-            query = f"/crm/v3/objects/{object_type}?limit=100&properties={properties}"
+            query = f"{paths.objects(object_type)}?limit=100&properties={properties}"
             _, body = await client.call("GET", query + (f"&after={after}" if after else ""))
             for result in body.get("results", []):
                 props = dict(result.get("properties") or {})

@@ -12,6 +12,7 @@ falls on one in every zone).
 from __future__ import annotations
 
 import random
+import time as _time
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta, timezone, tzinfo
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -22,10 +23,14 @@ RESET_MARGIN = timedelta(seconds=30)
 
 
 class Clock:
-    """The wall clock (aware, UTC)."""
+    """The wall clock (aware, UTC), and a monotonic one for the spacing of retries."""
 
     def now(self) -> datetime:
         return datetime.now(UTC)
+
+    def monotonic(self) -> float:
+        """Seconds on a clock that never goes back (``time.monotonic``)."""
+        return _time.monotonic()
 
 
 class ManualClock(Clock):
@@ -35,12 +40,17 @@ class ManualClock(Clock):
         if start.tzinfo is None:
             raise ValueError("ManualClock needs an aware datetime")
         self._now = start.astimezone(UTC)
+        self._monotonic = 0.0
 
     def now(self) -> datetime:
         return self._now
 
+    def monotonic(self) -> float:
+        return self._monotonic
+
     def advance(self, by: timedelta) -> None:
         self._now += by
+        self._monotonic += by.total_seconds()
 
 
 @dataclass(frozen=True)

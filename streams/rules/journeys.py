@@ -91,7 +91,7 @@ class Line:
             "quantity": str(self.quantity),
             "price": format_value(self.price),
             "hs_sku": self.sku,
-            "hs_total_discount": format_value(self.discount),
+            "shopify_total_discount": format_value(self.discount),
             "shopify_product_id": format_value(self.product_id),
             "shopify_variant_id": format_value(self.variant_id),
         }

@@ -21,6 +21,7 @@ from pydantic import SecretStr
 
 from config import Settings
 from devtools.samplestore import customer_body, order_body
+from handlers import hubspot_paths as paths
 from handlers.bridge import build_app
 from hubspot_sandbox import SandboxConfig, running_sandbox, sign
 from localkafka import start, stop
@@ -234,9 +235,9 @@ async def test_hubspot_deletions_are_verified_and_stored_by_object_id(
                     "idProperty": "email",
                     "properties": {"email": "Gone@Example.com"},
                 }
-                created = await http.post("/crm/v3/objects/contacts/batch/upsert", json={"inputs": [contact]})
+                created = await http.post(paths.batch("contacts", "upsert"), json={"inputs": [contact]})
                 contact_id = created.json()["results"][0]["id"]
-                assert (await http.delete(f"/crm/v3/objects/contacts/{contact_id}")).status_code == 204
+                assert (await http.delete(paths.record("contacts", contact_id))).status_code == 204
             for _ in range(50):
                 events = await records(settings, "hubspot.events")
                 if events:
@@ -263,3 +264,28 @@ async def test_hubspot_deletions_are_verified_and_stored_by_object_id(
     (raw,) = events
     deletion = HubSpotContactDeletion.model_validate_json(raw)
     assert deletion.object_id == int(contact_id) and deletion.email is None and not deletion.privacy
+
+
+async def test_a_hubspot_webhook_url_with_an_encoded_colon_in_its_query_is_verified(
+    settings: Settings,
+) -> None:
+    """HubSpot signs its webhook URL with ``%3A`` decoded to ``:`` ("Validating requests"); the
+    bridge sees ``%3A`` on the request line and must verify it all the same (it answered 401)."""
+    settings = bridge_settings(settings)
+    await ensure_topics(settings)
+    body = b'[{"subscriptionType": "contact.propertyChange", "objectId": 1, "occurredAt": 1}]'
+    async with bridge(settings) as url, httpx.AsyncClient(base_url=url) as http:
+        now = str(int(time.time() * 1000))
+        signed_by_hubspot = base64.b64encode(
+            hmac.new(
+                HUBSPOT_SECRET.encode(),
+                b"POST" + f"{url}/webhooks/hubspot?portal=a:b".encode() + body + now.encode(),
+                hashlib.sha256,
+            ).digest()
+        ).decode()
+        headers = {"X-HubSpot-Request-Timestamp": now, "X-HubSpot-Signature-v3": signed_by_hubspot}
+        answer = await http.post("/webhooks/hubspot?portal=a%3Ab", content=body, headers=headers)
+        assert answer.status_code == 200, answer.text
+        assert answer.json() == {"status": "stored", "events": 0}
+        refused = await http.post("/webhooks/hubspot?portal=a%3Ac", content=body, headers=headers)
+        assert refused.status_code == 401

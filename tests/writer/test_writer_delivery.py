@@ -14,6 +14,7 @@ from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
 from config import Settings
 from devtools.localrun import group_lag, wait_until_written
+from handlers import hubspot_paths as paths
 from handlers.account_fold import fold
 from handlers.writer import WriterStats, run_writer
 from handlers.writer_time import Backoff
@@ -148,7 +149,7 @@ async def test_a_contact_hubspot_deleted_keeps_its_id_in_the_id_map_for_the_dele
         async with httpx.AsyncClient(
             base_url=sandbox.url, headers={"Authorization": f"Bearer {TOKEN}"}
         ) as http:
-            assert (await http.delete(f"/crm/v3/objects/contacts/{gone_id}")).status_code == 204
+            assert (await http.delete(paths.record("contacts", gone_id))).status_code == 204
         update = Upsert(record=ann, properties={"firstname": "Ann"}, create_if_missing=False)
         await append_commands(writer_settings, [update])
         await wait_until_written(writer_settings)

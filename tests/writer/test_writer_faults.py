@@ -20,6 +20,7 @@ from pydantic import SecretStr
 
 from config import Settings
 from devtools.localrun import group_lag, wait_until_written
+from handlers import hubspot_paths as paths
 from handlers.account_fold import fold
 from handlers.writer import WriterStats, run_writer
 from handlers.writer_time import Backoff, Clock, ManualClock
@@ -152,7 +153,7 @@ async def test_a_link_to_a_record_deleted_in_hubspot_is_dead_lettered_with_hubsp
         async with httpx.AsyncClient(
             base_url=sandbox.url, headers={"Authorization": f"Bearer {TOKEN}"}
         ) as http:
-            assert (await http.delete(f"/crm/v3/objects/contacts/{gone}")).status_code == 204
+            assert (await http.delete(paths.record("contacts", gone))).status_code == 204
         await append_commands(settings, links)
         await wait_until_written(settings)
     dump = await admin(sandbox, "GET", "/_sandbox/dump")
@@ -277,7 +278,7 @@ async def test_the_daily_limit_pauses_the_writer_until_midnight_in_the_accounts_
             async with httpx.AsyncClient(
                 base_url=sandbox.url, headers={"Authorization": f"Bearer {TOKEN}"}
             ) as http:
-                response = await http.get("/crm/v3/pipelines/deals")
+                response = await http.get(paths.pipelines("deals"))
             used = int(response.headers["X-HubSpot-RateLimit-Daily"]) - int(
                 response.headers["X-HubSpot-RateLimit-Daily-Remaining"]
             )

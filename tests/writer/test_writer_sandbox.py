@@ -15,8 +15,10 @@ import pytest
 
 from config import Settings
 from devtools.localrun import ServiceProcess, wait_until_written
+from handlers import hubspot_paths as paths
 from handlers.account_fold import fold
 from handlers.account_setup import ensure_properties, set_up_account
+from handlers.hubspot_api import HubSpotApi
 from handlers.hubspot_client import HubSpotClient
 from handlers.writer import WriterStats, run_writer
 from hubspot_sandbox import Sandbox
@@ -171,7 +173,7 @@ async def test_a_429_storm_and_a_5xx_burst_slow_the_writer_down_but_lose_nothing
             base_url=sandbox.url, headers={"Authorization": f"Bearer {TOKEN}"}
         ) as http:
             for _ in range(60):
-                await http.get("/crm/v3/pipelines/deals")
+                await http.get(paths.pipelines("deals"))
                 await asyncio.sleep(0.05)
 
     async with writer(settings):
@@ -222,7 +224,7 @@ async def test_a_killed_writer_restarted_mid_stream_loses_nothing_and_duplicates
 
 
 async def test_account_setup_is_idempotent(writer_settings: Settings, sandbox: Sandbox) -> None:
-    client = HubSpotClient(sandbox.url, TOKEN)
+    client = HubSpotApi(HubSpotClient(sandbox.url, TOKEN))
     try:
         first = await set_up_account(client, "Ecommerce Pipeline")
         created_again = await ensure_properties(client)
@@ -250,7 +252,7 @@ async def test_a_contact_deleted_in_hubspot_is_not_recreated_by_an_update(
         async with httpx.AsyncClient(
             base_url=sandbox.url, headers={"Authorization": f"Bearer {TOKEN}"}
         ) as http:
-            response = await http.delete(f"/crm/v3/objects/contacts/{contact['id']}")
+            response = await http.delete(paths.record("contacts", contact["id"]))
             assert response.status_code == 204
         update = Upsert(
             record=ref, properties={"email": ref.id_value, "firstname": "Back"}, create_if_missing=False

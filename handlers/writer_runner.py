@@ -1,0 +1,694 @@
+"""The plan runner: one round of commands applied to HubSpot, every command ending applied,
+skipped, dead-lettered or held.
+
+A round's commands are coalesced (``handlers.writer_plan``) and applied: archives, then upserts
+by unique property (100 inputs per call), then association changes once both ends have HubSpot
+ids. What HubSpot answers decides each input's fate (SPEC R5), read input by input
+(``handlers.batch_answers``): only what HubSpot confirmed is counted; an input that failed on its
+own with a transient error, or whose association end is missing, is *held* and retried in a later
+round (the consume loop's commit waits for it); one HubSpot refused for good becomes a dead letter
+with HubSpot's message and the command. When HubSpot cannot be used at all (down, timing out, 5xx,
+the token refused, the daily limit) the round is undone as a whole: nothing of it is counted or
+dead-lettered, held and waiting work is as before, and the caller reads the round again.
+
+Everything outside is a port: HubSpot is the typed ``HubSpotApi`` (its transport paces and
+retries), the ids are the ``IdMap``, the dead letters go to a ``DeadLetterPort``, and time is a
+``Clock`` (``ManualClock`` in tests). Kafka's consumer, offsets and commits are the consume loop's
+(``handlers.writer``), not this module's.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field, fields
+from typing import Any, TypeVar
+
+from handlers.account_setup import AccountSchema
+from handlers.batch_answers import Verdict, anonymous, batch_errors, judge, matching
+from handlers.hubspot_api import MAX_INPUTS, HubSpotApi, LinkInput, RecordInput
+from handlers.hubspot_client import HubSpotError
+from handlers.id_map import IdMap
+from handlers.writer_letters import DeadLetter, DeadLetterPort, command_letter
+from handlers.writer_plan import LinkPlan, Position, RecordPlan, coalesce
+from handlers.writer_time import Backoff, Clock
+from schemas.commands import AnyCommand, Archive, Associate, PropertyValue, RecordRef, Upsert
+
+log = logging.getLogger(__name__)
+RETRY_WAITING_EVERY_S = 2.0
+DELIVERY_TIMEOUT_S = 30.0
+"""How long a round waits for Kafka to acknowledge its dead letters and id-map records (an
+idempotent producer retries a batch without end while a partition has no leader); then the round
+is undone like one HubSpot could not take, and read again."""
+
+Source = tuple[AnyCommand, Position]
+
+
+@dataclass
+class WriterStats:
+    """Counters for operators and tests: what HubSpot confirmed, what was dead-lettered, what waits.
+
+    Counters grow only when a round completes, so a round undone by an outage and read again is
+    counted once; ``waiting_links`` and ``held_records`` are gauges."""
+
+    windows: int = 0
+    commands: int = 0
+    upserted: int = 0
+    archived: int = 0
+    linked: int = 0
+    unlinked: int = 0
+    dead_lettered: int = 0
+    skipped_deleted: int = 0
+    retried_inputs: int = 0
+    failed_rounds: int = 0
+    daily_pauses: int = 0
+    waiting_links: int = 0
+    held_records: int = 0
+
+    def add(self, other: WriterStats) -> None:
+        for f in fields(self):
+            if f.name not in ("waiting_links", "held_records"):
+                setattr(self, f.name, getattr(self, f.name) + getattr(other, f.name))
+
+
+class KafkaDeliveryError(Exception):
+    """Kafka did not acknowledge a dead letter or an id-map record of the round: the round is
+    undone and retried like a round HubSpot could not take (nothing is committed past it)."""
+
+
+@dataclass
+class _Waiting:
+    """An association not made yet: an end is not in HubSpot yet (its command may be on another
+    partition, not read yet; dead-lettered after the link wait), or HubSpot failed it on its own
+    with a transient error (retried with backoff, never dead-lettered)."""
+
+    link: LinkPlan
+    since: float
+    next_try: float = 0.0
+    attempts: int = 0
+    last_error: dict[str, Any] | None = None
+
+
+@dataclass
+class _Held:
+    """A record HubSpot failed on its own with a transient error, retried with backoff. Its
+    later commands join it (coalesced in log order), so a retry never overwrites newer values;
+    ``moot`` are association commands an archive made moot, done when the record is."""
+
+    key: str
+    sources: list[Source]
+    moot: list[Source]
+    next_try: float
+    attempts: int
+
+
+@dataclass
+class _Round:
+    """What a round will have done once it completes: counters and dead letters wait for that,
+    so an undone round leaves no trace but what HubSpot itself confirmed (the id map)."""
+
+    stats: WriterStats = field(default_factory=WriterStats)
+    letters: list[DeadLetter] = field(default_factory=list)
+
+
+@dataclass
+class PlanRunner:
+    """Applies rounds of commands to HubSpot through ``api``; what it learns of HubSpot ids goes
+    to ``ids``, what HubSpot refuses for good to ``letters`` (sent when the round completes).
+    ``clock`` spaces the retries of held records and waiting links and times the link wait."""
+
+    api: HubSpotApi
+    ids: IdMap
+    schema: AccountSchema
+    letters: DeadLetterPort
+    link_wait_s: float = 120.0
+    letter_limit_bytes: int = 1_000_000
+    clock: Clock = field(default_factory=Clock)
+    stats: WriterStats = field(default_factory=WriterStats)
+    waiting: list[_Waiting] = field(default_factory=list)
+    held: list[_Held] = field(default_factory=list)
+    retry_backoff: Backoff = field(default_factory=Backoff)
+    _round: _Round = field(default_factory=_Round)
+    _attempts: dict[str, int] = field(default_factory=dict)
+    _read_errors: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    # ---- one round ----
+
+    async def apply(self, items: list[Source], raw_letters: list[DeadLetter] | None = None) -> None:
+        """Apply one round: everything ends applied, skipped, dead-lettered or held.
+
+        If HubSpot cannot be used (``HubSpotUnavailableError``, ``DailyLimitError``) the round is
+        undone: held and waiting work is as it was, nothing is counted or dead-lettered, and the
+        caller reads the round's commands again later.
+        """
+        saved = (list(self.waiting), list(self.held))
+        self._round = _Round()
+        try:
+            for letter in raw_letters or []:  # records of the topic that are not commands
+                self._round.letters.append(letter)
+                self._round.stats.dead_lettered += 1
+            await self._apply(items)
+            done, self._round = self._round, _Round()
+            await self._deliver(done.letters)
+        except BaseException:
+            self.waiting, self.held = saved
+            self._round = _Round()
+            self.ids.abandon()
+            raise
+        self.stats.add(done.stats)
+        self.stats.waiting_links = len(self.waiting)
+        self.stats.held_records = len(self.held)
+
+    async def _deliver(self, letters: list[DeadLetter]) -> None:
+        """Send the round's dead letters and wait until Kafka acknowledged them and every id-map
+        change of the round; raise ``KafkaDeliveryError`` if any was not (the round is undone)."""
+        failures = await self.letters.deliver(letters, DELIVERY_TIMEOUT_S)
+        id_failures = await self.ids.settle(DELIVERY_TIMEOUT_S)
+        if failures or id_failures:
+            kinds = sorted({type(f).__name__ for f in failures + id_failures})
+            raise KafkaDeliveryError(
+                f"Kafka did not acknowledge {len(failures)} of {len(letters)} dead letters and "
+                f"{len(id_failures)} id-map records ({', '.join(kinds)})"
+            )
+
+    async def _apply(self, items: list[Source]) -> None:
+        counts = self._round.stats
+        counts.windows += 1
+        counts.commands += len(items)
+        now = self.clock.monotonic()
+        keys = {command.record.key for command, _ in items}
+        due = [h for h in self.held if h.next_try <= now or h.key in keys]
+        self.held = [h for h in self.held if not (h.next_try <= now or h.key in keys)]
+        self._attempts = {h.key: h.attempts for h in due}
+        self._read_errors = {}
+        plan = coalesce([s for h in due for s in h.sources] + items)
+        for h in due:
+            if h.key in plan.records:
+                plan.records[h.key].sources.extend(h.moot)
+        gone = await self._archive(plan.archives())
+        await self._upsert(plan.upserts())
+        if gone:  # a link waiting for a record that is now archived will never be made: done
+            self.waiting = [
+                w for w in self.waiting if not {w.link.command.record.key, w.link.command.to.key} & gone
+            ]
+        now = self.clock.monotonic()
+        due_links = [w for w in self.waiting if w.next_try <= now]
+        self.waiting = [w for w in self.waiting if w.next_try > now]
+        links = [w.link for w in due_links] + list(plan.links.values())
+        await self._link(links, {id(w.link): w for w in due_links})
+
+    def held_positions(self) -> list[Position]:
+        """Positions whose commands are not done yet (their partitions' commits wait for them)."""
+        waiting = [pos for w in self.waiting for _, pos in w.link.sources]
+        return waiting + [pos for h in self.held for _, pos in h.sources + h.moot]
+
+    def drop_all(self) -> None:
+        """Forget what is held and waiting (a rebalance: it is read again from the commit)."""
+        self.waiting, self.held = [], []
+        self.stats.waiting_links = self.stats.held_records = 0
+
+    def pending(self) -> bool:
+        return bool(self.waiting or self.held)
+
+    def held_count(self) -> int:
+        return sum(len(w.link.sources) for w in self.waiting) + sum(
+            len(h.sources) + len(h.moot) for h in self.held
+        )
+
+    def _hold(self, record: RecordPlan) -> None:
+        """Retry this record in a later round (HubSpot failed it on its own, transiently)."""
+        attempts = self._attempts.get(record.ref.key, 0) + 1
+        own = [
+            s
+            for s in record.sources
+            if isinstance(s[0], Upsert | Archive) and s[0].record.key == record.ref.key
+        ]
+        moot = [s for s in record.sources if s not in own]
+        delay = self.retry_backoff.delay(attempts)
+        self.held.append(_Held(record.ref.key, own, moot, self.clock.monotonic() + delay, attempts))
+        self._round.stats.retried_inputs += 1
+
+    # ---- archives ----
+
+    async def _archive(self, records: list[RecordPlan]) -> set[str]:
+        """Archive; return the keys HubSpot no longer holds (archived now, or already gone)."""
+        gone: set[str] = set()
+        if not records:
+            return gone
+        resolved, unsure = await self._resolve([r.ref for r in records])
+        by_type: dict[str, list[tuple[RecordPlan, str]]] = defaultdict(list)
+        for record in records:
+            hubspot_id = resolved.get(record.ref.key)
+            if hubspot_id is not None:
+                by_type[record.ref.object_type].append((record, hubspot_id))
+            elif record.ref.key in unsure:
+                self._hold(record)  # HubSpot could not say whether it exists: ask again later
+            elif record.ref.key in self._read_errors:  # HubSpot refused the lookup: not "gone"
+                answer = self._read_errors[record.ref.key]
+                status = answer.get("status")
+                self._dead_letter(
+                    record.sources, "HubSpot refused to look up the record to archive", answer,
+                    status if isinstance(status, int) else None,
+                )  # fmt: skip
+            else:
+                gone.add(record.ref.key)  # never written, or already gone: archiving it is done
+        for object_type, entries in by_type.items():
+            for chunk in _chunks(entries):
+                gone |= await self._archive_chunk(object_type, chunk)
+        return gone
+
+    async def _archive_chunk(self, object_type: str, chunk: list[tuple[RecordPlan, str]]) -> set[str]:
+        try:
+            status, body = await self.api.archive(object_type, [hubspot_id for _, hubspot_id in chunk])
+        except HubSpotError as exc:
+            if len(chunk) > 1:  # find the bad input(s): the good ones still go through
+                half = len(chunk) // 2
+                return await self._archive_chunk(object_type, chunk[:half]) | await self._archive_chunk(
+                    object_type, chunk[half:]
+                )
+            self._dead_letter(chunk[0][0].sources, "HubSpot rejected the archive", exc.body, exc.status)
+            return set()
+        if status >= 400 and len(chunk) > 1:
+            half = len(chunk) // 2
+            return await self._archive_chunk(object_type, chunk[:half]) | await self._archive_chunk(
+                object_type, chunk[half:]
+            )
+        errors = batch_errors(status, body)
+        gone: set[str] = set()
+        unknown: list[tuple[RecordPlan, str]] = []
+        for record, hubspot_id in chunk:
+            named = matching(errors, ids=[hubspot_id])
+            if status < 400 and not named and not anonymous(errors):
+                await self.ids.forget(record.ref.key)
+                self._round.stats.archived += 1
+                gone.add(record.ref.key)
+                continue
+            verdict, error = judge(named, errors, single=len(chunk) == 1)
+            if verdict is Verdict.MISSING:  # deleted in HubSpot meanwhile: the archive is done
+                await self.ids.gone(record.ref.key)
+                self._round.stats.skipped_deleted += 1
+                gone.add(record.ref.key)
+            elif verdict is Verdict.REJECTED and error is not None:
+                self._dead_letter(
+                    record.sources, "HubSpot rejected the archive", error.letter_body(status), status
+                )
+            elif verdict is Verdict.UNKNOWN and len(chunk) > 1:
+                unknown.append((record, hubspot_id))
+            else:
+                self._hold(record)
+        for entry in unknown:  # one at a time, HubSpot's answer can only be about that input
+            gone |= await self._archive_chunk(object_type, [entry])
+        return gone
+
+    # ---- upserts ----
+
+    async def _upsert(self, records: list[RecordPlan]) -> None:
+        groups: dict[tuple[str, str, bool], list[RecordPlan]] = defaultdict(list)
+        for record in records:
+            groups[(record.ref.object_type, record.ref.id_property, record.create_if_missing)].append(record)
+        # Products before line items (a line item points at its product's id), then the rest.
+        order = {"products": 0, "contacts": 1, "deals": 2, "line_items": 3}
+        for (object_type, id_property, create), group in sorted(groups.items(), key=lambda g: order[g[0][0]]):
+            if object_type == "line_items":
+                found, unsure = await self._resolve_products(group)
+                later = [r for r in group if self._product_later(r, found, unsure)]
+                for record in later:
+                    self._hold(record)  # its product's id is unknown for now: not without it
+                group = [r for r in group if r not in later]
+            for chunk in _chunks(group):
+                await self._upsert_chunk(object_type, id_property, create, chunk)
+
+    async def _upsert_chunk(
+        self, object_type: str, id_property: str, create: bool, chunk: list[RecordPlan]
+    ) -> None:
+        inputs = [RecordInput(r.ref.id_value, id_property, self._properties(r)) for r in chunk]
+
+        async def again(part: list[RecordPlan]) -> None:
+            await self._upsert_chunk(object_type, id_property, create, part)
+
+        try:
+            status, body = await self.api.upsert(object_type, inputs, create=create)
+        except HubSpotError as exc:
+            if len(chunk) == 1:
+                self._dead_letter(chunk[0].sources, "HubSpot rejected the record", exc.body, exc.status)
+                return
+            await self._halves(chunk, again)  # find the bad input(s): the good ones still go through
+            return
+        if status >= 400 and len(chunk) > 1:  # a 404 or 409 for the whole call: narrow it down
+            await self._halves(chunk, again)
+            return
+
+        def norm(value: str) -> str:
+            return _norm(id_property, value)
+
+        found: dict[str, str] = {}
+        for result in body.get("results") or []:
+            if not isinstance(result, dict):
+                continue
+            value = (result.get("properties") or {}).get(id_property)
+            if value is not None and result.get("id") is not None:
+                found[norm(str(value))] = str(result["id"])
+        errors = batch_errors(status, body, norm)
+        single = len(chunk) == 1
+        unknown: list[RecordPlan] = []
+        for record in chunk:
+            value = norm(record.ref.id_value)
+            hubspot_id = found.get(value)
+            if hubspot_id is not None:
+                await self.ids.put(record.ref.key, hubspot_id)
+                self._round.stats.upserted += 1
+                continue
+            verdict, error = judge(matching(errors, ids=[value]), errors, single=single)
+            if not errors and status < 400:
+                # HubSpot says it did the batch, yet does not return this record.
+                if create:
+                    self._dead_letter(record.sources, "HubSpot did not apply the record", body, status)
+                else:
+                    self._round.stats.skipped_deleted += 1
+                    await self.ids.gone(record.ref.key)
+            elif verdict is Verdict.MISSING and not create:
+                # An update-only write whose record is gone: HubSpot deleted it (C4). Not an error.
+                self._round.stats.skipped_deleted += 1
+                await self.ids.gone(record.ref.key)
+            elif verdict is Verdict.REJECTED and error is not None:
+                self._dead_letter(
+                    record.sources, "HubSpot rejected the record", error.letter_body(status), status
+                )
+            elif verdict is Verdict.UNKNOWN and not single:
+                unknown.append(record)
+            else:
+                self._hold(record)
+        for record in unknown:  # one at a time, HubSpot's answer can only be about that input
+            await again([record])
+
+    def _properties(self, record: RecordPlan) -> dict[str, str]:
+        props: dict[str, PropertyValue] = dict(record.upsert or {})
+        if record.ref.object_type == "deals":
+            if "pipeline" in props:
+                props["pipeline"] = self.schema.pipeline_id
+            stage = props.get("dealstage")
+            if stage is not None:
+                props["dealstage"] = self.schema.stage_ids.get(stage, stage)
+        if record.ref.object_type == "line_items":
+            product = self._product_id_for(props)
+            if product is not None:
+                props["hs_product_id"] = product
+        return {k: "" if v is None else v for k, v in props.items()}
+
+    def _product_keys(self, props: dict[str, PropertyValue]) -> list[str]:
+        keys = []
+        if props.get("shopify_variant_id"):
+            keys.append(f"products:shopify_product_key:variant:{props['shopify_variant_id']}")
+        if props.get("shopify_product_id"):
+            keys.append(f"products:shopify_product_key:product:{props['shopify_product_id']}")
+        return keys
+
+    def _product_id_for(self, props: dict[str, PropertyValue]) -> str | None:
+        """P2/P5: a line item points at its variant's product, else its product's."""
+        for key in self._product_keys(props):
+            found = self.ids.get(key)
+            if found is not None:
+                return found
+        return None
+
+    def _product_later(self, record: RecordPlan, found: dict[str, str], unsure: set[str]) -> bool:
+        """Whether to write this line item in a later round: its product's id is unknown now.
+
+        Either HubSpot could not say (a transient error), or the product is not in HubSpot yet:
+        the products agent and the journeys agent run side by side, so a line item's command can
+        reach the writer before its product's, and a line item written without ``hs_product_id``
+        is never pointed at its product afterwards. The second case waits a bounded time
+        (``PRODUCT_WAIT_TRIES`` rounds, about half a minute), then writes it without one: a
+        product that never comes (not synced, deleted) must not hold its partition back."""
+        keys = self._product_keys(record.upsert or {})
+        if not keys or any(k in found or self.ids.get(k) is not None for k in keys):
+            return False
+        if set(keys) & unsure:
+            return True
+        return self._attempts.get(record.ref.key, 0) < PRODUCT_WAIT_TRIES
+
+    async def _resolve_products(self, group: list[RecordPlan]) -> tuple[dict[str, str], set[str]]:
+        """Look up the products the line items point at; return the ids found and the keys HubSpot
+        could not say anything about this time."""
+        refs = []
+        for record in group:
+            for key in self._product_keys(record.upsert or {}):
+                if self.ids.get(key) is None:
+                    _, _, value = key.partition(":shopify_product_key:")
+                    refs.append(
+                        RecordRef(object_type="products", id_property="shopify_product_key", id_value=value)
+                    )
+        if not refs:
+            return {}, set()
+        return await self._resolve(refs)
+
+    # ---- associations ----
+
+    async def _link(self, links: list[LinkPlan], before: dict[int, _Waiting]) -> None:
+        if not links:
+            return
+        refs = [ref for link in links for ref in (link.command.record, link.command.to)]
+        resolved, unsure = await self._resolve(refs)
+        ready: dict[tuple[str, str, str], list[tuple[LinkPlan, str, str]]] = defaultdict(list)
+        now = self.clock.monotonic()
+        for link in links:
+            c = link.command
+            from_id, to_id = resolved.get(c.record.key), resolved.get(c.to.key)
+            if from_id is None or to_id is None:
+                prior = before.get(id(link))
+                since = prior.since if prior else now
+                ends = {c.record.key, c.to.key} - set(resolved)
+                if ends <= unsure:  # HubSpot could not say: ask again, without using up the wait
+                    self._wait(link, prior, now, RETRY_WAITING_EVERY_S)
+                elif now - since > self.link_wait_s:
+                    missing = c.record.key if from_id is None else c.to.key
+                    answer = (prior.last_error if prior else None) or self._read_errors.get(missing) or {}
+                    self._dead_letter(
+                        link.sources, f"association end {missing} does not exist in HubSpot", answer,
+                        answer.get("status") if isinstance(answer.get("status"), int) else None,
+                    )  # fmt: skip
+                else:
+                    self._wait(link, prior, now, RETRY_WAITING_EVERY_S, since=since)
+                continue
+            op = "create" if isinstance(c, Associate) else "archive"
+            ready[(c.record.object_type, c.to.object_type, op)].append((link, from_id, to_id))
+        for (from_type, to_type, op), entries in ready.items():
+            for chunk in _chunks(entries):
+                await self._link_chunk(from_type, to_type, op, chunk, before)
+
+    def _wait(
+        self,
+        link: LinkPlan,
+        prior: _Waiting | None,
+        now: float,
+        delay: float,
+        *,
+        since: float | None = None,
+        error: dict[str, Any] | None = None,
+        transient: bool = False,
+    ) -> None:
+        attempts = (prior.attempts if prior else 0) + (1 if transient else 0)
+        if transient:
+            delay = self.retry_backoff.delay(attempts)
+            self._round.stats.retried_inputs += 1
+        self.waiting.append(
+            _Waiting(
+                link,
+                since if since is not None else (prior.since if prior else now),
+                now + delay,
+                attempts,
+                error or (prior.last_error if prior else None),
+            )
+        )
+
+    async def _link_chunk(
+        self,
+        from_type: str,
+        to_type: str,
+        op: str,
+        chunk: list[tuple[LinkPlan, str, str]],
+        before: dict[int, _Waiting],
+    ) -> None:
+        inputs = [LinkInput(f, t, link.command.association_type_id) for link, f, t in chunk]
+        call = self.api.link if op == "create" else self.api.unlink
+
+        async def again(part: list[tuple[LinkPlan, str, str]]) -> None:
+            await self._link_chunk(from_type, to_type, op, part, before)
+
+        try:
+            status, body = await call(from_type, to_type, inputs)
+        except HubSpotError as exc:
+            if len(chunk) > 1:
+                await self._halves(chunk, again)
+                return
+            self._dead_letter(chunk[0][0].sources, "HubSpot rejected the association", exc.body, exc.status)
+            return
+        if status >= 400 and len(chunk) > 1:
+            await self._halves(chunk, again)
+            return
+        errors = batch_errors(status, body)
+        made = _made_pairs(body) if op == "create" else set()
+        single = len(chunk) == 1
+        now = self.clock.monotonic()
+        unknown: list[tuple[LinkPlan, str, str]] = []
+        for link, f, t in chunk:
+            named = matching(errors, from_id=f, to_id=t)
+            if op == "create":
+                confirmed = (f, t) in made or (status in (200, 201) and not errors)
+            else:
+                confirmed = status < 400 and not named and not anonymous(errors)
+            if confirmed:
+                if op == "create":
+                    self._round.stats.linked += 1
+                else:
+                    self._round.stats.unlinked += 1
+                continue
+            if status < 400 and not named and not anonymous(errors):
+                # Neither listed as made nor named by an error: HubSpot did not say. Ask again.
+                if single:
+                    self._wait(link, before.get(id(link)), now, 0, transient=True)
+                else:
+                    unknown.append((link, f, t))
+                continue
+            verdict, error = judge(named, errors, single=single)
+            prior = before.get(id(link))
+            if verdict is Verdict.MISSING and error is not None:
+                # An id we hold may be stale (the record was deleted in HubSpot): look it up again;
+                # the end may also still be on its way. Waits, then dead-letters with this answer.
+                c = link.command
+                names_from = f in error.from_ids or f in error.any_ids or not error.names_inputs
+                names_to = t in error.to_ids or t in error.any_ids or not error.names_inputs
+                if names_from:
+                    await self.ids.gone(c.record.key)
+                if names_to:
+                    await self.ids.gone(c.to.key)
+                self._wait(link, prior, now, RETRY_WAITING_EVERY_S, error=error.letter_body(status))
+            elif verdict is Verdict.REJECTED and error is not None:
+                self._dead_letter(
+                    link.sources, "HubSpot rejected the association", error.letter_body(status), status
+                )
+            elif verdict is Verdict.UNKNOWN and not single:
+                unknown.append((link, f, t))
+            else:
+                body_of = error.letter_body(status) if error is not None else None
+                self._wait(link, prior, now, 0, error=body_of, transient=True)
+        for entry in unknown:  # one at a time, HubSpot's answer can only be about that input
+            await again([entry])
+
+    # ---- ids ----
+
+    async def _resolve(self, refs: list[RecordRef]) -> tuple[dict[str, str], set[str]]:
+        """HubSpot ids of ``refs``: from the id map, else read by unique property (and remembered).
+
+        Also returns the keys HubSpot could not answer for this time (a transient error for that
+        input): unknown, not absent. A key whose read HubSpot refused for good (the whole call,
+        narrowed down by halving, or that input in a 207) is neither: its answer is kept in
+        ``_read_errors`` for the dead letter. Only a key in none of the three is not in HubSpot."""
+        out: dict[str, str] = {}
+        unsure: set[str] = set()
+        missing: dict[tuple[str, str], list[RecordRef]] = defaultdict(list)
+        for ref in refs:
+            known = self.ids.get(ref.key)
+            if known is not None:
+                out[ref.key] = known
+            elif ref.key not in out:
+                missing[(ref.object_type, ref.id_property)].append(ref)
+        for (object_type, id_property), group in missing.items():
+            unique = list({r.key: r for r in group}.values())
+            for chunk in _chunks(unique):
+                found, not_sure = await self._read(object_type, id_property, chunk)
+                out.update(found)
+                unsure |= not_sure
+        return out, unsure
+
+    async def _read(
+        self, object_type: str, id_property: str, chunk: list[RecordRef]
+    ) -> tuple[dict[str, str], set[str]]:
+        def norm(value: str) -> str:
+            return _norm(id_property, value)
+
+        try:
+            status, answer = await self.api.read(object_type, id_property, [r.id_value for r in chunk])
+        except HubSpotError as exc:
+            if len(chunk) > 1:  # find the input(s) HubSpot refuses: the others are still looked up
+                half = len(chunk) // 2
+                found_a, unsure_a = await self._read(object_type, id_property, chunk[:half])
+                found_b, unsure_b = await self._read(object_type, id_property, chunk[half:])
+                return {**found_a, **found_b}, unsure_a | unsure_b
+            self._read_errors[chunk[0].key] = {**exc.body, "status": exc.status}
+            return {}, set()
+        by_value: dict[str, str] = {}
+        for r in answer.get("results") or []:
+            if isinstance(r, dict) and r.get("id") is not None:
+                by_value[norm(str((r.get("properties") or {}).get(id_property, "")))] = str(r["id"])
+        errors = batch_errors(status, answer, norm) if status != 404 else []
+        found: dict[str, str] = {}
+        unsure: set[str] = set()
+        for ref in chunk:
+            value = norm(ref.id_value)
+            hubspot_id = by_value.get(value)
+            if hubspot_id is not None:
+                found[ref.key] = hubspot_id
+                await self.ids.put(ref.key, hubspot_id)
+                continue
+            named = matching(errors, ids=[value])
+            if not named and not anonymous(errors):
+                continue  # not in HubSpot
+            verdict, error = judge(named, errors, single=len(chunk) == 1)
+            if verdict in (Verdict.TRANSIENT, Verdict.UNKNOWN):
+                unsure.add(ref.key)
+            elif verdict is Verdict.REJECTED and error is not None:
+                self._read_errors[ref.key] = error.letter_body(status)
+        return found, unsure
+
+    # ---- dead letters ----
+
+    def _dead_letter(
+        self,
+        sources: list[Source],
+        reason: str,
+        answer: dict[str, Any],
+        status: int | None,
+    ) -> None:
+        """Queue a dead letter per source command; sent when the round completes."""
+        for command, position in sources:
+            self._round.letters.append(
+                command_letter(command, position, reason, answer, status, self.letter_limit_bytes)
+            )
+            self._round.stats.dead_lettered += 1
+
+    async def _halves(self, chunk: list[T], again: Callable[[list[T]], Awaitable[None]]) -> None:
+        """Split a batch HubSpot refused as a whole, to find the input(s) at fault."""
+        half = len(chunk) // 2
+        await again(chunk[:half])
+        await again(chunk[half:])
+
+
+T = TypeVar("T")
+PRODUCT_WAIT_TRIES = 5
+"""Rounds a line item waits for its product to exist in HubSpot (1 + 2 + 4 + 8 + 16 s of backoff)."""
+
+
+def _chunks(items: list[T]) -> list[list[T]]:
+    return [items[i : i + MAX_INPUTS] for i in range(0, len(items), MAX_INPUTS)]
+
+
+def _norm(id_property: str, value: str) -> str:
+    return value.lower() if id_property == "email" else value
+
+
+def _made_pairs(body: dict[str, Any]) -> set[tuple[str, str]]:
+    """The (from, to) ids an association ``batch/create`` answer lists as made."""
+    pairs: set[tuple[str, str]] = set()
+    for result in body.get("results") or []:
+        if not isinstance(result, dict):
+            continue
+        f, t = result.get("fromObjectId"), result.get("toObjectId")
+        if f is None and isinstance(result.get("from"), dict):
+            f = result["from"].get("id")
+        if t is None and isinstance(result.get("to"), dict):
+            t = result["to"].get("id")
+        if f is not None and t is not None:
+            pairs.add((str(f), str(t)))
+    return pairs

@@ -1,0 +1,293 @@
+"""The plan runner without Kafka or a server: HubSpot is an ``httpx.MockTransport`` answering as
+HubSpot's batch endpoints do, the id map sends to a list, dead letters go to a list, and time is a
+``ManualClock`` the test moves. Each test is one rule of SPEC R5 for a round."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+
+from handlers import hubspot_paths as paths
+from handlers.account_setup import AccountSchema
+from handlers.hubspot_api import HubSpotApi
+from handlers.hubspot_client import HubSpotClient, HubSpotUnavailableError, RetryPolicy
+from handlers.id_map import IdMap
+from handlers.writer_letters import DeadLetter
+from handlers.writer_plan import Position
+from handlers.writer_runner import KafkaDeliveryError, PlanRunner, Source
+from handlers.writer_time import Backoff, ManualClock
+from schemas.commands import AnyCommand, Associate, RecordRef, Upsert
+
+STAGES = {"Checkout Completed": "s-completed", "Processed": "s-processed"}
+
+
+@dataclass
+class FakeHubSpot:
+    """HubSpot's object and association batches over an in-memory account. ``refuse`` maps an
+    input's id value to HubSpot's error category for it (answered in a 207); ``fail_times``
+    makes an input fail that many times with ``INTERNAL_ERROR`` first; ``down`` answers 503."""
+
+    records: dict[str, dict[str, str]] = field(default_factory=dict)  # type -> unique value -> id
+    props: dict[str, dict[str, Any]] = field(default_factory=dict)  # HubSpot id -> properties
+    links: set[tuple[str, str, int]] = field(default_factory=set)
+    refuse: dict[str, str] = field(default_factory=dict)
+    fail_times: dict[str, int] = field(default_factory=dict)
+    down: bool = False
+    calls: list[str] = field(default_factory=list)
+
+    def handle(self, request: httpx.Request) -> httpx.Response:
+        self.calls.append(request.url.path)
+        if self.down:
+            return httpx.Response(503)
+        body: Any = json.loads(request.content) if request.content else {}
+        parts = request.url.path.strip("/").split("/")
+        if parts[:3] == ["crm", "v3", "objects"]:
+            return self._objects(parts[3], parts[5], body)
+        if parts[:3] == ["crm", "v4", "associations"]:
+            return self._associations(parts[6], body)
+        return httpx.Response(404, json={"category": "NOT_FOUND"})
+
+    def _objects(self, object_type: str, operation: str, body: Any) -> httpx.Response:
+        held = self.records.setdefault(object_type, {})
+        if operation == "archive":
+            ids = {i["id"] for i in body["inputs"]}
+            for value in [v for v, i in held.items() if i in ids]:
+                del held[value]
+            return httpx.Response(204)
+        results, errors = [], []
+        id_property = body.get("idProperty")
+        for item in body["inputs"]:
+            value, prop = item["id"], item.get("idProperty", id_property)
+            if operation == "read":
+                if value in held:
+                    results.append({"id": held[value], "properties": {prop: value}})
+                continue
+            if self.fail_times.get(value, 0) > 0:
+                self.fail_times[value] -= 1
+                errors.append({"status": "error", "category": "INTERNAL_ERROR", "context": {"ids": [value]}})
+                continue
+            if value in self.refuse:
+                errors.append({"status": "error", "category": self.refuse[value], "message": "not valid",
+                               "context": {"ids": [value]}})  # fmt: skip
+                continue
+            if operation == "update" and value not in held:
+                errors.append(
+                    {"status": "error", "category": "OBJECT_NOT_FOUND", "context": {"ids": [value]}}
+                )
+                continue
+            hubspot_id = held.setdefault(value, str(1000 + sum(len(r) for r in self.records.values())))
+            self.props.setdefault(hubspot_id, {}).update(item["properties"])
+            results.append({"id": hubspot_id, "properties": {prop: value}})
+        answer: dict[str, Any] = {"status": "COMPLETE", "results": results}
+        if errors:
+            answer |= {"errors": errors, "numErrors": len(errors)}
+        return httpx.Response(207 if errors else 200, json=answer)
+
+    def _associations(self, operation: str, body: Any) -> httpx.Response:
+        if operation == "archive":
+            for item in body["inputs"]:
+                for to in item["to"]:
+                    self.links = {link for link in self.links if link[:2] != (item["from"]["id"], to["id"])}
+            return httpx.Response(204)
+        made = []
+        for item in body["inputs"]:
+            self.links.add((item["from"]["id"], item["to"]["id"], item["types"][0]["associationTypeId"]))
+            made.append({"fromObjectId": item["from"]["id"], "toObjectId": item["to"]["id"]})
+        return httpx.Response(201, json={"status": "COMPLETE", "results": made})
+
+
+class Sent:
+    """A Kafka producer that acknowledges everything at once and keeps what it was sent."""
+
+    def __init__(self) -> None:
+        self.records: list[tuple[str, bytes | None, bytes | None]] = []
+
+    async def send(
+        self, topic: str, value: bytes | None = None, key: bytes | None = None
+    ) -> asyncio.Future[Any]:
+        self.records.append((topic, value, key))
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        future.set_result(None)
+        return future
+
+
+@dataclass
+class Letters:
+    """The dead-letter port as a list; ``fail`` makes Kafka refuse the next delivery."""
+
+    delivered: list[DeadLetter] = field(default_factory=list)
+    fail: bool = False
+
+    async def deliver(self, letters: list[DeadLetter], timeout_s: float) -> list[BaseException]:
+        if self.fail:
+            return [TimeoutError("no acknowledgement")] * len(letters)
+        self.delivered += letters
+        return []
+
+    def bodies(self) -> list[dict[str, Any]]:
+        return [orjson.loads(letter.value) for letter in self.delivered]
+
+
+@dataclass
+class Rig:
+    hubspot: FakeHubSpot = field(default_factory=FakeHubSpot)
+    letters: Letters = field(default_factory=Letters)
+    sent: Sent = field(default_factory=Sent)
+    clock: ManualClock = field(default_factory=lambda: ManualClock(datetime(2026, 3, 2, 9, 0, tzinfo=UTC)))
+    offset: int = 0
+
+    def runner(self) -> PlanRunner:
+        transport = httpx.MockTransport(self.hubspot.handle)
+        api = HubSpotApi(
+            HubSpotClient("https://api.hubapi.com", "t", transport=transport, retry=RetryPolicy(1))
+        )
+        schema = AccountSchema(pipeline_id="p-1", stage_ids=STAGES)
+        return PlanRunner(
+            api, IdMap(self.sent, "hubspot.ids"), schema, self.letters, link_wait_s=60.0, clock=self.clock,
+            retry_backoff=Backoff(base_s=1.0, cap_s=1.0),
+        )  # fmt: skip
+
+    def round(self, *commands: AnyCommand) -> list[Source]:
+        items = []
+        for command in commands:
+            items.append((command, Position(0, self.offset)))
+            self.offset += 1
+        return items
+
+
+def contact(n: int) -> RecordRef:
+    return RecordRef(object_type="contacts", id_property="email", id_value=f"c{n}@example.com")
+
+
+def deal(n: int) -> RecordRef:
+    return RecordRef(object_type="deals", id_property="shopify_deal_key", id_value=f"order:{n}")
+
+
+def upsert(ref: RecordRef, **props: str) -> Upsert:
+    return Upsert(record=ref, properties={ref.id_property: ref.id_value, **props})
+
+
+async def test_a_round_writes_records_then_links_them_and_learns_their_ids() -> None:
+    rig = Rig()
+    runner = rig.runner()
+    stage = {"dealstage": "Processed", "pipeline": "Ecommerce Pipeline"}
+    link = Associate(record=deal(1), to=contact(1), association_type_id=3)
+    items = rig.round(upsert(contact(1)), upsert(deal(1), **stage), link)
+    await runner.apply(items)
+    deal_id = rig.hubspot.records["deals"]["order:1"]
+    contact_id = rig.hubspot.records["contacts"]["c1@example.com"]
+    assert rig.hubspot.props[deal_id]["dealstage"] == "s-processed", "stage labels become the account's ids"
+    assert rig.hubspot.props[deal_id]["pipeline"] == "p-1"
+    assert rig.hubspot.links == {(deal_id, contact_id, 3)}
+    assert (runner.stats.upserted, runner.stats.linked, runner.stats.dead_lettered) == (2, 1, 0)
+    assert runner.ids.get(deal(1).key) == deal_id and not runner.pending()
+    assert {key for _, _, key in rig.sent.records} == {deal(1).key.encode(), contact(1).key.encode()}
+    calls = rig.hubspot.calls
+    assert calls.index(paths.batch("deals", "upsert")) < calls.index(
+        paths.association_batch("deals", "contacts", "create")
+    ), "both ends written before the link"
+
+
+async def test_an_input_hubspot_refuses_is_dead_lettered_and_the_others_applied() -> None:
+    rig = Rig()
+    rig.hubspot.refuse["order:2"] = "VALIDATION_ERROR"
+    runner = rig.runner()
+    await runner.apply(rig.round(upsert(deal(1)), upsert(deal(2)), upsert(deal(3))))
+    assert set(rig.hubspot.records["deals"]) == {"order:1", "order:3"}
+    (letter,) = rig.letters.bodies()
+    assert letter["category"] == "VALIDATION_ERROR" and letter["reason"] == "HubSpot rejected the record"
+    assert letter["command"]["record"]["id_value"] == "order:2" and letter["source"] == {
+        "partition": 0,
+        "offset": 1,
+    }
+    assert (runner.stats.upserted, runner.stats.dead_lettered) == (2, 1)
+
+
+async def test_a_transient_failure_of_one_input_is_held_and_retried_when_the_clock_says() -> None:
+    rig = Rig()
+    rig.hubspot.fail_times["order:1"] = 1
+    runner = rig.runner()
+    await runner.apply(rig.round(upsert(deal(1)), upsert(deal(2))))
+    assert set(rig.hubspot.records["deals"]) == {"order:2"} and not rig.letters.delivered
+    assert runner.held_positions() == [Position(0, 0)], "its partition's commit waits for it"
+    await runner.apply([])  # not due yet: the backoff is a second on the runner's clock
+    assert "order:1" not in rig.hubspot.records["deals"]
+    rig.clock.advance(timedelta(seconds=1))
+    await runner.apply([])
+    assert "order:1" in rig.hubspot.records["deals"] and not runner.pending()
+    assert (runner.stats.upserted, runner.stats.retried_inputs, runner.stats.dead_lettered) == (2, 1, 0)
+
+
+async def test_an_update_of_a_record_hubspot_deleted_is_skipped_never_recreated() -> None:
+    rig = Rig()
+    runner = rig.runner()
+    gone = Upsert(record=contact(5), properties={"firstname": "Ann"}, create_if_missing=False)
+    await runner.apply(rig.round(gone))
+    assert "c5@example.com" not in rig.hubspot.records.get("contacts", {})
+    assert (runner.stats.skipped_deleted, runner.stats.dead_lettered) == (1, 0)
+
+
+async def test_a_link_whose_end_never_comes_waits_then_is_dead_lettered() -> None:
+    rig = Rig()
+    runner = rig.runner()
+    await runner.apply(
+        rig.round(upsert(deal(1)), Associate(record=deal(1), to=contact(9), association_type_id=3))
+    )
+    assert runner.stats.waiting_links == 1 and not rig.letters.delivered
+    rig.clock.advance(timedelta(seconds=30))
+    await runner.apply([])
+    assert runner.stats.waiting_links == 1, "within the link wait it keeps waiting"
+    rig.clock.advance(timedelta(seconds=31))
+    await runner.apply([])
+    (letter,) = rig.letters.bodies()
+    assert letter["reason"] == f"association end {contact(9).key} does not exist in HubSpot"
+    assert not runner.pending() and rig.hubspot.links == set()
+
+
+async def test_a_round_hubspot_cannot_take_is_undone_as_a_whole() -> None:
+    rig = Rig()
+    rig.hubspot.fail_times["order:1"] = 1
+    runner = rig.runner()
+    await runner.apply(rig.round(upsert(deal(1))))
+    before = (list(runner.held), runner.stats.upserted, len(rig.sent.records))
+    rig.hubspot.down = True
+    rig.clock.advance(timedelta(seconds=1))
+    with pytest.raises(HubSpotUnavailableError):
+        await runner.apply(rig.round(upsert(deal(2))))
+    assert (list(runner.held), runner.stats.upserted, len(rig.sent.records)) == before
+    assert runner.stats.windows == 1 and not rig.letters.delivered, "nothing of the undone round counted"
+    rig.hubspot.down = False
+    await runner.apply(rig.round(upsert(deal(2))))
+    assert set(rig.hubspot.records["deals"]) == {"order:1", "order:2"}
+
+
+async def test_dead_letters_kafka_does_not_take_undo_the_round() -> None:
+    rig = Rig()
+    rig.hubspot.refuse["order:1"] = "VALIDATION_ERROR"
+    rig.letters.fail = True
+    runner = rig.runner()
+    with pytest.raises(KafkaDeliveryError, match="did not acknowledge 1 of 1 dead letters"):
+        await runner.apply(rig.round(upsert(deal(1)), upsert(deal(2))))
+    assert runner.stats.dead_lettered == 0 and runner.stats.upserted == 0
+    # What HubSpot confirmed and Kafka acknowledged stays known (the record is in HubSpot): the
+    # round read again finds it there; nothing else of the undone round counts.
+    assert runner.ids.get(deal(2).key) == rig.hubspot.records["deals"]["order:2"]
+    rig.letters.fail = False
+    await runner.apply(rig.round(upsert(deal(1)), upsert(deal(2))))
+    assert runner.stats.dead_lettered == 1 and runner.stats.upserted == 1
+    assert [b["command"]["record"]["id_value"] for b in rig.letters.bodies()] == ["order:1"]
+
+
+async def test_records_of_the_topic_that_are_not_commands_are_dead_lettered_with_the_round() -> None:
+    rig = Rig()
+    runner = rig.runner()
+    raw = DeadLetter(b'{"reason": "not a command: bad"}', None, "a record that is not a command")
+    await runner.apply([], [raw])
+    assert rig.letters.delivered == [raw] and runner.stats.dead_lettered == 1

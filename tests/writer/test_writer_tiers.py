@@ -1,0 +1,94 @@
+"""The writer on every HubSpot tier: the same store reaches the same account on a Free account
+(no pipeline of its own: HubSpot lets only Starter and above create one) as on Professional.
+
+Needs the sandbox's ``tier`` setting (``SandboxConfig(tier=...)``, ``--tier``), which refuses
+pipeline creation on Free as HubSpot does (branch ``sandbox12``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pydantic import SecretStr
+
+from config import Settings
+from devtools.localrun import wait_until_written
+from handlers.account_fold import fold
+from handlers.writer import run_writer
+from hubspot_sandbox import Sandbox, SandboxConfig, running_sandbox
+from streams.rules.journeys import STAGES
+from streams.topics import ensure_topics
+from tests.writer.conftest import TOKEN, admin, agrees, append_commands, held, store_commands
+
+pytestmark = pytest.mark.kafka
+
+PROBABILITY = {"Checkout Pending": "0.1", "Checkout Abandoned": "0.1", "Checkout Completed": "0.9",
+               "Processed": "1.0", "Shipped": "1.0", "Cancelled": "0.0"}  # fmt: skip
+
+
+def add_stages_in_hubspots_ui(sandbox: Sandbox, pipeline_id: str) -> None:
+    """What the operator does on a Free account, as the writer's message says: add the six stages
+    to the default pipeline (Settings > Objects > Deals > Pipelines). The sandbox has no API for
+    it, so the test writes them into its store, in HubSpot's shape (numeric ids, as UI-made ones)."""
+
+    def insert(conn: Any) -> None:
+        for order, label in enumerate(STAGES, start=100):
+            closed = "true" if PROBABILITY[label] in ("0.0", "1.0") else "false"
+            metadata = json.dumps({"isClosed": closed, "probability": PROBABILITY[label]})
+            conn.execute(
+                "INSERT INTO stages (id, pipeline_id, label, display_order, metadata, created_ms, updated_ms)"
+                " VALUES (?, ?, ?, ?, ?, 0, 0)",
+                (str(9000 + order), pipeline_id, label, order, metadata),
+            )
+
+    sandbox.state.store.run(insert)
+
+
+async def write_store(settings: Settings, tmp_path: Path, tier: str) -> dict[str, Any]:
+    config = SandboxConfig(db_path=tmp_path / f"{tier}.db", token=SecretStr(TOKEN), tier=tier)  # type: ignore[arg-type,call-arg,unused-ignore]
+    async with running_sandbox(config) as sandbox:
+        if tier == "free":
+            add_stages_in_hubspots_ui(sandbox, "default")
+        update = {
+            "hubspot_base_url": sandbox.url,
+            "hubspot_token": SecretStr(TOKEN),
+            "writer_batch_window_ms": 200,
+            "topic_prefix": f"{settings.topic_prefix}{tier}.",
+            "app_id": f"{settings.app_id}-{tier}",
+        }
+        tiered = settings.model_copy(update=update)
+        await ensure_topics(tiered)
+        await append_commands(tiered, COMMANDS)
+        stop = asyncio.Event()
+        task = asyncio.create_task(run_writer(tiered, stop))
+        try:
+            await wait_until_written(tiered)
+        finally:
+            stop.set()
+            stats = await asyncio.wait_for(task, 30)
+        assert stats.dead_lettered == 0, tier
+        dump: dict[str, Any] = await admin(sandbox, "GET", "/_sandbox/dump")
+        return dump
+
+
+COMMANDS = store_commands(customers=8, seed=5)
+
+
+async def test_a_free_account_gets_the_same_account_as_professional_in_its_default_pipeline(
+    settings: Settings, tmp_path: Path
+) -> None:
+    free = await write_store(settings, tmp_path, "free")
+    professional = await write_store(settings, tmp_path, "professional")
+    assert [p["label"] for p in free["pipelines"]] == ["Sales Pipeline"], "no pipeline created on Free"
+    assert {d["pipeline_label"] for d in free["deals"]} == {"Sales Pipeline"}
+    assert {d["pipeline_label"] for d in professional["deals"]} == {"Ecommerce Pipeline"}
+    expected = fold(COMMANDS)
+    assert not agrees(expected, held(professional))
+    for props in [p for (t, _), p in expected.records.items() if t == "deals"]:
+        props["pipeline"] = "Sales Pipeline"  # the only difference: the pipeline it lives in
+    assert not agrees(expected, held(free))
+    assert {d["stage_label"] for d in free["deals"]} == {d["stage_label"] for d in professional["deals"]}
