@@ -74,6 +74,8 @@ from streams.entities import (
 )
 from streams.partition_time import AS_OF, PartitionTime, clock_key, clock_row
 from streams.processor import Kind, PoisonError, StepResult, UnreadableStateError, step
+from streams.report_stage import REPORTS
+from streams.rules.reports import DealFacts
 from streams.topics import (
     CONSUMED_TOPICS,
     INTERNAL_TOPICS,
@@ -247,7 +249,8 @@ class Pipeline:
         self.order_journeys = table("order-journeys")
         self.hubspot_objects = table("hubspot-objects")
         self.tables: dict[str, Any] = {kind.name: table(kind.name) for kind in TIMED}
-        assert {"order-journeys", "hubspot-objects", "products", *self.tables} == set(TABLES)
+        self.report_facts = table("reports")  # E1 (streams.report_stage)
+        assert {"order-journeys", "hubspot-objects", "products", "reports", *self.tables} == set(TABLES)
         self.product_states = table("products")
         # Stream time and timer indexes per partition, derived from the tables after each
         # assignment and dropped on every rebalance (streams.partition_time).
@@ -294,6 +297,10 @@ class Pipeline:
                 ROWS[kind.name], self.time[kind.name], stamp_partition=True,
             )  # fmt: skip
             self._agent(self.internal[kind.name], stage)
+        self._agent(  # E1: each journey's deal facts, for the reports
+            self.internal["reports"],
+            Stage("reports", REPORTS, _decode_report, self.report_facts, ROWS["reports"]),
+        )
         self.app.timer(STALL_CHECK_S, name="stall-healer")(self._heal_stalls)
         if settings.tick_interval_s > 0:
             self.app.timer(settings.tick_interval_s, on_leader=True, name="ticker")(self._live_tick)
@@ -607,6 +614,11 @@ def _decode_join_input(event: Any, raw: bytes) -> Decoded:
 def _decode_entity_input(name: str, event: Any, raw: bytes) -> Decoded:
     record = _parse(INPUTS[name].decode, raw, f"not a {name} input")
     return Decoded((event.message.key or b"").decode(), record)
+
+
+def _decode_report(event: Any, raw: bytes) -> Decoded:
+    facts = _parse(DealFacts.model_validate_json, raw, "not a journey's deal facts")
+    return Decoded((event.message.key or b"").decode(), facts)
 
 
 def _value_bytes(event: Any) -> bytes:
