@@ -260,17 +260,27 @@ def writer() -> None:
     Sets up the account first (custom properties, the ecommerce pipeline), idempotently.
     HUBSPOT_BASE_URL and HUBSPOT_TOKEN say which account (the local sandbox or a real one).
     """
-    import logging
-
-    from handlers.writer import run_writer
+    from config.logs import configure_logging
+    from handlers import writer_metrics
+    from handlers.writer import WriterStats, run_writer
+    from streams import metrics
 
     settings = _settings()
     if not settings.hubspot_token.get_secret_value():
         raise click.ClickException("HUBSPOT_TOKEN is not set (a private app's access token)")
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
-    )
-    stats = asyncio.run(run_writer(settings))
+    configure_logging(settings.log_level, settings.log_format)
+
+    async def serve() -> WriterStats:
+        stats = WriterStats()
+        writer_metrics.watch(stats)
+        runner = await metrics.serve(settings.metrics_host, settings.writer_metrics_port, "writer")
+        try:
+            return await run_writer(settings, stats=stats)
+        finally:
+            if runner is not None:
+                await runner.cleanup()
+
+    stats = asyncio.run(serve())
     click.echo(f"writer stopped: {stats}", err=True)
 
 

@@ -53,7 +53,7 @@ from schemas.commands import command_key, encode_command
 from schemas.envelope import Delivery, HubSpotContactDeletion, Tick, encode
 from schemas.problems import FieldProblem, FieldProblemRecord
 from schemas.reasons import reason_kind
-from streams import codec, faust_fixes
+from streams import codec, faust_fixes, metrics
 from streams.deletions import ContactIdMapping, contact_id_mapping
 from streams.entities import (
     DELETION_ROUTER,
@@ -327,11 +327,13 @@ class Pipeline:
 
         async def agent(stream: Any) -> AsyncIterator[None]:
             async for events in stream.take_events(BATCH_MAX, BATCH_WITHIN_S):
+                started = time.perf_counter()
                 try:
                     await self._handle_batch(stage, events)
                 except BaseException:
                     faust_fixes.withhold(events)  # not done: read again from the committed offset
                     raise
+                metrics.batch_done(stage.name, events, time.perf_counter() - started)
                 yield None
 
         self.app.agent(topic, name=stage.name, concurrency=1)(agent)
@@ -425,6 +427,8 @@ class Pipeline:
             event = decoded[unit.position][0]
             timer = isinstance(decoded[unit.position][1].record, Tick)
             reason = f"a {stage.kind.name} timer's output is too large" if timer else "too large to forward"
+            if timer:
+                metrics.timer_fired(stage.kind.name)
             parts.append(_Part(sends, writes, (event, reason, unit.key if timer else None)))
         if result.clock_moved and result.now is not None and stage.table is not None:
             clock_write = _Write(
@@ -467,6 +471,7 @@ class Pipeline:
             try:
                 pending = [await topic.send(key=key, value=value) for topic, key, value in sends]
                 await asyncio.gather(*pending)
+                metrics.sent(topic.get_topic_name() for topic, _, _ in sends)
                 return
             except (KafkaError, FaustError) as exc:
                 if is_size_error(exc):
@@ -508,6 +513,8 @@ class Pipeline:
         the batch's outputs, so they are durable before its offset can be committed."""
         msg = event.message
         key = (msg.key or b"").decode("utf-8", "replace")
+        for problem in problems:
+            metrics.field_problem(record.topic, problem.reason)
         return [
             (
                 self.field_problems,
@@ -575,6 +582,7 @@ class Pipeline:
         only moves past a record once its dead letter is durable."""
         msg = event.message
         log.warning("dead-lettering %s[%s]@%s: %s", msg.topic, msg.partition, msg.offset, reason_kind(reason))
+        metrics.dead_letter(reason_kind(reason))
         if len(reason) > MAX_LETTER_REASON_CHARS:  # within LETTER_RESERVE_BYTES, whatever the text
             reason = reason[: MAX_LETTER_REASON_CHARS - 1] + "…"
         value = _value_bytes(event)
