@@ -122,21 +122,30 @@ class DashboardData:
         self.refreshed_at = time.time()
         self._cache.clear()
 
+    async def _clients(self) -> tuple[AIOKafkaAdminClient, AIOKafkaConsumer]:
+        """The admin client (group offsets) and a consumer for metadata and end offsets."""
+        if self._admin is None or self._meta is None:
+            s = self.settings
+            self._admin = AIOKafkaAdminClient(bootstrap_servers=s.kafka_bootstrap_servers)
+            self._meta = AIOKafkaConsumer(bootstrap_servers=s.kafka_bootstrap_servers)
+            await self._admin.start()
+            await self._meta.start()
+            await self._meta._client.force_metadata_update()
+        return self._admin, self._meta
+
     async def _poll(self, tail: _Tail) -> list[tuple[bytes | None, bytes | None]]:
         if tail.consumer is None:
+            _, meta = await self._clients()
+            parts = meta.partitions_for_topic(tail.topic)
+            if not parts:  # not created yet (or not known yet): look again next time
+                await meta._client.force_metadata_update()
+                return []
             consumer = AIOKafkaConsumer(
                 bootstrap_servers=self.settings.kafka_bootstrap_servers, enable_auto_commit=False,
                 auto_offset_reset="earliest", max_partition_fetch_bytes=self.settings.kafka_message_bytes(),
                 fetch_max_bytes=self.settings.kafka_message_bytes(),
             )  # fmt: skip
             await consumer.start()
-            parts = consumer.partitions_for_topic(tail.topic)
-            if not parts:
-                await consumer._client.force_metadata_update()
-                parts = consumer.partitions_for_topic(tail.topic)
-            if not parts:  # not created yet: look again next time
-                await consumer.stop()
-                return []
             tps = [TopicPartition(tail.topic, p) for p in sorted(parts)]
             consumer.assign(tps)
             await consumer.seek_to_beginning(*tps)
@@ -172,12 +181,7 @@ class DashboardData:
             "writer": [topic_name(s, "hubspot.commands")],
         }  # fmt: skip
         group_ids = {"worker": s.app_id, "writer": s.writer_group()}
-        if self._admin is None or self._meta is None:
-            self._admin = AIOKafkaAdminClient(bootstrap_servers=s.kafka_bootstrap_servers)
-            self._meta = AIOKafkaConsumer(bootstrap_servers=s.kafka_bootstrap_servers)
-            await self._admin.start()
-            await self._meta.start()
-        admin, consumer = self._admin, self._meta
+        admin, consumer = await self._clients()
         await consumer._client.force_metadata_update()
         out: dict[str, dict[str, int]] = {}
         for group, topics in groups.items():

@@ -102,6 +102,8 @@ def refresh_gauges(pending: dict[str, int], consumer: Any) -> None:
     try:
         committed = getattr(consumer, "_committed_offset", {})
         for tp in consumer.assignment():
+            if tp.topic.endswith("-changelog"):  # faust reads the tables' changelogs, never commits them
+                continue
             high = consumer.highwater(tp)
             if high is None:
                 continue
