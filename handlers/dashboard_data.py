@@ -4,7 +4,8 @@
   newest deal facts, ``streams.report_stage``), tailed from the beginning and folded by
   ``streams.rules.reports.compute``. Any number of workers write it; this reads all partitions.
 - The S1 summary: contacts and products synced from the writer's id map (``hubspot.ids``: a live
-  id is a record HubSpot holds; a tombstone or ``gone:`` is not), deals by stage from the facts.
+  id is a record HubSpot holds; a tombstone or ``gone:`` is not; a contact whose id a HubSpot
+  deletion in ``hubspot.events`` names is not either, C4), deals by stage from the facts.
 - Pipeline health: dead letters and field problems by reason (their topics, counted as the loss
   report counts them, ``handlers.loss``); consumer lag per topic of the worker's and the
   writer's groups (committed offsets against end offsets); timers pending and HubSpot calls and
@@ -71,7 +72,8 @@ class DashboardData:
 
     settings: Settings
     facts: dict[str, DealFacts] = field(default_factory=dict)
-    ids: dict[str, bool] = field(default_factory=dict)  # natural key -> HubSpot holds it
+    ids: dict[str, str | None] = field(default_factory=dict)  # natural key -> live HubSpot id
+    deleted: set[str] = field(default_factory=set)  # HubSpot ids of contacts deleted in HubSpot
     loss: LossReport = field(default_factory=LossReport)
     lag: dict[str, dict[str, int]] = field(default_factory=dict)
     scraped: dict[str, dict[str, float] | None] = field(default_factory=dict)
@@ -86,6 +88,7 @@ class DashboardData:
         self._tails = {
             "reports": _Tail(changelog_topic(s, "reports")),
             "ids": _Tail(topic_name(s, "hubspot.ids")),
+            "events": _Tail(topic_name(s, "hubspot.events")),
             **{name: _Tail(topic_name(s, name)) for name in HEALTH_TOPICS},
         }
 
@@ -168,7 +171,12 @@ class DashboardData:
             else:
                 self.facts[facts.key] = facts
         elif name == "ids":
-            self.ids[text] = value is not None and value != b"" and not value.startswith(GONE_PREFIX.encode())
+            live = value is not None and value != b"" and not value.startswith(GONE_PREFIX.encode())
+            self.ids[text] = value.decode() if live and value is not None else None
+        elif name == "events":
+            event = _object(value)
+            if event.get("kind") == "contact.deletion" and event.get("object_id") is not None:
+                self.deleted.add(str(event["object_id"]))
         elif value is not None:
             add_records(self.loss, name, [value])
 
@@ -205,7 +213,10 @@ class DashboardData:
 
     def summary(self) -> dict[str, Any]:
         """S1: contacts, deals (by stage) and products (and variants, P5) HubSpot holds."""
-        held = Counter(key.split(":", 1)[0] for key, live in self.ids.items() if live)
+        held = Counter(
+            key.split(":", 1)[0] for key, hubspot_id in self.ids.items()
+            if hubspot_id is not None and not (key.startswith("contacts:") and hubspot_id in self.deleted)
+        )  # fmt: skip
         variants = sum(1 for key, live in self.ids.items() if live and key.startswith(VARIANT_KEY))
         stages = deals_by_stage(self.facts.values())
         return {
@@ -242,6 +253,14 @@ def _table_key(text: str) -> str:
         if isinstance(decoded, str):
             return decoded
     return text
+
+
+def _object(value: bytes | None) -> dict[str, Any]:
+    try:
+        decoded = orjson.loads(value or b"")
+    except orjson.JSONDecodeError:
+        return {}
+    return decoded if isinstance(decoded, dict) else {}
 
 
 def _facts(value: bytes | None) -> DealFacts | None:

@@ -72,7 +72,7 @@ def bars(series: list[tuple[str, float]], second: list[float] | None = None, hei
     """A bar chart (``second``: a bar stacked on each) as SVG; labels under the first and last."""
     if not series:
         return '<p class="muted">no data yet</p>'
-    width, top = 320, 8
+    width, top = 320, 18  # headroom for the "max" label
     totals = [v + (second[i] if second else 0) for i, (_, v) in enumerate(series)]
     peak = max(max(totals), 1e-9)
     step = width / len(series)
@@ -104,7 +104,7 @@ def line(series: list[tuple[str, float]], height: int = 120) -> str:
     """A line chart as SVG."""
     if not series:
         return '<p class="muted">no data yet</p>'
-    width, top = 320, 10
+    width, top = 320, 18
     peak = max(max(v for _, v in series), 1e-9)
     step = width / max(len(series) - 1, 1)
     points = " ".join(
@@ -124,9 +124,16 @@ def _days(report: dict[str, Any], key: str) -> list[tuple[str, float]]:
     return [(row["day"], _float(row[key])) for row in report["by_day"] if row["day"] != "unknown"]
 
 
+def _variant_of(key: str) -> str:
+    """A variant's id beside its (product's) title: variants of one product share the title."""
+    if not key.startswith("variant:"):
+        return ""
+    return f' <span class="muted">#{escape(key.removeprefix("variant:"))}</span>'
+
+
 def _top(rows: list[dict[str, Any]], endpoint: str, path: str) -> str:
     body = "".join(
-        f"<tr><td>{escape(str(r['title'] or r['key']))}</td>"
+        f"<tr><td>{escape(str(r['title'] or r['key']))}{_variant_of(r['key'])}</td>"
         f"<td class=n>{num(r['revenue'], endpoint, f'{path}/{i}/revenue')}</td>"
         f"<td class=n>{num(r['units'], endpoint, f'{path}/{i}/units')}</td></tr>"
         for i, r in enumerate(rows[:5])
@@ -229,7 +236,8 @@ def _health(health: dict[str, Any]) -> str:
 def render(reports: dict[str, Any], summary: dict[str, Any], health: dict[str, Any], refresh_s: float) -> str:
     currencies = (
         "".join(
-            f"<h2>Ecommerce reports: {escape(currency)}</h2><div class=grid>{_currency(currency, report)}</div>"
+            f"<h2>Ecommerce reports: {escape(currency)}</h2>"
+            f"<div class=grid>{_currency(currency, report)}</div>"
             for currency, report in reports.items()
         )
         or '<h2>Ecommerce reports</h2><p class="muted">No deals yet.</p>'

@@ -1,8 +1,8 @@
 """One simulated store through the whole pipeline, kept live while the dashboard is looked at.
 
-The fixture runs ``simulate`` on a generated store (no HubSpot-side deletion: the reports read the
-customer from the deal, which a deletion in HubSpot does not change, but S1's contact count
-would) and, while the bridge, worker, writer and sandbox still run, collects what the tests
+The fixture runs ``simulate`` on a generated store (with a contact deleted in HubSpot, C4: S1 must
+not count it; the reports read the customer from the deal, which keeps its Shopify customer id)
+and, while the bridge, worker, writer and sandbox still run, collects what the tests
 check: the dashboard's JSON, its page as headless Chromium renders it (DOM and screenshot), every
 service's ``/metrics``, the sandbox's request counts, and a replay of the run's topics.
 """
@@ -25,6 +25,7 @@ from prometheus_client import REGISTRY, generate_latest
 from devtools.samplestore import generate, scenario_lines
 from devtools.simulate import Live, parse, run
 from handlers.replay import rebuild
+from streams.topics import SHOPIFY_RESOURCE_TOPICS, topic_name
 
 pytestmark = pytest.mark.kafka
 
@@ -54,8 +55,10 @@ async def _settled(http: httpx.AsyncClient, url: str, deals: int, timeout_s: flo
     while time.time() - started < timeout_s:
         summary = (await http.get(url + "api/summary.json")).json()
         health = (await http.get(url + "api/health.json")).json()
-        if summary["deals"] == deals and health["refreshed_at"] > started and all(
-            health["metrics_reachable"].values()
+        if (
+            summary["deals"] == deals
+            and health["refreshed_at"] > started
+            and all(health["metrics_reachable"].values())
         ):
             return
         await asyncio.sleep(0.5)
@@ -92,7 +95,7 @@ async def _end_offsets(bootstrap: str, topics: list[str]) -> dict[str, int]:
 async def live_run(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> LiveRun:
     work = tmp_path_factory.mktemp("dashboard")
     store = generate(customers=15, seed=3)
-    lines = scenario_lines(store, seed=3)
+    lines = scenario_lines(store, seed=3, delete_in_hubspot=1)
     path = work / "scenario.jsonl"
     path.write_bytes(b"\n".join(orjson.dumps(line, default=str) for line in lines))
     collected = LiveRun(scenario=[orjson.loads(orjson.dumps(line, default=str)) for line in lines])
@@ -115,7 +118,7 @@ async def live_run(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactor
                 text = (await http.get(f"http://{s.metrics_host}:{port}/metrics")).text
                 setattr(collected, f"{name}_metrics", text)
             collected.sandbox_stats = (await http.get(f"{s.hubspot_base_url}/_sandbox/stats")).json()
-        shopify = [f"{s.topic_prefix}shopify.{t}" for t in ("customers", "orders", "checkouts", "carts", "products")]
+        shopify = [topic_name(s, name) for name in SHOPIFY_RESOURCE_TOPICS.values()]
         collected.end_offsets = await _end_offsets(s.kafka_bootstrap_servers, shopify)
         last = max(datetime.fromisoformat(line["at"].replace("Z", "+00:00")) for line in collected.scenario)
         collected.replayed_reports = (await rebuild(s, until=last)).reports
