@@ -15,7 +15,7 @@ from datetime import datetime
 from config.rules import RuleConfig
 from streams.processor import Forward, Kind, Outcome
 from streams.rules import journeys
-from streams.rules.reports import DealFacts, facts_of, gone
+from streams.rules.reports import DealFacts, facts_of, gone, signature
 
 TARGET = "reports"
 
@@ -32,12 +32,14 @@ def deal_facts(state: journeys.JourneyState) -> DealFacts:
 def report_forwards(before: journeys.JourneyState, after: journeys.JourneyState) -> list[Forward]:
     """The facts to forward after a journey's decision: only when its emitted deal changed in a
     way the reports can see (a journey never emitted is no deal: nothing to say)."""
-    if after.emitted is before.emitted or after.emitted == before.emitted:
+    old, new = before.emitted, after.emitted
+    if new is old or new == old:
         return []
-    facts = deal_facts(after)
-    if facts == deal_facts(before):
+    if old.exists == new.exists and (
+        not new.exists or signature(old.properties, old.lines) == signature(new.properties, new.lines)
+    ):
         return []
-    return [Forward(TARGET, after.key, facts)]
+    return [Forward(TARGET, after.key, deal_facts(after))]
 
 
 def _keep(state: DealFacts | None, facts: DealFacts, now: datetime, config: RuleConfig) -> Outcome:

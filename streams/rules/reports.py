@@ -120,6 +120,23 @@ def _int(text: str | None) -> int:
         return 0
 
 
+DEAL_READ = (
+    "dealstage", "shopify_currency", "shopify_created_at", "amount", "shopify_current_total_price",
+    "shopify_financial_status", "shopify_abandoned_at", "shopify_recovered_checkout", "shopify_customer_id",
+)  # fmt: skip
+LINE_READ = ("name", "quantity", "price", "hs_total_discount", "shopify_product_id", "shopify_variant_id")
+"""The properties :func:`facts_of` reads: a deal whose values of these did not change has the same
+facts (so the stream can tell without building them)."""
+
+
+def signature(props: Props, lines: Mapping[str, Props]) -> tuple[object, ...]:
+    """What of a deal the reports can see, cheaply comparable."""
+    return (
+        tuple(props.get(p) for p in DEAL_READ),
+        tuple(sorted((key, tuple(line.get(p) for p in LINE_READ)) for key, line in lines.items())),
+    )
+
+
 def line_facts(props: Props) -> LineFacts:
     """A line item's facts from its HubSpot properties (``Line.properties()`` as synced)."""
     quantity = _int(props.get("quantity"))
@@ -127,7 +144,7 @@ def line_facts(props: Props) -> LineFacts:
     discount = _money(props.get("hs_total_discount")) or Decimal(0)
     product_id, variant_id = props.get("shopify_product_id"), props.get("shopify_variant_id")
     title = props.get("name")
-    return LineFacts(
+    return LineFacts.model_construct(  # every value is made here with its field's type
         product=f"product:{product_id}" if product_id else f"title:{title or ''}",
         variant=f"variant:{variant_id}" if variant_id else None,
         title=title,
@@ -148,8 +165,10 @@ def net_of(props: Props) -> Decimal | None:
 
 
 def facts_of(key: str, stage: str | None, props: Props, lines: Iterable[Props]) -> DealFacts:
-    """A deal's facts from its properties (the rules' view or HubSpot's record: the same names)."""
-    return DealFacts(
+    """A deal's facts from its properties (the rules' view or HubSpot's record: the same names).
+    Built without validation (every value is made here with its field's type): the journeys call
+    this for every deal change the reports can see."""
+    return DealFacts.model_construct(
         key=key,
         currency=props.get("shopify_currency") or UNKNOWN,
         stage=stage,
