@@ -87,13 +87,20 @@ def build_dashboard(settings: Settings, data: DashboardData | None = None) -> we
 
 
 async def start_dashboard(settings: Settings, port: int | None = None) -> web.AppRunner | None:
-    """Serve the dashboard on its own address (None when it is turned off, port 0)."""
+    """Serve the dashboard on its own address (None when it is turned off, port 0, or its port is
+    taken: logged, never fatal to the bridge beside it)."""
     port = settings.dashboard_port if port is None else port
     if port <= 0:
         return None
     runner = web.AppRunner(build_dashboard(settings), access_log=None)
     await runner.setup()
-    await web.TCPSite(runner, settings.dashboard_host, port).start()
+    try:
+        await web.TCPSite(runner, settings.dashboard_host, port).start()
+    except OSError as exc:  # the bridge's webhooks matter more than its dashboard
+        log.warning("cannot serve the dashboard on %s:%d (%s); running without it",
+                    settings.dashboard_host, port, exc)  # fmt: skip
+        await runner.cleanup()
+        return None
     log.info("dashboard on http://%s:%d/", settings.dashboard_host, port)
     return runner
 

@@ -12,8 +12,10 @@ import httpx
 from aiohttp import web
 from prometheus_client import REGISTRY
 
+from config import Settings
 from config.logs import JsonFormatter, logging_config
 from handlers import bridge_metrics
+from handlers.dashboard import start_dashboard
 from handlers.dashboard_page import render
 from handlers.writer_metrics import endpoint, hubspot_answered
 from streams import metrics
@@ -97,3 +99,12 @@ def test_the_page_without_deals_still_shows_the_summary_and_health() -> None:
     assert "/metrics not reachable: worker" in page
     assert 'data-json="/api/summary.json" data-path="contacts">0</a>' in page
     assert "<script" not in page and "http://" not in page and "https://" not in page
+
+
+async def test_a_dashboard_port_in_use_leaves_the_bridge_running_without_it() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert await start_dashboard(Settings(dashboard_port=port)) is None
+    assert await start_dashboard(Settings(dashboard_port=0)) is None
