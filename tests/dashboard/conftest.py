@@ -91,7 +91,7 @@ async def _end_offsets(bootstrap: str, topics: list[str]) -> dict[str, int]:
         await consumer.stop()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")  # one run for every test module here
 async def live_run(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> LiveRun:
     work = tmp_path_factory.mktemp("dashboard")
     store = generate(customers=15, seed=3)
