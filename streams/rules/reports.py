@@ -22,9 +22,9 @@ The arithmetic, per shop currency (``shopify_currency``), by day (UTC) and in to
    value and rate = recovered / abandoned, by the day of abandonment (a cohort).
 6. **New versus returning customers**: a customer (by Shopify customer id) is new on their first
    counted order and returning on each later one; orders without a customer id are guests.
-7. **Top products and variants** by revenue (``price x quantity - discount`` of each line, as
-   HubSpot's line-item amount) and by units, over the counted orders (refunds are not known per
-   line: product revenue is before refunds).
+7. **Top products and variants** by revenue (``price x quantity - shopify_total_discount`` of each
+   line) and by units, over the counted orders (refunds are not known per line: product revenue is
+   before refunds).
 8. **Repeat-purchase rate** (customers with two or more counted orders / customers with one or
    more) and **customer lifetime value** (net revenue of identified customers / customers), as of
    the end of each day and in total.
@@ -124,7 +124,14 @@ DEAL_READ = (
     "dealstage", "shopify_currency", "shopify_created_at", "amount", "shopify_current_total_price",
     "shopify_financial_status", "shopify_abandoned_at", "shopify_recovered_checkout", "shopify_customer_id",
 )  # fmt: skip
-LINE_READ = ("name", "quantity", "price", "hs_total_discount", "shopify_product_id", "shopify_variant_id")
+LINE_READ = (
+    "name",
+    "quantity",
+    "price",
+    "shopify_total_discount",
+    "shopify_product_id",
+    "shopify_variant_id",
+)
 """The properties :func:`facts_of` reads: a deal whose values of these did not change has the same
 facts (so the stream can tell without building them)."""
 
@@ -141,7 +148,7 @@ def line_facts(props: Props) -> LineFacts:
     """A line item's facts from its HubSpot properties (``Line.properties()`` as synced)."""
     quantity = _int(props.get("quantity"))
     price = _money(props.get("price")) or Decimal(0)
-    discount = _money(props.get("hs_total_discount")) or Decimal(0)
+    discount = _money(props.get("shopify_total_discount")) or Decimal(0)
     product_id, variant_id = props.get("shopify_product_id"), props.get("shopify_variant_id")
     title = props.get("name")
     return LineFacts.model_construct(  # every value is made here with its field's type
