@@ -15,12 +15,21 @@ from pydantic import AliasChoices, Field, SecretStr
 from config.bridge import ENVELOPE_RESERVE_BYTES, BridgeSettings
 from config.importer import ImporterSettings
 from config.kafka import KafkaSettings
+from config.observability import ObservabilitySettings
 from config.rules import RuleSettings
 from config.worker import WorkerSettings
 from config.writer import WriterSettings
 
 
-class Settings(ImporterSettings, BridgeSettings, WriterSettings, RuleSettings, WorkerSettings, KafkaSettings):
+class Settings(
+    ObservabilitySettings,
+    ImporterSettings,
+    BridgeSettings,
+    WriterSettings,
+    RuleSettings,
+    WorkerSettings,
+    KafkaSettings,
+):
     """Configuration shared by the worker, writer, bridge and tools."""
 
     log_level: str = Field("info", description="Log level of every service.")

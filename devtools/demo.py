@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 import tempfile
 import time
 from collections import Counter
@@ -23,7 +24,7 @@ import orjson
 
 from devtools.localrun import kafka_bootstrap
 from devtools.samplestore import generate, scenario_lines
-from devtools.simulate import Result, parse, run
+from devtools.simulate import Live, Result, parse, run
 
 
 def summary(account: dict[str, Any], dead_letters: dict[str, int]) -> list[str]:
@@ -59,8 +60,11 @@ def summary(account: dict[str, Any], dead_letters: dict[str, int]) -> list[str]:
     return [f"{label:<{width}}  {value:>6}" for label, value in rows]
 
 
-def run_demo(customers: int, seed: int, timeout_s: float) -> Result:
-    """Generate the store, run it, print the summary; the caller reports loss (R7) and exits."""
+def run_demo(customers: int, seed: int, timeout_s: float, keep: bool = False) -> Result:
+    """Generate the store, run it, print the summary; the caller reports loss (R7) and exits.
+
+    ``keep``: once the summary and the loss report are printed, keep the pipeline and its
+    dashboard up, print the dashboard's address, and return when interrupted (Ctrl-C)."""
     # aiokafka warns about retried sends while brand-new topics elect leaders; harmless, and noise here.
     logging.getLogger("aiokafka").setLevel(logging.ERROR)
     work = Path(tempfile.mkdtemp(prefix="shopsync-demo-"))
@@ -72,15 +76,43 @@ def run_demo(customers: int, seed: int, timeout_s: float) -> Result:
                f"{len(lines)} lines (duplicates, out-of-order deliveries, clock ticks 12 simulated "
                f"hours apart, a deletion in HubSpot): {path}", err=True)  # fmt: skip
     started = time.monotonic()
+    out = work / "account.json"
+
+    def show(account: dict[str, Any], dead_letters: dict[str, int]) -> None:
+        out.write_bytes(orjson.dumps(account, option=orjson.OPT_INDENT_2))
+        click.echo(f"\nThe whole pipeline ran the scenario in {time.monotonic() - started:.0f} s. "
+                   f"The HubSpot account (the sandbox's dump) is in {out}.\n")  # fmt: skip
+        for row in summary(account, dead_letters):
+            click.echo(row)
+
+    kept: list[Live] = []
+
+    async def stay(live: Live) -> None:
+        kept.append(live)
+        show(live.account, _dead_letters(live))
+        for line in live.report.render():
+            click.echo(line, err=True)
+        click.echo(f"\nDashboard: {live.dashboard_url}  (Ctrl-C stops everything)")
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):  # then every service stops as after a run
+            loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+
     with kafka_bootstrap(Path(".local/demo-kafka")) as bootstrap:
         click.echo(
             f"Kafka at {bootstrap}; starting the bridge, worker, writer and HubSpot sandbox ...", err=True
         )
-        result = asyncio.run(run(parse(path), bootstrap, work, timeout_s))
-    out = work / "account.json"
-    out.write_bytes(orjson.dumps(result.account, option=orjson.OPT_INDENT_2))
-    click.echo(f"\nThe whole pipeline ran the scenario in {time.monotonic() - started:.0f} s. "
-               f"The HubSpot account (the sandbox's dump) is in {out}.\n")  # fmt: skip
-    for row in summary(result.account, result.dead_letters):
-        click.echo(row)
+        result = asyncio.run(run(parse(path), bootstrap, work, timeout_s, live=stay if keep else None))
+    if not kept:
+        show(result.account, result.dead_letters)
     return result
+
+
+def _dead_letters(live: Live) -> dict[str, int]:
+    return {
+        name: sum(n for (where, _), n in live.report.dead_letters.items() if where == name)
+        for name in ("shopify.deadletter", "hubspot.commands.dlq")
+    }

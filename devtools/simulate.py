@@ -45,6 +45,7 @@ from devtools.localrun import (
 from devtools.readback import read_back
 from handlers import hubspot_paths as paths
 from handlers.bridge import SIMULATED_RECEIVED_AT, build_app
+from handlers.dashboard import start_dashboard
 from handlers.hubspot_client import HubSpotClient
 from handlers.importer import TOPICS as IMPORT_TOPICS
 from handlers.importer import import_delivery
@@ -130,6 +131,20 @@ def shopify_headers(body: bytes, line: Line) -> dict[str, str]:
     return headers
 
 
+@dataclass(frozen=True)
+class Live:
+    """The pipeline of a finished scenario, still running: its settings, the account it produced,
+    its loss report and the dashboard's address (``run(..., live=...)``)."""
+
+    settings: Settings
+    account: dict[str, Any]
+    report: LossReport
+    dashboard_url: str
+
+
+LiveHook = Callable[[Live], Awaitable[None]]
+
+
 @dataclass
 class Result:
     account: dict[str, Any]
@@ -140,9 +155,11 @@ class Result:
 
 async def run(
     scenario: list[tuple[int, Line]], bootstrap: str, work: Path, timeout_s: float,
-    hubspot_url: str | None = None, hubspot_token: str | None = None,
+    hubspot_url: str | None = None, hubspot_token: str | None = None, live: LiveHook | None = None,
 ) -> Result:  # fmt: skip
-    """Run the scenario; against the bundled sandbox, or (``hubspot_url``) an account elsewhere."""
+    """Run the scenario; against the bundled sandbox, or (``hubspot_url``) an account elsewhere.
+    With ``live``, once the account is read the dashboard is started and ``live`` is awaited
+    while every service still runs (the demo keeps it up; tests look at the page)."""
     suffix = unique_suffix()
     bridge_port = free_port()
     settings = Settings(
@@ -151,12 +168,13 @@ async def run(
         commit_interval_s=0.1,
         shopify_webhook_secrets=SecretStr(SHOPIFY_SECRET), hubspot_app_secret=SecretStr(HUBSPOT_SECRET),
         hubspot_token=SecretStr(hubspot_token or SANDBOX_TOKEN), writer_batch_window_ms=100,
-        writer_link_wait_s=30,
+        writer_link_wait_s=30, worker_metrics_port=free_port(), writer_metrics_port=free_port(),
+        dashboard_port=0, dashboard_refresh_s=1.0,
     )  # fmt: skip
     await ensure_topics(settings, internal=True)
     if hubspot_url is not None:
         return await _pipeline(scenario, settings.model_copy(update={"hubspot_base_url": hubspot_url}),
-                               work, bridge_port, timeout_s, own_sandbox=False)  # fmt: skip
+                               work, bridge_port, timeout_s, own_sandbox=False, live=live)  # fmt: skip
     config = SandboxConfig(
         db_path=work / "sandbox.db", token=SecretStr(SANDBOX_TOKEN),
         webhook_url=f"http://127.0.0.1:{bridge_port}/webhooks/hubspot",
@@ -164,12 +182,12 @@ async def run(
     )  # fmt: skip
     async with running_sandbox(config) as sandbox:
         settings = settings.model_copy(update={"hubspot_base_url": sandbox.url})
-        return await _pipeline(scenario, settings, work, bridge_port, timeout_s, own_sandbox=True)
+        return await _pipeline(scenario, settings, work, bridge_port, timeout_s, own_sandbox=True, live=live)
 
 
 async def _pipeline(
     scenario: list[tuple[int, Line]], settings: Settings, work: Path, bridge_port: int, timeout_s: float,
-    own_sandbox: bool,
+    own_sandbox: bool, live: LiveHook | None = None,
 ) -> Result:  # fmt: skip
     runner = web.AppRunner(build_app(settings))
     await runner.setup()
@@ -207,6 +225,8 @@ async def _pipeline(
             name: sum(n for (where, _), n in report.dead_letters.items() if where == name)
             for name in ("shopify.deadletter", "hubspot.commands.dlq")
         }
+        if live is not None:
+            await _live(live, settings, account, report)
     finally:
         worker.stop()
         writer.stop()
@@ -283,6 +303,16 @@ async def _post_delivery(http: httpx.AsyncClient, bridge: str, number: int, line
     answer = await http.post(f"{bridge}/webhooks/shopify", content=body, headers=shopify_headers(body, line))
     if answer.status_code not in (200, 401):  # 401: a line that sends a bad signature on purpose
         raise ScenarioError(f"line {number}: the bridge answered {answer.status_code}: {answer.text}")
+
+
+async def _live(live: LiveHook, settings: Settings, account: dict[str, Any], report: LossReport) -> None:
+    port = free_port()
+    dashboard = await start_dashboard(settings, port)
+    try:
+        await live(Live(settings, account, report, f"http://{settings.dashboard_host}:{port}/"))
+    finally:
+        if dashboard is not None:
+            await dashboard.cleanup()
 
 
 async def _apply(

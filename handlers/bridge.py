@@ -45,10 +45,13 @@ from aiohttp import web
 from pydantic import ValidationError
 
 from config import Settings
+from config.logs import configure_logging
+from handlers import bridge_metrics, dashboard
 from handlers.appender import SIZE_ERRORS, KafkaAppender
 from handlers.signatures import hubspot_verified, shopify_verified
 from schemas.envelope import Delivery, HubSpotContactDeletion, encode
 from schemas.rawjson import load_body
+from streams.metrics import metrics_page
 from streams.topics import UnroutableError, ensure_topics, route
 
 log = logging.getLogger("shopsync.bridge")
@@ -288,13 +291,16 @@ def build_app(settings: Settings) -> web.Application:
     """The bridge as an aiohttp application (the caller runs it)."""
     appender = KafkaAppender(settings)
     bridge = Bridge(settings, appender)
-    app = web.Application(client_max_size=settings.bridge_body_limit() + 1)
+    app = web.Application(
+        client_max_size=settings.bridge_body_limit() + 1, middlewares=[bridge_metrics.middleware]
+    )
     app.add_routes(
         [
             web.post("/webhooks/shopify", bridge.shopify),
             web.post("/webhooks/hubspot", bridge.hubspot_webhook),
             web.get("/healthz", bridge.healthz),
             web.get("/readyz", bridge.readyz),
+            web.get("/metrics", metrics_page),
         ]
     )
 
@@ -309,10 +315,12 @@ def build_app(settings: Settings) -> web.Application:
 
 def run_bridge(settings: Settings) -> None:
     """Serve until SIGINT/SIGTERM; in-flight requests get ``shutdown_timeout`` to finish."""
-    logging.basicConfig(level=settings.log_level.upper(), format="%(message)s")
+    configure_logging(settings.log_level, settings.log_format)
     with contextlib.suppress(Exception):  # topics are created by `shopsync topics` too; Kafka may be down
         asyncio.run(ensure_topics(settings, timeout_s=5))
+    app = build_app(settings)
+    dashboard.attach(app, settings)  # the dashboard, on its own address (handlers.dashboard)
     web.run_app(
-        build_app(settings), host=settings.bridge_host, port=settings.bridge_port, shutdown_timeout=10,
+        app, host=settings.bridge_host, port=settings.bridge_port, shutdown_timeout=10,
         access_log=None, print=None,
     )  # fmt: skip

@@ -20,6 +20,8 @@ from typing import Any
 
 import httpx
 
+from handlers import writer_metrics
+
 log = logging.getLogger(__name__)
 
 RETRYABLE_STATUS = {500, 502, 503, 504}
@@ -171,14 +173,17 @@ class HubSpotClient:
         while attempt < self.retry.attempts:
             await self.pacer.acquire()
             self.stats.requests += 1
+            started = time.monotonic()
             try:
                 response = await self._http.request(method, path, json=json)
             except (httpx.TimeoutException, httpx.TransportError) as exc:
+                writer_metrics.hubspot_answered(method, path, type(exc).__name__, time.monotonic() - started)
                 last = type(exc).__name__
                 self.stats.retries += 1
                 await asyncio.sleep(self.retry.delay(attempt))
                 attempt += 1
                 continue
+            writer_metrics.hubspot_answered(method, path, response.status_code, time.monotonic() - started)
             self.pacer.learn(response.headers)
             body = _body(response)
             if response.status_code == 429:

@@ -43,6 +43,7 @@ from schemas.commands import AnyCommand, Archive, Associate, RecordRef, Upsert, 
 from schemas.envelope import Delivery, HubSpotContactDeletion, decode_log_record
 from streams.inprocess import InProcessPipeline
 from streams.rules.keys import UNIQUE_PROPERTY
+from streams.rules.reports import compute
 from streams.topic_reader import read_all
 from streams.topics import ROUTED_TOPICS, TopicName, ensure_topics, topic_name
 
@@ -62,6 +63,7 @@ class Rebuilt:
     skipped: list[str] = field(default_factory=list)
     deleted_in_hubspot: set[str] = field(default_factory=set)  # emails never to write again (C4)
     report: LossReport = field(default_factory=LossReport)  # R7: records the rebuild could not use
+    reports: dict[str, Any] = field(default_factory=dict)  # E1: the ecommerce reports, rebuilt
 
 
 async def rebuild(settings: Settings, until: datetime | None = None, progress: bool = False) -> Rebuilt:
@@ -120,7 +122,10 @@ async def rebuild(settings: Settings, until: datetime | None = None, progress: b
     folded.take(pipeline.commands)
     deleted = {e for e, state in pipeline.contact_states.items() if state.deleted_in_hubspot_at is not None}
     report = unreadable.merge(from_pipeline(pipeline, "replay"))
-    return Rebuilt(folded.count, folded.digest.hexdigest(), folded.account, used, skipped, deleted, report)
+    reports = compute(pipeline.report_facts.values())
+    return Rebuilt(
+        folded.count, folded.digest.hexdigest(), folded.account, used, skipped, deleted, report, reports
+    )
 
 
 FOLD_EVERY = 10_000

@@ -31,6 +31,7 @@ from pydantic import ValidationError
 
 from config import Settings
 from config.kafka import KAFKA_FRAMING_BYTES
+from handlers import writer_metrics
 from handlers.account_setup import AccountSchema, AccountSetupError, set_up_account
 from handlers.hubspot_api import HubSpotApi
 from handlers.hubspot_client import (
@@ -283,6 +284,7 @@ async def _consume(
             if books.epoch != epoch:  # fetched before a rebalance: dropped, read again from the commit
                 books.reseek |= set(first)
                 continue
+            started = time.monotonic()
             try:
                 await writer.apply(items, raw_letters)
             except (HubSpotUnavailableError, KafkaDeliveryError) as exc:
@@ -293,6 +295,7 @@ async def _consume(
             else:
                 books.consumed.update(done)
                 await _commit(consumer, books, writer.held_positions())
+                writer_metrics.round_done(len(items), time.monotonic() - started, consumer, books.consumed)
         if isinstance(failure, DailyLimitError):
             await pauses.daily(failure, consumer, writer.schema)
         elif failure is not None:

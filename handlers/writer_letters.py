@@ -16,6 +16,7 @@ from typing import Any, Protocol
 import orjson
 from aiokafka.errors import KafkaError
 
+from handlers import writer_metrics
 from handlers.id_map import RecordSender, delivery_failure
 from handlers.writer_plan import Position
 from schemas.commands import AnyCommand, encode_command
@@ -60,7 +61,10 @@ class KafkaDeadLetters:
                 failures.append(exc)
         if sent:  # asyncio.wait, not wait_for: the producer's futures must not be cancelled
             await asyncio.wait(sent, timeout=timeout_s)
-        return failures + [e for f in sent if (e := delivery_failure(f, timeout_s)) is not None]
+        failures += [e for f in sent if (e := delivery_failure(f, timeout_s)) is not None]
+        if not failures:  # else the round is undone and its letters sent again
+            writer_metrics.dead_letters_sent(letter.value for letter in letters)
+        return failures
 
 
 def command_letter(

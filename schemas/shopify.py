@@ -175,6 +175,7 @@ class Order(ShopifyModel):
     total_discounts: MaybeMoney = None
     total_line_items_price: MaybeMoney = None
     total_price: MaybeMoney = None
+    current_total_price: MaybeMoney = None  # after refunds, returns and edits (E1's net revenue)
     total_tax: MaybeMoney = None
     total_weight: MaybeCount = None
     test: bool | None = None

@@ -27,10 +27,10 @@ ALLOW_LOSS = click.option(
 """The one switch, on every command that runs a pipeline, that relaxes R7's non-zero exit."""
 
 
-def _report_and_exit(report: LossReport, allow_loss: bool) -> None:
-    """Print the loss report (stderr: stdout stays each command's own output) and exit with
-    ``EXIT_LOSS`` when a record was lost, unless ``--allow-loss`` (R7)."""
-    for line in report.render():
+def _report_and_exit(report: LossReport, allow_loss: bool, printed: bool = False) -> None:
+    """Print the loss report (stderr: stdout stays each command's own output; ``printed``: it was
+    already) and exit with ``EXIT_LOSS`` when a record was lost, unless ``--allow-loss`` (R7)."""
+    for line in [] if printed else report.render():
         click.echo(line, err=True)
     code = report.exit_code(allow_loss)
     if code:
@@ -260,17 +260,27 @@ def writer() -> None:
     Sets up the account first (custom properties, the ecommerce pipeline), idempotently.
     HUBSPOT_BASE_URL and HUBSPOT_TOKEN say which account (the local sandbox or a real one).
     """
-    import logging
-
-    from handlers.writer import run_writer
+    from config.logs import configure_logging
+    from handlers import writer_metrics
+    from handlers.writer import WriterStats, run_writer
+    from streams import metrics
 
     settings = _settings()
     if not settings.hubspot_token.get_secret_value():
         raise click.ClickException("HUBSPOT_TOKEN is not set (a private app's access token)")
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
-    )
-    stats = asyncio.run(run_writer(settings))
+    configure_logging(settings.log_level, settings.log_format)
+
+    async def serve() -> WriterStats:
+        stats = WriterStats()
+        writer_metrics.watch(stats)
+        runner = await metrics.serve(settings.metrics_host, settings.writer_metrics_port, "writer")
+        try:
+            return await run_writer(settings, stats=stats)
+        finally:
+            if runner is not None:
+                await runner.cleanup()
+
+    stats = asyncio.run(serve())
     click.echo(f"writer stopped: {stats}", err=True)
 
 
@@ -346,21 +356,25 @@ def simulate(scenario: Path, out: Path, timeout: float, hubspot_url: str | None,
 @click.option("--customers", default=200, show_default=True, help="Customers in the sample store.")
 @click.option("--seed", default=7, show_default=True, help="Seed of the sample-store generator.")
 @click.option("--timeout", default=180.0, show_default=True, help="Seconds to wait for each settle.")
+@click.option("--exit", "exit_when_done", is_flag=True,
+              help="Exit when done, even in a terminal (without one it always does).")  # fmt: skip
 @ALLOW_LOSS
-def demo(customers: int, seed: int, timeout: float, allow_loss: bool) -> None:
+def demo(customers: int, seed: int, timeout: float, exit_when_done: bool, allow_loss: bool) -> None:
     """Run the whole pipeline on a generated sample store and print the summary (SPEC S1).
 
     Uses KAFKA_BOOTSTRAP_SERVERS if set, else starts (and afterwards stops) a local broker.
     Reports dead letters, field problems and parked deliveries; exits 3 when a record was lost,
-    unless --allow-loss.
+    unless --allow-loss. In a terminal it then prints the dashboard's address and keeps the
+    pipeline up until Ctrl-C (--exit: it exits at once).
     """
     from devtools.demo import run_demo
 
+    keep = sys.stdin.isatty() and sys.stdout.isatty() and not exit_when_done
     try:
-        result = run_demo(customers=customers, seed=seed, timeout_s=timeout)
+        result = run_demo(customers=customers, seed=seed, timeout_s=timeout, keep=keep)
     except (RuntimeError, TimeoutError) as exc:
         raise click.ClickException(str(exc)) from exc
-    _report_and_exit(result.report, allow_loss)
+    _report_and_exit(result.report, allow_loss, printed=keep)
 
 
 @main.command()

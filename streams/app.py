@@ -53,7 +53,7 @@ from schemas.commands import command_key, encode_command
 from schemas.envelope import Delivery, HubSpotContactDeletion, Tick, encode
 from schemas.problems import FieldProblem, FieldProblemRecord
 from schemas.reasons import reason_kind
-from streams import codec, faust_fixes
+from streams import codec, faust_fixes, metrics
 from streams.deletions import ContactIdMapping, contact_id_mapping
 from streams.entities import (
     DELETION_ROUTER,
@@ -74,6 +74,8 @@ from streams.entities import (
 )
 from streams.partition_time import AS_OF, PartitionTime, clock_key, clock_row
 from streams.processor import Kind, PoisonError, StepResult, UnreadableStateError, step
+from streams.report_stage import REPORTS
+from streams.rules.reports import DealFacts
 from streams.topics import (
     CONSUMED_TOPICS,
     INTERNAL_TOPICS,
@@ -247,7 +249,8 @@ class Pipeline:
         self.order_journeys = table("order-journeys")
         self.hubspot_objects = table("hubspot-objects")
         self.tables: dict[str, Any] = {kind.name: table(kind.name) for kind in TIMED}
-        assert {"order-journeys", "hubspot-objects", "products", *self.tables} == set(TABLES)
+        self.report_facts = table("reports")  # E1 (streams.report_stage)
+        assert {"order-journeys", "hubspot-objects", "products", "reports", *self.tables} == set(TABLES)
         self.product_states = table("products")
         # Stream time and timer indexes per partition, derived from the tables after each
         # assignment and dropped on every rebalance (streams.partition_time).
@@ -294,6 +297,10 @@ class Pipeline:
                 ROWS[kind.name], self.time[kind.name], stamp_partition=True,
             )  # fmt: skip
             self._agent(self.internal[kind.name], stage)
+        self._agent(  # E1: each journey's deal facts, for the reports
+            self.internal["reports"],
+            Stage("reports", REPORTS, _decode_report, self.report_facts, ROWS["reports"]),
+        )
         self.app.timer(STALL_CHECK_S, name="stall-healer")(self._heal_stalls)
         if settings.tick_interval_s > 0:
             self.app.timer(settings.tick_interval_s, on_leader=True, name="ticker")(self._live_tick)
@@ -320,11 +327,13 @@ class Pipeline:
 
         async def agent(stream: Any) -> AsyncIterator[None]:
             async for events in stream.take_events(BATCH_MAX, BATCH_WITHIN_S):
+                started = time.perf_counter()
                 try:
                     await self._handle_batch(stage, events)
                 except BaseException:
                     faust_fixes.withhold(events)  # not done: read again from the committed offset
                     raise
+                metrics.batch_done(stage.name, events, time.perf_counter() - started)
                 yield None
 
         self.app.agent(topic, name=stage.name, concurrency=1)(agent)
@@ -418,6 +427,8 @@ class Pipeline:
             event = decoded[unit.position][0]
             timer = isinstance(decoded[unit.position][1].record, Tick)
             reason = f"a {stage.kind.name} timer's output is too large" if timer else "too large to forward"
+            if timer:
+                metrics.timer_fired(stage.kind.name)
             parts.append(_Part(sends, writes, (event, reason, unit.key if timer else None)))
         if result.clock_moved and result.now is not None and stage.table is not None:
             clock_write = _Write(
@@ -460,6 +471,7 @@ class Pipeline:
             try:
                 pending = [await topic.send(key=key, value=value) for topic, key, value in sends]
                 await asyncio.gather(*pending)
+                metrics.sent(topic.get_topic_name() for topic, _, _ in sends)
                 return
             except (KafkaError, FaustError) as exc:
                 if is_size_error(exc):
@@ -501,6 +513,8 @@ class Pipeline:
         the batch's outputs, so they are durable before its offset can be committed."""
         msg = event.message
         key = (msg.key or b"").decode("utf-8", "replace")
+        for problem in problems:
+            metrics.field_problem(record.topic, problem.reason)
         return [
             (
                 self.field_problems,
@@ -568,6 +582,7 @@ class Pipeline:
         only moves past a record once its dead letter is durable."""
         msg = event.message
         log.warning("dead-lettering %s[%s]@%s: %s", msg.topic, msg.partition, msg.offset, reason_kind(reason))
+        metrics.dead_letter(reason_kind(reason))
         if len(reason) > MAX_LETTER_REASON_CHARS:  # within LETTER_RESERVE_BYTES, whatever the text
             reason = reason[: MAX_LETTER_REASON_CHARS - 1] + "…"
         value = _value_bytes(event)
@@ -607,6 +622,11 @@ def _decode_join_input(event: Any, raw: bytes) -> Decoded:
 def _decode_entity_input(name: str, event: Any, raw: bytes) -> Decoded:
     record = _parse(INPUTS[name].decode, raw, f"not a {name} input")
     return Decoded((event.message.key or b"").decode(), record)
+
+
+def _decode_report(event: Any, raw: bytes) -> Decoded:
+    facts = _parse(DealFacts.model_validate_json, raw, "not a journey's deal facts")
+    return Decoded((event.message.key or b"").decode(), facts)
 
 
 def _value_bytes(event: Any) -> bytes:

@@ -23,10 +23,12 @@ from schemas.envelope import Delivery, HubSpotContactDeletion, Tick, encode
 from schemas.shopify import ShopifyModel
 from streams.deletions import ContactIdMapping, HubSpotObjectState, on_deletion, on_mapping
 from streams.processor import Forward, Kind, Outcome, PoisonError
+from streams.report_stage import REPORTS, report_forwards
 from streams.routing import OrderMemory, UnroutableError, route
 from streams.rules import contacts, journeys, products
 from streams.rules.journeys import FirstPurchase
 from streams.rules.keys import normalize_email
+from streams.rules.reports import DealFacts
 
 ContactInput = Delivery | Tick | HubSpotContactDeletion
 JourneyInput = Delivery | Tick | FirstPurchase
@@ -216,12 +218,12 @@ def _decide_journey(
         outcome = journeys.decide_first_purchase(state, record, now, config)
     else:
         outcome = journeys.decide(state, record, now, config)
-    return Outcome(outcome.state, outcome.commands)
+    return Outcome(outcome.state, outcome.commands, report_forwards(state, outcome.state))
 
 
 def _journey_tick(state: journeys.JourneyState, now: datetime, config: RuleConfig) -> Outcome:
     outcome = journeys.on_tick(state, now, config)
-    return Outcome(outcome.state, outcome.commands)
+    return Outcome(outcome.state, outcome.commands, report_forwards(state, outcome.state))
 
 
 CONTACTS = Kind(
@@ -242,7 +244,7 @@ JOURNEYS = Kind(
 )
 TIMED: tuple[Kind, ...] = (CONTACTS, JOURNEYS)
 KINDS: dict[str, Kind] = {
-    k.name: k for k in (ROUTER, DELETION_ROUTER, ID_ROUTER, HUBSPOT_OBJECTS, PRODUCTS, *TIMED)
+    k.name: k for k in (ROUTER, DELETION_ROUTER, ID_ROUTER, HUBSPOT_OBJECTS, PRODUCTS, *TIMED, REPORTS)
 }
 ROWS: dict[str, Rows] = {
     "route": ROUTER_ROWS,
@@ -250,6 +252,7 @@ ROWS: dict[str, Rows] = {
     "products": model_rows(products.ProductState),
     "contacts": model_rows(contacts.ContactState),
     "journeys": model_rows(journeys.JourneyState),
+    "reports": model_rows(DealFacts),  # E1: each journey's deal facts (streams.report_stage)
 }
 
 
@@ -266,6 +269,8 @@ def decode_forward(target: str, raw: bytes) -> Any:
     an order's delete that came before the order)."""
     if target in INPUTS:
         return INPUTS[target].decode(raw)
+    if target == REPORTS.name:
+        return DealFacts.model_validate_json(raw)
     if orjson_kind(raw) == "contact-id":
         return ContactIdMapping.model_validate_json(raw)
     return HubSpotContactDeletion.model_validate_json(raw)

@@ -35,8 +35,10 @@ from streams.entities import (
 )
 from streams.partition_time import PartitionTime
 from streams.processor import Kind, MemoryStore, step
+from streams.report_stage import REPORTS
 from streams.rules import contacts, journeys, products
 from streams.rules.keys import normalize_email
+from streams.rules.reports import DealFacts
 
 PARTITION = 0
 
@@ -64,6 +66,11 @@ class InProcessPipeline:
     @property
     def journey_states(self) -> dict[str, journeys.JourneyState]:
         return self.stores[JOURNEYS.name].states
+
+    @property
+    def report_facts(self) -> dict[str, DealFacts]:
+        """E1: each journey's deal facts (``streams.rules.reports.compute`` folds them)."""
+        return self.stores[REPORTS.name].states
 
     @property
     def product_states(self) -> dict[str, products.ProductState]:

@@ -209,6 +209,7 @@ DEAL_FIELDS: tuple[FieldMap, ...] = (
     FieldMap("Total line items price", "shopify_total_line_items_price",
              "total_line_items_price", "number"),
     FieldMap("Total price", "amount", "total_price", "number"),
+    FieldMap("Current total price", "shopify_current_total_price", "current_total_price", "number"),
     FieldMap("Total tax", "shopify_total_tax", "total_tax", "number"),
     FieldMap("Total weight", "shopify_total_weight", "total_weight", "number"),
 )  # fmt: skip

@@ -72,6 +72,10 @@ class PartitionTime:
         self._clocks.clear()
         self._indexes.clear()
 
+    def pending(self) -> int:
+        """Timers pending in the partitions known here (the worker's metrics)."""
+        return sum(len(index) for index in self._indexes.values())
+
     def rebuild(self, partition: int, items: Iterable[tuple[Any, Any]]) -> int:
         """Derive ``partition``'s clock and index from the table's items; return pending timers.
 

@@ -121,12 +121,13 @@ SHOPIFY_RESOURCE_TOPICS: dict[str, TopicName] = {
 """Which topic a Shopify resource's deliveries (``<resource>/<action>``) are appended to."""
 
 
-InternalName = Literal["contacts", "journeys", "hubspot-objects"]
+InternalName = Literal["contacts", "journeys", "hubspot-objects", "reports"]
 INTERNAL_TOPICS: dict[InternalName, str] = {
     "contacts": "deliveries re-keyed by contact email, HubSpot deletions, and ticks",
     "journeys": "deliveries re-keyed by purchase journey, first-purchase facts, and ticks",
     "hubspot-objects": "HubSpot contact deletions and the writer's contact ids, re-keyed by HubSpot "
     "object id so each deletion meets its contact's email (C4, R5)",
+    "reports": "each journey's deal facts for the ecommerce reports (E1), keyed by journey",
 }
 TABLES: dict[str, str] = {
     "order-journeys": "what the orders router remembers of each order id (its journey and email)",
@@ -134,6 +135,7 @@ TABLES: dict[str, str] = {
     "contacts": "contact states, and each partition's clock row",
     "journeys": "purchase journey states, and each partition's clock row",
     "products": "product states",
+    "reports": "each journey's newest deal facts (E1; the dashboard folds its changelog)",
 }
 """The worker's tables; each is changelogged to ``<app id>-<table>-changelog`` (compacted)."""
 

@@ -41,6 +41,7 @@ NOT_IN_ANY_FIXTURE: dict[tuple[str, str], str] = {
     ("checkouts", "fulfillment_status"): "only orders have a fulfillment status",
     ("checkouts", "order_number"): "only orders are numbered",
     ("checkouts", "processing_method"): "only orders have a processing method",
+    ("checkouts", "current_total_price"): "only orders are refunded (E1's net revenue)",
     ("checkouts", "landing_site"): "the fixtures' checkouts have null landing sites",
     ("checkouts", "referring_site"): "the fixtures' checkouts have null referring sites",
     ("checkouts", "note"): "the fixtures' checkouts have null notes",

@@ -15,8 +15,8 @@ must hold, as a subset:
   dump's archived counts; ``summary``: rows of the product's summary (S1) and their values.
 - ``env``: settings the pipeline runs with (W4's configurable delays).
 
-E1 (the "Ecommerce" dashboard template with its eight reports) lives in HubSpot's reporting UI; it
-cannot be observed through the CRM API the product writes to, nor in the sandbox, so it is skipped.
+E1 (the "Ecommerce" dashboard's eight reports) is tested in ``tests/dashboard``: the product computes
+the reports from its streams, and they equal the same reports computed from the resulting account.
 """
 
 from __future__ import annotations
@@ -160,13 +160,6 @@ async def test_scenario_gives_the_expected_account(
     found = problems(result.account, expected)
     assert not found, "\n".join(found)
     assert not any(result.dead_letters.values()), result.dead_letters
-
-
-@pytest.mark.skip(
-    reason="E1: the Ecommerce dashboard is HubSpot reporting UI, not observable via the CRM API"
-)
-def test_e1_ecommerce_dashboard() -> None:
-    """E1: not observable through the CRM API the product writes to (nor in the sandbox)."""
 
 
 def test_every_scenario_has_its_expectation_and_parses() -> None:

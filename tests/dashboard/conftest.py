@@ -1,0 +1,128 @@
+"""One simulated store through the whole pipeline, kept live while the dashboard is looked at.
+
+The fixture runs ``simulate`` on a generated store (with a contact deleted in HubSpot, C4: S1 must
+not count it; the reports read the customer from the deal, which keeps its Shopify customer id)
+and, while the bridge, worker, writer and sandbox still run, collects what the tests
+check: the dashboard's JSON, its page as headless Chromium renders it (DOM and screenshot), every
+service's ``/metrics``, the sandbox's request counts, and a replay of the run's topics.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+from prometheus_client import REGISTRY, generate_latest
+
+from devtools.samplestore import generate, scenario_lines
+from devtools.simulate import Live, parse, run
+from handlers.replay import rebuild
+from streams.topics import SHOPIFY_RESOURCE_TOPICS, topic_name
+
+pytestmark = pytest.mark.kafka
+
+ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts"
+CHROMIUM = next((p for p in (shutil.which("chromium"), shutil.which("chromium-browser")) if p), None)
+
+
+@dataclass
+class LiveRun:
+    account: dict[str, Any] = field(default_factory=dict)
+    scenario: list[dict[str, Any]] = field(default_factory=list)
+    json: dict[str, Any] = field(default_factory=dict)  # endpoint -> body
+    dom: str = ""
+    screenshot: Path | None = None
+    bridge_metrics_before: str = ""
+    bridge_metrics: str = ""
+    worker_metrics: str = ""
+    writer_metrics: str = ""
+    sandbox_stats: dict[str, Any] = field(default_factory=dict)
+    end_offsets: dict[str, int] = field(default_factory=dict)
+    replayed_reports: dict[str, Any] = field(default_factory=dict)
+
+
+async def _settled(http: httpx.AsyncClient, url: str, deals: int, timeout_s: float = 60) -> None:
+    """Wait until the dashboard has read every deal and refreshed after the pipeline went idle."""
+    started = time.time()
+    while time.time() - started < timeout_s:
+        summary = (await http.get(url + "api/summary.json")).json()
+        health = (await http.get(url + "api/health.json")).json()
+        if (
+            summary["deals"] == deals
+            and health["refreshed_at"] > started
+            and all(health["metrics_reachable"].values())
+        ):
+            return
+        await asyncio.sleep(0.5)
+    raise TimeoutError("the dashboard never caught up with the pipeline")
+
+
+async def _chromium(*args: str) -> str:
+    assert CHROMIUM is not None, "chromium is not installed (.ci/run installs Debian's package)"
+    proc = await asyncio.create_subprocess_exec(
+        CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+        "--window-size=1400,1900", *args,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
+    )  # fmt: skip
+    out, _ = await asyncio.wait_for(proc.communicate(), 90)
+    assert proc.returncode == 0, f"chromium exited {proc.returncode}"
+    return out.decode()
+
+
+async def _end_offsets(bootstrap: str, topics: list[str]) -> dict[str, int]:
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
+    await consumer.start()
+    try:
+        await consumer._client.force_metadata_update()  # every topic's partitions
+        tps = {t: [TopicPartition(t, p) for p in consumer.partitions_for_topic(t) or ()] for t in topics}
+        consumer.assign([tp for parts in tps.values() for tp in parts])
+        return {topic: sum((await consumer.end_offsets(parts)).values()) for topic, parts in tps.items()}
+    finally:
+        await consumer.stop()
+
+
+@pytest.fixture(scope="package")  # one run for every test module here
+async def live_run(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> LiveRun:
+    work = tmp_path_factory.mktemp("dashboard")
+    store = generate(customers=15, seed=3)
+    lines = scenario_lines(store, seed=3, delete_in_hubspot=1)
+    path = work / "scenario.jsonl"
+    path.write_bytes(b"\n".join(orjson.dumps(line, default=str) for line in lines))
+    collected = LiveRun(scenario=[orjson.loads(orjson.dumps(line, default=str)) for line in lines])
+    collected.bridge_metrics_before = generate_latest(REGISTRY).decode()
+
+    async def look(live: Live) -> None:
+        s, url = live.settings, live.dashboard_url
+        collected.account = live.account
+        async with httpx.AsyncClient(timeout=10) as http:
+            await _settled(http, url, len(live.account["deals"]))
+            for endpoint in ("/api/reports.json", "/api/summary.json", "/api/health.json"):
+                collected.json[endpoint] = (await http.get(url + endpoint.lstrip("/"))).json()
+            collected.dom = await _chromium("--dump-dom", url)
+            ARTIFACTS.mkdir(exist_ok=True)
+            shot = ARTIFACTS / "dashboard.png"
+            await _chromium(f"--screenshot={shot}", url)
+            collected.screenshot = shot
+            collected.bridge_metrics = generate_latest(REGISTRY).decode()
+            for name, port in (("worker", s.worker_metrics_port), ("writer", s.writer_metrics_port)):
+                text = (await http.get(f"http://{s.metrics_host}:{port}/metrics")).text
+                setattr(collected, f"{name}_metrics", text)
+            collected.sandbox_stats = (await http.get(f"{s.hubspot_base_url}/_sandbox/stats")).json()
+        shopify = [topic_name(s, name) for name in SHOPIFY_RESOURCE_TOPICS.values()]
+        collected.end_offsets = await _end_offsets(s.kafka_bootstrap_servers, shopify)
+        last = max(datetime.fromisoformat(line["at"].replace("Z", "+00:00")) for line in collected.scenario)
+        collected.replayed_reports = (await rebuild(s, until=last)).reports
+
+    result = await run(parse(path), kafka_bootstrap, work, 180, live=look)
+    assert not any(result.dead_letters.values()), result.dead_letters
+    return collected
