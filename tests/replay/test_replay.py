@@ -12,6 +12,7 @@ from aiokafka import AIOKafkaProducer
 from config import Settings
 from devtools.localrun import append_events, wait_until_written
 from devtools.samplestore import generate
+from handlers import hubspot_paths as paths
 from handlers import replay
 from handlers.hubspot_client import HubSpotClient
 from handlers.replay import desired_commands, diff, read_account, rebuild, send
@@ -93,7 +94,7 @@ async def test_dry_run_shows_how_hubspot_differs(writer_settings: Settings, sand
         async with httpx.AsyncClient(
             base_url=sandbox.url, headers={"Authorization": f"Bearer {TOKEN}"}
         ) as http:
-            changed = await http.patch(f"/crm/v3/objects/contacts/{contact['id']}",
+            changed = await http.patch(paths.record("contacts", str(contact["id"])),
                                        json={"properties": {"firstname": "Someone Else"}})  # fmt: skip
             assert changed.status_code == 200
         after = diff(rebuilt.account, await read_account(client, rebuilt.account))
