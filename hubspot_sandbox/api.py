@@ -233,6 +233,7 @@ def _deals_only(request: web.Request) -> None:
 async def create_pipeline(request: web.Request) -> web.Response:
     _deals_only(request)
     state, body, started = _state(request), await read_body(request), now_ms()
+    pipelines.check_tier_allows_creation(state.config.tier)
     return json_response(state.store.run(lambda conn: pipelines.create(conn, body, started)), 201)
 
 

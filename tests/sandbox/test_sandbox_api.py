@@ -6,8 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import AsyncExitStack
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -17,10 +16,9 @@ from aiohttp import web
 from pydantic import ValidationError
 
 from hubspot_sandbox import Sandbox, SandboxConfig, running_sandbox, sign, verify
+from tests.sandbox.conftest import StartSandbox
+from tests.sandbox.support import SECRET, TOKEN, http_client, post
 
-TOKEN = "pat-na1-test-token"
-SECRET = "app-client-secret"
-StartSandbox = Callable[..., Awaitable[Sandbox]]
 RATE_HEADERS = (
     "X-HubSpot-RateLimit-Max",
     "X-HubSpot-RateLimit-Remaining",
@@ -28,39 +26,6 @@ RATE_HEADERS = (
     "X-HubSpot-RateLimit-Daily",
     "X-HubSpot-RateLimit-Daily-Remaining",
 )
-
-
-@pytest.fixture
-async def start_sandbox(tmp_path: Path) -> AsyncIterator[StartSandbox]:
-    """Start sandboxes on free ports over one temporary SQLite file; all stop at the end."""
-    async with AsyncExitStack() as stack:
-
-        async def start(**overrides: Any) -> Sandbox:
-            settings: dict[str, Any] = {"db_path": tmp_path / "hubspot.db", "token": TOKEN, **overrides}
-            return await stack.enter_async_context(running_sandbox(SandboxConfig(**settings)))
-
-        yield start
-
-
-@pytest.fixture
-async def sandbox(start_sandbox: StartSandbox) -> Sandbox:
-    return await start_sandbox()
-
-
-def http_client(sandbox: Sandbox) -> httpx.AsyncClient:
-    return httpx.AsyncClient(base_url=sandbox.url, headers={"Authorization": f"Bearer {TOKEN}"})
-
-
-@pytest.fixture
-async def client(sandbox: Sandbox) -> AsyncIterator[httpx.AsyncClient]:
-    async with http_client(sandbox) as http:
-        yield http
-
-
-async def post(client: httpx.AsyncClient, path: str, body: Any, status: int) -> Any:
-    response = await client.post(path, json=body)
-    assert response.status_code == status, response.text
-    return response.json() if response.content else None
 
 
 async def upsert(
