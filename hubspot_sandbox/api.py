@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 
 from aiohttp import web
 
-from hubspot_sandbox import associations, pipelines, properties, reads, writes
+from hubspot_sandbox import associations, pipelines, properties, property_groups, reads, writes
 from hubspot_sandbox.catalog import ObjectType, resolve_type
 from hubspot_sandbox.errors import JSON, HubSpotError, not_found, validation
 from hubspot_sandbox.inputs import object_id
@@ -213,6 +213,20 @@ async def list_properties(request: web.Request) -> web.Response:
     state, otype = _state(request), _type(request)
     defs = state.store.run(lambda conn: properties.load(conn, otype.name))
     return json_response({"results": [d.to_json() for d in defs.values()]})
+
+
+@routes.post("/crm/v3/properties/{object_type}/groups")
+async def create_property_group(request: web.Request) -> web.Response:
+    state, otype, body = _state(request), _type(request), await read_body(request)
+    return json_response(state.store.run(lambda conn: property_groups.create(conn, otype.name, body)), 201)
+
+
+@routes.get("/crm/v3/properties/{object_type}/groups")
+async def list_property_groups(request: web.Request) -> web.Response:
+    state, otype = _state(request), _type(request)
+    return json_response(
+        {"results": state.store.run(lambda conn: property_groups.list_all(conn, otype.name))}
+    )
 
 
 @routes.get("/crm/v3/properties/{object_type}/{name}")

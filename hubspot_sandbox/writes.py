@@ -10,6 +10,7 @@ import sqlite3
 from dataclasses import dataclass, field
 
 from hubspot_sandbox import associations, properties, records
+from hubspot_sandbox.calculated_values import line_item_amounts
 from hubspot_sandbox.catalog import ASSOCIATION_TYPES, AssociationType, ObjectType
 from hubspot_sandbox.checks import (
     check_links,
@@ -61,7 +62,18 @@ def _new_record(
             for name in _COPIED_FROM_PRODUCT:
                 if name not in changes and name in product.values:
                     values[name] = product.values[name]
+        calculated = line_item_amounts({}, dict(values))
+        values.update({k: v for k, v in calculated.items() if v is not None})
     return records.insert(conn, otype.name, values, now)
+
+
+def _update(
+    conn: sqlite3.Connection, otype: ObjectType, record: Record, changes: dict[str, str | None], now: int
+) -> None:
+    """Write ``changes``, with a line item's calculated amounts following their inputs."""
+    if otype.name == "line_items":
+        changes = {**changes, **line_item_amounts(record.values, changes)}
+    records.write(conn, record, changes, now)
 
 
 Link = tuple[AssociationType, int]
@@ -148,7 +160,7 @@ def batch_update(conn: sqlite3.Connection, otype: ObjectType, body: JSON, now: i
     for (record, _), changes in zip(targets, planned, strict=True):
         check_unique(conn, otype, unique, record.id, f"id:{record.id}", changes, claims)
     for (record, _), changes in zip(targets, planned, strict=True):
-        records.write(conn, record, changes, now)
+        _update(conn, otype, record, changes, now)
         outcome.results.append(records.render(record, _shown_after_write(otype, changes)))
     return outcome
 
@@ -194,7 +206,7 @@ def batch_upsert(conn: sqlite3.Connection, otype: ObjectType, body: JSON, now: i
             record = _new_record(conn, otype, changes, now)
         else:
             record = existing
-            records.write(conn, record, changes, now)
+            _update(conn, otype, record, changes, now)
         outcome.results.append(
             {**records.render(record, _shown_after_write(otype, changes)), "new": existing is None}
         )

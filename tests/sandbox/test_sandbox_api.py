@@ -36,6 +36,10 @@ async def upsert(
 
 
 async def create_unique_property(client: httpx.AsyncClient, object_type: str, name: str) -> Any:
+    """In the integration's own group, made first as HubSpot requires (409 when it exists)."""
+    group = {"name": "shopify", "label": "Shopify"}
+    groups = f"/crm/v3/properties/{object_type}/groups"
+    assert (await client.post(groups, json=group)).status_code in (201, 409)
     body = {
         "name": name,
         "label": name,
