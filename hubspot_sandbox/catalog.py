@@ -213,10 +213,15 @@ def built_ins(object_type: str) -> tuple[BuiltIn, ...]:
 
 @dataclass(frozen=True)
 class AssociationType:
+    """One direction of an association type: HubSpot's unlabelled default of a pair, or a label
+    an account defined (``USER_DEFINED``, made through the labels endpoint)."""
+
     from_type: str
     to_type: str
     type_id: int
     inverse_id: int
+    category: str = "HUBSPOT_DEFINED"
+    label: str | None = None
 
 
 # The HubSpot-defined (unlabelled) association types the writer uses; both directions are stored.

@@ -100,6 +100,12 @@ def _inline_associations(conn: sqlite3.Connection, otype: ObjectType, item: JSON
             if records.load_one(conn, kind.to_type, to_id, archived=False) is None:
                 raise validation(f"Association target {kind.to_type} {to_id} does not exist")
             links.append((kind, to_id))
+    parents = {to_id for kind, to_id in links if kind.to_type == "deals" and otype.name == "line_items"}
+    if len(parents) > 1:
+        raise validation(
+            "Line items belong to one single parent object: a line item cannot be created on deals"
+            f" {sorted(parents)}"
+        )
     return links
 
 
@@ -215,14 +221,14 @@ def batch_upsert(conn: sqlite3.Connection, otype: ObjectType, body: JSON, now: i
 
 def batch_archive(conn: sqlite3.Connection, otype: ObjectType, body: JSON, now: int) -> Outcome:
     """Archive (restorable in HubSpot): the record stays readable with ``archived=true``, loses
-    its associations, and frees its unique values. Archiving twice is harmless."""
+    its associations, and frees its unique values. Archiving twice, or an id that names nothing,
+    is harmless: HubSpot answers 204 either way ("Archive a batch of objects by ID": "This
+    response has no body data", https://developers.hubspot.com/docs/api-reference/latest/crm/objects/custom-objects/batch/delete-custom-objects)."""
     outcome = Outcome()
     for item in inputs_of(body):
         found_id = object_id(item.get("id"))
         record = None if found_id is None else records.load_one(conn, otype.name, found_id, archived=None)
-        if record is None:
-            outcome.errors.append(InputError("OBJECT_NOT_FOUND", missing_message(otype), str(item.get("id"))))
-        elif not record.archived:
+        if record is not None and not record.archived:
             records.archive(conn, record, now)
             associations.remove_all_for(conn, record.id)
             outcome.removed.append(record.id)
