@@ -101,6 +101,13 @@ async def test_a_stage_marked_closed_against_its_probability_is_refused(
     assert body["category"] == "VALIDATION_ERROR" and "isClosed" in body["message"]
 
 
+async def test_stage_labels_are_unique_in_a_pipeline(client: httpx.AsyncClient) -> None:
+    twice = pipeline("0.1", "0.2")
+    twice["stages"][1]["label"] = twice["stages"][0]["label"]
+    body = await post(client, "/crm/v3/pipelines/deals", twice, 400)
+    assert body["category"] == "VALIDATION_ERROR"
+
+
 SEARCH = "/crm/v3/objects/contacts/search"
 
 
