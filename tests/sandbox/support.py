@@ -17,6 +17,11 @@ def http_client(sandbox: Sandbox) -> httpx.AsyncClient:
     return httpx.AsyncClient(base_url=sandbox.url, headers={"Authorization": f"Bearer {TOKEN}"})
 
 
+def text_property(name: str, group: str, **changes: Any) -> dict[str, Any]:
+    """A property definition HubSpot accepts (string, text), changed by ``changes``."""
+    return {"name": name, "label": name, "type": "string", "fieldType": "text", "groupName": group, **changes}
+
+
 async def post(client: httpx.AsyncClient, path: str, body: Any, status: int) -> Any:
     response = await client.post(path, json=body)
     assert response.status_code == status, response.text

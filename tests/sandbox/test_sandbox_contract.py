@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 
 from hubspot_sandbox import contract, rules
-from tests.sandbox.support import post
+from tests.sandbox.support import post, text_property
 
 RULES_MD = Path(contract.__file__).with_name("RULES.md")
 
@@ -79,14 +79,7 @@ def test_every_endpoint_with_a_body_declares_its_fields() -> None:
 
 
 async def test_the_contract_is_served_with_the_accounts_properties(client: httpx.AsyncClient) -> None:
-    prop = {
-        "name": "shopify_key",
-        "label": "Key",
-        "type": "string",
-        "fieldType": "text",
-        "groupName": "dealinformation",
-    }
-    await post(client, "/crm/v3/properties/deals", prop, 201)
+    await post(client, "/crm/v3/properties/deals", text_property("shopify_key", "dealinformation"), 201)
     described = (await client.get("/_sandbox/rules")).json()
     assert {
         "method": "POST",

@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.sandbox.support import post
+from tests.sandbox.support import post, text_property
 
 CALCULATED = '"{}" is a calculated property; its value cannot be set.'
 WRITES = ("batch/create", "batch/update", "batch/upsert", "create_one", "update_one")
@@ -23,14 +23,7 @@ async def make_product(client: httpx.AsyncClient) -> str:
 
 
 async def unique_line_key(client: httpx.AsyncClient) -> None:
-    body = {
-        "name": "line_key",
-        "label": "Line key",
-        "type": "string",
-        "fieldType": "text",
-        "groupName": "lineiteminformation",
-        "hasUniqueValue": True,
-    }
+    body = text_property("line_key", "lineiteminformation", hasUniqueValue=True)
     await post(client, "/crm/v3/properties/line_items", body, 201)
 
 
@@ -122,14 +115,7 @@ async def test_a_negative_line_item_price_is_refused(client: httpx.AsyncClient) 
 
 
 def definition(**changes: Any) -> dict[str, Any]:
-    return {
-        "name": "shopify_flag",
-        "label": "Flag",
-        "type": "string",
-        "fieldType": "text",
-        "groupName": "dealinformation",
-        **changes,
-    }
+    return text_property("shopify_flag", "dealinformation", **changes)
 
 
 YES_NO = [
