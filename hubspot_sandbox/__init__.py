@@ -1,6 +1,8 @@
 """A local stand-in for the part of HubSpot's CRM API the writer uses: real HTTP, HubSpot's
 shapes and semantics, persisted in SQLite, with rate limits, signed deletion webhooks and
-injectable faults. See ``running_sandbox`` (tests) and ``python -m hubspot_sandbox serve`` (or
+injectable faults. It refuses what HubSpot documents as refused; RULES.md lists each rule with its
+source, and ``contract`` declares the endpoints and fields it accepts. See ``running_sandbox``
+(tests) and ``python -m hubspot_sandbox serve`` (or
 ``shopsync sandbox serve``).
 
 Where HubSpot's behaviour is unknown or needlessly complex here, the sandbox simplifies, and says so:
@@ -10,16 +12,17 @@ Where HubSpot's behaviour is unknown or needlessly complex here, the sandbox sim
 - A whole batch fails with 400 for invalid properties, pipeline/stage or product ids, a bad
   ``idProperty`` or duplicates within the batch, and with 409 "Existing ID: N" for a unique clash;
   only missing records fail input by input (207), and the inputs the ``batch_error_rate`` fault
-  picks (also on association ``batch/archive``, which HubSpot documents as 204 only). A missing id
-  in batch/archive is a 207 (HubSpot may answer 204).
+  picks (also on ``batch/archive``, which HubSpot documents as 204 only). Archiving a missing id
+  answers 204, as HubSpot does.
 - Modified dates move only when a value changes, so a replayed upsert leaves a record untouched.
 - A stage given without a pipeline goes to the "default" pipeline; stages are checked by id only.
-- Search results appear immediately (HubSpot's search index lags), with no separate search limit
-  and no full-text ``query``; ``after`` is an offset.
+- Search results appear immediately (HubSpot's search index lags), with no full-text ``query``;
+  ``after`` is an offset. Its limit of 5 requests a second is one window for the whole sandbox.
 - Rate-limit counters live in memory (a restart starts a fresh day); refused requests don't count.
 - GDPR delete sends ``contact.deletion`` (HubSpot uses a separate ``contact.privacyDeletion``);
   webhook deliveries still pending when the sandbox stops are lost (HubSpot retries for hours).
-- Pipelines are deals-only, without update or delete; property groups are not checked.
+- Pipelines are deals-only, without update or delete. Each object starts with one property group
+  (its information group); HubSpot's accounts have a few more.
 - Association batches are capped at 100 inputs, like object batches.
 - ``/account-info/v3/details`` answers a fixed standard account (USD, ``na1``) in ``time_zone``;
   no other account-info endpoint exists.

@@ -13,6 +13,7 @@ from pydantic import ValidationError
 
 from hubspot_sandbox.config import SandboxConfig
 from hubspot_sandbox.server import serve as serve_forever
+from hubspot_sandbox.tiers import TIERS, Tier
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -32,8 +33,15 @@ def main() -> None:
     required=True,
     help="Bearer token to accept [env HUBSPOT_SANDBOX_TOKEN].",
 )
-@click.option("--rate-limit-per-10s", type=int, default=190, show_default=True)
-@click.option("--rate-limit-daily", type=int, default=1_000_000, show_default=True)
+@click.option(
+    "--tier",
+    type=click.Choice(TIERS),
+    default="professional",
+    show_default=True,
+    help="The account's HubSpot tier: its rate limits, and whether deal pipelines can be created.",
+)
+@click.option("--rate-limit-per-10s", type=int, default=None, help="Override the tier's burst limit.")
+@click.option("--rate-limit-daily", type=int, default=None, help="Override the tier's daily limit.")
 @click.option("--webhook-url", default=None, help="Where contact.deletion webhooks are POSTed.")
 @click.option(
     "--webhook-secret",
@@ -71,8 +79,9 @@ def serve(
     port: int,
     db_path: Path,
     token: str,
-    rate_limit_per_10s: int,
-    rate_limit_daily: int,
+    tier: Tier,
+    rate_limit_per_10s: int | None,
+    rate_limit_daily: int | None,
     webhook_url: str | None,
     webhook_secret: str,
     fault_5xx_rate: float,
@@ -92,6 +101,7 @@ def serve(
             port=port,
             db_path=db_path,
             token=token,
+            tier=tier,
             rate_limit_per_10s=rate_limit_per_10s,
             rate_limit_daily=rate_limit_daily,
             webhook_url=webhook_url,

@@ -1,5 +1,6 @@
 """``/_sandbox/*``: inspection and control for tests, outside HubSpot's API (no token, no limits,
-no faults): the whole account, request counts, a reset, and runtime fault settings."""
+no faults): the whole account, request counts, a reset, runtime fault settings, and the declared
+contract (``/_sandbox/rules``)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from dataclasses import asdict
 
 from aiohttp import web
 
+from hubspot_sandbox import contract
 from hubspot_sandbox.errors import JSON, validation
 from hubspot_sandbox.responses import json_response, read_body
 from hubspot_sandbox.state import STATE, SandboxState
@@ -28,6 +30,12 @@ def _settings(state: SandboxState) -> JSON:
 @routes.get("/_sandbox/dump")
 async def dump(request: web.Request) -> web.Response:
     return json_response(request.app[STATE].store.dump())
+
+
+@routes.get("/_sandbox/rules")
+async def declared_rules(request: web.Request) -> web.Response:
+    """The contract: endpoints, body fields, this account's properties, and the rules with sources."""
+    return json_response(request.app[STATE].store.run(contract.describe))
 
 
 @routes.get("/_sandbox/stats")

@@ -13,9 +13,17 @@ from zoneinfo import ZoneInfo
 
 from aiohttp import web
 
-from hubspot_sandbox import associations, pipelines, properties, reads, writes
+from hubspot_sandbox import (
+    association_labels,
+    associations,
+    pipelines,
+    properties,
+    property_groups,
+    reads,
+    writes,
+)
 from hubspot_sandbox.catalog import ObjectType, resolve_type
-from hubspot_sandbox.errors import JSON, HubSpotError, not_found, validation
+from hubspot_sandbox.errors import JSON, HubSpotError, InputError, not_found, validation
 from hubspot_sandbox.inputs import object_id
 from hubspot_sandbox.responses import batch_response, flag, int_query, json_response, no_content, read_body
 from hubspot_sandbox.state import STATE, SandboxState
@@ -193,12 +201,8 @@ async def archive_one(request: web.Request) -> web.Response:
     state, otype, started = _state(request), _type(request), now_ms()
     single = {"inputs": [{"id": request.match_info["object_id"]}]}
     outcome = state.store.run(lambda conn: writes.batch_archive(conn, otype, single, started))
-    if outcome.errors:
-        raise not_found(
-            "Object not found.  objectId are usually numeric.", context={"id": [single["inputs"][0]["id"]]}
-        )
     _removed(state, otype, outcome.removed)
-    return no_content()
+    return no_content()  # a missing id too, as HubSpot answers
 
 
 @routes.post("/crm/v3/properties/{object_type}")
@@ -213,6 +217,20 @@ async def list_properties(request: web.Request) -> web.Response:
     state, otype = _state(request), _type(request)
     defs = state.store.run(lambda conn: properties.load(conn, otype.name))
     return json_response({"results": [d.to_json() for d in defs.values()]})
+
+
+@routes.post("/crm/v3/properties/{object_type}/groups")
+async def create_property_group(request: web.Request) -> web.Response:
+    state, otype, body = _state(request), _type(request), await read_body(request)
+    return json_response(state.store.run(lambda conn: property_groups.create(conn, otype.name, body)), 201)
+
+
+@routes.get("/crm/v3/properties/{object_type}/groups")
+async def list_property_groups(request: web.Request) -> web.Response:
+    state, otype = _state(request), _type(request)
+    return json_response(
+        {"results": state.store.run(lambda conn: property_groups.list_all(conn, otype.name))}
+    )
 
 
 @routes.get("/crm/v3/properties/{object_type}/{name}")
@@ -233,6 +251,7 @@ def _deals_only(request: web.Request) -> None:
 async def create_pipeline(request: web.Request) -> web.Response:
     _deals_only(request)
     state, body, started = _state(request), await read_body(request), now_ms()
+    pipelines.check_tier_allows_creation(state.config.tier)
     return json_response(state.store.run(lambda conn: pipelines.create(conn, body, started)), 201)
 
 
@@ -249,17 +268,47 @@ async def get_pipeline(request: web.Request) -> web.Response:
     return json_response(_state(request).store.run(lambda conn: pipelines.require(conn, pipeline_id)))
 
 
-@routes.post("/crm/v4/associations/{from_type}/{to_type}/batch/create")
-async def associate(request: web.Request) -> web.Response:
+AssociationBatch = Callable[
+    [sqlite3.Connection, ObjectType, ObjectType, JSON], tuple[list[JSON], list[InputError]]
+]
+
+
+async def _association_batch(request: web.Request, batch: AssociationBatch, ok_status: int) -> web.Response:
     state, body, started = _state(request), await read_body(request), now_ms()
     from_type, to_type = _type(request, "from_type"), _type(request, "to_type")
 
     def work(conn: sqlite3.Connection, given: JSON) -> Outcome:
-        results, errors = associations.create(conn, from_type, to_type, given)
+        results, errors = batch(conn, from_type, to_type, given)
         return Outcome(results=results, errors=errors)
 
     outcome = state.store.run(_with_input_faults(state, body, work, _from_id_shown))
-    return batch_response(outcome, started, 201)
+    return batch_response(outcome, started, ok_status)
+
+
+@routes.post("/crm/v4/associations/{from_type}/{to_type}/batch/create")
+async def associate(request: web.Request) -> web.Response:
+    return await _association_batch(request, associations.create, 201)
+
+
+@routes.post("/crm/v4/associations/{from_type}/{to_type}/batch/associate/default")
+async def associate_default(request: web.Request) -> web.Response:
+    return await _association_batch(request, associations.associate_default, 200)
+
+
+@routes.post("/crm/v4/associations/{from_type}/{to_type}/labels")
+async def create_association_label(request: web.Request) -> web.Response:
+    state, body = _state(request), await read_body(request)
+    from_type, to_type = _type(request, "from_type"), _type(request, "to_type")
+    associations.pair(from_type, to_type)
+    created = state.store.run(lambda conn: association_labels.create(conn, from_type, to_type, body))
+    return json_response(created)
+
+
+@routes.get("/crm/v4/associations/{from_type}/{to_type}/labels")
+async def list_association_labels(request: web.Request) -> web.Response:
+    state, from_type, to_type = _state(request), _type(request, "from_type"), _type(request, "to_type")
+    associations.pair(from_type, to_type)
+    return json_response(state.store.run(lambda conn: association_labels.list_for(conn, from_type, to_type)))
 
 
 @routes.post("/crm/v4/associations/{from_type}/{to_type}/batch/archive")

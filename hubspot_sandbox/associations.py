@@ -6,6 +6,7 @@ from __future__ import annotations
 import sqlite3
 from typing import Any
 
+from hubspot_sandbox import association_labels
 from hubspot_sandbox.catalog import ASSOCIATION_TYPES, AssociationType, ObjectType
 from hubspot_sandbox.errors import JSON, InputError, validation
 from hubspot_sandbox.inputs import inputs_of
@@ -13,6 +14,7 @@ from hubspot_sandbox.records import load
 
 
 def pair(from_type: ObjectType, to_type: ObjectType) -> AssociationType:
+    """HubSpot's unlabelled default type from ``from_type`` to ``to_type``."""
     found = ASSOCIATION_TYPES.get((from_type.name, to_type.name))
     if found is None:
         raise validation(
@@ -21,20 +23,41 @@ def pair(from_type: ObjectType, to_type: ObjectType) -> AssociationType:
     return found
 
 
-def check_types(kind: AssociationType, types: Any) -> None:
-    """Each requested type must be the HubSpot-defined id of this pair (3 deal->contact, ...)."""
+def check_types(
+    conn: sqlite3.Connection, from_type: ObjectType, to_type: ObjectType, types: Any
+) -> list[AssociationType]:
+    """The requested types: the pair's ``HUBSPOT_DEFINED`` default (3 deal->contact, ...) or a
+    ``USER_DEFINED`` label made for this pair. A labelled link also carries the unlabelled default,
+    as HubSpot's are listed (the sandbox's reading of the v4 guide)."""
+    default = pair(from_type, to_type)
     if not isinstance(types, list) or not types:
         raise validation("types must list at least one {associationCategory, associationTypeId}")
+    kinds: list[AssociationType] = []
     for spec in types:
         if not isinstance(spec, dict):
             raise validation("types must list {associationCategory, associationTypeId} objects")
         category = spec.get("associationCategory", "HUBSPOT_DEFINED")
         type_id = spec.get("associationTypeId")
-        if category != "HUBSPOT_DEFINED" or type_id != kind.type_id:
-            raise validation(
-                f"associationTypeId {type_id} ({category}) is not valid from {kind.from_type}"
-                f" to {kind.to_type}; use HUBSPOT_DEFINED {kind.type_id}"
+        label = association_labels.by_id(conn, type_id) if isinstance(type_id, int) else None
+        if category == "HUBSPOT_DEFINED" and type_id == default.type_id:
+            kinds.append(default)
+        elif (
+            category == "USER_DEFINED"
+            and label
+            and (label.from_type, label.to_type)
+            == (
+                from_type.name,
+                to_type.name,
             )
+        ):
+            kinds.extend((label, default))
+        else:
+            raise validation(
+                f"associationTypeId {type_id} ({category}) is not valid from {from_type.name} to"
+                f" {to_type.name}; use HUBSPOT_DEFINED {default.type_id} or a USER_DEFINED label of"
+                f" GET /crm/v4/associations/{from_type.name}/{to_type.name}/labels"
+            )
+    return list(dict.fromkeys(kinds))
 
 
 def _id(raw: Any) -> int | None:
@@ -53,37 +76,107 @@ def link(conn: sqlite3.Connection, kind: AssociationType, from_id: int, to_id: i
     )
 
 
+def other_parent(
+    conn: sqlite3.Connection, from_type: str, to_type: str, from_id: int, to_id: int
+) -> str | None:
+    """Why linking would give a line item a second deal, or None. "Line items belong to one single
+    parent object" (line items guide, https://developers.hubspot.com/docs/api/crm/line-items); the
+    refusal's wording is the sandbox's."""
+    if {from_type, to_type} != {"deals", "line_items"}:
+        return None
+    item, deal = (from_id, to_id) if from_type == "line_items" else (to_id, from_id)
+    row = conn.execute(
+        "SELECT to_id FROM associations WHERE from_id = ? AND to_type = 'deals' AND to_id != ? LIMIT 1",
+        (item, deal),
+    ).fetchone()
+    if row is None:
+        return None
+    return (
+        f"Line items belong to one single parent object: line item {item} is already associated with"
+        f" deal {row[0]}, so it cannot be associated with deal {deal}"
+    )
+
+
+Pair = tuple[int, int, int]  # input index, from id, to id
+
+
+def _present(
+    conn: sqlite3.Connection, from_type: ObjectType, to_type: ObjectType, inputs: list[JSON]
+) -> tuple[list[Pair], list[InputError]]:
+    """The inputs whose both ends exist, live; the others as per-input failures."""
+    wanted = [(_id(item.get("from")), _id(item.get("to")), item) for item in inputs]
+    present_from = load(conn, from_type.name, [f for f, _, _ in wanted if f is not None], archived=False)
+    present_to = load(conn, to_type.name, [t for _, t, _ in wanted if t is not None], archived=False)
+    found: list[Pair] = []
+    errors: list[InputError] = []
+    for index, (from_id, to_id, item) in enumerate(wanted):
+        if from_id is None or from_id not in present_from:
+            errors.append(_missing(from_type, item.get("from")))
+        elif to_id is None or to_id not in present_to:
+            errors.append(_missing(to_type, item.get("to")))
+        else:
+            found.append((index, from_id, to_id))
+    return found, errors
+
+
+def _link_all(
+    conn: sqlite3.Connection, kinds: list[AssociationType], from_id: int, to_id: int, errors: list[InputError]
+) -> bool:
+    """Link one pair with every kind, unless a line item would get a second deal (a failed input)."""
+    first = kinds[0]
+    refusal = other_parent(conn, first.from_type, first.to_type, from_id, to_id)
+    if refusal is not None:
+        errors.append(InputError("VALIDATION_ERROR", refusal, str(from_id)))
+        return False
+    for kind in kinds:
+        link(conn, kind, from_id, to_id)
+    return True
+
+
 def create(
     conn: sqlite3.Connection, from_type: ObjectType, to_type: ObjectType, body: JSON
 ) -> tuple[list[JSON], list[InputError]]:
-    """``batch/create``: an input naming a missing or archived record fails alone (207)."""
-    kind = pair(from_type, to_type)
+    """``batch/create``: an input naming a missing or archived record, or giving a line item a
+    second deal, fails alone (207)."""
     inputs = inputs_of(body)
-    wanted: list[tuple[int | None, int | None, Any]] = []
-    for item in inputs:
-        check_types(kind, item.get("types"))
-        wanted.append((_id(item.get("from")), _id(item.get("to")), item))
-    present_from = load(conn, from_type.name, [f for f, _, _ in wanted if f is not None], archived=False)
-    present_to = load(conn, to_type.name, [t for _, t, _ in wanted if t is not None], archived=False)
+    kinds = [check_types(conn, from_type, to_type, item.get("types")) for item in inputs]
+    found, errors = _present(conn, from_type, to_type, inputs)
     results: list[JSON] = []
-    errors: list[InputError] = []
-    for from_id, to_id, item in wanted:
-        if from_id is None or from_id not in present_from:
-            errors.append(_missing(from_type, item.get("from")))
-            continue
-        if to_id is None or to_id not in present_to:
-            errors.append(_missing(to_type, item.get("to")))
-            continue
-        link(conn, kind, from_id, to_id)
-        results.append(
-            {
-                "fromObjectTypeId": from_type.type_id,
-                "fromObjectId": from_id,
-                "toObjectTypeId": to_type.type_id,
-                "toObjectId": to_id,
-                "labels": [],
-            }
-        )
+    for index, from_id, to_id in found:
+        item_kinds = kinds[index]
+        if _link_all(conn, item_kinds, from_id, to_id, errors):
+            results.append(
+                {
+                    "fromObjectTypeId": from_type.type_id,
+                    "fromObjectId": from_id,
+                    "toObjectTypeId": to_type.type_id,
+                    "toObjectId": to_id,
+                    "labels": [k.label for k in item_kinds if k.label],
+                }
+            )
+    return results, errors
+
+
+def associate_default(
+    conn: sqlite3.Connection, from_type: ObjectType, to_type: ObjectType, body: JSON
+) -> tuple[list[JSON], list[InputError]]:
+    """``batch/associate/default``: the pair's unlabelled default type between each from and to
+    ("Associate records (default)", https://developers.hubspot.com/docs/api-reference/latest/crm/associations/associate-records/batch/create-associations)."""
+    default = pair(from_type, to_type)
+    found, errors = _present(conn, from_type, to_type, inputs_of(body))
+    results: list[JSON] = []
+    for _, from_id, to_id in found:
+        if _link_all(conn, [default], from_id, to_id, errors):
+            results.append(
+                {
+                    "from": {"id": str(from_id)},
+                    "to": {"id": str(to_id)},
+                    "associationSpec": {
+                        "associationCategory": default.category,
+                        "associationTypeId": default.type_id,
+                    },
+                }
+            )
     return results, errors
 
 
@@ -132,12 +225,7 @@ def list_for(
     for to_id, type_id in rows:
         grouped.setdefault(to_id, []).append(type_id)
     items = [
-        {
-            "toObjectId": to_id,
-            "associationTypes": [
-                {"category": "HUBSPOT_DEFINED", "typeId": t, "label": None} for t in type_ids
-            ],
-        }
+        {"toObjectId": to_id, "associationTypes": [_type_shown(conn, t) for t in type_ids]}
         for to_id, type_ids in grouped.items()
     ]
     page = items[after : after + limit]
@@ -145,6 +233,13 @@ def list_for(
     if after + limit < len(items):
         body["paging"] = {"next": {"after": str(after + limit)}}
     return body
+
+
+def _type_shown(conn: sqlite3.Connection, type_id: int) -> JSON:
+    label = association_labels.by_id(conn, type_id)
+    if label is not None:
+        return {"category": label.category, "typeId": type_id, "label": label.label}
+    return {"category": "HUBSPOT_DEFINED", "typeId": type_id, "label": None}
 
 
 def all_rows(conn: sqlite3.Connection) -> list[JSON]:

@@ -3,7 +3,7 @@ properties, the HubSpot-defined association types and the default deal pipeline.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from hubspot_sandbox.errors import HubSpotError
 
@@ -93,26 +93,38 @@ def resolve_type(name: str) -> ObjectType:
     return OBJECT_TYPES[canonical]
 
 
-# Properties HubSpot computes; a write naming one is rejected as read-only.
-COMPUTED = ("hs_object_id", "createdate", "lastmodifieddate", "hs_lastmodifieddate")
-
-
 @dataclass(frozen=True)
 class BuiltIn:
+    """A property every account has. ``calculated`` ones HubSpot computes from others (their
+    definition says ``calculated: true``); both they and the record stamps are read-only values:
+    a write naming one fails with 400 ``READ_ONLY_VALUE``."""
+
     name: str
     label: str
     type: str
     field_type: str
     group: str
     options: tuple[str, ...] = ()
+    read_only: bool = False
+    calculated: bool = False
 
 
+# Set by HubSpot on every record: id, creation and modification dates ("This value is set
+# automatically by HubSpot", HubSpot's default property pages, e.g.
+# https://knowledge.hubspot.com/properties/hubspots-default-line-item-properties). HubSpot's
+# answer to writing one: 400, `READ_ONLY_VALUE`, '"hs_object_id" is a calculated property; its
+# value cannot be set.' (a captured HubSpot answer, https://github.com/mautic/mautic/pull/8785).
 _COMMON = (
-    BuiltIn("hs_object_id", "Record ID", "number", "number", "{group}"),
-    BuiltIn("createdate", "Create Date", "datetime", "date", "{group}"),
-    BuiltIn("lastmodifieddate", "Last Modified Date", "datetime", "date", "{group}"),
-    BuiltIn("hs_lastmodifieddate", "Last Modified Date", "datetime", "date", "{group}"),
+    BuiltIn("hs_object_id", "Record ID", "number", "number", "{group}", read_only=True, calculated=True),
+    BuiltIn("createdate", "Create Date", "datetime", "date", "{group}", read_only=True),
+    BuiltIn("lastmodifieddate", "Last Modified Date", "datetime", "date", "{group}", read_only=True),
+    BuiltIn("hs_lastmodifieddate", "Last Modified Date", "datetime", "date", "{group}", read_only=True),
 )
+
+
+def _calculated_amount(name: str, label: str) -> BuiltIn:
+    return BuiltIn(name, label, "number", "number", "lineiteminformation", read_only=True, calculated=True)
+
 
 LIFECYCLE_STAGES = (
     "subscriber",
@@ -166,31 +178,50 @@ BUILT_IN_PROPERTIES: dict[str, tuple[BuiltIn, ...]] = {
         BuiltIn("price", "Unit price", "number", "number", "lineiteminformation"),
         BuiltIn("hs_product_id", "Product ID", "number", "number", "lineiteminformation"),
         BuiltIn("hs_sku", "SKU", "string", "text", "lineiteminformation"),
-        BuiltIn("hs_total_discount", "Total discount", "number", "number", "lineiteminformation"),
+        # What a buyer is given off: per unit (`discount`, an amount) or as a percentage. These
+        # are the writable inputs of HubSpot's line-item pricing.
+        BuiltIn("discount", "Unit discount", "number", "number", "lineiteminformation"),
+        BuiltIn("hs_discount_percentage", "Discount Percentage", "number", "number", "lineiteminformation"),
+        # HubSpot's line-item calculation properties (pre-discount amount = price x quantity; total
+        # discount from the unit discount or percentage; net price `amount` = the difference):
+        # HubSpot computes them, so they are refused on write (calculated_values.py keeps them).
+        # Sources: "HubSpot's default line item properties" (Pricing),
+        # https://knowledge.hubspot.com/properties/hubspots-default-line-item-properties, and the
+        # calculation as HubSpot partners document it,
+        # https://help.hubdo.com/how-does-hubspot-calculate-and-round-line-item-net-price-when-discounted-by-percentage
+        _calculated_amount("hs_pre_discount_amount", "Pre-discount amount"),
+        _calculated_amount("hs_total_discount", "Total discount"),
+        _calculated_amount("amount", "Net price"),
     ),
 }
 
-_GROUPS = {
+DEFAULT_GROUPS = {
     "contacts": "contactinformation",
     "deals": "dealinformation",
     "products": "productinformation",
     "line_items": "lineiteminformation",
 }
+"""Each object's information group: its built-ins are in it, and every account has it."""
 
 
 def built_ins(object_type: str) -> tuple[BuiltIn, ...]:
-    group = _GROUPS[object_type]
+    group = DEFAULT_GROUPS[object_type]
     """Every type has the four computed properties; their group is the type's own."""
-    common = tuple(BuiltIn(b.name, b.label, b.type, b.field_type, group) for b in _COMMON)
+    common = tuple(replace(b, group=group) for b in _COMMON)
     return common + BUILT_IN_PROPERTIES[object_type]
 
 
 @dataclass(frozen=True)
 class AssociationType:
+    """One direction of an association type: HubSpot's unlabelled default of a pair, or a label
+    an account defined (``USER_DEFINED``, made through the labels endpoint)."""
+
     from_type: str
     to_type: str
     type_id: int
     inverse_id: int
+    category: str = "HUBSPOT_DEFINED"
+    label: str | None = None
 
 
 # The HubSpot-defined (unlabelled) association types the writer uses; both directions are stored.

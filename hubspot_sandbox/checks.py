@@ -8,6 +8,7 @@ HubSpot's batch writes do; only missing records fail input by input (207).
 from __future__ import annotations
 
 import sqlite3
+from decimal import Decimal
 from typing import Any
 
 from hubspot_sandbox import pipelines, records
@@ -23,12 +24,19 @@ def doesnt_exist(name: str) -> PropertyProblem:
 
 
 def clean_value(otype: ObjectType, definition: PropertyDef, value: str) -> tuple[str, PropertyProblem | None]:
-    """Contacts' email is kept trimmed and lower case (HubSpot compares it case-insensitively)."""
+    """Contacts' email is kept trimmed and lower case (HubSpot compares it case-insensitively).
+    A line item's price "cannot be negative" (HubSpot's line items guide, "Create a line item",
+    https://developers.hubspot.com/docs/api/crm/line-items; the code and wording are the sandbox's)."""
     if otype.name == "contacts" and definition.name == "email":
         value = value.strip().lower()
         if not EMAIL.match(value):
             return value, PropertyProblem("email", "INVALID_EMAIL", f"Email address {value} is invalid")
-    return value, check_value(definition, value)
+    problem = check_value(definition, value)
+    if problem is None and otype.name == "line_items" and definition.name == "price" and Decimal(value) < 0:
+        problem = PropertyProblem(
+            "price", "INVALID_DECIMAL", f"{value} is negative; a line item's price cannot be."
+        )
+    return value, problem
 
 
 def parse_properties(
@@ -46,7 +54,8 @@ def parse_properties(
             problems.append(doesnt_exist(name))
             continue
         if definition.read_only:
-            problems.append(PropertyProblem(name, "READ_ONLY_VALUE", f'Property "{name}" is read-only'))
+            message = f'"{name}" is a calculated property; its value cannot be set.'
+            problems.append(PropertyProblem(name, "READ_ONLY_VALUE", message))
             continue
         text = to_text(value)
         if text is not None:

@@ -12,6 +12,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
+from hubspot_sandbox.tiers import TIER_LIMITS, Tier
+
 
 class SandboxConfig(BaseModel):
     """Settings of one sandbox. ``token`` and ``webhook_secret`` are ``SecretStr`` and validation
@@ -23,8 +25,12 @@ class SandboxConfig(BaseModel):
     token: SecretStr = Field(description="The one bearer token /crm/* accepts (a private-app token).")
     host: str = "127.0.0.1"
     port: int = Field(default=0, ge=0, le=65535, description="0 picks a free port.")
-    rate_limit_per_10s: int = Field(default=190, ge=0)
-    rate_limit_daily: int = Field(default=1_000_000, ge=0)
+    tier: Tier = Field(
+        default="professional",
+        description="The account's subscription: sets the rate limits and whether pipelines can be made.",
+    )
+    rate_limit_per_10s: int | None = Field(default=None, ge=0, description="Overrides the tier burst limit.")
+    rate_limit_daily: int | None = Field(default=None, ge=0, description="Overrides the tier's daily limit.")
     webhook_url: str | None = Field(default=None, description="Where contact.deletion webhooks go.")
     webhook_secret: SecretStr = Field(default=SecretStr(""), description="The app secret that signs them.")
     webhook_max_attempts: int = Field(default=5, ge=1)
@@ -45,6 +51,15 @@ class SandboxConfig(BaseModel):
     fault_seed: int | None = Field(default=None, description="Seed of the fault dice, for repeatable runs.")
     portal_id: int = Field(default=62515, ge=1)
     app_id: int = Field(default=1160452, ge=1)
+
+    @property
+    def burst_limit(self) -> int:
+        """Requests per rolling 10 seconds: the override, else what HubSpot gives the tier."""
+        return TIER_LIMITS[self.tier].per_10s if self.rate_limit_per_10s is None else self.rate_limit_per_10s
+
+    @property
+    def daily_limit(self) -> int:
+        return TIER_LIMITS[self.tier].daily if self.rate_limit_daily is None else self.rate_limit_daily
 
     @model_validator(mode="after")
     def _webhooks_need_a_secret(self) -> SandboxConfig:

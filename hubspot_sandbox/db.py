@@ -35,6 +35,13 @@ CREATE TABLE IF NOT EXISTS property_defs (
     definition TEXT NOT NULL,
     PRIMARY KEY (object_type, name)
 );
+CREATE TABLE IF NOT EXISTS property_groups (
+    object_type TEXT NOT NULL,
+    name TEXT NOT NULL,
+    label TEXT NOT NULL,
+    display_order INTEGER NOT NULL,
+    PRIMARY KEY (object_type, name)
+);
 CREATE TABLE IF NOT EXISTS pipelines (
     id TEXT PRIMARY KEY,
     object_type TEXT NOT NULL,
@@ -61,9 +68,26 @@ CREATE TABLE IF NOT EXISTS associations (
     PRIMARY KEY (from_id, to_id, type_id)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS associations_by_to ON associations (to_id);
+CREATE TABLE IF NOT EXISTS association_labels (
+    type_id INTEGER PRIMARY KEY,
+    from_type TEXT NOT NULL,
+    to_type TEXT NOT NULL,
+    label TEXT NOT NULL,
+    name TEXT NOT NULL,
+    inverse_id INTEGER NOT NULL
+);
 """
 
-DATA_TABLES = ("associations", "prop_values", "objects", "stages", "pipelines", "property_defs")
+DATA_TABLES = (
+    "associations",
+    "association_labels",
+    "prop_values",
+    "objects",
+    "stages",
+    "pipelines",
+    "property_defs",
+    "property_groups",
+)
 
 
 def connect(path: Path) -> sqlite3.Connection:

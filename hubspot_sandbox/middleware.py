@@ -3,8 +3,8 @@
 For HubSpot's API (``/crm/*``, ``/account-info/*``: everything but ``/_sandbox/*``), in HubSpot's
 order as far as a client can tell: count it, add the injected latency, maybe drop the connection
 or answer a 5xx (before any work), check the bearer token, apply the rate limits; then attach the
-rate-limit headers to whatever the answer is. ``/_sandbox/*`` skips all of that. Every error
-becomes a JSON body.
+rate-limit headers to whatever the answer is (HubSpot sends none on search). ``/_sandbox/*``
+skips all of that. Every error becomes a JSON body.
 """
 
 from __future__ import annotations
@@ -51,6 +51,11 @@ def _route_template(request: web.Request) -> str:
     return resource.canonical if resource is not None else "(unmatched)"
 
 
+def _is_search(request: web.Request) -> bool:
+    """``POST /crm/v3/objects/{type}/search``: its own limit, and no rate-limit headers."""
+    return request.method == "POST" and _route_template(request) == "/crm/v3/objects/{object_type}/search"
+
+
 def _authorized(request: web.Request, token: str) -> bool:
     header = request.headers.get("Authorization", "")
     scheme, _, given = header.partition(" ")
@@ -72,6 +77,7 @@ async def crm_gate(request: web.Request, handler: Handler) -> web.StreamResponse
             request.transport.abort()
         return web.Response(status=204)  # never reaches the client: the connection is gone
     response: web.StreamResponse
+    searching = _is_search(request)
     injected = state.faults.server_error()
     if injected is not None:
         state.stats.injected_5xx += 1
@@ -79,7 +85,7 @@ async def crm_gate(request: web.Request, handler: Handler) -> web.StreamResponse
     elif not _authorized(request, token):
         response = error_response(HubSpotError(401, "INVALID_AUTHENTICATION", _AUTH_MESSAGE))
     else:
-        refusal = state.limiter.acquire(token)
+        refusal = state.limiter.acquire(token, search=searching)
         if refusal is not None:
             body = {
                 "status": "error",
@@ -92,6 +98,7 @@ async def crm_gate(request: web.Request, handler: Handler) -> web.StreamResponse
             response = json_response(body, 429, headers)
         else:
             response = await _answer(request, handler)
-    response.headers.update(state.limiter.headers(token))
+    if not searching:
+        response.headers.update(state.limiter.headers(token))
     state.stats.answered(response.status)
     return response

@@ -2,6 +2,17 @@
 
 Stage ids are numeric strings, as those made in HubSpot's UI are, so a writer that hard-codes
 stage names instead of looking ids up by label fails against the sandbox too.
+
+HubSpot's rules, as documented (sources in RULES.md):
+
+- Only Starter, Professional and Enterprise accounts create pipelines; a Free account has the
+  default "Sales Pipeline" only ("Create a pipeline", https://developers.hubspot.com/docs/api/crm/pipelines).
+- A deal stage needs ``metadata.probability``, "between 0.0 and 1.0 in increments of 0.1"
+  (``POST /crm/v3/pipelines/{objectType}/{pipelineId}/stages``, request body,
+  https://developers.hubspot.com/docs/api-reference/crm-pipelines-v3/pipeline-stages/post-crm-v3-pipelines-objectType-pipelineId-stages);
+  "0.0 being Closed Lost and 1.0 being Closed Won" (pipelines guide), so a stage is closed
+  exactly when its probability is 0.0 or 1.0, and an ``isClosed`` that says otherwise is refused.
+- A stage's label "must be unique for each stage" (pipelines guide).
 """
 
 from __future__ import annotations
@@ -14,7 +25,10 @@ from typing import Any
 from hubspot_sandbox.catalog import DEFAULT_PIPELINE_ID, DEFAULT_PIPELINE_LABEL, DEFAULT_STAGES
 from hubspot_sandbox.db import take
 from hubspot_sandbox.errors import JSON, HubSpotError, not_found, validation
+from hubspot_sandbox.tiers import TIER_LIMITS, Tier
 from hubspot_sandbox.timestamps import iso
+
+_TENTH = Decimal("0.1")
 
 
 def seed(conn: sqlite3.Connection, now: int) -> None:
@@ -45,6 +59,16 @@ def _insert_stage(
         " VALUES (?, ?, ?, ?, ?, ?, ?)",
         (stage_id, pipeline_id, label, order, json.dumps(metadata), now, now),
     )
+
+
+def check_tier_allows_creation(tier: Tier) -> None:
+    """A Free account keeps its one default pipeline (status and category: the sandbox's reading,
+    as HubSpot documents the rule but not the answer)."""
+    if not TIER_LIMITS[tier].creates_pipelines:
+        raise validation(
+            "Your HubSpot subscription (free) does not include additional deal pipelines; only Starter,"
+            " Professional and Enterprise accounts can create them. Use the default pipeline."
+        )
 
 
 def create(conn: sqlite3.Connection, body: JSON, now: int) -> JSON:
@@ -93,7 +117,8 @@ def _order(raw: Any, default: int) -> int:
 
 
 def _metadata(stage: JSON, index: int) -> JSON:
-    """Deal stages need a probability between 0 and 1; HubSpot answers it back as a string."""
+    """Deal stages need a probability from 0.0 to 1.0 in steps of 0.1; 0.0 and 1.0 are the closed
+    stages (lost, won). HubSpot answers both back as strings."""
     raw = stage.get("metadata") or {}
     if not isinstance(raw, dict) or "probability" not in raw:
         raise validation(f"stages[{index}].metadata.probability is required for deal stages")
@@ -101,9 +126,22 @@ def _metadata(stage: JSON, index: int) -> JSON:
         probability = Decimal(str(raw["probability"]))
     except InvalidOperation:
         probability = Decimal(-1)
-    if not probability.is_finite() or not Decimal(0) <= probability <= Decimal(1):
-        raise validation(f"stages[{index}].metadata.probability must be between 0.0 and 1.0")
-    closed = str(raw.get("isClosed", "false")).lower() == "true"
+    if (
+        not probability.is_finite()
+        or not Decimal(0) <= probability <= Decimal(1)
+        or probability % _TENTH != 0
+    ):
+        raise validation(
+            f"stages[{index}].metadata.probability must be between 0.0 and 1.0 in increments of 0.1,"
+            f" not {raw['probability']}"
+        )
+    closed = probability in (Decimal(0), Decimal(1))
+    given = raw.get("isClosed")
+    if given is not None and str(given).lower() != str(closed).lower():
+        raise validation(
+            f"stages[{index}].metadata.isClosed is {given} but a probability of {raw['probability']} makes"
+            f" the stage {'closed' if closed else 'open'} (0.0 is Closed Lost, 1.0 is Closed Won)"
+        )
     return {"isClosed": "true" if closed else "false", "probability": str(raw["probability"])}
 
 

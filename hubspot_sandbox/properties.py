@@ -11,27 +11,12 @@ import re
 import sqlite3
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
-from typing import Any
 
-from hubspot_sandbox.catalog import COMPUTED, OBJECT_TYPES, built_ins
+from hubspot_sandbox import property_groups, property_rules
+from hubspot_sandbox.catalog import OBJECT_TYPES, built_ins
 from hubspot_sandbox.errors import JSON, HubSpotError, PropertyProblem, validation
 from hubspot_sandbox.timestamps import iso, parse_instant
 
-TYPES = {"string", "number", "date", "datetime", "enumeration", "bool", "phone_number"}
-FIELD_TYPES = {
-    "text",
-    "textarea",
-    "number",
-    "date",
-    "select",
-    "radio",
-    "checkbox",
-    "booleancheckbox",
-    "calculation_equation",
-    "html",
-    "file",
-    "phonenumber",
-}
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,99}$")
 MAX_STRING = 65_536
 
@@ -49,10 +34,8 @@ class PropertyDef:
     options: tuple[JSON, ...] = field(default_factory=tuple)
     has_unique_value: bool = False
     hubspot_defined: bool = False
-
-    @property
-    def read_only(self) -> bool:
-        return self.name in COMPUTED
+    read_only: bool = False  # HubSpot sets the value (record stamps, calculated properties)
+    calculated: bool = False
 
     def to_json(self) -> JSON:
         """HubSpot's property shape (the fields a client reads; display-only ones are constant)."""
@@ -65,7 +48,7 @@ class PropertyDef:
             "groupName": self.group_name,
             "options": list(self.options),
             "displayOrder": -1,
-            "calculated": False,
+            "calculated": self.calculated,
             "externalOptions": False,
             "hasUniqueValue": self.has_unique_value,
             "hidden": False,
@@ -97,6 +80,8 @@ class PropertyDef:
             options=tuple(data.get("options") or ()),
             has_unique_value=bool(data.get("hasUniqueValue", False)),
             hubspot_defined=bool(data.get("hubspotDefined", False)),
+            read_only=bool(data.get("modificationMetadata", {}).get("readOnlyValue", False)),
+            calculated=bool(data.get("calculated", False)),
         )
 
 
@@ -117,6 +102,8 @@ def seed(conn: sqlite3.Connection, now: int) -> None:
                 now,
                 options=options,
                 hubspot_defined=True,
+                read_only=b.read_only,
+                calculated=b.calculated,
             )
             _insert(conn, definition)
 
@@ -144,7 +131,9 @@ def load(conn: sqlite3.Connection, object_type: str) -> dict[str, PropertyDef]:
 
 
 def create(conn: sqlite3.Connection, object_type: str, body: JSON, now: int) -> PropertyDef:
-    """``POST /crm/v3/properties/{type}``: 409 if the name is taken, 400 if a field is missing or wrong."""
+    """``POST /crm/v3/properties/{type}``: 409 if the name is taken, 400 if a field is missing or
+    wrong, the type/fieldType pair is not one HubSpot allows, the group does not exist, or an
+    option lacks what HubSpot's schema requires (property_rules.py, property_groups.py)."""
     problems: list[JSON] = []
     for key in ("name", "label", "type", "fieldType", "groupName"):
         if not isinstance(body.get(key), str) or not body[key]:
@@ -154,13 +143,9 @@ def create(conn: sqlite3.Connection, object_type: str, body: JSON, now: int) -> 
     name = body["name"]
     if not _NAME.match(name):
         raise validation(f"Property name '{name}' must start with a letter and hold only a-z, 0-9 and _")
-    if body["type"] not in TYPES:
-        raise validation(f"Invalid property type '{body['type']}'; one of {sorted(TYPES)}")
-    if body["fieldType"] not in FIELD_TYPES:
-        raise validation(f"Invalid fieldType '{body['fieldType']}'; one of {sorted(FIELD_TYPES)}")
-    options = _options(body.get("options"))
-    if body["type"] == "enumeration" and not options:
-        raise validation(f"Property '{name}' of type enumeration needs options")
+    property_rules.check_type(body["type"], body["fieldType"])
+    property_groups.require(conn, object_type, body["groupName"])
+    options = property_rules.options(body["type"], body.get("options"))
     unique = body.get("hasUniqueValue", False)
     if not isinstance(unique, bool):
         raise validation("hasUniqueValue must be a boolean")
@@ -180,24 +165,6 @@ def create(conn: sqlite3.Connection, object_type: str, body: JSON, now: int) -> 
     )
     _insert(conn, definition)
     return definition
-
-
-def _options(raw: Any) -> tuple[JSON, ...]:
-    if raw is None:
-        return ()
-    if not isinstance(raw, list) or not all(
-        isinstance(o, dict) and isinstance(o.get("value"), str) for o in raw
-    ):
-        raise validation("options must be a list of {label, value} objects")
-    return tuple(
-        {
-            "label": str(o.get("label", o["value"])),
-            "value": o["value"],
-            "displayOrder": int(o.get("displayOrder", i)),
-            "hidden": bool(o.get("hidden", False)),
-        }
-        for i, o in enumerate(raw)
-    )
 
 
 def check_value(definition: PropertyDef, value: str) -> PropertyProblem | None:

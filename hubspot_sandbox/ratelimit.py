@@ -1,8 +1,13 @@
-"""HubSpot's two limits of a private-app token: a rolling 10-second window and a daily count.
+"""HubSpot's limits of a private-app token: a rolling 10-second window and a daily count, plus
+the search endpoints' own limit of five requests a second.
 
 A writer has to pace itself by the X-HubSpot-RateLimit-* headers and back off on 429; the
-sandbox enforces both so that behaviour is tested, not assumed. A refused request does not
-count against either limit. Counters live in memory: a restart starts a fresh day.
+sandbox enforces the limits so that behaviour is tested, not assumed. A refused request does not
+count against any limit. Counters live in memory: a restart starts a fresh day.
+
+Search requests count against the 10-second and daily limits too (they are API calls), and
+HubSpot sends no rate-limit headers on their answers (the usage guidelines' headers table lists
+search as an exception; HubSpot's community confirms only ``X-HubSpot-Correlation-Id`` comes back).
 """
 
 from __future__ import annotations
@@ -14,12 +19,18 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from hubspot_sandbox.tiers import SEARCH_PER_SECOND
+
 WINDOW_S = 10.0
+SEARCH_WINDOW_S = 1.0
+
+
+_SEARCH_KEY = "search:account"
 
 
 @dataclass(frozen=True)
 class Refusal:
-    policy: str  # "TEN_SECONDLY_ROLLING" or "DAILY"
+    policy: str  # "TEN_SECONDLY_ROLLING", "DAILY" or (search) "SECONDLY"
     message: str
     retry_after_s: int | None
 
@@ -30,11 +41,13 @@ class RateLimiter:
         per_10s: int,
         daily: int,
         *,
+        search_per_s: int = SEARCH_PER_SECOND,
         clock: Callable[[], float] = time.monotonic,
         today: Callable[[], str] = lambda: datetime.now(UTC).date().isoformat(),
     ) -> None:
         self.per_10s = per_10s
         self.daily = daily
+        self.search_per_s = search_per_s
         self._clock = clock
         self._today = today
         self._windows: dict[str, deque[float]] = {}
@@ -44,9 +57,9 @@ class RateLimiter:
         self._windows.clear()
         self._days.clear()
 
-    def _window(self, key: str) -> deque[float]:
+    def _window(self, key: str, span_s: float = WINDOW_S) -> deque[float]:
         window = self._windows.setdefault(key, deque())
-        cutoff = self._clock() - WINDOW_S
+        cutoff = self._clock() - span_s
         while window and window[0] <= cutoff:
             window.popleft()
         return window
@@ -55,21 +68,32 @@ class RateLimiter:
         day, used = self._days.get(key, ("", 0))
         return used if day == self._today() else 0
 
-    def acquire(self, key: str) -> Refusal | None:
-        """Count one request of ``key`` (a token), or say which limit refuses it."""
+    def acquire(self, key: str, *, search: bool = False) -> Refusal | None:
+        """Count one request of ``key`` (a token), or say which limit refuses it. A search also
+        needs room in the account's one-second search window (the sandbox is one account)."""
         if self._used_today(key) >= self.daily:
             return Refusal("DAILY", "You have reached your daily limit.", None)
         window = self._window(key)
         if len(window) >= self.per_10s:
-            wait = window[0] + WINDOW_S - self._clock() if window else 1.0
             return Refusal(
                 "TEN_SECONDLY_ROLLING",
                 "You have reached your ten_secondly_rolling limit.",
-                max(1, math.ceil(wait)),
+                self._wait(window, WINDOW_S),
             )
-        window.append(self._clock())
+        searches = self._window(_SEARCH_KEY, SEARCH_WINDOW_S)
+        if search and len(searches) >= self.search_per_s:
+            return Refusal("SECONDLY", "You have reached your secondly limit.", self._wait(searches, 1.0))
+        now = self._clock()
+        window.append(now)
+        if search:
+            searches.append(now)
         self._days[key] = (self._today(), self._used_today(key) + 1)
         return None
+
+    def _wait(self, window: deque[float], span_s: float) -> int:
+        """Whole seconds until the oldest request leaves the window (at least one)."""
+        wait = window[0] + span_s - self._clock() if window else 1.0
+        return max(1, math.ceil(wait))
 
     def headers(self, key: str) -> dict[str, str]:
         """Where ``key`` stands, as HubSpot reports it on every answer."""

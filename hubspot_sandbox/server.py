@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -31,9 +32,16 @@ class Sandbox:
     in-process access to the store, limiter, faults and counters.
 
     ``now`` is the wall clock the daily limit follows (its day starts at midnight in the account's
-    ``time_zone``, as HubSpot's does); a test passes its own clock to cross midnight instantly."""
+    ``time_zone``, as HubSpot's does); a test passes its own clock to cross midnight instantly.
+    ``monotonic`` times the rate-limit windows (a test freezes it to fill one without waiting)."""
 
-    def __init__(self, config: SandboxConfig, *, now: Callable[[], datetime] | None = None) -> None:
+    def __init__(
+        self,
+        config: SandboxConfig,
+        *,
+        now: Callable[[], datetime] | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.config = config
         store = Store(config.db_path)
         zone = ZoneInfo(config.time_zone)
@@ -42,8 +50,9 @@ class Sandbox:
             config=config,
             store=store,
             limiter=RateLimiter(
-                config.rate_limit_per_10s,
-                config.rate_limit_daily,
+                config.burst_limit,
+                config.daily_limit,
+                clock=monotonic,
                 today=lambda: clock().astimezone(zone).date().isoformat(),
             ),
             faults=Faults(
@@ -98,9 +107,12 @@ class Sandbox:
 
 @asynccontextmanager
 async def running_sandbox(
-    config: SandboxConfig, *, now: Callable[[], datetime] | None = None
+    config: SandboxConfig,
+    *,
+    now: Callable[[], datetime] | None = None,
+    monotonic: Callable[[], float] = time.monotonic,
 ) -> AsyncIterator[Sandbox]:
-    sandbox = Sandbox(config, now=now)
+    sandbox = Sandbox(config, now=now, monotonic=monotonic)
     try:
         await sandbox.start()
         yield sandbox

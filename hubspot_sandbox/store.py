@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TypeVar
 
-from hubspot_sandbox import associations, db, pipelines, properties, records
+from hubspot_sandbox import associations, db, pipelines, properties, property_groups, records
 from hubspot_sandbox.catalog import OBJECT_TYPES
 from hubspot_sandbox.errors import JSON
 from hubspot_sandbox.timestamps import now_ms
@@ -32,6 +32,7 @@ class Store:
 
     def _seed(self) -> None:
         now = now_ms()
+        property_groups.seed(self._conn)
         properties.seed(self._conn, now)
         pipelines.seed(self._conn, now)
 

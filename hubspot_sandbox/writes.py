@@ -10,6 +10,7 @@ import sqlite3
 from dataclasses import dataclass, field
 
 from hubspot_sandbox import associations, properties, records
+from hubspot_sandbox.calculated_values import line_item_amounts
 from hubspot_sandbox.catalog import ASSOCIATION_TYPES, AssociationType, ObjectType
 from hubspot_sandbox.checks import (
     check_links,
@@ -61,7 +62,18 @@ def _new_record(
             for name in _COPIED_FROM_PRODUCT:
                 if name not in changes and name in product.values:
                     values[name] = product.values[name]
+        calculated = line_item_amounts({}, dict(values))
+        values.update({k: v for k, v in calculated.items() if v is not None})
     return records.insert(conn, otype.name, values, now)
+
+
+def _update(
+    conn: sqlite3.Connection, otype: ObjectType, record: Record, changes: dict[str, str | None], now: int
+) -> None:
+    """Write ``changes``, with a line item's calculated amounts following their inputs."""
+    if otype.name == "line_items":
+        changes = {**changes, **line_item_amounts(record.values, changes)}
+    records.write(conn, record, changes, now)
 
 
 Link = tuple[AssociationType, int]
@@ -88,6 +100,12 @@ def _inline_associations(conn: sqlite3.Connection, otype: ObjectType, item: JSON
             if records.load_one(conn, kind.to_type, to_id, archived=False) is None:
                 raise validation(f"Association target {kind.to_type} {to_id} does not exist")
             links.append((kind, to_id))
+    parents = {to_id for kind, to_id in links if kind.to_type == "deals" and otype.name == "line_items"}
+    if len(parents) > 1:
+        raise validation(
+            "Line items belong to one single parent object: a line item cannot be created on deals"
+            f" {sorted(parents)}"
+        )
     return links
 
 
@@ -148,7 +166,7 @@ def batch_update(conn: sqlite3.Connection, otype: ObjectType, body: JSON, now: i
     for (record, _), changes in zip(targets, planned, strict=True):
         check_unique(conn, otype, unique, record.id, f"id:{record.id}", changes, claims)
     for (record, _), changes in zip(targets, planned, strict=True):
-        records.write(conn, record, changes, now)
+        _update(conn, otype, record, changes, now)
         outcome.results.append(records.render(record, _shown_after_write(otype, changes)))
     return outcome
 
@@ -194,7 +212,7 @@ def batch_upsert(conn: sqlite3.Connection, otype: ObjectType, body: JSON, now: i
             record = _new_record(conn, otype, changes, now)
         else:
             record = existing
-            records.write(conn, record, changes, now)
+            _update(conn, otype, record, changes, now)
         outcome.results.append(
             {**records.render(record, _shown_after_write(otype, changes)), "new": existing is None}
         )
@@ -203,14 +221,14 @@ def batch_upsert(conn: sqlite3.Connection, otype: ObjectType, body: JSON, now: i
 
 def batch_archive(conn: sqlite3.Connection, otype: ObjectType, body: JSON, now: int) -> Outcome:
     """Archive (restorable in HubSpot): the record stays readable with ``archived=true``, loses
-    its associations, and frees its unique values. Archiving twice is harmless."""
+    its associations, and frees its unique values. Archiving twice, or an id that names nothing,
+    is harmless: HubSpot answers 204 either way ("Archive a batch of objects by ID": "This
+    response has no body data", https://developers.hubspot.com/docs/api-reference/latest/crm/objects/custom-objects/batch/delete-custom-objects)."""
     outcome = Outcome()
     for item in inputs_of(body):
         found_id = object_id(item.get("id"))
         record = None if found_id is None else records.load_one(conn, otype.name, found_id, archived=None)
-        if record is None:
-            outcome.errors.append(InputError("OBJECT_NOT_FOUND", missing_message(otype), str(item.get("id"))))
-        elif not record.archived:
+        if record is not None and not record.archived:
             records.archive(conn, record, now)
             associations.remove_all_for(conn, record.id)
             outcome.removed.append(record.id)
