@@ -14,6 +14,7 @@ import hashlib
 import hmac
 import json
 import logging
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -28,10 +29,17 @@ MAX_AGE_MS = 5 * 60 * 1000
 SUBSCRIPTION_ID = 4_217_001
 
 
+SIGNED_AS_DECODED = re.compile("%(3A|2F|3F|40|21|24|27|28|29|2A|2C|3B)", re.IGNORECASE)
+"""The percent-encoded characters HubSpot decodes in the URI before it signs it, and only these
+(developers.hubspot.com, "Validating requests", signature v3: ':', '/', '?', '@', '!', '$', "'",
+'(', ')', '*', ',', ';'); the receiver must sign the same string."""
+
+
 def sign(secret: str, method: str, uri: str, body: bytes | str, timestamp: int | str) -> str:
     """The X-HubSpot-Signature-v3 value. ``uri`` is the full URL the request was sent to."""
     raw = body if isinstance(body, bytes) else body.encode()
-    message = method.upper().encode() + uri.encode() + raw + str(timestamp).encode()
+    signed_uri = SIGNED_AS_DECODED.sub(lambda m: chr(int(m.group(1), 16)), uri)
+    message = method.upper().encode() + signed_uri.encode() + raw + str(timestamp).encode()
     digest = hmac.new(secret.encode(), message, hashlib.sha256).digest()
     return base64.b64encode(digest).decode()
 
