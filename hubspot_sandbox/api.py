@@ -255,6 +255,16 @@ async def create_pipeline(request: web.Request) -> web.Response:
     return json_response(state.store.run(lambda conn: pipelines.create(conn, body, started)), 201)
 
 
+@routes.post("/crm/v3/pipelines/{object_type}/{pipeline_id}/stages")
+async def add_stage(request: web.Request) -> web.Response:
+    _deals_only(request)
+    state, body, started = _state(request), await read_body(request), now_ms()
+    pipeline_id = request.match_info["pipeline_id"]
+    return json_response(
+        state.store.run(lambda conn: pipelines.add_stage(conn, pipeline_id, body, started)), 201
+    )
+
+
 @routes.get("/crm/v3/pipelines/{object_type}")
 async def list_pipelines(request: web.Request) -> web.Response:
     _deals_only(request)

@@ -58,6 +58,7 @@ BODIES: dict[tuple[str, str], Body] = {
     ("POST", "/crm/v3/pipelines/{object_type}"): _body(
         "label displayOrder stages", stages="label displayOrder metadata"
     ),
+    ("POST", "/crm/v3/pipelines/{object_type}/{pipeline_id}/stages"): _body("label displayOrder metadata"),
     ("POST", "/crm/v4/associations/{from_type}/{to_type}/batch/create"): _body(
         "inputs", inputs="from to types"
     ),

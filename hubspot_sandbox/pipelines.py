@@ -108,6 +108,31 @@ def create(conn: sqlite3.Connection, body: JSON, now: int) -> JSON:
     return found
 
 
+def add_stage(conn: sqlite3.Connection, pipeline_id: str, body: JSON, now: int) -> JSON:
+    """``POST /crm/v3/pipelines/deals/{pipelineId}/stages``: one more stage in an existing pipeline.
+    Every tier may edit its pipelines' stages ("Set up and customize your deal pipelines and deal
+    stages", knowledge.hubspot.com: all products and plans; only *additional pipelines* need
+    Starter or above), so a Free account adds the stages it needs to its default pipeline."""
+    require(conn, pipeline_id)
+    label = body.get("label")
+    if not isinstance(label, str) or not label.strip():
+        raise validation("label is required")
+    taken = conn.execute("SELECT 1 FROM stages WHERE pipeline_id = ? AND label = ?", (pipeline_id, label))
+    if taken.fetchone():
+        raise validation(f"Stage label '{label}' already exists in pipeline {pipeline_id}")
+    last = conn.execute(
+        "SELECT COALESCE(MAX(display_order), -1) FROM stages WHERE pipeline_id = ?", (pipeline_id,)
+    )
+    order = _order(body.get("displayOrder"), int(last.fetchone()[0]) + 1)
+    stage_id = str(take(conn))
+    _insert_stage(conn, stage_id, pipeline_id, label, order, _metadata(body, 0), now)
+    conn.execute("UPDATE pipelines SET updated_ms = ? WHERE id = ?", (now, pipeline_id))
+    row = conn.execute(
+        "SELECT * FROM stages WHERE id = ? AND pipeline_id = ?", (stage_id, pipeline_id)
+    ).fetchone()
+    return _stage_json(row)
+
+
 def _order(raw: Any, default: int) -> int:
     if raw is None:
         return default

@@ -90,6 +90,17 @@ RULES: tuple[Rule, ...] = (
         "pipelines.py",
     ),
     Rule(
+        "stages-on-every-tier",
+        "Every tier edits its pipelines' stages (only additional pipelines need Starter or above)",
+        "201 on POST /crm/v3/pipelines/deals/{pipelineId}/stages with tier free, under the stage rules",
+        "documented",
+        (
+            "https://knowledge.hubspot.com/object-settings/set-up-and-customize-your-deal-pipelines-and-deal-stages",
+            STAGES,
+        ),
+        "pipelines.py",
+    ),
+    Rule(
         "default-pipeline",
         'Every account has the deal pipeline "default" ("Sales Pipeline") with HubSpot\'s seven stages'
         " (appointmentscheduled 0.2 ... contractsent 0.9, closedwon 1.0, closedlost 0.0)",

@@ -23,6 +23,7 @@ RULE_TESTS = {
         "test_sandbox_tiers",
         "test_a_free_account_has_the_default_pipeline_and_cannot_create_one",
     ),
+    "stages-on-every-tier": ("test_sandbox_tiers", "test_a_free_account_adds_stages_to_its_default_pipeline"),
     "default-pipeline": (
         "test_sandbox_tiers",
         "test_a_free_account_has_the_default_pipeline_and_cannot_create_one",
@@ -108,8 +109,8 @@ async def test_check_request_flags_what_the_sandbox_does_not_declare(client: htt
     assert check("GET", "/crm/v3/pipelines/deals") == []
     assert check("PATCH", "/crm/v3/objects/0-3/123", {"properties": {"dealname": "d"}}) == []
     assert check("GET", "/crm/v3/objects/orders/2026-03") != []  # not an endpoint here
-    assert check("POST", "/crm/v3/pipelines/deals/default/stages", {}) == [
-        "POST /crm/v3/pipelines/deals/default/stages: no such endpoint in the sandbox"
+    assert check("PATCH", "/crm/v3/pipelines/deals/default", {}) == [
+        "PATCH /crm/v3/pipelines/deals/default: no such endpoint in the sandbox"
     ]
     [unknown_field] = check("POST", "/crm/v3/objects/contacts/batch/upsert", {**upsert, "mode": "x"})
     assert "unknown field 'mode'" in unknown_field

@@ -72,6 +72,33 @@ async def test_a_free_account_has_the_default_pipeline_and_cannot_create_one(
         await post(client, "/crm/v3/objects/deals/batch/create", deal, 201)
 
 
+async def test_a_free_account_adds_stages_to_its_default_pipeline(start_sandbox: StartSandbox) -> None:
+    """Every tier edits its pipelines' stages (only more pipelines need Starter): the stages
+    endpoint takes a stage with the same rules as a new pipeline's stages."""
+    sandbox = await start_sandbox(tier="free")
+    async with http_client(sandbox) as client:
+        stages = "/crm/v3/pipelines/deals/default/stages"
+        added = await post(
+            client, stages, {"label": "Checkout Abandoned", "metadata": {"probability": "0.1"}}, 201
+        )
+        assert added["metadata"] == {"isClosed": "false", "probability": "0.1"}
+        assert added["displayOrder"] == len(DEFAULT_STAGES)
+        [default] = (await client.get("/crm/v3/pipelines/deals")).json()["results"]
+        assert default["stages"][-1]["id"] == added["id"]
+        twice = await post(
+            client, stages, {"label": "Checkout Abandoned", "metadata": {"probability": "0.1"}}, 400
+        )
+        assert twice["category"] == "VALIDATION_ERROR"
+        odd = await post(client, stages, {"label": "Odd", "metadata": {"probability": "0.15"}}, 400)
+        assert "increments of 0.1" in odd["message"]
+        await post(
+            client,
+            "/crm/v3/pipelines/deals/nope/stages",
+            {"label": "X", "metadata": {"probability": "0.1"}},
+            404,
+        )
+
+
 @pytest.mark.parametrize("tier", ["starter", "professional", "enterprise"])
 async def test_paid_tiers_create_pipelines(start_sandbox: StartSandbox, tier: str) -> None:
     sandbox = await start_sandbox(tier=tier)
