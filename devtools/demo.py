@@ -25,6 +25,7 @@ import orjson
 from devtools.localrun import kafka_bootstrap
 from devtools.samplestore import generate, scenario_lines
 from devtools.simulate import Live, Result, parse, run
+from hubspot_sandbox.tiers import Tier
 
 
 def summary(account: dict[str, Any], dead_letters: dict[str, int]) -> list[str]:
@@ -60,7 +61,9 @@ def summary(account: dict[str, Any], dead_letters: dict[str, int]) -> list[str]:
     return [f"{label:<{width}}  {value:>6}" for label, value in rows]
 
 
-def run_demo(customers: int, seed: int, timeout_s: float, keep: bool = False) -> Result:
+def run_demo(
+    customers: int, seed: int, timeout_s: float, keep: bool = False, tier: Tier = "professional"
+) -> Result:
     """Generate the store, run it, print the summary; the caller reports loss (R7) and exits.
 
     ``keep``: once the summary and the loss report are printed, keep the pipeline and its
@@ -74,7 +77,8 @@ def run_demo(customers: int, seed: int, timeout_s: float, keep: bool = False) ->
     path.write_bytes(b"\n".join(orjson.dumps(line, default=str) for line in lines))
     click.echo(f"sample store: {customers} customers, {len(store.events)} Shopify events; scenario of "
                f"{len(lines)} lines (duplicates, out-of-order deliveries, clock ticks 12 simulated "
-               f"hours apart, a deletion in HubSpot): {path}", err=True)  # fmt: skip
+               f"hours apart, a deletion in HubSpot): {path}; HubSpot sandbox tier: {tier}",
+               err=True)  # fmt: skip
     started = time.monotonic()
     out = work / "account.json"
 
@@ -105,7 +109,9 @@ def run_demo(customers: int, seed: int, timeout_s: float, keep: bool = False) ->
         click.echo(
             f"Kafka at {bootstrap}; starting the bridge, worker, writer and HubSpot sandbox ...", err=True
         )
-        result = asyncio.run(run(parse(path), bootstrap, work, timeout_s, live=stay if keep else None))
+        result = asyncio.run(
+            run(parse(path), bootstrap, work, timeout_s, live=stay if keep else None, tier=tier)
+        )
     if not kept:
         show(result.account, result.dead_letters)
     return result

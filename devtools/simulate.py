@@ -44,13 +44,16 @@ from devtools.localrun import (
 )
 from devtools.readback import read_back
 from handlers import hubspot_paths as paths
+from handlers.account_setup import add_missing_stages
 from handlers.bridge import SIMULATED_RECEIVED_AT, build_app
 from handlers.dashboard import start_dashboard
+from handlers.hubspot_api import HubSpotApi
 from handlers.hubspot_client import HubSpotClient
 from handlers.importer import TOPICS as IMPORT_TOPICS
 from handlers.importer import import_delivery
 from handlers.loss import LossReport, dead_letter_record, read_report
 from hubspot_sandbox import SandboxConfig, running_sandbox
+from hubspot_sandbox.tiers import Tier
 from localkafka.broker import free_port
 from schemas.envelope import HubSpotContactDeletion, encode
 from streams.ticker import append_ticks
@@ -156,10 +159,14 @@ class Result:
 async def run(
     scenario: list[tuple[int, Line]], bootstrap: str, work: Path, timeout_s: float,
     hubspot_url: str | None = None, hubspot_token: str | None = None, live: LiveHook | None = None,
+    tier: Tier = "professional",
 ) -> Result:  # fmt: skip
     """Run the scenario; against the bundled sandbox, or (``hubspot_url``) an account elsewhere.
     With ``live``, once the account is read the dashboard is started and ``live`` is awaited
-    while every service still runs (the demo keeps it up; tests look at the page)."""
+    while every service still runs (the demo keeps it up; tests look at the page). ``tier``: the
+    bundled sandbox's HubSpot subscription; on ``free`` the operator's set-up step runs first
+    (``shopsync hubspot add-stages``: the legacy stages added to the default pipeline, the only
+    one a Free account has), and the writer uses that pipeline."""
     suffix = unique_suffix()
     bridge_port = free_port()
     settings = Settings(
@@ -178,10 +185,16 @@ async def run(
     config = SandboxConfig(
         db_path=work / "sandbox.db", token=SecretStr(SANDBOX_TOKEN),
         webhook_url=f"http://127.0.0.1:{bridge_port}/webhooks/hubspot",
-        webhook_secret=SecretStr(HUBSPOT_SECRET),
+        webhook_secret=SecretStr(HUBSPOT_SECRET), tier=tier,
     )  # fmt: skip
     async with running_sandbox(config) as sandbox:
         settings = settings.model_copy(update={"hubspot_base_url": sandbox.url})
+        if tier == "free":
+            api = HubSpotApi(HubSpotClient(sandbox.url, SANDBOX_TOKEN))
+            try:
+                await add_missing_stages(api)
+            finally:
+                await api.close()
         return await _pipeline(scenario, settings, work, bridge_port, timeout_s, own_sandbox=True, live=live)
 
 

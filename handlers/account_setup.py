@@ -246,10 +246,7 @@ async def ensure_pipeline(api: HubSpotApi, label: str, pipeline_id: str = "") ->
 
 
 async def _create_pipeline(api: HubSpotApi, label: str, listed: list[dict[str, Any]]) -> dict[str, Any]:
-    stages = [
-        {"label": stage, "displayOrder": i, "metadata": {"probability": str(STAGE_PROBABILITY[stage])}}
-        for i, stage in enumerate(STAGES)
-    ]
+    stages = [_stage_definition(stage, i) for i, stage in enumerate(STAGES)]
     try:
         status, created = await api.create_pipeline({"label": label, "displayOrder": 99, "stages": stages})
     except (HubSpotError, HubSpotAccessError) as exc:
@@ -272,6 +269,35 @@ async def _create_pipeline(api: HubSpotApi, label: str, listed: list[dict[str, A
     return created
 
 
+def _stage_definition(stage: str, order: int) -> dict[str, Any]:
+    return {"label": stage, "displayOrder": order, "metadata": {"probability": str(STAGE_PROBABILITY[stage])}}
+
+
+async def add_missing_stages(api: HubSpotApi, pipeline_id: str = DEFAULT_PIPELINE_ID) -> list[str]:
+    """Add the legacy stages a pipeline lacks (by label, as :func:`_schema` finds them), after its
+    own stages: what ``shopsync hubspot add-stages`` does for an operator on a Free account, whose
+    one pipeline the writer uses (every plan may edit its pipelines' stages). Returns the labels
+    added; a pipeline that has them all is left as it is."""
+    status, pipeline = await api.pipeline(pipeline_id)
+    if status == 404:
+        raise AccountSetupError(f"the account has no deal pipeline with the id {pipeline_id!r}")
+    present = {
+        str(s.get("label")).strip().casefold() for s in pipeline.get("stages") or [] if isinstance(s, dict)
+    }
+    last = max((int(s.get("displayOrder") or 0) for s in pipeline.get("stages") or []), default=-1)
+    added: list[str] = []
+    for stage in STAGES:
+        if stage.casefold() not in present:
+            status, answer = await api.add_stage(pipeline_id, _stage_definition(stage, last + 1 + len(added)))
+            if status >= 400:
+                raise AccountSetupError(
+                    f"HubSpot refused the stage {stage!r} ({status}: {answer.get('message', '')}); "
+                    f"added before it: {added or 'none'}"
+                )
+            added.append(stage)
+    return added
+
+
 def _schema(pipeline: Mapping[str, Any]) -> AccountSchema:
     """The pipeline's stage ids by label (exact, else ignoring case and spaces around); every
     legacy stage must be there."""
@@ -288,7 +314,8 @@ def _schema(pipeline: Mapping[str, Any]) -> AccountSchema:
         raise AccountSetupError(
             f"the deal pipeline {pipeline.get('label')!r} (id {pipeline.get('id')}) lacks the stages "
             f"{', '.join(repr(m) for m in missing)}: add stages with these labels to it in "
-            f"{PIPELINE_SETTINGS}, or set SHOPSYNC_HUBSPOT_PIPELINE_ID to a pipeline that has them"
+            f"{PIPELINE_SETTINGS} (or run `shopsync hubspot add-stages --pipeline {pipeline.get('id')}`), "
+            "or set SHOPSYNC_HUBSPOT_PIPELINE_ID to a pipeline that has them"
         )
     return AccountSchema(pipeline_id=str(pipeline["id"]), stage_ids=stage_ids)
 

@@ -145,5 +145,10 @@ class HubSpotApi:
     async def create_pipeline(self, definition: Mapping[str, Any], object_type: str = "deals") -> Answer:
         return await self._post(paths.pipelines(object_type), dict(definition))
 
+    async def add_stage(
+        self, pipeline_id: str, stage: Mapping[str, Any], object_type: str = "deals"
+    ) -> Answer:
+        return await self._post(paths.pipeline_stages(pipeline_id, object_type), dict(stage))
+
     async def account_details(self) -> Answer:
         return await self._get(paths.ACCOUNT_DETAILS)

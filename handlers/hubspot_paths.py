@@ -62,6 +62,11 @@ def pipeline(pipeline_id: str, object_type: str = "deals") -> str:
     return f"{pipelines(object_type)}/{_segment(pipeline_id)}"
 
 
+def pipeline_stages(pipeline_id: str, object_type: str = "deals") -> str:
+    """``POST`` adds a stage to an existing pipeline (every tier may edit its pipelines' stages)."""
+    return f"{pipeline(pipeline_id, object_type)}/stages"
+
+
 def association_batch(from_type: str, to_type: str, operation: AssociationOperation) -> str:
     """The v4 association batches (``create`` with typed links, ``archive`` of every link)."""
     return f"{ASSOCIATIONS}/{_segment(from_type)}/{_segment(to_type)}/batch/{operation}"

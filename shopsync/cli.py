@@ -253,6 +253,39 @@ def replay(dry_run: bool, until: str | None, allow_loss: bool) -> None:
     _report_and_exit(rebuilt.report, allow_loss)
 
 
+@main.group()
+def hubspot() -> None:
+    """Set up the HubSpot account (what the writer cannot or should not do by itself)."""
+
+
+@hubspot.command("add-stages")
+@click.option("--pipeline", "pipeline_id", default="default", show_default=True,
+              help="The deal pipeline's id ('default': the account's own, on every tier).")  # fmt: skip
+def add_stages(pipeline_id: str) -> None:
+    """Add the six legacy deal stages a pipeline lacks (by label), after its own stages.
+
+    For a Free account, whose one pipeline the writer uses (HubSpot lets only Starter and above
+    create pipelines, but every plan edit their stages). Stages already there are left alone."""
+    from handlers.account_setup import AccountSetupError, add_missing_stages
+    from handlers.hubspot_api import HubSpotApi
+    from handlers.hubspot_client import HubSpotClient
+
+    settings = _settings()
+
+    async def add() -> list[str]:
+        api = HubSpotApi(HubSpotClient(settings.hubspot_base_url, settings.hubspot_token.get_secret_value()))
+        try:
+            return await add_missing_stages(api, pipeline_id)
+        finally:
+            await api.close()
+
+    try:
+        added = asyncio.run(add())
+    except AccountSetupError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"added {len(added)} stages to pipeline {pipeline_id}: {', '.join(added) or 'none missing'}")
+
+
 @main.command()
 def writer() -> None:
     """Run the HubSpot writer: hubspot.commands in, HubSpot CRM API calls out.
@@ -358,8 +391,15 @@ def simulate(scenario: Path, out: Path, timeout: float, hubspot_url: str | None,
 @click.option("--timeout", default=180.0, show_default=True, help="Seconds to wait for each settle.")
 @click.option("--exit", "exit_when_done", is_flag=True,
               help="Exit when done, even in a terminal (without one it always does).")  # fmt: skip
+@click.option("--hubspot-tier", "tier", type=click.Choice(["free", "starter", "professional", "enterprise"]),
+              default="professional", show_default=True,
+              help="The sandbox's HubSpot subscription (its rate limits; on free, no pipeline can "
+              "be created, so the stages are added to the default pipeline first, as an operator "
+              "would).")  # fmt: skip
 @ALLOW_LOSS
-def demo(customers: int, seed: int, timeout: float, exit_when_done: bool, allow_loss: bool) -> None:
+def demo(
+    customers: int, seed: int, timeout: float, exit_when_done: bool, tier: str, allow_loss: bool
+) -> None:
     """Run the whole pipeline on a generated sample store and print the summary (SPEC S1).
 
     Uses KAFKA_BOOTSTRAP_SERVERS if set, else starts (and afterwards stops) a local broker.
@@ -371,7 +411,7 @@ def demo(customers: int, seed: int, timeout: float, exit_when_done: bool, allow_
 
     keep = sys.stdin.isatty() and sys.stdout.isatty() and not exit_when_done
     try:
-        result = run_demo(customers=customers, seed=seed, timeout_s=timeout, keep=keep)
+        result = run_demo(customers=customers, seed=seed, timeout_s=timeout, keep=keep, tier=tier)  # type: ignore[arg-type]
     except (RuntimeError, TimeoutError) as exc:
         raise click.ClickException(str(exc)) from exc
     _report_and_exit(result.report, allow_loss, printed=keep)
