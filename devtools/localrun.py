@@ -83,13 +83,27 @@ class ServiceProcess:
 
     def stop(self, timeout_s: float = 20.0) -> int:
         """SIGTERM and wait; SIGKILL if it does not stop in time. Returns the exit code."""
+        self.terminate()
+        try:
+            self.proc.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            self.kill()
+        return self.proc.returncode
+
+    def terminate(self) -> None:
+        """SIGTERM, without waiting (:func:`stop_together`)."""
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout_s)
-            except subprocess.TimeoutExpired:
-                self.kill()
-        return self.proc.returncode
+
+
+def stop_together(*processes: ServiceProcess, timeout_s: float = 20.0) -> None:
+    """Stop several services at once: each gets its SIGTERM before any is waited for (a worker
+    takes a couple of seconds to leave its group and close its tables; one after the other, the
+    demo's worker and writer added their shutdowns up)."""
+    for process in processes:
+        process.terminate()
+    for process in processes:
+        process.stop(timeout_s)
 
 
 def delivery_for(event: SampleEvent, received_at: datetime | None = None) -> Delivery:
@@ -137,22 +151,36 @@ async def wait_for_records(bootstrap: str, topic: str, count: int, worker: Servi
     raise TimeoutError(f"{topic} did not get {count} records:\n{worker.log_tail()}")
 
 
-async def lagging_partitions(bootstrap: str, group: str, topics: list[str]) -> dict[str, int] | None:
-    """Records in ``topics`` that consumer group ``group`` has not committed yet, per lagging
-    partition (``topic[partition]`` -> records); None while that cannot be known yet."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-    await admin.start()
-    await consumer.start()
-    try:
+class LagProbe:
+    """One admin client and one consumer for many lag polls (``async with LagProbe(b) as probe``):
+    opening both for every poll cost more than the 50 ms between polls, and simulations poll
+    before each of their ticks."""
+
+    def __init__(self, bootstrap: str) -> None:
+        self.admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+        self.consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+
+    async def __aenter__(self) -> LagProbe:
+        await self.admin.start()
+        await self.consumer.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.consumer.stop()
+        await self.admin.close()
+
+    async def lagging(self, group: str, topics: list[str]) -> dict[str, int] | None:
+        """Records in ``topics`` that ``group`` has not committed yet, per lagging partition
+        (``topic[partition]`` -> records); None while that cannot be known yet."""
         try:
-            committed = await admin.list_consumer_group_offsets(group)
+            committed = await self.admin.list_consumer_group_offsets(group)
         except KafkaError as exc:
             if getattr(exc, "retriable", False):
                 return None  # e.g. the offsets topic is still being created on a new broker
             raise
+        consumer = self.consumer
         tps = [TopicPartition(t, p) for t in topics for p in sorted(consumer.partitions_for_topic(t) or [])]
-        if not tps:
+        if len({tp.topic for tp in tps}) < len(set(topics)):  # a topic created since the last poll
             await consumer._client.force_metadata_update()
             tps = [
                 TopicPartition(t, p) for t in topics for p in sorted(consumer.partitions_for_topic(t) or [])
@@ -165,9 +193,12 @@ async def lagging_partitions(bootstrap: str, group: str, topics: list[str]) -> d
             if ends[tp] > done:
                 lagging[f"{tp.topic}[{tp.partition}]"] = ends[tp] - done
         return lagging
-    finally:
-        await consumer.stop()
-        await admin.close()
+
+
+async def lagging_partitions(bootstrap: str, group: str, topics: list[str]) -> dict[str, int] | None:
+    """:meth:`LagProbe.lagging` once, with clients of its own."""
+    async with LagProbe(bootstrap) as probe:
+        return await probe.lagging(group, topics)
 
 
 async def group_lag(bootstrap: str, group: str, topics: list[str]) -> int:
@@ -177,15 +208,19 @@ async def group_lag(bootstrap: str, group: str, topics: list[str]) -> int:
 
 
 async def wait_for_zero_lag(
-    bootstrap: str, group: str, topics: list[str], timeout_s: float, process: ServiceProcess | None = None
-) -> None:
+    bootstrap: str, group: str, topics: list[str], timeout_s: float, process: ServiceProcess | None = None,
+    probe: LagProbe | None = None,
+) -> None:  # fmt: skip
     """Return once ``group`` has committed everything in ``topics`` (raise TimeoutError if not,
     naming the partitions still lagging)."""
+    if probe is None:
+        async with LagProbe(bootstrap) as own:
+            return await wait_for_zero_lag(bootstrap, group, topics, timeout_s, process, own)
     deadline = time.monotonic() + timeout_s
     while True:
         if process is not None and not process.alive():
             raise RuntimeError(f"the {process.service} process exited:\n{process.log_tail()}")
-        lagging = await lagging_partitions(bootstrap, group, topics)
+        lagging = await probe.lagging(group, topics)
         if lagging == {}:
             return
         if time.monotonic() > deadline:
@@ -203,8 +238,10 @@ def worker_topics(settings: Settings) -> list[str]:
 async def wait_until_worker_idle(settings: Settings, timeout_s: float, worker: ServiceProcess | None) -> None:
     """Return once the worker has processed everything, including what it forwarded to itself."""
     topics = worker_topics(settings)
-    for _ in range(2):  # routers forward to internal topics: settle, then check again
-        await wait_for_zero_lag(settings.kafka_bootstrap_servers, settings.app_id, topics, timeout_s, worker)
+    bootstrap = settings.kafka_bootstrap_servers
+    async with LagProbe(bootstrap) as probe:
+        for _ in range(2):  # routers forward to internal topics: settle, then check again
+            await wait_for_zero_lag(bootstrap, settings.app_id, topics, timeout_s, worker, probe)
 
 
 async def wait_until_written(settings: Settings, timeout_s: float = 60.0) -> None:
@@ -213,10 +250,11 @@ async def wait_until_written(settings: Settings, timeout_s: float = 60.0) -> Non
     topic = topic_name(settings, "hubspot.commands")
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout_s
-    while await group_lag(settings.kafka_bootstrap_servers, settings.writer_group(), [topic]) != 0:
-        if loop.time() > deadline:
-            raise TimeoutError("the writer did not catch up")
-        await asyncio.sleep(0.2)
+    async with LagProbe(settings.kafka_bootstrap_servers) as probe:
+        while (lagging := await probe.lagging(settings.writer_group(), [topic])) != {}:
+            if loop.time() > deadline:
+                raise TimeoutError(f"the writer did not catch up: {lagging}")
+            await asyncio.sleep(0.05)
 
 
 def unique_suffix() -> str:

@@ -17,6 +17,7 @@ dead-letter record, for operators with access to the data.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 from collections import Counter
 from collections.abc import Iterable
@@ -146,9 +147,11 @@ async def read_report(settings: Settings) -> LossReport:
     from streams.topics import topic_name
 
     report = LossReport()
-    for name in REPORTED_TOPICS:
-        records = await read_all(settings.kafka_bootstrap_servers, topic_name(settings, name))
-        add_records(report, name, (r.value for r in records))
+    read = [
+        read_all(settings.kafka_bootstrap_servers, topic_name(settings, name)) for name in REPORTED_TOPICS
+    ]
+    for name, records in zip(REPORTED_TOPICS, await asyncio.gather(*read), strict=True):
+        add_records(report, name, (r.value for r in records))  # in topic order, as before
     return report
 
 
