@@ -19,10 +19,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import KafkaError
 
+from devtools import localrun
 from devtools.localrun import ServiceProcess
 
 POLL_S = 0.2
@@ -50,49 +49,17 @@ class Drained:
         return cls(records, end - first, first - started)
 
 
-class LagProbe:
-    """One admin client and one consumer, kept open while a group is watched."""
-
-    def __init__(self, bootstrap: str) -> None:
-        self.admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-        self.consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-        self.partitions: dict[str, list[TopicPartition]] = {}
-
-    async def __aenter__(self) -> LagProbe:
-        await self.admin.start()
-        await self.consumer.start()
-        return self
-
-    async def __aexit__(self, *_: object) -> None:
-        await self.consumer.stop()
-        await self.admin.close()
-
-    async def _partitions(self, topic: str) -> list[TopicPartition]:
-        if topic not in self.partitions:
-            parts = self.consumer.partitions_for_topic(topic)
-            if not parts:
-                await self.consumer._client.force_metadata_update()
-                parts = self.consumer.partitions_for_topic(topic)
-            if not parts:
-                return []
-            self.partitions[topic] = [TopicPartition(topic, p) for p in sorted(parts)]
-        return self.partitions[topic]
+class LagProbe(localrun.LagProbe):
+    """The local-run lag probe, with what timing a group needs besides: lag per topic, members."""
 
     async def lag(self, group: str, topics: Sequence[str]) -> dict[str, int] | None:
         """Uncommitted records per topic (None while the group's offsets cannot be read yet)."""
-        try:
-            committed = await self.admin.list_consumer_group_offsets(group)
-        except KafkaError as exc:
-            if getattr(exc, "retriable", False):
-                return None
-            raise
-        tps = [tp for t in topics for tp in await self._partitions(t)]
-        ends = await self.consumer.end_offsets(tps)
+        counts = await self.uncommitted(group, topics)
+        if counts is None:
+            return None
         out = dict.fromkeys(topics, 0)
-        for tp in tps:
-            meta = committed.get(tp)
-            done = meta.offset if meta is not None and meta.offset >= 0 else 0
-            out[tp.topic] += max(ends[tp] - done, 0)
+        for tp, n in counts.items():
+            out[tp.topic] += n
         return out
 
     async def members(self, group: str) -> int:

@@ -13,9 +13,10 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable, Iterable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Self
 
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -159,8 +160,9 @@ class LagProbe:
     def __init__(self, bootstrap: str) -> None:
         self.admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
         self.consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+        self.partitions: dict[str, list[TopicPartition]] = {}
 
-    async def __aenter__(self) -> LagProbe:
+    async def __aenter__(self) -> Self:
         await self.admin.start()
         await self.consumer.start()
         return self
@@ -169,30 +171,43 @@ class LagProbe:
         await self.consumer.stop()
         await self.admin.close()
 
-    async def lagging(self, group: str, topics: list[str]) -> dict[str, int] | None:
-        """Records in ``topics`` that ``group`` has not committed yet, per lagging partition
-        (``topic[partition]`` -> records); None while that cannot be known yet."""
+    async def topic_partitions(self, topic: str) -> list[TopicPartition]:
+        """The topic's partitions (kept once known; looked up again while a topic has none yet)."""
+        if topic not in self.partitions:
+            parts = self.consumer.partitions_for_topic(topic)
+            if not parts:
+                await self.consumer._client.force_metadata_update()
+                parts = self.consumer.partitions_for_topic(topic)
+            if not parts:
+                return []
+            self.partitions[topic] = [TopicPartition(topic, p) for p in sorted(parts)]
+        return self.partitions[topic]
+
+    async def uncommitted(self, group: str, topics: Sequence[str]) -> dict[TopicPartition, int] | None:
+        """Records per partition of ``topics`` that ``group`` has not committed (0 included);
+        None while the group's offsets cannot be read yet. The committed offsets are read before
+        the end offsets, so a record that a committed one caused (a forward) is counted."""
         try:
             committed = await self.admin.list_consumer_group_offsets(group)
         except KafkaError as exc:
             if getattr(exc, "retriable", False):
                 return None  # e.g. the offsets topic is still being created on a new broker
             raise
-        consumer = self.consumer
-        tps = [TopicPartition(t, p) for t in topics for p in sorted(consumer.partitions_for_topic(t) or [])]
-        if len({tp.topic for tp in tps}) < len(set(topics)):  # a topic created since the last poll
-            await consumer._client.force_metadata_update()
-            tps = [
-                TopicPartition(t, p) for t in topics for p in sorted(consumer.partitions_for_topic(t) or [])
-            ]
-        ends = await consumer.end_offsets(tps)
-        lagging: dict[str, int] = {}
+        tps = [tp for t in topics for tp in await self.topic_partitions(t)]
+        ends = await self.consumer.end_offsets(tps)
+        out: dict[TopicPartition, int] = {}
         for tp in tps:
             meta = committed.get(tp)
             done = meta.offset if meta is not None and meta.offset >= 0 else 0
-            if ends[tp] > done:
-                lagging[f"{tp.topic}[{tp.partition}]"] = ends[tp] - done
-        return lagging
+            out[tp] = max(ends[tp] - done, 0)
+        return out
+
+    async def lagging(self, group: str, topics: Sequence[str]) -> dict[str, int] | None:
+        """The partitions of ``topics`` where ``group`` lags (``topic[partition]`` -> records)."""
+        counts = await self.uncommitted(group, topics)
+        if counts is None:
+            return None
+        return {f"{tp.topic}[{tp.partition}]": n for tp, n in counts.items() if n > 0}
 
 
 async def lagging_partitions(bootstrap: str, group: str, topics: list[str]) -> dict[str, int] | None:
