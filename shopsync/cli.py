@@ -408,10 +408,17 @@ def demo(
     pipeline up until Ctrl-C (--exit: it exits at once).
     """
     from devtools.demo import run_demo
+    from hubspot_sandbox.tiers import TIERS
 
     keep = sys.stdin.isatty() and sys.stdout.isatty() and not exit_when_done
     try:
-        result = run_demo(customers=customers, seed=seed, timeout_s=timeout, keep=keep, tier=tier)  # type: ignore[arg-type]
+        result = run_demo(
+            customers=customers,
+            seed=seed,
+            timeout_s=timeout,
+            keep=keep,
+            tier=next(t for t in TIERS if t == tier),
+        )
     except (RuntimeError, TimeoutError) as exc:
         raise click.ClickException(str(exc)) from exc
     _report_and_exit(result.report, allow_loss, printed=keep)

@@ -1,8 +1,9 @@
 """The writer on every HubSpot tier: the same store reaches the same account on a Free account
 (no pipeline of its own: HubSpot lets only Starter and above create one) as on Professional.
 
-Needs the sandbox's ``tier`` setting (``SandboxConfig(tier=...)``, ``--tier``), which refuses
-pipeline creation on Free as HubSpot does (branch ``sandbox12``).
+The sandbox's ``tier`` setting refuses pipeline creation on Free as HubSpot does; the operator
+adds the six stages to the default pipeline first (in HubSpot's UI, or with ``shopsync hubspot
+add-stages``: both are tested, the first here, the second in ``test_add_stages.py``).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from devtools.localrun import wait_until_written
 from handlers.account_fold import fold
 from handlers.writer import run_writer
 from hubspot_sandbox import Sandbox, SandboxConfig, running_sandbox
+from hubspot_sandbox.tiers import Tier
 from streams.rules.journeys import STAGES
 from streams.topics import ensure_topics
 from tests.writer.conftest import TOKEN, admin, agrees, append_commands, held, store_commands
@@ -32,8 +34,9 @@ PROBABILITY = {"Checkout Pending": "0.1", "Checkout Abandoned": "0.1", "Checkout
 
 def add_stages_in_hubspots_ui(sandbox: Sandbox, pipeline_id: str) -> None:
     """What the operator does on a Free account, as the writer's message says: add the six stages
-    to the default pipeline (Settings > Objects > Deals > Pipelines). The sandbox has no API for
-    it, so the test writes them into its store, in HubSpot's shape (numeric ids, as UI-made ones)."""
+    to the default pipeline (Settings > Objects > Deals > Pipelines). The test writes them into
+    the sandbox's store as the UI would leave them (numeric ids, after HubSpot's own stages), so
+    the writer meets stages it did not make."""
 
     def insert(conn: Any) -> None:
         for order, label in enumerate(STAGES, start=100):
@@ -48,8 +51,8 @@ def add_stages_in_hubspots_ui(sandbox: Sandbox, pipeline_id: str) -> None:
     sandbox.state.store.run(insert)
 
 
-async def write_store(settings: Settings, tmp_path: Path, tier: str) -> dict[str, Any]:
-    config = SandboxConfig(db_path=tmp_path / f"{tier}.db", token=SecretStr(TOKEN), tier=tier)  # type: ignore[arg-type,call-arg,unused-ignore]
+async def write_store(settings: Settings, tmp_path: Path, tier: Tier) -> dict[str, Any]:
+    config = SandboxConfig(db_path=tmp_path / f"{tier}.db", token=SecretStr(TOKEN), tier=tier)
     async with running_sandbox(config) as sandbox:
         if tier == "free":
             add_stages_in_hubspots_ui(sandbox, "default")
