@@ -30,7 +30,7 @@ class WorkerSettings(SettingsPart):
     rocksdb_write_buffer_mib: int = Field(
         2, ge=1, le=256, description="RocksDB memtable size per table partition, in MiB (two of "
         "them at most: one filling, one flushing). The worker opens a database per table and "
-        "partition (5 tables x SHOPSYNC_PARTITIONS), so this times 2 x that count bounds what "
+        "partition (6 tables x SHOPSYNC_PARTITIONS), so this times 2 x that count bounds what "
         "unflushed writes hold; RocksDB's own default (64 MiB x 3) let a worker grow past a GiB."
     )  # fmt: skip
     rocksdb_block_cache_mib: int = Field(
