@@ -46,10 +46,9 @@ from devtools.localrun import (
 )
 from devtools.readback import read_back
 from handlers import hubspot_paths as paths
-from handlers.account_setup import add_missing_stages
+from handlers.account_setup import add_missing_stages_at
 from handlers.bridge import SIMULATED_RECEIVED_AT, build_app
 from handlers.dashboard import start_dashboard
-from handlers.hubspot_api import HubSpotApi
 from handlers.hubspot_client import HubSpotClient
 from handlers.importer import TOPICS as IMPORT_TOPICS
 from handlers.importer import import_delivery
@@ -192,11 +191,7 @@ async def run(
     async with running_sandbox(config) as sandbox:
         settings = settings.model_copy(update={"hubspot_base_url": sandbox.url})
         if tier == "free":
-            api = HubSpotApi(HubSpotClient(sandbox.url, SANDBOX_TOKEN))
-            try:
-                await add_missing_stages(api)
-            finally:
-                await api.close()
+            await add_missing_stages_at(sandbox.url, SANDBOX_TOKEN)
         return await _pipeline(scenario, settings, work, bridge_port, timeout_s, own_sandbox=True, live=live)
 
 

@@ -38,7 +38,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from handlers.hubspot_api import HubSpotApi
-from handlers.hubspot_client import HubSpotAccessError, HubSpotError
+from handlers.hubspot_client import HubSpotAccessError, HubSpotClient, HubSpotError
 from schemas.commands import ObjectType
 from streams.mapping import CONTACT_FIELDS, DEAL_FIELDS, PRODUCT_FIELDS, FieldMap, PropertyType
 from streams.rules.journeys import STAGES
@@ -296,6 +296,18 @@ async def add_missing_stages(api: HubSpotApi, pipeline_id: str = DEFAULT_PIPELIN
                 )
             added.append(stage)
     return added
+
+
+async def add_missing_stages_at(
+    base_url: str, token: str, pipeline_id: str = DEFAULT_PIPELINE_ID
+) -> list[str]:
+    """:func:`add_missing_stages` on the account at ``base_url``, with a client of its own (the
+    ``add-stages`` command and simulate's Free-tier set-up)."""
+    api = HubSpotApi(HubSpotClient(base_url, token))
+    try:
+        return await add_missing_stages(api, pipeline_id)
+    finally:
+        await api.close()
 
 
 def _schema(pipeline: Mapping[str, Any]) -> AccountSchema:

@@ -266,21 +266,12 @@ def add_stages(pipeline_id: str) -> None:
 
     For a Free account, whose one pipeline the writer uses (HubSpot lets only Starter and above
     create pipelines, but every plan edit their stages). Stages already there are left alone."""
-    from handlers.account_setup import AccountSetupError, add_missing_stages
-    from handlers.hubspot_api import HubSpotApi
-    from handlers.hubspot_client import HubSpotClient
+    from handlers.account_setup import AccountSetupError, add_missing_stages_at
 
     settings = _settings()
-
-    async def add() -> list[str]:
-        api = HubSpotApi(HubSpotClient(settings.hubspot_base_url, settings.hubspot_token.get_secret_value()))
-        try:
-            return await add_missing_stages(api, pipeline_id)
-        finally:
-            await api.close()
-
     try:
-        added = asyncio.run(add())
+        token = settings.hubspot_token.get_secret_value()
+        added = asyncio.run(add_missing_stages_at(settings.hubspot_base_url, token, pipeline_id))
     except AccountSetupError as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(f"added {len(added)} stages to pipeline {pipeline_id}: {', '.join(added) or 'none missing'}")
