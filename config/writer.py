@@ -15,6 +15,10 @@ class WriterSettings(SettingsPart):
         100, ge=1, description="Requests per 10 s the writer allows itself until HubSpot's headers say "
         "otherwise (100: Free/Starter, 190: Professional/Enterprise)."
     )  # fmt: skip
+    hubspot_max_in_flight: int = Field(
+        8, ge=1, description="HubSpot calls the writer has in flight at once, within the rate limit: "
+        "one at a time cannot use the limit when a call takes longer than the limit's spacing."
+    )  # fmt: skip
     hubspot_timeout_s: float = Field(10.0, gt=0, description="Timeout of one HubSpot request.")
     writer_batch_window_ms: int = Field(
         300, ge=0, description="How long the writer gathers commands before a round of calls; longer "
@@ -23,8 +27,9 @@ class WriterSettings(SettingsPart):
     writer_max_batch: int = Field(1000, ge=1, description="Most commands the writer takes into one window.")
     writer_retry_attempts: int = Field(6, ge=1, description="Tries of a request that meets 5xx or timeouts.")
     writer_link_wait_s: float = Field(
-        120.0, ge=0, description="How long an association waits for its other end to exist in HubSpot "
-        "before it is dead-lettered."
+        120.0, ge=0, description="How long an association waits for an end the writer does not know "
+        "(not in its id map, not held by it for a retry) before it is dead-lettered; keep it above twice "
+        "the 60 s retry cap, since the end may be held for a retry by another writer of the group."
     )  # fmt: skip
     hubspot_pipeline_id: str = Field(
         "", description="The id of an existing deal pipeline to write deals to ('default': the account's "

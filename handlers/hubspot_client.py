@@ -15,6 +15,7 @@ import logging
 import random
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -61,32 +62,59 @@ class DailyLimitError(HubSpotUnavailableError):
 
 @dataclass
 class RatePacer:
-    """A rolling-window pacer: at most ``limit`` requests per ``interval_s``, learnt from headers.
+    """A rolling-window pacer that admits calls: at most ``limit`` per ``interval_s`` (learnt from
+    HubSpot's headers) and at most ``max_in_flight`` at once.
 
-    It keeps a small safety margin below the advertised maximum, because other integrations of
-    the same account share the allowance.
+    A call counts against the window from the moment it is admitted and keeps counting until
+    ``interval_s`` after it *completed*: HubSpot counts a request when it arrives, which is after it
+    was admitted and before it was answered, so counting to the answer is never generous, however
+    long a request queued on the way (several in flight, a busy server). ``margin`` keeps a few calls
+    of the window for other integrations of the same account; when HubSpot's
+    ``X-HubSpot-RateLimit-Remaining`` says the account's allowance is spent anyway, the pacer waits
+    out the window.
     """
 
     limit: int = 100
     interval_s: float = 10.0
-    margin: float = 0.9
-    sent: deque[float] = field(default_factory=deque)
+    margin: float = 0.97
+    max_in_flight: int = 8
+    clock: Callable[[], float] = time.monotonic
+    done: deque[float] = field(default_factory=deque)  # completion times, in the order they happened
+    in_flight: int = 0
     paused_until: float = 0.0
     daily: int | None = None
     daily_remaining: int | None = None
+    _freed: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def budget(self) -> int:
+        """Calls the pacer lets count in one window (at least one)."""
+        return max(1, int(self.limit * self.margin))
 
     async def acquire(self) -> None:
+        """Wait until a call may start, and count it; every ``acquire`` is followed by ``release``."""
         while True:
-            now = time.monotonic()
+            now = self.clock()
             if now < self.paused_until:
                 await asyncio.sleep(self.paused_until - now)
                 continue
-            while self.sent and self.sent[0] <= now - self.interval_s:
-                self.sent.popleft()
-            if len(self.sent) < max(1, int(self.limit * self.margin)):
-                self.sent.append(now)
+            while self.done and self.done[0] <= now - self.interval_s:
+                self.done.popleft()
+            if self.in_flight < self.max_in_flight and self.in_flight + len(self.done) < self.budget():
+                self.in_flight += 1
                 return
-            await asyncio.sleep(self.sent[0] + self.interval_s - now + 0.01)
+            if self._freed.is_set():
+                self._freed = asyncio.Event()
+            freed = self._freed
+            # Room comes back when a call in flight ends, or the oldest completed one leaves the window.
+            expiry = self.done[0] + self.interval_s - now + 0.01 if self.done else None
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(freed.wait(), expiry)
+
+    def release(self) -> None:
+        """The admitted call was answered (or failed): it counts until ``interval_s`` from now."""
+        self.in_flight = max(0, self.in_flight - 1)
+        self.done.append(self.clock())
+        self._freed.set()
 
     def learn(self, headers: httpx.Headers) -> None:
         try:
@@ -97,7 +125,7 @@ class RatePacer:
             remaining = headers.get("x-hubspot-ratelimit-remaining")
             if remaining is not None and int(remaining) <= 1:
                 # Others share the account's allowance: it is spent, so wait out the window.
-                self.paused_until = time.monotonic() + self.interval_s
+                self.paused_until = self.clock() + self.interval_s
         except ValueError:
             pass  # a malformed header is ignored, the previous values stand
         for header, name in (
@@ -174,11 +202,16 @@ class HubSpotClient:
             await self.pacer.acquire()
             self.stats.requests += 1
             started = time.monotonic()
+            failure: Exception | None = None
             try:
                 response = await self._http.request(method, path, json=json)
             except (httpx.TimeoutException, httpx.TransportError) as exc:
-                writer_metrics.hubspot_answered(method, path, type(exc).__name__, time.monotonic() - started)
-                last = type(exc).__name__
+                failure = exc
+            finally:  # also when the call is cancelled: its slot is never lost
+                self.pacer.release()
+            if failure is not None:
+                last = type(failure).__name__
+                writer_metrics.hubspot_answered(method, path, last, time.monotonic() - started)
                 self.stats.retries += 1
                 await asyncio.sleep(self.retry.delay(attempt))
                 attempt += 1

@@ -2,7 +2,9 @@
 
 Kept in the compacted topic ``hubspot.ids``, so a restarted or rebuilt writer knows every id
 without asking HubSpot, and associations can be made as soon as both ends exist. Loading reads the
-topic to its end once at start. Values:
+topic to its end once at start; ``follow`` then keeps reading it, so a writer learns the ids the
+other writers of its group write (a link whose end another writer wrote is made without asking
+HubSpot, whichever partition each command came from). Values:
 
 - ``<id>``: the record's HubSpot id;
 - a tombstone: the product archived the record itself;
@@ -52,6 +54,7 @@ class IdMap:
         self._gone: dict[str, str] = {}
         self._staged: dict[str, tuple[str | None, str | None]] = {}
         self._sent: list[tuple[_Change, asyncio.Future[Any] | BaseException]] = []
+        self._loaded: dict[TopicPartition, int] = {}  # where ``load`` stopped reading, per partition
 
     def use(self, producer: RecordSender | AIOKafkaProducer) -> None:
         """Send with this producer from now on (the writer replaced its own)."""
@@ -155,21 +158,45 @@ class IdMap:
                 batch = await consumer.getmany(*remaining, timeout_ms=500)
                 for messages in batch.values():
                     for m in messages:
-                        if m.key is None:
-                            continue
-                        key = m.key.decode()
-                        if m.value is None:
-                            self._apply(key, None, None)
-                        elif m.value.startswith(GONE_PREFIX.encode()):
-                            self._apply(key, None, m.value[len(GONE_PREFIX) :].decode())
-                        else:
-                            self._apply(key, m.value.decode(), None)
+                        self._learn(m.key, m.value)
                 for tp in list(remaining):
                     if await consumer.position(tp) >= ends[tp]:
                         remaining.discard(tp)
+            self._loaded = {tp: await consumer.position(tp) for tp in tps}
         finally:
             await consumer.stop()
         return len(self._ids)
+
+    async def follow(self, bootstrap: str) -> None:
+        """Read the topic on from where ``load`` stopped, until cancelled: what this writer sent
+        comes back as it was staged (no change), what another writer sent is learnt. A key this
+        writer has staged in the round in flight keeps its staged value (``get`` prefers it)."""
+        if not self._loaded:
+            return
+        consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+        await consumer.start()
+        try:
+            consumer.assign(list(self._loaded))
+            for tp, offset in self._loaded.items():
+                consumer.seek(tp, offset)
+            while True:
+                batch = await consumer.getmany(timeout_ms=1000)
+                for messages in batch.values():
+                    for m in messages:
+                        self._learn(m.key, m.value)
+        finally:
+            await consumer.stop()
+
+    def _learn(self, raw_key: bytes | None, value: bytes | None) -> None:
+        if raw_key is None:
+            return
+        key = raw_key.decode()
+        if value is None:
+            self._apply(key, None, None)
+        elif value.startswith(GONE_PREFIX.encode()):
+            self._apply(key, None, value[len(GONE_PREFIX) :].decode())
+        else:
+            self._apply(key, value.decode(), None)
 
 
 def delivery_failure(future: asyncio.Future[Any], timeout_s: float) -> BaseException | None:

@@ -118,7 +118,11 @@ async def run_writer(
             settings.hubspot_base_url,
             settings.hubspot_token.get_secret_value(),
             timeout_s=settings.hubspot_timeout_s,
-            pacer=RatePacer(limit=settings.hubspot_rate_limit_per_10s, interval_s=10.0),
+            pacer=RatePacer(
+                limit=settings.hubspot_rate_limit_per_10s,
+                interval_s=10.0,
+                max_in_flight=settings.hubspot_max_in_flight,
+            ),
             retry=RetryPolicy(attempts=settings.writer_retry_attempts),
             transport=transport,
         )
@@ -152,6 +156,8 @@ async def run_writer(
         if schema is None:
             return stats
         known = await ids.load(settings.kafka_bootstrap_servers)
+        following = asyncio.create_task(ids.follow(settings.kafka_bootstrap_servers))
+        following.add_done_callback(_stopped_following)
         log.info("writer ready: %d known HubSpot ids, pipeline %s", known, schema.pipeline_id)
         runner = PlanRunner(
             api, ids, schema, output.letters, link_wait_s=settings.writer_link_wait_s,
@@ -164,11 +170,21 @@ async def run_writer(
         try:
             await _consume(runner, settings, consumer, pauses, books, output)
         finally:
+            following.cancel()
+            with contextlib.suppress(asyncio.CancelledError, KafkaError):
+                await following
             await consumer.stop()
         return runner.stats
     finally:
         await output.producer.stop()
         await api.close()
+
+
+def _stopped_following(task: asyncio.Task[None]) -> None:
+    """Say so if the id map stopped following its topic: the writer still works (it asks HubSpot
+    for an end it does not know), only with more calls."""
+    if not task.cancelled() and task.exception() is not None:
+        log.warning("the id map stopped following hubspot.ids (%s)", type(task.exception()).__name__)
 
 
 async def _set_up(api: HubSpotApi, settings: Settings, pauses: Pauses) -> AccountSchema | None:

@@ -19,9 +19,10 @@ retries), the ids are the ``IdMap``, the dead letters go to a ``DeadLetterPort``
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections import defaultdict
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from dataclasses import dataclass, field, fields
 from typing import Any, TypeVar
 
@@ -37,6 +38,13 @@ from schemas.commands import AnyCommand, Archive, Associate, PropertyValue, Reco
 
 log = logging.getLogger(__name__)
 RETRY_WAITING_EVERY_S = 2.0
+"""How soon a link whose end HubSpot could not say anything about (a transient error) is tried again."""
+READ_ENDS_AFTER_S = 5.0
+"""How long a link whose end the id map does not know waits before the writer asks HubSpot for it.
+The end is almost always a record on its way (its command on another partition, a round later),
+and the link is made the round the id map learns its id, without a call; asking HubSpot is for an
+end written some other way. A link asks once at this age and once more at the end of its wait,
+then is dead-lettered: no polling."""
 DELIVERY_TIMEOUT_S = 30.0
 """How long a round waits for Kafka to acknowledge its dead letters and id-map records (an
 idempotent producer retries a batch without end while a partition has no leader); then the round
@@ -88,19 +96,23 @@ class _Waiting:
     next_try: float = 0.0
     attempts: int = 0
     last_error: dict[str, Any] | None = None
+    reads: int = 0  # the look-ups of its missing ends in HubSpot done so far (FIRST_READ, FINAL_READ)
 
 
 @dataclass
 class _Held:
     """A record HubSpot failed on its own with a transient error, retried with backoff. Its
     later commands join it (coalesced in log order), so a retry never overwrites newer values;
-    ``moot`` are association commands an archive made moot, done when the record is."""
+    ``moot`` are association commands an archive made moot, done when the record is.
+    ``waits_for``: keys whose HubSpot ids it needs (a line item's product); it is tried again the
+    round the id map learns one of them, whatever its backoff says."""
 
     key: str
     sources: list[Source]
     moot: list[Source]
     next_try: float
     attempts: int
+    waits_for: tuple[str, ...] = ()
 
 
 @dataclass
@@ -178,8 +190,8 @@ class PlanRunner:
         counts.commands += len(items)
         now = self.clock.monotonic()
         keys = {command.record.key for command, _ in items}
-        due = [h for h in self.held if h.next_try <= now or h.key in keys]
-        self.held = [h for h in self.held if not (h.next_try <= now or h.key in keys)]
+        due = [h for h in self.held if self._due(h, now, keys)]
+        self.held = [h for h in self.held if not self._due(h, now, keys)]
         self._attempts = {h.key: h.attempts for h in due}
         self._read_errors = {}
         plan = coalesce([s for h in due for s in h.sources] + items)
@@ -197,6 +209,13 @@ class PlanRunner:
         self.waiting = [w for w in self.waiting if w.next_try > now]
         links = [w.link for w in due_links] + list(plan.links.values())
         await self._link(links, {id(w.link): w for w in due_links})
+
+    def _due(self, held: _Held, now: float, keys: set[str]) -> bool:
+        """Whether a held record is tried this round: its backoff is over, a newer command of it
+        came, or an id it waits for is known now."""
+        if held.next_try <= now or held.key in keys:
+            return True
+        return any(self.ids.get(key) is not None for key in held.waits_for)
 
     def held_positions(self) -> list[Position]:
         """Positions whose commands are not done yet (their partitions' commits wait for them)."""
@@ -216,8 +235,9 @@ class PlanRunner:
             len(h.sources) + len(h.moot) for h in self.held
         )
 
-    def _hold(self, record: RecordPlan) -> None:
-        """Retry this record in a later round (HubSpot failed it on its own, transiently)."""
+    def _hold(self, record: RecordPlan, waits_for: tuple[str, ...] = ()) -> None:
+        """Retry this record in a later round (HubSpot failed it on its own, transiently, or it
+        waits for the ids of ``waits_for``)."""
         attempts = self._attempts.get(record.ref.key, 0) + 1
         own = [
             s
@@ -226,7 +246,8 @@ class PlanRunner:
         ]
         moot = [s for s in record.sources if s not in own]
         delay = self.retry_backoff.delay(attempts)
-        self.held.append(_Held(record.ref.key, own, moot, self.clock.monotonic() + delay, attempts))
+        next_try = self.clock.monotonic() + delay
+        self.held.append(_Held(record.ref.key, own, moot, next_try, attempts, waits_for))
         self._round.stats.retried_inputs += 1
 
     # ---- archives ----
@@ -253,9 +274,9 @@ class PlanRunner:
                 )  # fmt: skip
             else:
                 gone.add(record.ref.key)  # never written, or already gone: archiving it is done
-        for object_type, entries in by_type.items():
-            for chunk in _chunks(entries):
-                gone |= await self._archive_chunk(object_type, chunk)
+        chunks = [(t, chunk) for t, entries in by_type.items() for chunk in _chunks(entries)]
+        for archived in await _together(self._archive_chunk(t, chunk) for t, chunk in chunks):
+            gone |= archived
         return gone
 
     async def _archive_chunk(self, object_type: str, chunk: list[tuple[RecordPlan, str]]) -> set[str]:
@@ -307,17 +328,27 @@ class PlanRunner:
         groups: dict[tuple[str, str, bool], list[RecordPlan]] = defaultdict(list)
         for record in records:
             groups[(record.ref.object_type, record.ref.id_property, record.create_if_missing)].append(record)
-        # Products before line items (a line item points at its product's id), then the rest.
-        order = {"products": 0, "contacts": 1, "deals": 2, "line_items": 3}
-        for (object_type, id_property, create), group in sorted(groups.items(), key=lambda g: order[g[0][0]]):
+
+        async def write(key: tuple[str, str, bool], group: list[RecordPlan]) -> None:
+            object_type, id_property, create = key
             if object_type == "line_items":
-                found, unsure = await self._resolve_products(group)
+                # HubSpot is asked for a product the id map does not know only on a line item's last
+                # try: until then it is on its way, and the line item is tried the round it lands.
+                last = [r for r in group if self._attempts.get(r.ref.key, 0) >= PRODUCT_WAIT_TRIES]
+                found, unsure = await self._resolve_products(last)
                 later = [r for r in group if self._product_later(r, found, unsure)]
-                for record in later:
-                    self._hold(record)  # its product's id is unknown for now: not without it
+                for record in later:  # its product's id is unknown for now: not without it
+                    self._hold(record, tuple(self._product_keys(record.upsert or {})))
                 group = [r for r in group if r not in later]
-            for chunk in _chunks(group):
-                await self._upsert_chunk(object_type, id_property, create, chunk)
+            await _together(self._upsert_chunk(object_type, id_property, create, c) for c in _chunks(group))
+
+        async def products_then_line_items() -> None:
+            # A line item points at its product's id: products first, then line items.
+            await _together(write(k, g) for k, g in groups.items() if k[0] == "products")
+            await _together(write(k, g) for k, g in groups.items() if k[0] == "line_items")
+
+        others = [write(k, g) for k, g in groups.items() if k[0] not in ("products", "line_items")]
+        await _together([products_then_line_items(), *others])
 
     async def _upsert_chunk(
         self, object_type: str, id_property: str, create: bool, chunk: list[RecordPlan]
@@ -448,34 +479,55 @@ class PlanRunner:
     async def _link(self, links: list[LinkPlan], before: dict[int, _Waiting]) -> None:
         if not links:
             return
-        refs = [ref for link in links for ref in (link.command.record, link.command.to)]
-        resolved, unsure = await self._resolve(refs)
-        ready: dict[tuple[str, str, str], list[tuple[LinkPlan, str, str]]] = defaultdict(list)
         now = self.clock.monotonic()
+        coming = {h.key for h in self.held}  # ends this writer holds for a retry: known to be on their way
+        reads = {id(link): self._reads_due(link, before.get(id(link)), now, coming) for link in links}
+        asked = [ref for link in links if reads[id(link)] for ref in (link.command.record, link.command.to)]
+        resolved, unsure = await self._resolve(asked)  # the id map's ids, and what HubSpot was asked
+        ready: dict[tuple[str, str, str], list[tuple[LinkPlan, str, str]]] = defaultdict(list)
         for link in links:
             c = link.command
-            from_id, to_id = resolved.get(c.record.key), resolved.get(c.to.key)
+            from_id = resolved.get(c.record.key) or self.ids.get(c.record.key)
+            to_id = resolved.get(c.to.key) or self.ids.get(c.to.key)
             if from_id is None or to_id is None:
                 prior = before.get(id(link))
                 since = prior.since if prior else now
+                read = reads[id(link)]
                 ends = {c.record.key, c.to.key} - set(resolved)
-                if ends <= unsure:  # HubSpot could not say: ask again, without using up the wait
-                    self._wait(link, prior, now, RETRY_WAITING_EVERY_S)
-                elif now - since > self.link_wait_s:
+                if read and ends <= unsure:  # HubSpot could not say: ask again, without using up the wait
+                    self._wait(link, prior, now, RETRY_WAITING_EVERY_S, reads=read - 1)
+                elif now - since > self.link_wait_s and read >= FINAL_READ:
                     missing = c.record.key if from_id is None else c.to.key
                     answer = (prior.last_error if prior else None) or self._read_errors.get(missing) or {}
                     self._dead_letter(
                         link.sources, f"association end {missing} does not exist in HubSpot", answer,
                         answer.get("status") if isinstance(answer.get("status"), int) else None,
                     )  # fmt: skip
-                else:
-                    self._wait(link, prior, now, RETRY_WAITING_EVERY_S, since=since)
+                else:  # made the round the id map learns both ends: looked at every round, no call
+                    self._wait(link, prior, now, 0, since=since, reads=read or None)
                 continue
             op = "create" if isinstance(c, Associate) else "archive"
             ready[(c.record.object_type, c.to.object_type, op)].append((link, from_id, to_id))
-        for (from_type, to_type, op), entries in ready.items():
-            for chunk in _chunks(entries):
-                await self._link_chunk(from_type, to_type, op, chunk, before)
+        chunks = [(key, chunk) for key, entries in ready.items() for chunk in _chunks(entries)]
+        await _together(self._link_chunk(f, t, op, chunk, before) for (f, t, op), chunk in chunks)
+
+    def _reads_due(self, link: LinkPlan, prior: _Waiting | None, now: float, coming: set[str]) -> int:
+        """Which look-up of a link's missing ends in HubSpot this round is (``FIRST_READ`` after
+        ``READ_ENDS_AFTER_S``, ``FINAL_READ`` once the link wait is over), or 0: none, the id map
+        is asked, not HubSpot. A new link is never read: its ends were written this round or are on
+        their way. Nor is one whose missing end this writer holds for a retry (``coming``): that end
+        is known to be on its way, so the link waits for it whatever the link wait says, and is
+        dead-lettered only if the end itself is."""
+        c = link.command
+        missing = {k for k in (c.record.key, c.to.key) if self.ids.get(k) is None}
+        if prior is None or not missing or missing & coming:
+            return 0
+        age = now - prior.since
+        if age > self.link_wait_s and prior.reads < FINAL_READ:
+            return FINAL_READ
+        if age >= READ_ENDS_AFTER_S and prior.reads < FIRST_READ:
+            return FIRST_READ
+        return 0
 
     def _wait(
         self,
@@ -487,7 +539,10 @@ class PlanRunner:
         since: float | None = None,
         error: dict[str, Any] | None = None,
         transient: bool = False,
+        reads: int | None = None,
     ) -> None:
+        """Keep the link for a later round; ``reads`` is the look-up of its ends done (default:
+        as before)."""
         attempts = (prior.attempts if prior else 0) + (1 if transient else 0)
         if transient:
             delay = self.retry_backoff.delay(attempts)
@@ -499,6 +554,7 @@ class PlanRunner:
                 now + delay,
                 attempts,
                 error or (prior.last_error if prior else None),
+                reads if reads is not None else (prior.reads if prior else 0),
             )
         )
 
@@ -594,12 +650,14 @@ class PlanRunner:
                 out[ref.key] = known
             elif ref.key not in out:
                 missing[(ref.object_type, ref.id_property)].append(ref)
-        for (object_type, id_property), group in missing.items():
-            unique = list({r.key: r for r in group}.values())
-            for chunk in _chunks(unique):
-                found, not_sure = await self._read(object_type, id_property, chunk)
-                out.update(found)
-                unsure |= not_sure
+        reads = [
+            (object_type, id_property, chunk)
+            for (object_type, id_property), group in missing.items()
+            for chunk in _chunks(list({r.key: r for r in group}.values()))
+        ]
+        for found, not_sure in await _together(self._read(t, p, chunk) for t, p, chunk in reads):
+            out.update(found)
+            unsure |= not_sure
         return out, unsure
 
     async def _read(
@@ -666,6 +724,34 @@ class PlanRunner:
 
 
 T = TypeVar("T")
+FIRST_READ, FINAL_READ = 1, 2
+
+
+async def _together(calls: Iterable[Coroutine[Any, Any, T]]) -> list[T]:
+    """Run the calls concurrently (the pacer admits them within the account's budget) and return
+    their results in order. If one fails the others are cancelled and awaited before its exception
+    is raised, itself, not wrapped: the round is undone with nothing of it still running."""
+    try:
+        async with asyncio.TaskGroup() as group:
+            tasks = [group.create_task(call) for call in calls]
+    except BaseExceptionGroup as failures:
+        raise _first_cause(failures) from None
+    return [task.result() for task in tasks]
+
+
+def _first_cause(failures: BaseExceptionGroup[BaseException]) -> BaseException:
+    """The first failure of a group (nested groups unwrapped), a cancellation only if nothing else."""
+    flat: list[BaseException] = []
+    pending: list[BaseException] = [failures]
+    while pending:
+        failure = pending.pop(0)
+        if isinstance(failure, BaseExceptionGroup):
+            pending[:0] = list(failure.exceptions)
+        else:
+            flat.append(failure)
+    return next((f for f in flat if not isinstance(f, asyncio.CancelledError)), flat[0])
+
+
 PRODUCT_WAIT_TRIES = 5
 """Rounds a line item waits for its product to exist in HubSpot (1 + 2 + 4 + 8 + 16 s of backoff)."""
 

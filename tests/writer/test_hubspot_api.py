@@ -6,6 +6,7 @@ versions changes that module and these expectations)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -188,3 +189,29 @@ async def test_the_pacer_learns_the_accounts_limit_from_hubspots_headers() -> No
     finally:
         await api.close()
     assert (pacer.limit, pacer.interval_s, pacer.paused_until) == (190, 10.0, 0.0)
+
+
+async def test_the_pacer_admits_within_the_in_flight_limit_and_counts_a_call_to_its_answer() -> None:
+    """HubSpot counts a request when it arrives, somewhere between admission and answer: the
+    pacer counts it until a whole interval after the answer, so queueing never makes it generous."""
+    now = [0.0]
+    pacer = RatePacer(limit=3, interval_s=10.0, margin=1.0, max_in_flight=2, clock=lambda: now[0])
+    await pacer.acquire()
+    await pacer.acquire()
+    third = asyncio.create_task(pacer.acquire())
+    await asyncio.sleep(0)
+    assert not third.done(), "two in flight is the limit"
+    now[0] = 5.0
+    pacer.release()  # answered at 5 s: counts until 15 s
+    await asyncio.wait_for(third, 1)
+    fourth = asyncio.create_task(pacer.acquire())
+    await asyncio.sleep(0)
+    assert not fourth.done(), "three in the window: one answered, two in flight"
+    now[0] = 14.0
+    pacer.release()
+    await asyncio.sleep(0)
+    assert not fourth.done(), "the call answered at 5 s still counts at 14 s"
+    now[0] = 15.5
+    pacer.release()
+    await asyncio.wait_for(fourth, 1)
+    assert pacer.in_flight == 1

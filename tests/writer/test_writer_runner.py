@@ -17,7 +17,7 @@ import pytest
 from handlers import hubspot_paths as paths
 from handlers.account_setup import AccountSchema
 from handlers.hubspot_api import HubSpotApi
-from handlers.hubspot_client import HubSpotClient, HubSpotUnavailableError, RetryPolicy
+from handlers.hubspot_client import HubSpotClient, HubSpotUnavailableError, RatePacer, RetryPolicy
 from handlers.id_map import IdMap
 from handlers.writer_letters import DeadLetter
 from handlers.writer_plan import Position
@@ -291,3 +291,134 @@ async def test_records_of_the_topic_that_are_not_commands_are_dead_lettered_with
     raw = DeadLetter(b'{"reason": "not a command: bad"}', None, "a record that is not a command")
     await runner.apply([], [raw])
     assert rig.letters.delivered == [raw] and runner.stats.dead_lettered == 1
+
+
+def reads(rig: Rig) -> list[str]:
+    return [c for c in rig.hubspot.calls if c.endswith("/batch/read")]
+
+
+async def test_a_link_whose_end_comes_a_round_later_is_made_without_asking_hubspot() -> None:
+    """The end's command is on another partition, read a round later: the link waits on the id
+    map, not on ``batch/read`` polls, and is made the round the end is written."""
+    rig = Rig()
+    runner = rig.runner()
+    await runner.apply(
+        rig.round(upsert(deal(1)), Associate(record=deal(1), to=contact(1), association_type_id=3))
+    )
+    assert runner.stats.waiting_links == 1
+    for _ in range(3):  # rounds with nothing new: looked at, never asked for
+        rig.clock.advance(timedelta(seconds=1))
+        await runner.apply([])
+    await runner.apply(rig.round(upsert(contact(1))))
+    assert not runner.pending() and len(rig.hubspot.links) == 1
+    assert reads(rig) == [], "no look-up of an end that was on its way"
+
+
+async def test_an_unknown_end_is_asked_for_twice_then_the_link_is_dead_lettered() -> None:
+    """Once after ``READ_ENDS_AFTER_S`` (an end written some other way is found), once when the
+    link wait is over; never more, however many rounds pass."""
+    rig = Rig()
+    runner = rig.runner()
+    await runner.apply(
+        rig.round(upsert(deal(1)), Associate(record=deal(1), to=contact(9), association_type_id=3))
+    )
+    for _ in range(40):
+        rig.clock.advance(timedelta(seconds=1))
+        await runner.apply([])
+    assert len(reads(rig)) == 1 and runner.stats.waiting_links == 1
+    rig.clock.advance(timedelta(seconds=21))
+    await runner.apply([])
+    assert len(reads(rig)) == 2 and [b["reason"] for b in rig.letters.bodies()] == [
+        f"association end {contact(9).key} does not exist in HubSpot"
+    ]
+
+
+async def test_an_end_written_some_other_way_is_found_by_the_first_look_up() -> None:
+    rig = Rig()
+    runner = rig.runner()
+    rig.hubspot.records["contacts"] = {"c9@example.com": "77"}  # in HubSpot, not in the id map
+    await runner.apply(
+        rig.round(upsert(deal(1)), Associate(record=deal(1), to=contact(9), association_type_id=3))
+    )
+    rig.clock.advance(timedelta(seconds=5))
+    await runner.apply([])
+    assert not runner.pending() and {to for _, to, _ in rig.hubspot.links} == {"77"}
+    assert len(reads(rig)) == 1
+
+
+async def test_a_link_whose_end_this_writer_holds_for_a_retry_outwaits_the_link_wait() -> None:
+    """The end failed transiently and is held: it is known to be on its way, so the link is made
+    when it is written, however long that took, and HubSpot is not asked for it meanwhile."""
+    rig = Rig()
+    rig.hubspot.fail_times["c1@example.com"] = 3
+    runner = rig.runner()
+    runner.retry_backoff = Backoff(base_s=40.0, cap_s=40.0)
+    await runner.apply(
+        rig.round(
+            upsert(contact(1)),
+            upsert(deal(1)),
+            Associate(record=deal(1), to=contact(1), association_type_id=3),
+        )
+    )
+    for _ in range(3):
+        rig.clock.advance(timedelta(seconds=41))
+        await runner.apply([])
+    assert not runner.pending() and len(rig.hubspot.links) == 1 and not rig.letters.delivered
+    assert reads(rig) == []
+
+
+async def test_a_line_item_waits_for_its_product_on_the_id_map_and_goes_the_round_after_it_lands() -> None:
+    rig = Rig()
+    runner = rig.runner()
+    product = RecordRef(object_type="products", id_property="shopify_product_key", id_value="variant:5")
+    line = RecordRef(
+        object_type="line_items", id_property="shopify_line_item_key", id_value="order:1|variant:5"
+    )
+    await runner.apply(rig.round(upsert(line, shopify_variant_id="5", quantity="1")))
+    assert runner.stats.held_records == 1 and reads(rig) == [], "not asked for: on its way"
+    await runner.apply(rig.round(upsert(product, name="Hat")))
+    await runner.apply([])  # the next round, long before the line item's backoff is over
+    assert not runner.pending()
+    line_id = rig.hubspot.records["line_items"]["order:1|variant:5"]
+    assert rig.hubspot.props[line_id]["hs_product_id"] == rig.hubspot.records["products"]["variant:5"]
+
+
+async def test_a_rounds_calls_run_side_by_side_within_the_in_flight_limit() -> None:
+    """Three chunks of contacts and one of deals: several calls in flight at once, never more
+    than the pacer's ``max_in_flight``; links only once both ends' calls are done."""
+    rig = Rig()
+    in_flight, most = 0, 0
+
+    async def handle(request: httpx.Request) -> httpx.Response:
+        nonlocal in_flight, most
+        in_flight += 1
+        most = max(most, in_flight)
+        await asyncio.sleep(0.001)
+        in_flight -= 1
+        return rig.hubspot.handle(request)
+
+    pacer = RatePacer(limit=1000, max_in_flight=3)
+    transport = httpx.MockTransport(handle)
+    client = HubSpotClient("https://hs.test", "t", transport=transport, retry=RetryPolicy(1), pacer=pacer)
+    api = HubSpotApi(client)
+    runner = PlanRunner(
+        api, IdMap(rig.sent, "hubspot.ids"), AccountSchema("p-1", STAGES), rig.letters, clock=rig.clock
+    )
+    commands: list[AnyCommand] = [upsert(contact(n)) for n in range(250)]
+    commands.append(upsert(deal(1)))
+    commands.append(Associate(record=deal(1), to=contact(0), association_type_id=3))
+    await runner.apply(rig.round(*commands))
+    assert most == 3 and runner.stats.upserted == 251 and runner.stats.linked == 1
+    assert rig.hubspot.calls[-1].endswith("/batch/create")
+
+
+async def test_a_failing_call_undoes_the_round_with_nothing_of_it_still_running() -> None:
+    rig = Rig()
+    runner = rig.runner()
+    rig.hubspot.down = True
+    with pytest.raises(HubSpotUnavailableError):
+        await runner.apply(rig.round(*[upsert(contact(n)) for n in range(300)]))
+    calls = len(rig.hubspot.calls)
+    await asyncio.sleep(0.01)
+    assert len(rig.hubspot.calls) == calls, "no call of the undone round goes on"
+    assert runner.stats.upserted == 0 and not rig.sent.records
