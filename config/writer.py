@@ -21,10 +21,23 @@ class WriterSettings(SettingsPart):
     )  # fmt: skip
     hubspot_timeout_s: float = Field(10.0, gt=0, description="Timeout of one HubSpot request.")
     writer_batch_window_ms: int = Field(
-        300, ge=0, description="How long the writer gathers commands before a round of calls; longer "
-        "windows coalesce more updates into fewer calls, shorter ones lower latency."
+        500, ge=0, description="The longest a round gathers commands, from its first one: while commands "
+        "keep coming a round stays open this long (up to SHOPSYNC_WRITER_MAX_BATCH), so under load the "
+        "batches are full and a round's few calls carry many deliveries."
     )  # fmt: skip
-    writer_max_batch: int = Field(1000, ge=1, description="Most commands the writer takes into one window.")
+    writer_idle_close_ms: int = Field(
+        100, ge=0, description="A round closes this long after the last command came: at a low rate a "
+        "command is written about this long after it arrives."
+    )  # fmt: skip
+    writer_linger_ms: int = Field(
+        1000, ge=0, description="Under load, how long the part-filled last call of a kind of input may "
+        "wait for the next round to fill it (a call costs the rate limit the same whatever it carries); "
+        "at a low rate nothing waits. 0: never."
+    )  # fmt: skip
+    writer_max_batch: int = Field(
+        5000, ge=1, description="Most commands in one round (50 full 100-input calls when every command is "
+        "its own record)."
+    )  # fmt: skip
     writer_retry_attempts: int = Field(6, ge=1, description="Tries of a request that meets 5xx or timeouts.")
     writer_link_wait_s: float = Field(
         120.0, ge=0, description="How long an association waits for an end the writer does not know "

@@ -43,6 +43,7 @@ from handlers.hubspot_client import (
 )
 from handlers.id_map import IdMap
 from handlers.writer_letters import DeadLetter, KafkaDeadLetters, raw_letter
+from handlers.writer_linger import Linger
 from handlers.writer_pauses import SETUP_RECHECK, Pauses
 from handlers.writer_plan import Position
 from handlers.writer_runner import KafkaDeliveryError, PlanRunner, Source, WriterStats
@@ -162,7 +163,7 @@ async def run_writer(
         runner = PlanRunner(
             api, ids, schema, output.letters, link_wait_s=settings.writer_link_wait_s,
             letter_limit_bytes=settings.max_record_bytes - KAFKA_FRAMING_BYTES, stats=stats,
-            retry_backoff=backoff,
+            retry_backoff=backoff, linger=Linger(linger_s=settings.writer_linger_ms / 1000),
         )  # fmt: skip
         books = _Books(topic_name(settings, "hubspot.commands"))
         consumer.subscribe([books.topic], listener=_Rebalance(runner, consumer, books))
@@ -265,6 +266,7 @@ async def _consume(
 ) -> None:
     stop = pauses.stop
     window_s = settings.writer_batch_window_ms / 1000
+    idle_s = settings.writer_idle_close_ms / 1000
     while not stop.is_set():
         if books.reseek:
             async with books.lock:
@@ -278,10 +280,21 @@ async def _consume(
             consumer.pause(*consumer.assignment())  # memory stays bounded: finish what is held first
         else:
             consumer.resume(*consumer.assignment())
-        deadline = time.monotonic() + window_s
-        while time.monotonic() < deadline and len(items) < settings.writer_max_batch:
-            timeout_ms = max(1, int((deadline - time.monotonic()) * 1000))
-            batch = await consumer.getmany(timeout_ms=timeout_ms, max_records=settings.writer_max_batch)
+        # When nothing comes: a round for what is held, if anything (soon: it may be carried only).
+        deadline = time.monotonic() + (idle_s if writer.pending() else window_s)
+        first_at = last_at = 0.0
+        while len(items) < settings.writer_max_batch:
+            close_at = min(first_at + window_s, last_at + idle_s) if first_at else deadline
+            now = time.monotonic()
+            if now >= close_at:
+                break
+            batch = await consumer.getmany(
+                timeout_ms=max(1, int((close_at - now) * 1000)),
+                max_records=settings.writer_max_batch - len(items),
+            )
+            if batch:
+                last_at = time.monotonic()
+                first_at = first_at or last_at
             for tp, messages in batch.items():
                 for m in messages:
                     first.setdefault(tp, m.offset)
@@ -291,7 +304,7 @@ async def _consume(
                         items.append((decode_command(m.value or b""), position))
                     except (ValidationError, ValueError) as exc:
                         raw_letters.append(raw_letter(m.value or b"", str(exc), position))
-            if not batch and not writer.pending():
+            if not batch and not first_at and not writer.pending():
                 break
         if not items and not writer.pending() and not done and books.committed == books.consumed:
             continue

@@ -32,6 +32,7 @@ from handlers.hubspot_api import MAX_INPUTS, HubSpotApi, LinkInput, RecordInput
 from handlers.hubspot_client import HubSpotError
 from handlers.id_map import IdMap
 from handlers.writer_letters import DeadLetter, DeadLetterPort, command_letter
+from handlers.writer_linger import Linger
 from handlers.writer_plan import LinkPlan, Position, RecordPlan, coalesce
 from handlers.writer_time import Backoff, Clock
 from schemas.commands import AnyCommand, Archive, Associate, PropertyValue, RecordRef, Upsert
@@ -113,6 +114,7 @@ class _Held:
     next_try: float
     attempts: int
     waits_for: tuple[str, ...] = ()
+    carried: bool = False  # not failed: carried to fill a later call (``handlers.writer_linger``)
 
 
 @dataclass
@@ -141,6 +143,7 @@ class PlanRunner:
     waiting: list[_Waiting] = field(default_factory=list)
     held: list[_Held] = field(default_factory=list)
     retry_backoff: Backoff = field(default_factory=Backoff)
+    linger: Linger = field(default_factory=lambda: Linger(linger_s=0.0))
     _round: _Round = field(default_factory=_Round)
     _attempts: dict[str, int] = field(default_factory=dict)
     _read_errors: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -213,7 +216,7 @@ class PlanRunner:
     def _due(self, held: _Held, now: float, keys: set[str]) -> bool:
         """Whether a held record is tried this round: its backoff is over, a newer command of it
         came, or an id it waits for is known now."""
-        if held.next_try <= now or held.key in keys:
+        if held.carried or held.next_try <= now or held.key in keys:
             return True
         return any(self.ids.get(key) is not None for key in held.waits_for)
 
@@ -225,6 +228,7 @@ class PlanRunner:
     def drop_all(self) -> None:
         """Forget what is held and waiting (a rebalance: it is read again from the commit)."""
         self.waiting, self.held = [], []
+        self.linger.forget()
         self.stats.waiting_links = self.stats.held_records = 0
 
     def pending(self) -> bool:
@@ -235,18 +239,21 @@ class PlanRunner:
             len(h.sources) + len(h.moot) for h in self.held
         )
 
-    def _hold(self, record: RecordPlan, waits_for: tuple[str, ...] = ()) -> None:
+    def _hold(self, record: RecordPlan, waits_for: tuple[str, ...] = (), *, carried: bool = False) -> None:
         """Retry this record in a later round (HubSpot failed it on its own, transiently, or it
-        waits for the ids of ``waits_for``)."""
-        attempts = self._attempts.get(record.ref.key, 0) + 1
+        waits for the ids of ``waits_for``); or, ``carried``, write it next round with more of its
+        kind (not a failure: no attempt is counted)."""
+        attempts = self._attempts.get(record.ref.key, 0) + (0 if carried else 1)
         own = [
             s
             for s in record.sources
             if isinstance(s[0], Upsert | Archive) and s[0].record.key == record.ref.key
         ]
         moot = [s for s in record.sources if s not in own]
-        delay = self.retry_backoff.delay(attempts)
-        next_try = self.clock.monotonic() + delay
+        if carried:
+            self.held.append(_Held(record.ref.key, own, moot, 0.0, attempts, carried=True))
+            return
+        next_try = self.clock.monotonic() + self.retry_backoff.delay(attempts)
         self.held.append(_Held(record.ref.key, own, moot, next_try, attempts, waits_for))
         self._round.stats.retried_inputs += 1
 
@@ -340,6 +347,10 @@ class PlanRunner:
                 for record in later:  # its product's id is unknown for now: not without it
                     self._hold(record, tuple(self._product_keys(record.upsert or {})))
                 group = [r for r in group if r not in later]
+            now = self.clock.monotonic()
+            group, carry = self.linger.split(("upsert", *key), group, _record_key, now)
+            for record in carry:
+                self._hold(record, carried=True)
             await _together(self._upsert_chunk(object_type, id_property, create, c) for c in _chunks(group))
 
         async def products_then_line_items() -> None:
@@ -508,7 +519,12 @@ class PlanRunner:
                 continue
             op = "create" if isinstance(c, Associate) else "archive"
             ready[(c.record.object_type, c.to.object_type, op)].append((link, from_id, to_id))
-        chunks = [(key, chunk) for key, entries in ready.items() for chunk in _chunks(entries)]
+        chunks = []
+        for key, entries in ready.items():
+            send, carry = self.linger.split(("link", *key), entries, _link_key, now)
+            for link, _, _ in carry:  # both ends known: made next round, with more of its kind
+                self._wait(link, before.get(id(link)), now, 0)
+            chunks += [(key, chunk) for chunk in _chunks(send)]
         await _together(self._link_chunk(f, t, op, chunk, before) for (f, t, op), chunk in chunks)
 
     def _reads_due(self, link: LinkPlan, prior: _Waiting | None, now: float, coming: set[str]) -> int:
@@ -754,6 +770,15 @@ def _first_cause(failures: BaseExceptionGroup[BaseException]) -> BaseException:
 
 PRODUCT_WAIT_TRIES = 5
 """Rounds a line item waits for its product to exist in HubSpot (1 + 2 + 4 + 8 + 16 s of backoff)."""
+
+
+def _record_key(record: RecordPlan) -> str:
+    return record.ref.key
+
+
+def _link_key(entry: tuple[LinkPlan, str, str]) -> str:
+    c = entry[0].command
+    return f"{c.record.key}|{c.to.key}|{c.association_type_id}"
 
 
 def _chunks(items: list[T]) -> list[list[T]]:
