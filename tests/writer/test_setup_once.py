@@ -31,7 +31,7 @@ class MemoryCache(SetupCache):
     """``hubspot.setup`` as a dict: what the set-up remembers, without Kafka."""
 
     def __init__(self) -> None:
-        super().__init__("unused:9092", "hubspot.setup", lambda: None)  # type: ignore[arg-type,return-value]
+        super().__init__("unused:9092", "hubspot.setup", lambda: None)
         self.records: dict[str, SetupRecord] = {}
 
     async def load(self, key: str) -> SetupRecord | None:
