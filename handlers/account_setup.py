@@ -39,6 +39,7 @@ from typing import Any
 
 from handlers.hubspot_api import HubSpotApi
 from handlers.hubspot_client import HubSpotAccessError, HubSpotClient, HubSpotError
+from handlers.property_diff import plan_properties, type_differences
 from schemas.commands import ObjectType
 from streams.mapping import CONTACT_FIELDS, DEAL_FIELDS, PRODUCT_FIELDS, FieldMap, PropertyType
 from streams.rules.journeys import STAGES
@@ -77,6 +78,7 @@ STAGE_PROBABILITY = {"Checkout Pending": 0.1, "Checkout Abandoned": 0.1, "Checko
                      "Processed": 1.0, "Shipped": 1.0, "Cancelled": 0.0}  # fmt: skip
 
 DEFAULT_PIPELINE_ID = "default"
+ALREADY_EXISTS = "OBJECT_ALREADY_EXISTS"
 PIPELINE_SETTINGS = (
     "HubSpot: Settings > Objects > Deals > Pipelines (knowledge.hubspot.com, "
     '"Set up and customize your deal pipelines and deal stages")'
@@ -168,9 +170,14 @@ class AccountSchema:
 
 
 async def ensure_properties(api: HubSpotApi) -> int:
-    """Create every custom property that does not exist yet; return how many were created.
+    """Make the account's property definitions hold every custom property the writer writes, with
+    the fewest calls HubSpot allows: one ``GET`` per object type (all its definitions at once),
+    then, only for a type where something is missing or differs, one ``batch/create`` of what is
+    missing and one ``PATCH`` per definition whose options differ (``handlers.property_diff``).
+    An account that holds everything costs the four reads and nothing else. Returns how many
+    definitions were created or changed.
 
-    Raises ``AccountSetupError``, before creating anything, when a property the writer sets is one
+    Raises ``AccountSetupError``, before writing anything, when a property the writer sets is one
     HubSpot computes or locks, or when an existing property of ours that must be unique (an
     upsert key) is not."""
     accounts: dict[ObjectType, dict[str, dict[str, Any]]] = {}
@@ -179,14 +186,53 @@ async def ensure_properties(api: HubSpotApi) -> int:
     problems = [p for t, existing in accounts.items() if (p := _unusable(t, existing))]
     if problems:
         raise AccountSetupError("; ".join(problems))
-    created = 0
+    changed = 0
     for object_type, existing in accounts.items():
-        group = property_group(object_type, existing)
-        for prop in CUSTOM_PROPERTIES[object_type]:
-            if prop.name not in existing:
-                status, _ = await api.create_property(object_type, prop.payload(group))
-                created += status != 409  # 409: made meanwhile by another writer; that is fine
-    return created
+        wanted = [p.payload(property_group(object_type, existing)) for p in CUSTOM_PROPERTIES[object_type]]
+        if kept := type_differences(wanted, existing):
+            log.warning(
+                "the %s properties %s exist in HubSpot with another type than the writer's; they are "
+                "used as they are (an integration does not change the type of a property holding values)",
+                object_type, ", ".join(kept),
+            )  # fmt: skip
+        plan = plan_properties(wanted, existing)
+        if plan.create:
+            changed += await _create_properties(api, object_type, plan.create)
+        for name, changes in plan.update.items():
+            await api.update_property(object_type, name, changes)
+            changed += 1
+        if not plan.empty:
+            log.info(
+                "HubSpot %s properties: %d created, %d updated (%s)", object_type, len(plan.create),
+                len(plan.update), ", ".join([*(b["name"] for b in plan.create), *plan.update]),
+            )  # fmt: skip
+    return changed
+
+
+async def _create_properties(api: HubSpotApi, object_type: ObjectType, bodies: list[dict[str, Any]]) -> int:
+    """Create ``bodies`` in one ``batch/create`` call; return how many HubSpot created. A definition
+    made meanwhile by another writer (``OBJECT_ALREADY_EXISTS``, or a 409 for the call, then each
+    is created on its own and a 409 accepted) is fine; any other refusal stops the set-up by name."""
+    status, answer = await api.create_properties(object_type, bodies)
+    if status == 409:
+        made = 0
+        for body in bodies:
+            one, _ = await api.create_property(object_type, body)
+            made += one != 409
+        return made
+    if status >= 400:
+        raise AccountSetupError(
+            f"HubSpot refused to create {object_type} properties ({status}: {answer.get('message', '')})"
+        )
+    refused = [
+        e for e in answer.get("errors") or [] if isinstance(e, dict) and e.get("category") != ALREADY_EXISTS
+    ]
+    if refused:
+        raise AccountSetupError(
+            f"HubSpot refused to create {object_type} properties: "
+            + "; ".join(f"{e.get('category')}: {e.get('message')}" for e in refused)
+        )
+    return len(answer.get("results") or []) if status == 207 else len(bodies)
 
 
 def property_group(object_type: ObjectType, existing: Mapping[str, Mapping[str, Any]]) -> str:
@@ -239,10 +285,10 @@ async def ensure_pipeline(api: HubSpotApi, label: str, pipeline_id: str = "") ->
                 f"account does not have; use an id from {PIPELINE_SETTINGS}, or '{DEFAULT_PIPELINE_ID}' "
                 "for the account's default pipeline"
             )
-        return _schema(pipeline)
+        return pipeline_schema(pipeline)
     listed = await api.pipelines("deals")
     found = next((p for p in listed if p.get("label") == label), None)
-    return _schema(found if found is not None else await _create_pipeline(api, label, listed))
+    return pipeline_schema(found if found is not None else await _create_pipeline(api, label, listed))
 
 
 async def _create_pipeline(api: HubSpotApi, label: str, listed: list[dict[str, Any]]) -> dict[str, Any]:
@@ -274,7 +320,7 @@ def _stage_definition(stage: str, order: int) -> dict[str, Any]:
 
 
 async def add_missing_stages(api: HubSpotApi, pipeline_id: str = DEFAULT_PIPELINE_ID) -> list[str]:
-    """Add the legacy stages a pipeline lacks (by label, as :func:`_schema` finds them), after its
+    """Add the legacy stages a pipeline lacks (by label, as :func:`pipeline_schema` finds them), after its
     own stages: what ``shopsync hubspot add-stages`` does for an operator on a Free account, whose
     one pipeline the writer uses (every plan may edit its pipelines' stages). Returns the labels
     added; a pipeline that has them all is left as it is."""
@@ -310,7 +356,7 @@ async def add_missing_stages_at(
         await api.close()
 
 
-def _schema(pipeline: Mapping[str, Any]) -> AccountSchema:
+def pipeline_schema(pipeline: Mapping[str, Any]) -> AccountSchema:
     """The pipeline's stage ids by label (exact, else ignoring case and spaces around); every
     legacy stage must be there."""
     stages = [s for s in pipeline.get("stages") or [] if isinstance(s, dict) and not s.get("archived")]
@@ -332,26 +378,49 @@ def _schema(pipeline: Mapping[str, Any]) -> AccountSchema:
     return AccountSchema(pipeline_id=str(pipeline["id"]), stage_ids=stage_ids)
 
 
-async def account_time_zone(api: HubSpotApi) -> tuple[str | None, int | None]:
-    """The account's time zone setting (``GET /account-info/v3/details``), or (None, None) when
-    the token may not read it: the writer then probes for the daily reset instead of computing it."""
+@dataclass(frozen=True)
+class AccountDetails:
+    """What ``GET /account-info/v3/details`` says of the account: its portal (hub) id, which names
+    the account (the set-up cache is keyed by it), and its time zone (when the daily limit resets).
+    All None when the token may not read it."""
+
+    portal_id: str | None = None
+    time_zone: str | None = None
+    utc_offset_ms: int | None = None
+
+
+async def account_details(api: HubSpotApi) -> AccountDetails:
+    """The account's details, or empty ones when the token may not read them: the writer then
+    probes for the daily reset instead of computing it, and sets the account up without a cache."""
     try:
         status, body = await api.account_details()
     except (HubSpotError, HubSpotAccessError):  # a token without the scope still syncs
-        return None, None
+        return AccountDetails()
     if status != 200:
-        return None, None
-    zone, offset = body.get("timeZone"), body.get("utcOffsetMilliseconds")
-    return (
+        return AccountDetails()
+    portal, zone, offset = body.get("portalId"), body.get("timeZone"), body.get("utcOffsetMilliseconds")
+    return AccountDetails(
+        str(portal) if isinstance(portal, int | str) and not isinstance(portal, bool) and portal else None,
         zone if isinstance(zone, str) and zone else None,
         offset if isinstance(offset, int) and not isinstance(offset, bool) else None,
     )
 
 
-async def set_up_account(api: HubSpotApi, pipeline_label: str, pipeline_id: str = "") -> AccountSchema:
-    """Properties, then the pipeline, then the account's time zone; ``AccountSetupError`` says
-    what an operator has to change in HubSpot (or in the settings) before the writer can start."""
+async def account_time_zone(api: HubSpotApi) -> tuple[str | None, int | None]:
+    """The account's time zone setting (``GET /account-info/v3/details``), or (None, None)."""
+    details = await account_details(api)
+    return details.time_zone, details.utc_offset_ms
+
+
+async def set_up_account(
+    api: HubSpotApi, pipeline_label: str, pipeline_id: str = "", details: AccountDetails | None = None
+) -> AccountSchema:
+    """The full set-up: properties, then the pipeline, then the account's time zone (``details``,
+    when the caller read them already); ``AccountSetupError`` says what an operator has to change
+    in HubSpot (or in the settings) before the writer can start. On an account that holds
+    everything it reads and writes nothing: six calls (four property lists, the pipelines, the
+    details)."""
     await ensure_properties(api)
     schema = await ensure_pipeline(api, pipeline_label, pipeline_id)
-    zone, offset = await account_time_zone(api)
-    return replace(schema, time_zone=zone, utc_offset_ms=offset)
+    details = details if details is not None else await account_details(api)
+    return replace(schema, time_zone=details.time_zone, utc_offset_ms=details.utc_offset_ms)

@@ -53,6 +53,16 @@ def properties(object_type: str) -> str:
     return f"{PROPERTIES}/{_segment(object_type)}"
 
 
+def property_batch(object_type: str, operation: Literal["create", "read", "archive"]) -> str:
+    """``POST``: up to 100 property definitions of one type at once (``{"inputs": [...]}``)."""
+    return f"{properties(object_type)}/batch/{operation}"
+
+
+def property_named(object_type: str, name: str) -> str:
+    """``GET`` one definition, ``PATCH`` it (only the fields sent change), ``DELETE`` archives it."""
+    return f"{properties(object_type)}/{_segment(name)}"
+
+
 def pipelines(object_type: str = "deals") -> str:
     """``GET`` lists the pipelines with their stages, ``POST`` creates one (Starter and above)."""
     return f"{PIPELINES}/{_segment(object_type)}"

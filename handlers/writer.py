@@ -32,7 +32,7 @@ from pydantic import ValidationError
 from config import Settings
 from config.kafka import KAFKA_FRAMING_BYTES
 from handlers import writer_metrics
-from handlers.account_setup import AccountSchema, AccountSetupError, set_up_account
+from handlers.account_setup import AccountSchema, AccountSetupError
 from handlers.hubspot_api import HubSpotApi
 from handlers.hubspot_client import (
     DailyLimitError,
@@ -42,6 +42,8 @@ from handlers.hubspot_client import (
     RetryPolicy,
 )
 from handlers.id_map import IdMap
+from handlers.setup_cache import SetupCache
+from handlers.setup_once import SetupOnce
 from handlers.writer_letters import DeadLetter, KafkaDeadLetters, raw_letter
 from handlers.writer_linger import Linger
 from handlers.writer_pauses import SETUP_RECHECK, Pauses
@@ -153,7 +155,13 @@ async def run_writer(
         producer, new_producer, ids, KafkaDeadLetters(producer, topic_name(settings, "hubspot.commands.dlq"))
     )
     try:
-        schema = await _set_up(api, settings, pauses)
+        cache = SetupCache(
+            settings.kafka_bootstrap_servers, topic_name(settings, "hubspot.setup"), lambda: output.producer
+        )
+        setup = SetupOnce(
+            api, settings.hubspot_base_url, settings.pipeline_label, settings.hubspot_pipeline_id, cache
+        )
+        schema = await _set_up(api, settings, pauses, setup)
         if schema is None:
             return stats
         known = await ids.load(settings.kafka_bootstrap_servers)
@@ -163,7 +171,8 @@ async def run_writer(
         runner = PlanRunner(
             api, ids, schema, output.letters, link_wait_s=settings.writer_link_wait_s,
             letter_limit_bytes=settings.max_record_bytes - KAFKA_FRAMING_BYTES, stats=stats,
-            retry_backoff=backoff, linger=Linger(linger_s=settings.writer_linger_ms / 1000),
+            retry_backoff=backoff, repair=setup.repair,
+            linger=Linger(linger_s=settings.writer_linger_ms / 1000),
         )  # fmt: skip
         books = _Books(topic_name(settings, "hubspot.commands"))
         consumer.subscribe([books.topic], listener=_Rebalance(runner, consumer, books))
@@ -188,11 +197,19 @@ def _stopped_following(task: asyncio.Task[None]) -> None:
         log.warning("the id map stopped following hubspot.ids (%s)", type(task.exception()).__name__)
 
 
-async def _set_up(api: HubSpotApi, settings: Settings, pauses: Pauses) -> AccountSchema | None:
-    """The account set-up, waiting out an outage or the daily limit like any round."""
+async def _set_up(
+    api: HubSpotApi, settings: Settings, pauses: Pauses, setup: SetupOnce | None = None
+) -> AccountSchema | None:
+    """The account set-up (``handlers.setup_once``: verified from the cache when the account is
+    configured, else in full), waiting out an outage or the daily limit like any round, and
+    looking again every ``SETUP_RECHECK`` while the account is not ready. ``setup`` None: one
+    without a cache."""
+    setup = setup or SetupOnce(
+        api, settings.hubspot_base_url, settings.pipeline_label, settings.hubspot_pipeline_id
+    )
     while not pauses.stop.is_set():
         try:
-            schema = await set_up_account(api, settings.pipeline_label, settings.hubspot_pipeline_id)
+            schema = await setup.start()
         except AccountSetupError as exc:  # an operator has to act: say what, and look again later
             await pauses.misconfigured(exc)
             continue

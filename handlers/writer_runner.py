@@ -124,6 +124,7 @@ class _Round:
 
     stats: WriterStats = field(default_factory=WriterStats)
     letters: list[DeadLetter] = field(default_factory=list)
+    repaired: bool = False  # the account set-up ran again in this round (at most once a round)
 
 
 @dataclass
@@ -144,6 +145,12 @@ class PlanRunner:
     held: list[_Held] = field(default_factory=list)
     retry_backoff: Backoff = field(default_factory=Backoff)
     linger: Linger = field(default_factory=lambda: Linger(linger_s=0.0))
+    repair: Callable[[dict[str, Any]], Awaitable[AccountSchema | None]] | None = None
+    """The set-up drift hook (``handlers.setup_once.SetupOnce.repair``): given HubSpot's refusal of
+    a batch, it sets the account up again and returns the new schema when the refusal was the
+    account drifting from its set-up (a property or stage deleted in HubSpot), else None."""
+    _repairs: int = 0  # account set-ups run again by the drift hook, in this runner's life
+    _repairing: asyncio.Lock = field(default_factory=asyncio.Lock)
     _round: _Round = field(default_factory=_Round)
     _attempts: dict[str, int] = field(default_factory=dict)
     _read_errors: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -257,6 +264,27 @@ class PlanRunner:
         self.held.append(_Held(record.ref.key, own, moot, next_try, attempts, waits_for))
         self._round.stats.retried_inputs += 1
 
+    async def _drift_repaired(self, refusal: dict[str, Any], sent_at_repair: int) -> bool:
+        """Whether HubSpot refused a batch because the account drifted from its set-up and the
+        set-up has run again since the batch was sent (``sent_at_repair``: ``_repairs`` then): the
+        caller sends the batch again, and nothing is dead-lettered for it. Calls run side by side,
+        so the first refusal of a round runs the set-up (once a round) and the others wait for it;
+        a refusal of a batch sent after that repair is not drift the set-up can repair."""
+        if self.repair is None:
+            return False
+        async with self._repairing:
+            if self._repairs > sent_at_repair:
+                return True
+            if self._round.repaired:
+                return False
+            schema = await self.repair(refusal)
+            if schema is None:
+                return False
+            self._round.repaired = True
+            self._repairs += 1
+            self.schema = schema
+            return True
+
     # ---- archives ----
 
     async def _archive(self, records: list[RecordPlan]) -> set[str]:
@@ -369,9 +397,13 @@ class PlanRunner:
         async def again(part: list[RecordPlan]) -> None:
             await self._upsert_chunk(object_type, id_property, create, part)
 
+        sent_at_repair = self._repairs
         try:
             status, body = await self.api.upsert(object_type, inputs, create=create)
         except HubSpotError as exc:
+            if await self._drift_repaired(exc.body, sent_at_repair):
+                await again(chunk)
+                return
             if len(chunk) == 1:
                 self._dead_letter(chunk[0].sources, "HubSpot rejected the record", exc.body, exc.status)
                 return
@@ -682,9 +714,12 @@ class PlanRunner:
         def norm(value: str) -> str:
             return _norm(id_property, value)
 
+        sent_at_repair = self._repairs
         try:
             status, answer = await self.api.read(object_type, id_property, [r.id_value for r in chunk])
         except HubSpotError as exc:
+            if await self._drift_repaired(exc.body, sent_at_repair):
+                return await self._read(object_type, id_property, chunk)
             if len(chunk) > 1:  # find the input(s) HubSpot refuses: the others are still looked up
                 half = len(chunk) // 2
                 found_a, unsure_a = await self._read(object_type, id_property, chunk[:half])

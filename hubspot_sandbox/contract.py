@@ -17,7 +17,7 @@ from typing import Any
 
 from aiohttp.web import RouteDef
 
-from hubspot_sandbox import api, properties, rules
+from hubspot_sandbox import api, properties, property_edits, rules
 from hubspot_sandbox.catalog import OBJECT_TYPES, resolve_type
 from hubspot_sandbox.errors import JSON, HubSpotError
 
@@ -37,6 +37,10 @@ def _body(fields: str = "", **each: str) -> Body:
 
 _TRACE = "objectWriteTraceId"
 OBJECTS = "/crm/v3/objects/{object_type}"
+_PROPERTY_FIELDS = (
+    "name label type fieldType groupName description options displayOrder hasUniqueValue hidden"
+    " formField calculationFormula externalOptions referencedObjectType dataSensitivity"
+)
 BODIES: dict[tuple[str, str], Body] = {
     ("POST", OBJECTS + "/batch/create"): _body("inputs", inputs=f"properties associations {_TRACE}"),
     ("POST", OBJECTS + "/batch/update"): _body("inputs", inputs=f"id idProperty properties {_TRACE}"),
@@ -50,8 +54,11 @@ BODIES: dict[tuple[str, str], Body] = {
     ("PATCH", OBJECTS + "/{object_id}"): _body(f"properties {_TRACE}"),
     ("POST", "/crm/v3/objects/contacts/gdpr-delete"): _body("objectId idProperty"),
     ("POST", "/crm/v3/properties/{object_type}"): _body(
-        "name label type fieldType groupName description options displayOrder hasUniqueValue hidden"
-        " formField calculationFormula externalOptions referencedObjectType dataSensitivity",
+        _PROPERTY_FIELDS, options="label value hidden displayOrder description"
+    ),
+    ("POST", "/crm/v3/properties/{object_type}/batch/create"): _body("inputs", inputs=_PROPERTY_FIELDS),
+    ("PATCH", "/crm/v3/properties/{object_type}/{name}"): _body(
+        "label description groupName options displayOrder hidden formField type fieldType",
         options="label value hidden displayOrder description",
     ),
     ("POST", "/crm/v3/properties/{object_type}/groups"): _body("name label displayOrder"),
@@ -77,7 +84,11 @@ _TYPE_PARAMETERS = ("object_type", "from_type", "to_type")
 
 def endpoints() -> list[JSON]:
     """Every HubSpot endpoint the sandbox implements, as (method, path template)."""
-    found = {(route.method, route.path) for route in api.routes if isinstance(route, RouteDef)}
+    found = {
+        (route.method, route.path)
+        for route in [*api.routes, *property_edits.routes]
+        if isinstance(route, RouteDef)
+    }
     return [{"method": m, "path": p} for m, p in sorted(found, key=lambda mp: (mp[1], mp[0]))]
 
 

@@ -9,12 +9,12 @@ from __future__ import annotations
 import json
 import re
 import sqlite3
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal, InvalidOperation
 
 from hubspot_sandbox import property_groups, property_rules
 from hubspot_sandbox.catalog import OBJECT_TYPES, built_ins
-from hubspot_sandbox.errors import JSON, HubSpotError, PropertyProblem, validation
+from hubspot_sandbox.errors import JSON, HubSpotError, PropertyProblem, not_found, validation
 from hubspot_sandbox.timestamps import iso, parse_instant
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,99}$")
@@ -207,3 +207,54 @@ def check_value(definition: PropertyDef, value: str) -> PropertyProblem | None:
             name, "INVALID_STRING", f"Value of {name} is longer than {MAX_STRING} characters."
         )
     return None
+
+
+UPDATABLE = frozenset({"label", "description", "groupName", "options", "displayOrder", "hidden", "formField"})
+"""The fields of ``PATCH /crm/v3/properties/{type}/{name}`` the sandbox applies (its type and
+fieldType stay: the sandbox does not convert stored values)."""
+
+
+def update(conn: sqlite3.Connection, object_type: str, name: str, body: JSON) -> PropertyDef:
+    """``PATCH``: a partial update ("provided fields will be overwritten", HubSpot's properties
+    reference); 404 for a name the type lacks, 400 for a HubSpot-defined definition (its
+    ``readOnlyDefinition``), an unknown group or malformed options."""
+    current = load(conn, object_type).get(name)
+    if current is None:
+        raise not_found(f"Unable to find property named '{name}' for object type {object_type}")
+    if current.hubspot_defined:
+        raise validation(f"Property '{name}' is defined by HubSpot; its definition cannot be changed")
+    unknown = sorted(set(body) - UPDATABLE - {"type", "fieldType"})
+    if unknown:
+        raise validation(f"Unknown fields {unknown} in a property update")
+    if body.get("type", current.type) != current.type or body.get("fieldType", current.field_type) != (
+        current.field_type
+    ):
+        raise validation("The sandbox does not change a property's type or fieldType")
+    changed = current
+    if "label" in body:
+        if not isinstance(body["label"], str) or not body["label"]:
+            raise validation("label must be a non-empty string")
+        changed = replace(changed, label=body["label"])
+    if "description" in body:
+        changed = replace(changed, description=str(body["description"] or ""))
+    if "groupName" in body:
+        property_groups.require(conn, object_type, str(body["groupName"]))
+        changed = replace(changed, group_name=str(body["groupName"]))
+    if "options" in body:
+        changed = replace(changed, options=property_rules.options(current.type, body["options"]))
+    conn.execute("DELETE FROM property_defs WHERE object_type = ? AND name = ?", (object_type, name))
+    _insert(conn, changed)
+    return changed
+
+
+def archive(conn: sqlite3.Connection, object_type: str, name: str) -> None:
+    """``DELETE``: the definition is gone from every read and write (HubSpot moves it to its
+    recycling bin; the sandbox keeps no bin, and a property of the same name can be created again).
+    404 for a name the type lacks, 400 for a HubSpot-defined one (not ``archivable``). Values
+    records hold in it stay stored, unseen (the sandbox simplifies HubSpot here)."""
+    current = load(conn, object_type).get(name)
+    if current is None:
+        raise not_found(f"Unable to find property named '{name}' for object type {object_type}")
+    if current.hubspot_defined:
+        raise validation(f"Property '{name}' is defined by HubSpot and cannot be archived")
+    conn.execute("DELETE FROM property_defs WHERE object_type = ? AND name = ?", (object_type, name))

@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 
 from aiohttp import web
 
-from hubspot_sandbox import admin, api
+from hubspot_sandbox import admin, api, property_edits
 from hubspot_sandbox.config import SandboxConfig
 from hubspot_sandbox.faults import Faults, FaultSettings
 from hubspot_sandbox.middleware import crm_gate
@@ -84,6 +84,7 @@ class Sandbox:
         app = web.Application(middlewares=[crm_gate], client_max_size=16 * 1024 * 1024)
         app[STATE] = self.state
         app.add_routes(api.routes)
+        app.add_routes(property_edits.routes)
         app.add_routes(admin.routes)
         return app
 

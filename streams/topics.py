@@ -38,6 +38,7 @@ TopicName = Literal[
     "hubspot.commands",
     "hubspot.commands.dlq",
     "hubspot.ids",
+    "hubspot.setup",
 ]
 
 
@@ -108,6 +109,12 @@ TOPICS: tuple[TopicSpec, ...] = (
     TopicSpec(
         "hubspot.ids", "object type and natural key", "the writer's natural-key to HubSpot-id "
         "map", compacted=True,
+    ),
+    TopicSpec(
+        "hubspot.setup", "HubSpot API base URL and portal id", "the writer's last completed account "
+        "set-up per HubSpot account (pipeline, stage ids, fingerprint of the wanted definitions), so a "
+        "restart on a configured account verifies it instead of setting it up again",
+        compacted=True, partitions=1,
     ),
 )  # fmt: skip
 

@@ -76,12 +76,19 @@ class FakeAccount:
         path = request.url.path
         self.requests.append((request.method, path, body))
         for object_type in self.properties:
+            defs = self.properties[object_type]
             if path == paths.properties(object_type):
-                defs = self.properties[object_type]
                 if request.method == "GET":
                     return httpx.Response(200, json={"results": list(defs.values())})
                 defs[body["name"]] = body
                 return httpx.Response(201, json=body)
+            if path == paths.property_batch(object_type, "create"):
+                defs.update({b["name"]: b for b in body["inputs"]})
+                return httpx.Response(201, json={"status": "COMPLETE", "results": body["inputs"]})
+            name = path.rsplit("/", 1)[-1]
+            if path == paths.property_named(object_type, name) and request.method == "PATCH":
+                defs[name] = {**defs[name], **body}
+                return httpx.Response(200, json=defs[name])
         if path == paths.pipelines("deals"):
             if request.method == "GET":
                 return httpx.Response(200, json={"results": self.pipelines})
@@ -114,6 +121,14 @@ class FakeAccount:
     def posts(self, path: str) -> list[Any]:
         return [b for m, p, b in self.requests if m == "POST" and p == path]
 
+    def created(self, object_type: str) -> list[dict[str, Any]]:
+        """Every property definition created for the type, by batch or one at a time."""
+        batches = self.posts(paths.property_batch(object_type, "create"))
+        return [b for batch in batches for b in batch["inputs"]] + self.posts(paths.properties(object_type))
+
+    def writes(self) -> list[tuple[str, str]]:
+        return [(m, p) for m, p, _ in self.requests if m != "GET"]
+
 
 async def test_created_properties_are_what_hubspots_schema_requires() -> None:
     account = FakeAccount()
@@ -124,7 +139,8 @@ async def test_created_properties_are_what_hubspots_schema_requires() -> None:
         await client.close()
     assert created == sum(len(v) for v in CUSTOM_PROPERTIES.values())
     for object_type in CUSTOM_PROPERTIES:
-        for body in account.posts(paths.properties(object_type)):
+        assert len(account.posts(paths.property_batch(object_type, "create"))) == 1, "one call a type"
+        for body in account.created(object_type):
             assert body["fieldType"] in VALID_FIELD_TYPES[body["type"]], body
             assert body["groupName"] == GROUPS[object_type]
             for i, option in enumerate(body.get("options", [])):
@@ -132,7 +148,7 @@ async def test_created_properties_are_what_hubspots_schema_requires() -> None:
                                   "hidden": False}  # fmt: skip
             if body["type"] == "bool":
                 assert [o["value"] for o in body["options"]] == ["true", "false"]
-    line_items = {b["name"] for b in account.posts(paths.properties("line_items"))}
+    line_items = {b["name"] for b in account.created("line_items")}
     assert "shopify_total_discount" in line_items and "hs_total_discount" not in line_items
 
 
@@ -150,7 +166,7 @@ async def test_custom_properties_go_to_the_group_the_account_uses() -> None:
         await ensure_properties(client)
     finally:
         await client.close()
-    assert {b["groupName"] for b in account.posts(paths.properties("products"))} == {"product_information"}
+    assert {b["groupName"] for b in account.created("products")} == {"product_information"}
 
 
 async def test_a_property_the_writer_sets_that_hubspot_computes_stops_the_setup_by_name() -> None:
@@ -276,3 +292,64 @@ async def test_the_writer_reports_missing_stages_then_starts_once_they_are_added
     assert schema.stage_ids == {s: f"new-{i}" for i, s in enumerate(STAGES)}
     (logged,) = [r.getMessage() for r in caplog.records if "not ready" in r.getMessage()]
     assert "'Checkout Pending'" in logged and "Settings > Objects > Deals > Pipelines" in logged
+
+
+async def _set_up_twice(account: FakeAccount) -> tuple[int, list[tuple[str, str]]]:
+    """Set the account up, then again; the second run's change count and its requests."""
+    client = account.client()
+    try:
+        await set_up_account(client, "Ecommerce Pipeline")
+        account.requests.clear()
+        changed = await ensure_properties(client)
+        await ensure_pipeline(client, "Ecommerce Pipeline")
+    finally:
+        await client.close()
+    return changed, [(m, p) for m, p, _ in account.requests]
+
+
+async def test_a_configured_account_is_read_and_nothing_is_written() -> None:
+    changed, requests = await _set_up_twice(FakeAccount())
+    assert changed == 0
+    assert requests == [("GET", paths.properties(t)) for t in CUSTOM_PROPERTIES] + [
+        ("GET", paths.pipelines("deals"))
+    ], "one read per object type and the pipelines; no write"
+
+
+async def test_a_property_deleted_in_hubspot_is_created_again_alone() -> None:
+    account = FakeAccount()
+    client = account.client()
+    try:
+        await set_up_account(client, "Ecommerce Pipeline")
+        del account.properties["deals"]["shopify_abandoned_at"]
+        account.requests.clear()
+        changed = await ensure_properties(client)
+    finally:
+        await client.close()
+    assert changed == 1
+    assert account.writes() == [("POST", paths.property_batch("deals", "create"))]
+    (recreated,) = account.created("deals")
+    assert recreated["name"] == "shopify_abandoned_at" and recreated["type"] == "datetime"
+
+
+async def test_an_option_changed_in_hubspot_is_updated_and_an_admins_own_option_kept() -> None:
+    account = FakeAccount()
+    client = account.client()
+    try:
+        await set_up_account(client, "Ecommerce Pipeline")
+        prop = account.properties["deals"]["shopify_recovered_checkout"]
+        prop["options"] = [
+            {"label": "Ja", "value": "true", "displayOrder": 0, "hidden": False},  # relabelled
+            {"label": "Unknown", "value": "unknown", "displayOrder": 1, "hidden": False},  # an admin's
+        ]  # and "false" deleted
+        account.requests.clear()
+        changed = await ensure_properties(client)
+    finally:
+        await client.close()
+    assert changed == 1
+    assert account.writes() == [("PATCH", paths.property_named("deals", "shopify_recovered_checkout"))]
+    options = account.properties["deals"]["shopify_recovered_checkout"]["options"]
+    assert [(o["label"], o["value"]) for o in options] == [
+        ("Yes", "true"),
+        ("Unknown", "unknown"),
+        ("No", "false"),
+    ]

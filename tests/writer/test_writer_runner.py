@@ -422,3 +422,68 @@ async def test_a_failing_call_undoes_the_round_with_nothing_of_it_still_running(
     await asyncio.sleep(0.01)
     assert len(rig.hubspot.calls) == calls, "no call of the undone round goes on"
     assert runner.stats.upserted == 0 and not rig.sent.records
+
+
+async def test_a_property_deleted_under_the_writer_is_repaired_once_for_all_the_rounds_calls() -> None:
+    """Three chunks of contacts sent side by side, each refused for a property of the set-up that
+    is gone: the drift hook runs once, every chunk is sent again after it, nothing dead-lettered."""
+    rig = Rig()
+    gone = {"shopify_customer_id"}
+    refusal = {
+        "status": "error", "category": "VALIDATION_ERROR",
+        "message": 'Property values were not valid: [{"isValid":false,"message":"Property '
+        '\\"shopify_customer_id\\" does not exist","error":"PROPERTY_DOESNT_EXIST",'
+        '"name":"shopify_customer_id"}]',
+    }  # fmt: skip
+
+    async def handle(request: httpx.Request) -> httpx.Response:
+        await asyncio.sleep(0.001)  # the calls overlap
+        if request.url.path.endswith("/batch/upsert") and gone:
+            return httpx.Response(400, json=refusal)
+        return rig.hubspot.handle(request)
+
+    repairs: list[dict[str, Any]] = []
+
+    async def repair(body: dict[str, Any]) -> AccountSchema | None:
+        repairs.append(body)
+        gone.clear()  # the set-up recreated it
+        return AccountSchema("p-1", STAGES)
+
+    client = HubSpotClient(
+        "https://hs.test", "t", transport=httpx.MockTransport(handle), retry=RetryPolicy(1)
+    )
+    runner = PlanRunner(
+        HubSpotApi(client), IdMap(rig.sent, "hubspot.ids"), AccountSchema("p-1", STAGES), rig.letters,
+        clock=rig.clock, repair=repair,
+    )  # fmt: skip
+    await runner.apply(rig.round(*[upsert(contact(n), shopify_customer_id=str(n)) for n in range(250)]))
+    assert len(repairs) == 1 and runner.stats.upserted == 250 and runner.stats.dead_lettered == 0
+
+
+async def test_a_refusal_the_drift_hook_cannot_repair_is_narrowed_down_and_dead_lettered() -> None:
+    """A whole batch refused for one record's value: the hook says it is not drift (None), so the
+    batch is halved as before, the good record written and the bad one dead-lettered."""
+    rig = Rig()
+    bad = {"status": "error", "category": "VALIDATION_ERROR", "message": "Property values were not valid"}
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/batch/upsert") and b"c1@example.com" in request.content:
+            return httpx.Response(400, json=bad)
+        return rig.hubspot.handle(request)
+
+    asked: list[dict[str, Any]] = []
+
+    async def not_drift(body: dict[str, Any]) -> AccountSchema | None:
+        asked.append(body)
+        return None
+
+    client = HubSpotClient(
+        "https://hs.test", "t", transport=httpx.MockTransport(handle), retry=RetryPolicy(1)
+    )
+    runner = PlanRunner(
+        HubSpotApi(client), IdMap(rig.sent, "hubspot.ids"), AccountSchema("p-1", STAGES), rig.letters,
+        clock=rig.clock, repair=not_drift,
+    )  # fmt: skip
+    await runner.apply(rig.round(upsert(contact(1)), upsert(contact(2))))
+    assert runner.stats.upserted == 1 and runner.stats.dead_lettered == 1
+    assert asked and all(body == bad for body in asked)
