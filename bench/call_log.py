@@ -131,8 +131,9 @@ class CallSummary:
     def describe(self) -> str:
         by_path = ", ".join(f"{path} {n}" for path, n in sorted(self.lookups_by_path.items()))
         return (
-            f"{self.calls:,} calls: {self.data_calls:,} data calls of {self.inputs_per_data_call:.1f} inputs "
-            f"on average, {self.lookups:,} batch/read lookups ({by_path or 'none'}), {self.other:,} other; "
+            f"{self.calls:,} calls: {self.data_calls:,} data calls carrying {self.data_inputs:,} inputs "
+            f"({self.inputs_per_data_call:.1f} a call), {self.lookups:,} batch/read lookups "
+            f"({by_path or 'none'}), {self.other:,} other; "
             f"{self.rate_limited} answered 429"
         )
 
