@@ -24,12 +24,16 @@ from typing import Any
 
 import httpx
 import orjson
+from aiohttp import web
 from pydantic import SecretStr
 
+from bench.backlog import Key, SandboxRecord
+from bench.call_log import CallLog
 from bench.suite import BenchEnv
 from config import Settings
 from devtools.localrun import ServiceProcess, unique_suffix
 from hubspot_sandbox import Sandbox, SandboxConfig, running_sandbox
+from hubspot_sandbox.tiers import Tier
 from localkafka.broker import free_port
 from streams.topics import ensure_topics
 
@@ -48,7 +52,7 @@ async def fresh_settings(env: BenchEnv, figure: str, **update: Any) -> Settings:
         app_id=f"bench-{figure}-{suffix}", data_dir=Path(env.scratch_dir) / figure / "worker",
         session_timeout_s=6.0, bridge_port=free_port(), shopify_webhook_secrets=SecretStr(SHOPIFY_SECRET),
         hubspot_app_secret=SecretStr(HUBSPOT_SECRET), hubspot_token=SecretStr(SANDBOX_TOKEN),
-        hubspot_rate_limit_per_10s=HUBSPOT_RATE_PER_10S, **update,
+        **{"hubspot_rate_limit_per_10s": HUBSPOT_RATE_PER_10S, **update},
     )  # fmt: skip
     await ensure_topics(settings, internal=True)
     return settings
@@ -109,15 +113,42 @@ async def wait_for_log(process: ServiceProcess, text: str, timeout_s: float) -> 
         await asyncio.sleep(0.2)
 
 
+class LoggedSandbox(Sandbox):
+    """A sandbox whose app notes every call in ``call_log`` (``bench.call_log``); the sandbox's
+    own code is unchanged, the log's middleware is put in front of its own."""
+
+    def __init__(self, config: SandboxConfig, call_log: CallLog) -> None:
+        super().__init__(config)
+        self.call_log = call_log
+
+    def app(self) -> web.Application:
+        app = super().app()
+        app.middlewares.insert(0, self.call_log.middleware())
+        return app
+
+
 @asynccontextmanager
-async def bench_sandbox(work: Path, webhook_url: str | None = None) -> AsyncIterator[Sandbox]:
-    """A fresh sandbox at HubSpot's Professional limit (190 calls per rolling 10 s)."""
+async def bench_sandbox(
+    work: Path, webhook_url: str | None = None, *, tier: Tier = "professional",
+    rate_limit_per_10s: int = HUBSPOT_RATE_PER_10S, call_log: CallLog | None = None,
+) -> AsyncIterator[Sandbox]:  # fmt: skip
+    """A fresh sandbox, by default at HubSpot's Professional limit (190 calls per rolling 10 s);
+    with ``call_log``, one that logs every call into it."""
     config = SandboxConfig(
-        db_path=work / "sandbox.db", token=SecretStr(SANDBOX_TOKEN), rate_limit_per_10s=HUBSPOT_RATE_PER_10S,
+        db_path=work / "sandbox.db", token=SecretStr(SANDBOX_TOKEN), tier=tier,
+        rate_limit_per_10s=rate_limit_per_10s,
         webhook_url=webhook_url, webhook_secret=SecretStr(HUBSPOT_SECRET if webhook_url else ""),
     )  # fmt: skip
-    async with running_sandbox(config) as sandbox:
-        yield sandbox
+    if call_log is None:
+        async with running_sandbox(config) as sandbox:
+            yield sandbox
+        return
+    logged = LoggedSandbox(config, call_log)
+    try:
+        await logged.start()
+        yield logged
+    finally:
+        await logged.stop()
 
 
 def contacts_created_ms(sandbox: Sandbox) -> dict[str, int]:
@@ -130,6 +161,36 @@ def contacts_created_ms(sandbox: Sandbox) -> dict[str, int]:
         ).fetchall()
     )
     return {str(row[0]): int(row[1]) for row in rows}
+
+
+UNIQUE_PROPERTIES = ("email", "shopify_deal_key", "shopify_line_item_key", "shopify_product_key")
+"""The unique property each object type's records are named by (``streams.rules.keys``)."""
+
+
+def records_by_key(sandbox: Sandbox) -> dict[Key, list[SandboxRecord]]:
+    """Every object (archived ones too) by (type, unique property, normalised value), from the
+    sandbox's SQLite file after a run."""
+    marks = ", ".join("?" for _ in UNIQUE_PROPERTIES)
+    rows = sandbox.state.store.run(
+        lambda conn: conn.execute(
+            "SELECT o.type, p.name, p.norm, o.id, o.created_ms, o.archived_ms FROM objects o "
+            f"JOIN prop_values p ON p.object_id = o.id WHERE p.name IN ({marks})",
+            UNIQUE_PROPERTIES,
+        ).fetchall()
+    )
+    found: dict[Key, list[SandboxRecord]] = {}
+    for kind, name, value, object_id, created_ms, archived_ms in rows:
+        record = SandboxRecord(int(object_id), int(created_ms), archived_ms is not None)
+        found.setdefault((str(kind), str(name), str(value)), []).append(record)
+    return found
+
+
+def association_rows(sandbox: Sandbox) -> set[tuple[int, int, int]]:
+    """Every (from id, to id, association type id) the sandbox holds (both directions of a link)."""
+    rows = sandbox.state.store.run(
+        lambda conn: conn.execute("SELECT from_id, to_id, type_id FROM associations").fetchall()
+    )
+    return {(int(a), int(b), int(t)) for a, b, t in rows}
 
 
 def api_calls(sandbox: Sandbox) -> tuple[int, int]:

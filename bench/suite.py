@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
-Unit = Literal["deliveries/s", "records/s", "s", "ms", "calls", "MiB", "x"]
+Unit = Literal["deliveries/s", "records/s", "inputs/s", "s", "ms", "calls", "MiB", "x"]
 
 
 @dataclass(frozen=True)
