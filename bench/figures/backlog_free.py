@@ -12,7 +12,7 @@ from bench.backlog_drain import DrainSpec, drain_figure
 
 SPEC = DrainSpec(name="backlog_free", tier="starter", per_10s=100, customers=6_500, quick_customers=500)
 FIGURE = drain_figure(
-    SPEC, "backlog drain inputs/s (records + links), sandbox at 100 calls/10 s (Free/Starter)"
+    SPEC, "backlog drain inputs applied/s (records + links), sandbox at 100 calls/10 s (Free/Starter)"
 )
 
 if __name__ == "__main__":
