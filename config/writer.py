@@ -21,7 +21,7 @@ class WriterSettings(SettingsPart):
     )  # fmt: skip
     hubspot_timeout_s: float = Field(10.0, gt=0, description="Timeout of one HubSpot request.")
     writer_batch_window_ms: int = Field(
-        500, ge=0, description="The longest a round gathers commands, from its first one: while commands "
+        300, ge=0, description="The longest a round gathers commands, from its first one: while commands "
         "keep coming a round stays open this long (up to SHOPSYNC_WRITER_MAX_BATCH), so under load the "
         "batches are full and a round's few calls carry many deliveries."
     )  # fmt: skip

@@ -172,7 +172,7 @@ async def run_writer(
             api, ids, schema, output.letters, link_wait_s=settings.writer_link_wait_s,
             letter_limit_bytes=settings.max_record_bytes - KAFKA_FRAMING_BYTES, stats=stats,
             retry_backoff=backoff, repair=setup.repair,
-            linger=Linger(linger_s=settings.writer_linger_ms / 1000),
+            linger=Linger(settings.writer_linger_ms / 1000, settings.writer_batch_window_ms / 1000),
         )  # fmt: skip
         books = _Books(topic_name(settings, "hubspot.commands"))
         consumer.subscribe([books.topic], listener=_Rebalance(runner, consumer, books))

@@ -6,11 +6,13 @@ calls and leave a remainder; sending the remainder now spends a call on a few in
 next round would have filled up. So, as a Kafka producer's ``linger.ms`` does, the remainder is
 carried to the next round, but only while two things hold:
 
-- the kind is *under load*: at least a whole batch of it arrived within the last ``linger_s``, so
-  the remainder can be expected to fill soon. At a low rate nothing is carried, and a command is
-  written in the round it arrived (small batches, low latency);
-- the remainder's oldest command is younger than ``linger_s``: no command waits longer for the
-  sake of a fuller call.
+- the writer is *under load*: at least a whole batch of inputs (of any kind) arrived within the
+  last ``linger_s``. At a low rate nothing is carried, and a command is written in the round it
+  arrived (small batches, low latency). Under load every kind is carried, the rarer ones too: a
+  kind with a few inputs a round (archives, update-only contacts) otherwise costs a call every
+  round, and those calls are most of what a busy store spends;
+- the remainder's oldest command will still be younger than ``linger_s`` at the next round
+  (``round_s`` away at most): no command waits longer for the sake of a fuller call.
 
 Carried commands are held like any other (their partitions' commits wait for them), so a crash or
 a rebalance reads them again; nothing about them is lost.
@@ -32,6 +34,7 @@ class Linger:
     input (``key``), when its oldest unwritten command arrived."""
 
     linger_s: float = 1.0
+    round_s: float = 0.0  # the most until the next round: what is carried goes then, at the latest
     batch: int = 100
     _since: dict[str, float] = field(default_factory=dict)
     _recent: dict[Hashable, deque[tuple[float, int]]] = field(default_factory=dict)
@@ -49,15 +52,19 @@ class Linger:
         for e in entries:
             self._since.pop(key_of(e), None)
         remainder = len(entries) % self.batch
-        if remainder == 0 or sum(n for _, n in recent) < self.batch:
+        if remainder == 0 or self._arrived_lately(now) < self.batch:
             return entries, []
         ordered = sorted(entries, key=lambda e: since[id(e)])
         send, carry = ordered[: len(ordered) - remainder], ordered[len(ordered) - remainder :]
-        if now - since[id(carry[0])] >= self.linger_s:
+        if now - since[id(carry[0])] + self.round_s >= self.linger_s:  # next round would be too late
             return ordered, []
         for e in carry:
             self._since[key_of(e)] = since[id(e)]
         return send, carry
+
+    def _arrived_lately(self, now: float) -> int:
+        """Inputs of every kind that arrived within the last ``linger_s``."""
+        return sum(n for recent in self._recent.values() for at, n in recent if at > now - self.linger_s)
 
     def forget(self) -> None:
         """Everything carried was dropped (a rebalance): it arrives anew."""

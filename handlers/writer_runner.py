@@ -285,11 +285,27 @@ class PlanRunner:
             self.schema = schema
             return True
 
+    def _linger_by_type(self, operation: str, records: list[RecordPlan]) -> list[RecordPlan]:
+        """The records to write this round; under load a type's part-filled last call is carried
+        to the next round (``handlers.writer_linger``)."""
+        by_type: dict[str, list[RecordPlan]] = defaultdict(list)
+        for record in records:
+            by_type[record.ref.object_type].append(record)
+        now = self.clock.monotonic()
+        send: list[RecordPlan] = []
+        for object_type, group in by_type.items():
+            now_part, carry = self.linger.split((operation, object_type), group, _record_key, now)
+            send += now_part
+            for record in carry:
+                self._hold(record, carried=True)
+        return send
+
     # ---- archives ----
 
     async def _archive(self, records: list[RecordPlan]) -> set[str]:
         """Archive; return the keys HubSpot no longer holds (archived now, or already gone)."""
         gone: set[str] = set()
+        records = self._linger_by_type("archive", records)
         if not records:
             return gone
         resolved, unsure = await self._resolve([r.ref for r in records])

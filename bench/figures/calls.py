@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections import Counter
 from datetime import timedelta
 
+from bench.call_log import CallLog
 from bench.stack import bench_sandbox, fresh_settings, start_pipeline, stop_all, wait_for_log, work_dir
 from bench.suite import BenchEnv, Figure, Measured
 from devtools.localrun import play, schedule, wait_until_written
@@ -28,12 +29,14 @@ async def measure(env: BenchEnv) -> Measured:
     work = work_dir(env, "calls")
     store = generate(customers=QUICK_CUSTOMERS if env.quick else CUSTOMERS, seed=5)
     plan = schedule(store.events, timedelta(hours=12), timedelta(days=3))
-    async with bench_sandbox(work) as sandbox:
+    log = CallLog()
+    async with bench_sandbox(work, call_log=log) as sandbox:
         settings = await fresh_settings(env, "calls", hubspot_base_url=sandbox.url, tick_interval_s=0)
         worker, writer = start_pipeline(settings, work)
         try:
             await wait_for_log(writer, "writer ready", 120)
             before = Counter(sandbox.state.stats.by_route)
+            started = len(log.calls)
             await play(settings, plan, lambda: worker, timeout_s=300)
             await wait_until_written(settings, 300)
             by_route = Counter(sandbox.state.stats.by_route) - before
@@ -43,7 +46,11 @@ async def measure(env: BenchEnv) -> Measured:
     deliveries = len(store.events)
     calls = sum(by_route.values())
     per_1000 = calls * 1000 / deliveries
-    top = ", ".join(f"{route} {n}" for route, n in by_route.most_common(4))
+    inputs: Counter[str] = Counter()
+    for call in log.calls[started:]:
+        inputs[call.path] += call.inputs
+    paths = Counter(call.path for call in log.calls[started:])
+    top = ", ".join(f"{path} {n} ({inputs[path] / n:.0f} inputs a call)" for path, n in paths.most_common(8))
     return Measured(
         result=per_1000, unit="calls", baseline=NAIVE_CALLS_PER_1000, baseline_unit="calls",
         ratio=per_1000 / NAIVE_CALLS_PER_1000, met=per_1000 <= TARGET,

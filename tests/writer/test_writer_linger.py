@@ -40,6 +40,26 @@ def test_nothing_waits_longer_than_the_linger() -> None:
     assert carry == [] and send[0] == "b50", "the oldest carried one reached the linger: all go"
 
 
+def test_under_load_a_rare_kind_is_carried_too() -> None:
+    """Archives trickle in a few a round; while deals pour in, they wait for a fuller call too."""
+    linger = Linger(linger_s=1.0)
+    linger.split("deals", [f"d{n}" for n in range(300)], key, 0.0)
+    send, carry = linger.split("archives", ["a1", "a2"], key, 0.1)
+    assert (send, carry) == ([], ["a1", "a2"])
+    send, carry = linger.split("archives", ["a1", "a2", "a3"], key, 1.0)
+    assert send == ["a1", "a2", "a3"] and carry == [], "the linger is over: they go"
+
+
+def test_a_carried_entry_goes_at_the_last_round_that_keeps_it_within_the_linger() -> None:
+    linger = Linger(linger_s=1.0, round_s=0.3)
+    _, carry = linger.split("deals", [f"d{n}" for n in range(150)], key, 0.0)
+    assert len(carry) == 50
+    _, carry = linger.split("deals", carry, key, 0.6)
+    assert len(carry) == 50, "0.6 s old: the next round comes by 0.9 s, within the linger"
+    send, carry = linger.split("deals", carry, key, 0.75)
+    assert len(send) == 50 and carry == [], "0.75 s old: the next round (by 1.05 s) would be too late"
+
+
 def test_a_zero_linger_never_carries() -> None:
     linger = Linger(linger_s=0.0)
     send, carry = linger.split("deals", [f"a{n}" for n in range(250)], key, 0.0)
