@@ -4,6 +4,7 @@ contacts and a contact's deals are each one indexed read."""
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterable
 from typing import Any
 
 from hubspot_sandbox import association_labels
@@ -66,12 +67,21 @@ def _id(raw: Any) -> int | None:
 
 
 def link(conn: sqlite3.Connection, kind: AssociationType, from_id: int, to_id: int) -> None:
+    link_many(conn, kind, [(from_id, to_id)])
+
+
+def link_many(conn: sqlite3.Connection, kind: AssociationType, pairs: Iterable[tuple[int, int]]) -> None:
+    """Link each (from id, to id) with ``kind``, both directions, in one statement."""
     conn.executemany(
         "INSERT OR IGNORE INTO associations (from_id, to_id, type_id, from_type, to_type)"
         " VALUES (?, ?, ?, ?, ?)",
         [
-            (from_id, to_id, kind.type_id, kind.from_type, kind.to_type),
-            (to_id, from_id, kind.inverse_id, kind.to_type, kind.from_type),
+            row
+            for from_id, to_id in pairs
+            for row in (
+                (from_id, to_id, kind.type_id, kind.from_type, kind.to_type),
+                (to_id, from_id, kind.inverse_id, kind.to_type, kind.from_type),
+            )
         ],
     )
 

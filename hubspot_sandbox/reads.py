@@ -11,7 +11,7 @@ from typing import Any
 
 from hubspot_sandbox import properties, records
 from hubspot_sandbox.catalog import ObjectType
-from hubspot_sandbox.checks import doesnt_exist, id_property, missing_message, resolve, shown
+from hubspot_sandbox.checks import doesnt_exist, id_property, missing_message, resolve, resolve_many, shown
 from hubspot_sandbox.errors import JSON, InputError, invalid_properties, not_found, validation
 from hubspot_sandbox.inputs import inputs_of, to_text
 from hubspot_sandbox.writes import Outcome
@@ -28,8 +28,9 @@ def batch_read(conn: sqlite3.Connection, otype: ObjectType, body: JSON, *, archi
     names = shown(otype, defs, body.get("properties"))
     outcome = Outcome()
     seen: set[int] = set()
-    for item in inputs_of(body):
-        record = resolve(conn, otype, defs, item.get("id"), prop, archived=archived)
+    inputs = inputs_of(body)
+    found = resolve_many(conn, otype, defs, [(item.get("id"), prop) for item in inputs], archived=archived)
+    for item, record in zip(inputs, found, strict=True):
         if record is None:
             outcome.errors.append(InputError("OBJECT_NOT_FOUND", missing_message(otype), str(item.get("id"))))
         elif record.id not in seen:
