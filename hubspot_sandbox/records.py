@@ -67,6 +67,21 @@ def load(
     return out
 
 
+def live_ids(conn: sqlite3.Connection, object_type: str, ids: Iterable[int]) -> set[int]:
+    """Which of ``ids`` are live records of that type: their ``objects`` rows only, no values."""
+    wanted = sorted(set(ids))
+    out: set[int] = set()
+    for start in range(0, len(wanted), 500):
+        chunk = wanted[start : start + 500]
+        rows = conn.execute(
+            f"SELECT id FROM objects WHERE type = ? AND id IN ({','.join('?' * len(chunk))})"
+            " AND archived_ms IS NULL",
+            (object_type, *chunk),
+        )
+        out.update(row[0] for row in rows)
+    return out
+
+
 def load_one(
     conn: sqlite3.Connection, object_type: str, object_id: int, *, archived: bool | None
 ) -> Record | None:
@@ -150,9 +165,10 @@ def write(
     if not effective:
         return False
     cleared = [k for k, v in effective.items() if v is None]
-    conn.executemany(
-        "DELETE FROM prop_values WHERE object_id = ? AND name = ?", [(record.id, name) for name in cleared]
-    )
+    if cleared:
+        conn.executemany(
+            "DELETE FROM prop_values WHERE object_id = ? AND name = ?", [(record.id, n) for n in cleared]
+        )
     for name in cleared:
         record.values.pop(name, None)
     set_now = {k: v for k, v in effective.items() if v is not None}
