@@ -197,7 +197,9 @@ def _stamp(
 
 def _store_values(conn: sqlite3.Connection, rows: list[Row]) -> None:
     conn.executemany(
-        "INSERT OR REPLACE INTO prop_values (object_id, name, value, norm, uniq) VALUES (?, ?, ?, ?, ?)",
+        "INSERT INTO prop_values (object_id, name, value, norm, uniq) VALUES (?, ?, ?, ?, ?)"
+        " ON CONFLICT (object_id, name) DO UPDATE SET value = excluded.value, norm = excluded.norm,"
+        " uniq = excluded.uniq",
         rows,
     )
 

@@ -5,13 +5,15 @@ Two sandboxes run side by side in the figure's process, one holding ``SMALL`` re
 contact). They are filled straight through the sandbox's store in bulk (``hubspot_sandbox.bulk``,
 the rows the API writes; through HTTP a million records would take hours), not through HTTP.
 Then real HTTP calls are timed, the two sandboxes taking turns call by call, so a busy moment on
-the shared machine falls on both alike: 100-input upserts of new contacts (by email), of
-existing contacts and of existing deals (by ``shopify_deal_key``), each picked at random over the
-whole account, and a 100-pair association ``batch/create`` (deals to contacts). The result is the
-median over the three kinds of upsert at ``LARGE``, the baseline the same at ``SMALL``; each
-kind's median, the association call's, and the process CPU per call (client and sandbox share the
-process) are in the detail. Last, a full ``GET /_sandbox/dump`` of the large account is read while
-upserts go on, to show that it does not hold them up.
+the shared machine falls on both alike. Each round makes the calls a writer makes: 100-input
+upserts of new contacts (by email), of existing contacts (picked at random over the whole
+account), of new deals and of existing deals (by ``shopify_deal_key``, at random), and a 100-pair
+association ``batch/create`` linking the round's new deals to existing contacts at random (a
+returning customer's new order). The result is the median over the four kinds of upsert at
+``LARGE``, the baseline the same at ``SMALL``; each kind's median, the association call's, and
+the process CPU per upsert (client and sandbox share the process) are in the detail. Last, a
+full ``GET /_sandbox/dump`` of the large account is read while upserts go on, to show that it
+does not hold them up.
 """
 
 from __future__ import annotations
@@ -41,8 +43,8 @@ ROUNDS, QUICK_ROUNDS, WARM_UP = 15, 6, 2
 INPUTS = 100
 TARGET_RATIO = 1.5
 UNLIMITED = 10**9  # the rate limiter still runs; it never refuses here
-KINDS = ("contacts new", "contacts existing", "deals existing", "associations")
-UPSERTS = KINDS[:3]
+KINDS = ("contacts new", "contacts existing", "deals new", "deals existing", "associations")
+UPSERTS = KINDS[:4]
 STAGES = ("closedwon", "closedlost")
 Call = tuple[str, dict[str, Any]]  # path, body
 
@@ -57,6 +59,7 @@ class Account:
     contact_ids: list[int]
     deal_ids: list[int]
     seed_s: float
+    new_deals: list[str] = field(default_factory=list)  # the last "deals new" call's, for the links
     wall: dict[str, list[float]] = field(default_factory=dict)
     cpu: dict[str, list[float]] = field(default_factory=dict)
 
@@ -114,11 +117,20 @@ def _call(acct: Account, kind: str, round_no: int, rng: random.Random) -> Call:
     if kind == "contacts existing":
         emails = [f"seed.{i}@example.com" for i in rng.sample(range(len(acct.contact_ids)), INPUTS)]
         return _upsert("contacts", "email", emails, {"firstname": f"Again{round_no}"})
+    if kind == "deals new":
+        keys = [f"new-{round_no}-{j}" for j in range(INPUTS)]
+        order = {
+            "dealname": f"Order {round_no}",
+            "amount": "19.90",
+            "pipeline": "default",
+            "dealstage": "closedwon",
+        }
+        return _upsert("deals", "shopify_deal_key", keys, order)
     if kind == "deals existing":
         keys = [f"order-{i}" for i in rng.sample(range(len(acct.deal_ids)), INPUTS)]
         changes = {"dealstage": STAGES[round_no % 2], "amount": f"{round_no}.00"}
         return _upsert("deals", "shopify_deal_key", keys, changes)
-    pairs = zip(rng.sample(acct.deal_ids, INPUTS), rng.sample(acct.contact_ids, INPUTS), strict=True)
+    pairs = zip(acct.new_deals, rng.sample(acct.contact_ids, INPUTS), strict=True)
     types = [{"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": 3}]
     inputs = [{"from": {"id": str(d)}, "to": {"id": str(c)}, "types": types} for d, c in pairs]
     return "/crm/v4/associations/deals/contacts/batch/create", {"inputs": inputs}
@@ -133,6 +145,8 @@ async def _timed_call(acct: Account, kind: str, round_no: int, rng: random.Rando
         raise RuntimeError(
             f"{kind} at {acct.size:,} records answered {response.status_code}: {response.text[:300]}"
         )
+    if kind == "deals new":
+        acct.new_deals = [result["id"] for result in response.json()["results"]]
     if round_no >= WARM_UP:
         acct.wall.setdefault(kind, []).append(wall)
         acct.cpu.setdefault(kind, []).append(cpu)
