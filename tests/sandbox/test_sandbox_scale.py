@@ -145,14 +145,11 @@ async def test_every_statement_of_the_hot_calls_finds_its_rows_by_an_index(
         if s.lstrip().split(" ", 1)[0].upper() in ("SELECT", "UPDATE", "DELETE", "INSERT")
     }
     assert len(queries) > 20, "the trace should hold every statement of the calls"
-    scanning: dict[str, list[str]] = {}
-    for sql in sorted(queries):
-        plan = [
-            row[3]
-            for row in store.run(lambda conn, q=sql: conn.execute(f"EXPLAIN QUERY PLAN {q}").fetchall())
-        ]
-        if whole_table_work(plan):
-            scanning[sql] = plan
+
+    def plans(conn: sqlite3.Connection) -> dict[str, list[str]]:
+        return {q: [row[3] for row in conn.execute(f"EXPLAIN QUERY PLAN {q}")] for q in sorted(queries)}
+
+    scanning = {sql: plan for sql, plan in store.run(plans).items() if whole_table_work(plan)}
     assert scanning == {}
 
 
