@@ -18,9 +18,10 @@ from collections.abc import Generator, Iterator
 
 import orjson
 
-from hubspot_sandbox import pipelines, records
+from hubspot_sandbox import pipelines
 from hubspot_sandbox.catalog import OBJECT_TYPES
 from hubspot_sandbox.errors import JSON
+from hubspot_sandbox.timestamps import iso
 
 PAGE = 1_000
 
@@ -38,16 +39,19 @@ def pieces(conn: sqlite3.Connection) -> Generator[bytes]:
         for index, name in enumerate(OBJECT_TYPES):
             yield (b"," if index else b"") + orjson.dumps(name) + b":["
             joiner = b""
-            for page in _live_ids(conn, name):
-                loaded = records.load(conn, name, page, archived=False)
-                items = [_shown(loaded[i], pipeline_labels, stage_labels) for i in page]
-                yield joiner + b",".join(orjson.dumps(item) for item in items)
+            for items in _live_pages(conn, name):
+                if name == "deals":
+                    for item in items:
+                        shown = item["properties"]
+                        item["pipeline_label"] = pipeline_labels.get(shown.get("pipeline", ""))
+                        item["stage_label"] = stage_labels.get(shown.get("dealstage", ""))
+                yield joiner + orjson.dumps(items)[1:-1]  # the list's items, without its brackets
                 joiner = b","
             yield b"]"
         yield b',"associations":['
         joiner = b""
         for rows in _association_pages(conn):
-            yield joiner + b",".join(orjson.dumps(row) for row in rows)
+            yield joiner + orjson.dumps(rows)[1:-1]
             joiner = b","
         yield b'],"pipelines":' + orjson.dumps(pipelines.list_all(conn))
         yield b',"archived":' + orjson.dumps(_archived_counts(conn)) + b"}"
@@ -55,31 +59,34 @@ def pieces(conn: sqlite3.Connection) -> Generator[bytes]:
         conn.rollback()
 
 
-def _live_ids(conn: sqlite3.Connection, object_type: str) -> Iterator[list[int]]:
+def _live_pages(conn: sqlite3.Connection, object_type: str) -> Iterator[list[JSON]]:
+    """The type's live records, a page at a time, in ``records.render``'s shape without the
+    hidden properties and ``archived``: two queries a page (the objects by the type's index,
+    their values by the values' key, already in name order), read as plain tuples."""
+    cursor = conn.cursor()
+    cursor.row_factory = None
     after = 0
     while True:
-        page = [
-            row[0]
-            for row in conn.execute(
-                "SELECT id FROM objects WHERE type = ? AND archived_ms IS NULL AND id > ?"
-                " ORDER BY id LIMIT ?",
-                (object_type, after, PAGE),
-            )
-        ]
+        page = cursor.execute(
+            "SELECT id, created_ms, updated_ms FROM objects WHERE type = ? AND archived_ms IS NULL"
+            " AND id > ? ORDER BY id LIMIT ?",
+            (object_type, after, PAGE),
+        ).fetchall()
         if not page:
             return
-        yield page
-        after = page[-1]
-
-
-def _shown(record: records.Record, pipeline_labels: dict[str, str], stage_labels: dict[str, str]) -> JSON:
-    item = records.render(record, None)
-    item["properties"] = {k: v for k, v in item["properties"].items() if k not in _HIDDEN}
-    del item["archived"]
-    if record.type == "deals":
-        item["pipeline_label"] = pipeline_labels.get(record.values.get("pipeline", ""))
-        item["stage_label"] = stage_labels.get(record.values.get("dealstage", ""))
-    return item
+        shown: dict[int, dict[str, str]] = {row[0]: {} for row in page}
+        values = cursor.execute(
+            f"SELECT object_id, name, value FROM prop_values WHERE object_id IN ({','.join('?' * len(page))})"
+            f" AND name NOT IN ({','.join('?' * len(_HIDDEN))}) ORDER BY object_id, name",
+            (*shown, *sorted(_HIDDEN)),
+        )
+        for object_id, name, value in values:
+            shown[object_id][name] = value
+        yield [
+            {"id": str(i), "properties": shown[i], "createdAt": iso(created), "updatedAt": iso(updated)}
+            for i, created, updated in page
+        ]
+        after = page[-1][0]
 
 
 def _association_pages(conn: sqlite3.Connection) -> Iterator[list[JSON]]:
