@@ -241,3 +241,24 @@ def test_a_file_from_before_the_unique_index_is_migrated(tmp_path: Path) -> None
     indexes = {row[1] for row in conn.execute("PRAGMA index_list(prop_values)")}
     assert [tuple(row) for row in flagged] == [(1001, "email"), (1002, "key")]
     assert "prop_values_lookup" not in indexes and "prop_values_unique" in indexes
+
+
+async def test_a_unique_property_made_again_under_an_old_name_finds_the_values_kept(
+    start_sandbox: StartSandbox,
+) -> None:
+    """Values stay stored when a property is archived; made again as a unique property, the name
+    finds them (they are put in the unique-value index), so an upsert updates, a create clashes."""
+    sandbox = await start_sandbox()
+    async with http_client(sandbox) as client:
+        await post(client, "/crm/v3/properties/deals", text_property("code", "dealinformation"), 201)
+        made = await post(client, "/crm/v3/objects/deals", {"properties": {"code": "A1"}}, 201)
+        assert (await client.delete("/crm/v3/properties/deals/code")).status_code == 204
+        unique = text_property("code", "dealinformation", hasUniqueValue=True)
+        await post(client, "/crm/v3/properties/deals", unique, 201)
+        again = [{"id": "A1", "idProperty": "code", "properties": {"dealname": "Found"}}]
+        answer = await post(client, "/crm/v3/objects/deals/batch/upsert", {"inputs": again}, 200)
+        assert answer["results"][0]["id"] == made["id"] and answer["results"][0]["new"] is False
+        clash = {"inputs": [{"properties": {"code": "a1"}}]}
+        assert (await post(client, "/crm/v3/objects/deals/batch/create", clash, 409))["message"].endswith(
+            f"Existing ID: {made['id']}"
+        )
