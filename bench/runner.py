@@ -33,7 +33,7 @@ from bench.suite import BenchEnv, Figure, Measured
 
 ORDER = (
     "rules", "worker", "two_workers", "latency", "calls", "writer", "backlog", "backlog_free", "setup",
-    "bridge", "replay", "worker_rss", "demo",
+    "sandbox", "bridge", "replay", "worker_rss", "demo",
 )  # fmt: skip
 """The issue's order; figures not named here run after these, by name."""
 

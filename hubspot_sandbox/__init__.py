@@ -18,6 +18,7 @@ Where HubSpot's behaviour is unknown or needlessly complex here, the sandbox sim
 - A stage given without a pipeline goes to the "default" pipeline; stages are checked by id only.
 - Search results appear immediately (HubSpot's search index lags), with no full-text ``query``;
   ``after`` is an offset. Its limit of 5 requests a second is one window for the whole sandbox.
+  ``EQ``/``IN`` on a unique property read its index; other filters test each record of the type.
 - Rate-limit counters live in memory (a restart starts a fresh day); refused requests don't count.
 - GDPR delete sends ``contact.deletion`` (HubSpot uses a separate ``contact.privacyDeletion``);
   webhook deliveries still pending when the sandbox stops are lost (HubSpot retries for hours).

@@ -4,17 +4,24 @@ contract (``/_sandbox/rules``)."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
+from collections.abc import Generator
 from dataclasses import asdict
 
 from aiohttp import web
 
 from hubspot_sandbox import contract
+from hubspot_sandbox import dump as account_dump
 from hubspot_sandbox.errors import JSON, validation
 from hubspot_sandbox.responses import json_response, read_body
 from hubspot_sandbox.state import STATE, SandboxState
 
+log = logging.getLogger(__name__)
 routes = web.RouteTableDef()
 
+_JSON = "application/json"
+_CHUNK = 1 << 20
 _LIMITS = {"rate_limit_per_10s", "rate_limit_daily"}
 _FAULTS = {"fault_5xx_rate", "latency_ms", "drop_rate", "batch_error_rate", "batch_error_category"}
 
@@ -28,8 +35,44 @@ def _settings(state: SandboxState) -> JSON:
 
 
 @routes.get("/_sandbox/dump")
-async def dump(request: web.Request) -> web.Response:
-    return json_response(request.app[STATE].store.dump())
+async def dump(request: web.Request) -> web.StreamResponse:
+    """The whole account (``hubspot_sandbox.dump``), streamed: read in a worker thread on a
+    read-only connection, so calls are answered (and written) while it runs, whatever its size."""
+    store = request.app[STATE].store
+    if store.in_memory:  # one connection only: read at once, between two calls
+        return web.Response(
+            body=store.run(lambda conn: b"".join(account_dump.pieces(conn))), content_type=_JSON
+        )
+    response = web.StreamResponse(headers={"Content-Type": _JSON})
+    conn = await asyncio.to_thread(store.reader)
+    pieces = account_dump.pieces(conn)
+    try:
+        chunk = await asyncio.to_thread(_next_chunk, pieces)  # a failure here still answers an error
+        await response.prepare(request)
+        try:
+            while chunk:
+                await response.write(chunk)
+                chunk = await asyncio.to_thread(_next_chunk, pieces)
+        except Exception as exc:  # the status is sent: cut the answer off so the client sees it failed
+            log.warning("the dump stopped after its first bytes were sent: %s", type(exc).__name__)
+            if request.transport is not None:
+                request.transport.close()
+            return response
+    finally:
+        pieces.close()
+        await asyncio.to_thread(conn.close)
+    await response.write_eof()
+    return response
+
+
+def _next_chunk(pieces: Generator[bytes]) -> bytes:
+    """About 1 MiB of the document (b"" at its end), read in the calling (worker) thread."""
+    out = bytearray()
+    for piece in pieces:
+        out += piece
+        if len(out) >= _CHUNK:
+            break
+    return bytes(out)
 
 
 @routes.get("/_sandbox/rules")

@@ -4,13 +4,14 @@ contacts and a contact's deals are each one indexed read."""
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterable
 from typing import Any
 
 from hubspot_sandbox import association_labels
 from hubspot_sandbox.catalog import ASSOCIATION_TYPES, AssociationType, ObjectType
 from hubspot_sandbox.errors import JSON, InputError, validation
 from hubspot_sandbox.inputs import inputs_of
-from hubspot_sandbox.records import load
+from hubspot_sandbox.records import live_ids
 
 
 def pair(from_type: ObjectType, to_type: ObjectType) -> AssociationType:
@@ -24,11 +25,16 @@ def pair(from_type: ObjectType, to_type: ObjectType) -> AssociationType:
 
 
 def check_types(
-    conn: sqlite3.Connection, from_type: ObjectType, to_type: ObjectType, types: Any
+    conn: sqlite3.Connection,
+    from_type: ObjectType,
+    to_type: ObjectType,
+    types: Any,
+    labels_seen: dict[int, AssociationType | None] | None = None,
 ) -> list[AssociationType]:
     """The requested types: the pair's ``HUBSPOT_DEFINED`` default (3 deal->contact, ...) or a
     ``USER_DEFINED`` label made for this pair. A labelled link also carries the unlabelled default,
-    as HubSpot's are listed (the sandbox's reading of the v4 guide)."""
+    as HubSpot's are listed (the sandbox's reading of the v4 guide). ``labels_seen`` keeps the
+    labels read across the inputs of one batch."""
     default = pair(from_type, to_type)
     if not isinstance(types, list) or not types:
         raise validation("types must list at least one {associationCategory, associationTypeId}")
@@ -38,7 +44,12 @@ def check_types(
             raise validation("types must list {associationCategory, associationTypeId} objects")
         category = spec.get("associationCategory", "HUBSPOT_DEFINED")
         type_id = spec.get("associationTypeId")
-        label = association_labels.by_id(conn, type_id) if isinstance(type_id, int) else None
+        label = None
+        if isinstance(type_id, int) and type_id != default.type_id:
+            seen = {} if labels_seen is None else labels_seen
+            if type_id not in seen:
+                seen[type_id] = association_labels.by_id(conn, type_id)
+            label = seen[type_id]
         if category == "HUBSPOT_DEFINED" and type_id == default.type_id:
             kinds.append(default)
         elif (
@@ -66,12 +77,21 @@ def _id(raw: Any) -> int | None:
 
 
 def link(conn: sqlite3.Connection, kind: AssociationType, from_id: int, to_id: int) -> None:
+    link_many(conn, kind, [(from_id, to_id)])
+
+
+def link_many(conn: sqlite3.Connection, kind: AssociationType, pairs: Iterable[tuple[int, int]]) -> None:
+    """Link each (from id, to id) with ``kind``, both directions, in one statement."""
     conn.executemany(
         "INSERT OR IGNORE INTO associations (from_id, to_id, type_id, from_type, to_type)"
         " VALUES (?, ?, ?, ?, ?)",
         [
-            (from_id, to_id, kind.type_id, kind.from_type, kind.to_type),
-            (to_id, from_id, kind.inverse_id, kind.to_type, kind.from_type),
+            row
+            for from_id, to_id in pairs
+            for row in (
+                (from_id, to_id, kind.type_id, kind.from_type, kind.to_type),
+                (to_id, from_id, kind.inverse_id, kind.to_type, kind.from_type),
+            )
         ],
     )
 
@@ -105,8 +125,8 @@ def _present(
 ) -> tuple[list[Pair], list[InputError]]:
     """The inputs whose both ends exist, live; the others as per-input failures."""
     wanted = [(_id(item.get("from")), _id(item.get("to")), item) for item in inputs]
-    present_from = load(conn, from_type.name, [f for f, _, _ in wanted if f is not None], archived=False)
-    present_to = load(conn, to_type.name, [t for _, t, _ in wanted if t is not None], archived=False)
+    present_from = live_ids(conn, from_type.name, [f for f, _, _ in wanted if f is not None])
+    present_to = live_ids(conn, to_type.name, [t for _, t, _ in wanted if t is not None])
     found: list[Pair] = []
     errors: list[InputError] = []
     for index, (from_id, to_id, item) in enumerate(wanted):
@@ -119,11 +139,25 @@ def _present(
     return found, errors
 
 
+Pending = dict[AssociationType, list[tuple[int, int]]]
+
+
 def _link_all(
-    conn: sqlite3.Connection, kinds: list[AssociationType], from_id: int, to_id: int, errors: list[InputError]
+    conn: sqlite3.Connection,
+    kinds: list[AssociationType],
+    from_id: int,
+    to_id: int,
+    errors: list[InputError],
+    pending: Pending,
 ) -> bool:
-    """Link one pair with every kind, unless a line item would get a second deal (a failed input)."""
+    """Link one pair with every kind, unless a line item would get a second deal (a failed input).
+    Links the one-deal rule does not watch wait in ``pending`` to be written together (``_flush``);
+    the others are written at once, so the batch's next inputs see them."""
     first = kinds[0]
+    if {first.from_type, first.to_type} != {"deals", "line_items"}:
+        for kind in kinds:
+            pending.setdefault(kind, []).append((from_id, to_id))
+        return True
     refusal = other_parent(conn, first.from_type, first.to_type, from_id, to_id)
     if refusal is not None:
         errors.append(InputError("VALIDATION_ERROR", refusal, str(from_id)))
@@ -133,18 +167,25 @@ def _link_all(
     return True
 
 
+def _flush(conn: sqlite3.Connection, pending: Pending) -> None:
+    for kind, pairs in pending.items():
+        link_many(conn, kind, pairs)
+
+
 def create(
     conn: sqlite3.Connection, from_type: ObjectType, to_type: ObjectType, body: JSON
 ) -> tuple[list[JSON], list[InputError]]:
     """``batch/create``: an input naming a missing or archived record, or giving a line item a
     second deal, fails alone (207)."""
     inputs = inputs_of(body)
-    kinds = [check_types(conn, from_type, to_type, item.get("types")) for item in inputs]
+    labels_seen: dict[int, AssociationType | None] = {}
+    kinds = [check_types(conn, from_type, to_type, item.get("types"), labels_seen) for item in inputs]
     found, errors = _present(conn, from_type, to_type, inputs)
     results: list[JSON] = []
+    pending: Pending = {}
     for index, from_id, to_id in found:
         item_kinds = kinds[index]
-        if _link_all(conn, item_kinds, from_id, to_id, errors):
+        if _link_all(conn, item_kinds, from_id, to_id, errors, pending):
             results.append(
                 {
                     "fromObjectTypeId": from_type.type_id,
@@ -154,6 +195,7 @@ def create(
                     "labels": [k.label for k in item_kinds if k.label],
                 }
             )
+    _flush(conn, pending)
     return results, errors
 
 
@@ -165,8 +207,9 @@ def associate_default(
     default = pair(from_type, to_type)
     found, errors = _present(conn, from_type, to_type, inputs_of(body))
     results: list[JSON] = []
+    pending: Pending = {}
     for _, from_id, to_id in found:
-        if _link_all(conn, [default], from_id, to_id, errors):
+        if _link_all(conn, [default], from_id, to_id, errors, pending):
             results.append(
                 {
                     "from": {"id": str(from_id)},
@@ -177,6 +220,7 @@ def associate_default(
                     },
                 }
             )
+    _flush(conn, pending)
     return results, errors
 
 

@@ -8,6 +8,7 @@ HubSpot's batch writes do; only missing records fail input by input (207).
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterable, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -73,16 +74,21 @@ def check_links(
     current: dict[str, str],
     changes: dict[str, str | None],
     problems: list[PropertyProblem],
+    stages_seen: dict[str, set[str] | None] | None = None,
 ) -> None:
     """A deal's stage must belong to its pipeline (the default one when only a stage is given);
-    a line item's product must exist. ``changes`` may gain ``pipeline``."""
+    a line item's product must exist. ``changes`` may gain ``pipeline``. ``stages_seen`` keeps
+    each pipeline's stages across the inputs of one batch (read once, not once per input)."""
     if otype.name == "deals" and ("pipeline" in changes or "dealstage" in changes):
         pipeline = changes["pipeline"] if "pipeline" in changes else current.get("pipeline")
         stage = changes["dealstage"] if "dealstage" in changes else current.get("dealstage")
         if stage is not None and pipeline is None:
             pipeline = changes["pipeline"] = DEFAULT_PIPELINE_ID
         if pipeline is not None:
-            stages = pipelines.stage_ids(conn, pipeline)
+            seen = {} if stages_seen is None else stages_seen
+            if pipeline not in seen:
+                seen[pipeline] = pipelines.stage_ids(conn, pipeline)
+            stages = seen[pipeline]
             if stages is None:
                 known = [p["id"] for p in pipelines.list_all(conn)]
                 problems.append(
@@ -126,32 +132,50 @@ def unique_names(otype: ObjectType, defs: dict[str, PropertyDef]) -> set[str]:
     return names
 
 
-def check_unique(
-    conn: sqlite3.Connection,
-    otype: ObjectType,
-    unique: set[str],
-    own_id: int | None,
-    owner: str,
-    changes: dict[str, str | None],
-    claims: dict[tuple[str, str], str],
-) -> None:
-    """409 with "Existing ID: N" when another live record holds a unique value; 400 when two
-    inputs of the same batch claim one."""
-    for name in sorted(unique & changes.keys()):
-        value = changes[name]
-        if value is None:
-            continue
-        key = (name, records.norm(value))
-        if claims.setdefault(key, owner) != owner:
-            raise validation(f"Duplicate value for unique property {name} in batch input: {value}")
-        others = [i for i in records.find(conn, otype.name, name, value, archived=False) if i != own_id]
-        if others:
-            if name == "email":
-                raise conflict(f"Contact already exists. Existing ID: {others[0]}")
-            raise conflict(
-                f'A {otype.upper.lower()} with the unique value "{value}" for property "{name}"'
-                f" already exists. Existing ID: {others[0]}"
-            )
+class UniqueValues:
+    """The unique values a batch writes and the live records already holding them, fetched
+    before any input is checked (one indexed query per unique property, not one per input);
+    nothing is written until every input passed, so the answers hold for the whole batch."""
+
+    def __init__(
+        self,
+        conn: sqlite3.Connection,
+        otype: ObjectType,
+        unique: set[str],
+        planned: Iterable[dict[str, str | None]],
+    ) -> None:
+        self._otype = otype
+        self._unique = unique
+        wanted: dict[str, set[str]] = {}
+        for changes in planned:
+            for name in unique & changes.keys():
+                value = changes[name]
+                if value is not None:
+                    wanted.setdefault(name, set()).add(value)
+        self._holders = {
+            name: records.find_many(conn, otype.name, name, values, archived=False)
+            for name, values in wanted.items()
+        }
+        self._claims: dict[tuple[str, str], str] = {}
+
+    def check(self, own_id: int | None, owner: str, changes: dict[str, str | None]) -> None:
+        """409 with "Existing ID: N" when another live record holds a unique value; 400 when two
+        inputs of the same batch claim one."""
+        for name in sorted(self._unique & changes.keys()):
+            value = changes[name]
+            if value is None:
+                continue
+            key = (name, records.norm(value))
+            if self._claims.setdefault(key, owner) != owner:
+                raise validation(f"Duplicate value for unique property {name} in batch input: {value}")
+            others = [i for i in self._holders[name].get(key[1], []) if i != own_id]
+            if others:
+                if name == "email":
+                    raise conflict(f"Contact already exists. Existing ID: {others[0]}")
+                raise conflict(
+                    f'A {self._otype.upper.lower()} with the unique value "{value}" for property'
+                    f' "{name}" already exists. Existing ID: {others[0]}'
+                )
 
 
 def id_property(otype: ObjectType, defs: dict[str, PropertyDef], name: Any) -> str | None:
@@ -175,15 +199,42 @@ def resolve(
     archived: bool | None,
 ) -> Record | None:
     """The record an input names, by id or by a unique property's value (newest if several)."""
-    if prop is None:
-        found_id = object_id(raw_id)
-        return None if found_id is None else records.load_one(conn, otype.name, found_id, archived=archived)
-    text = to_text(raw_id)
-    if text is None:
-        return None
-    text, _ = clean_value(otype, defs[prop], text)
-    ids = records.find(conn, otype.name, prop, text, archived=archived)
-    return records.load_one(conn, otype.name, ids[0], archived=archived) if ids else None
+    return resolve_many(conn, otype, defs, [(raw_id, prop)], archived=archived)[0]
+
+
+def resolve_many(
+    conn: sqlite3.Connection,
+    otype: ObjectType,
+    defs: dict[str, PropertyDef],
+    wanted: Sequence[tuple[Any, str | None]],
+    *,
+    archived: bool | None,
+) -> list[Record | None]:
+    """``resolve`` for each (id, idProperty) of a batch, in a few indexed queries for the whole
+    batch: one per unique property named, then the records and their values."""
+    ids: list[int | None] = []
+    keys: list[tuple[str, str] | None] = []
+    by_prop: dict[str, set[str]] = {}
+    for raw_id, prop in wanted:
+        text = to_text(raw_id) if prop is not None else None
+        if prop is None or text is None:
+            ids.append(object_id(raw_id) if prop is None else None)
+            keys.append(None)
+            continue
+        text, _ = clean_value(otype, defs[prop], text)
+        by_prop.setdefault(prop, set()).add(text)
+        ids.append(None)
+        keys.append((prop, records.norm(text)))
+    found = {
+        prop: records.find_many(conn, otype.name, prop, values, archived=archived)
+        for prop, values in by_prop.items()
+    }
+    for index, key in enumerate(keys):
+        if key is not None:
+            hits = found[key[0]].get(key[1])
+            ids[index] = hits[0] if hits else None
+    loaded = records.load(conn, otype.name, [i for i in ids if i is not None], archived=archived)
+    return [None if i is None else loaded.get(i) for i in ids]
 
 
 def always_shown(otype: ObjectType) -> set[str]:

@@ -164,7 +164,21 @@ def create(conn: sqlite3.Connection, object_type: str, body: JSON, now: int) -> 
         has_unique_value=unique,
     )
     _insert(conn, definition)
+    if unique:
+        _index_values(conn, object_type, name)
     return definition
+
+
+def _index_values(conn: sqlite3.Connection, object_type: str, name: str) -> None:
+    """Put the values records already hold under ``name`` in the unique-value index (``uniq``,
+    see ``db``): values stay stored when a property is archived, so a unique property made again
+    under an old name finds them. On a new name there are none; the cost is one indexed probe
+    per record of the type, once."""
+    conn.execute(
+        "UPDATE prop_values SET uniq = 1 WHERE name = ? AND uniq = 0"
+        " AND object_id IN (SELECT id FROM objects WHERE type = ?)",
+        (name, object_type),
+    )
 
 
 def check_value(definition: PropertyDef, value: str) -> PropertyProblem | None:

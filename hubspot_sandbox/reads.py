@@ -11,7 +11,15 @@ from typing import Any
 
 from hubspot_sandbox import properties, records
 from hubspot_sandbox.catalog import ObjectType
-from hubspot_sandbox.checks import doesnt_exist, id_property, missing_message, resolve, shown
+from hubspot_sandbox.checks import (
+    doesnt_exist,
+    id_property,
+    missing_message,
+    resolve,
+    resolve_many,
+    shown,
+    unique_names,
+)
 from hubspot_sandbox.errors import JSON, InputError, invalid_properties, not_found, validation
 from hubspot_sandbox.inputs import inputs_of, to_text
 from hubspot_sandbox.writes import Outcome
@@ -28,8 +36,9 @@ def batch_read(conn: sqlite3.Connection, otype: ObjectType, body: JSON, *, archi
     names = shown(otype, defs, body.get("properties"))
     outcome = Outcome()
     seen: set[int] = set()
-    for item in inputs_of(body):
-        record = resolve(conn, otype, defs, item.get("id"), prop, archived=archived)
+    inputs = inputs_of(body)
+    found = resolve_many(conn, otype, defs, [(item.get("id"), prop) for item in inputs], archived=archived)
+    for item, record in zip(inputs, found, strict=True):
         if record is None:
             outcome.errors.append(InputError("OBJECT_NOT_FOUND", missing_message(otype), str(item.get("id"))))
         elif record.id not in seen:
@@ -75,13 +84,19 @@ def list_page(
     return body
 
 
-def _filter_clause(defs: dict[str, properties.PropertyDef], spec: Any, params: list[Any]) -> str:
+def _filter_clause(
+    defs: dict[str, properties.PropertyDef], unique: set[str], spec: Any, params: list[Any]
+) -> str:
+    """One filter as SQL. EQ and IN on a unique property read the unique-value index (a search by
+    email costs one lookup at any size); the others test each record of the type."""
     if not isinstance(spec, dict) or not isinstance(spec.get("propertyName"), str):
         raise validation("each filter needs propertyName and operator")
     name, operator = spec["propertyName"], spec.get("operator", "EQ")
     if name not in defs:
         raise invalid_properties([doesnt_exist(name)])
     has = "EXISTS (SELECT 1 FROM prop_values p WHERE p.object_id = o.id AND p.name = ?"
+    if name in unique and operator in ("EQ", "IN"):
+        has = "o.id IN (SELECT p.object_id FROM prop_values p WHERE p.name = ? AND p.uniq = 1"
     if operator in ("EQ", "NEQ"):
         value = to_text(spec.get("value"))
         params.extend([name, records.norm(value or "")])
@@ -135,6 +150,7 @@ def search(conn: sqlite3.Connection, otype: ObjectType, body: JSON) -> JSON:
     if not isinstance(groups, list) or len(groups) > MAX_FILTER_GROUPS:
         raise validation(f"filterGroups must be a list of at most {MAX_FILTER_GROUPS} groups")
     params: list[Any] = [otype.name]
+    unique = unique_names(otype, defs)
     clauses: list[str] = []
     total_filters = 0
     for group in groups:
@@ -142,7 +158,7 @@ def search(conn: sqlite3.Connection, otype: ObjectType, body: JSON) -> JSON:
         if not isinstance(filters, list) or len(filters) > MAX_FILTERS_PER_GROUP:
             raise validation(f"each filter group needs a list of at most {MAX_FILTERS_PER_GROUP} filters")
         total_filters += len(filters)
-        parts = [_filter_clause(defs, f, params) for f in filters]
+        parts = [_filter_clause(defs, unique, f, params) for f in filters]
         clauses.append("(" + (" AND ".join(parts) or "1") + ")")
     if total_filters > MAX_FILTERS:
         raise validation(f"A search takes at most {MAX_FILTERS} filters in all")

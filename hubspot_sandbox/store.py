@@ -1,7 +1,8 @@
-"""The account: one SQLite connection, one transaction per API call, and the whole-account dump.
+"""The account: one SQLite connection, one transaction per API call, and read-only connections
+for the dump.
 
 A failed call (any HubSpotError) rolls back, so a rejected batch leaves no partial writes.
-The event loop is the only user of the connection; calls are short and never await.
+The event loop is the only user of the writing connection; calls are short and never await.
 """
 
 from __future__ import annotations
@@ -12,20 +13,15 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TypeVar
 
-from hubspot_sandbox import associations, db, pipelines, properties, property_groups, records
-from hubspot_sandbox.catalog import OBJECT_TYPES
-from hubspot_sandbox.errors import JSON
+from hubspot_sandbox import db, pipelines, properties, property_groups
 from hubspot_sandbox.timestamps import now_ms
 
 T = TypeVar("T")
 
-# The computed properties are left out of the dump's records (they repeat id/createdAt/updatedAt),
-# so two dumps of the same account built at different times compare equal.
-_DUMP_HIDDEN = {"hs_object_id", "createdate", "lastmodifieddate", "hs_lastmodifieddate"}
-
 
 class Store:
     def __init__(self, path: Path) -> None:
+        self._path = path
         self._conn = db.connect(path)
         with self._conn:
             self._seed()
@@ -59,38 +55,11 @@ class Store:
             db.wipe(conn)
             self._seed()
 
-    def dump(self) -> JSON:
-        """Every live record, association and pipeline, ordered by id; archived ones only counted."""
-        with self._transaction() as conn:
-            pipeline_labels, stage_labels = pipelines.labels(conn)
-            out: JSON = {}
-            archived: dict[str, int] = {}
-            for name in OBJECT_TYPES:
-                ids = [
-                    row[0]
-                    for row in conn.execute(
-                        "SELECT id FROM objects WHERE type = ? AND archived_ms IS NULL", (name,)
-                    )
-                ]
-                loaded = records.load(conn, name, ids, archived=False)
-                items = []
-                for object_id in sorted(loaded):
-                    item = records.render(loaded[object_id], None)
-                    item["properties"] = {
-                        k: v for k, v in item["properties"].items() if k not in _DUMP_HIDDEN
-                    }
-                    del item["archived"]
-                    if name == "deals":
-                        values = loaded[object_id].values
-                        item["pipeline_label"] = pipeline_labels.get(values.get("pipeline", ""))
-                        item["stage_label"] = stage_labels.get(values.get("dealstage", ""))
-                    items.append(item)
-                out[name] = items
-                row = conn.execute(
-                    "SELECT COUNT(*) FROM objects WHERE type = ? AND archived_ms IS NOT NULL", (name,)
-                ).fetchone()
-                archived[name] = int(row[0])
-            out["associations"] = associations.all_rows(conn)
-            out["pipelines"] = pipelines.list_all(conn)
-            out["archived"] = archived
-            return out
+    @property
+    def in_memory(self) -> bool:
+        return str(self._path) == ":memory:"
+
+    def reader(self) -> sqlite3.Connection:
+        """A read-only connection of its own (see ``db.reader``): the dump reads on it, in a
+        thread, beside the calls' writes. The caller closes it."""
+        return db.reader(self._path)

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime
+from functools import lru_cache
 
 
 def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
+@lru_cache(maxsize=4096)
 def iso(ms: int) -> str:
-    """``2024-05-01T12:00:00.123Z``, the form HubSpot uses for createdAt/updatedAt and datetimes."""
+    """``2024-05-01T12:00:00.123Z``, the form HubSpot uses for createdAt/updatedAt and datetimes.
+    Cached: a batch stamps every record and value with the same few instants."""
     moment = datetime.fromtimestamp(ms // 1000, UTC)
     return f"{moment:%Y-%m-%dT%H:%M:%S}.{ms % 1000:03d}Z"
 

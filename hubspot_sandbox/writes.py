@@ -13,14 +13,15 @@ from hubspot_sandbox import associations, properties, records
 from hubspot_sandbox.calculated_values import line_item_amounts
 from hubspot_sandbox.catalog import ASSOCIATION_TYPES, AssociationType, ObjectType
 from hubspot_sandbox.checks import (
+    UniqueValues,
     check_links,
-    check_unique,
     clean_value,
     id_property,
     missing_message,
     parse_properties,
     product_of,
     resolve,
+    resolve_many,
     unique_names,
 )
 from hubspot_sandbox.errors import (
@@ -51,9 +52,10 @@ def _shown_after_write(otype: ObjectType, changes: dict[str, str | None]) -> set
     return set(otype.defaults) | changes.keys()
 
 
-def _new_record(
-    conn: sqlite3.Connection, otype: ObjectType, changes: dict[str, str | None], now: int
-) -> Record:
+Changes = dict[str, str | None]
+
+
+def _new_values(conn: sqlite3.Connection, otype: ObjectType, changes: Changes) -> dict[str, str]:
     """A line item made from a product takes its name, price and SKU unless given, as in HubSpot."""
     values = {k: v for k, v in changes.items() if v is not None}
     if otype.name == "line_items":
@@ -64,16 +66,28 @@ def _new_record(
                     values[name] = product.values[name]
         calculated = line_item_amounts({}, dict(values))
         values.update({k: v for k, v in calculated.items() if v is not None})
-    return records.insert(conn, otype.name, values, now)
+    return values
+
+
+def _new_records(
+    conn: sqlite3.Connection, otype: ObjectType, planned: list[Changes], now: int, unique: set[str]
+) -> list[Record]:
+    values = [_new_values(conn, otype, changes) for changes in planned]
+    return records.insert_many(conn, otype.name, values, now, unique)
 
 
 def _update(
-    conn: sqlite3.Connection, otype: ObjectType, record: Record, changes: dict[str, str | None], now: int
+    conn: sqlite3.Connection,
+    otype: ObjectType,
+    record: Record,
+    changes: dict[str, str | None],
+    now: int,
+    unique: set[str],
 ) -> None:
     """Write ``changes``, with a line item's calculated amounts following their inputs."""
     if otype.name == "line_items":
         changes = {**changes, **line_item_amounts(record.values, changes)}
-    records.write(conn, record, changes, now)
+    records.write(conn, record, changes, now, unique)
 
 
 Link = tuple[AssociationType, int]
@@ -114,18 +128,19 @@ def batch_create(conn: sqlite3.Connection, otype: ObjectType, body: JSON, now: i
     defs = properties.load(conn, otype.name)
     problems: list[PropertyProblem] = []
     planned = [parse_properties(otype, defs, item.get("properties"), problems) for item in inputs]
+    stages_seen: dict[str, set[str] | None] = {}
     for changes in planned:
-        check_links(conn, otype, {}, changes, problems)
+        check_links(conn, otype, {}, changes, problems, stages_seen)
     if problems:
         raise invalid_properties(problems)
-    claims: dict[tuple[str, str], str] = {}
     unique = unique_names(otype, defs)
+    held = UniqueValues(conn, otype, unique, planned)
     for index, changes in enumerate(planned):
-        check_unique(conn, otype, unique, None, f"new:{index}", changes, claims)
+        held.check(None, f"new:{index}", changes)
     links = [_inline_associations(conn, otype, item) for item in inputs]
     outcome = Outcome()
-    for changes, item_links in zip(planned, links, strict=True):
-        record = _new_record(conn, otype, changes, now)
+    created = _new_records(conn, otype, planned, now, unique)
+    for record, changes, item_links in zip(created, planned, links, strict=True):
         for kind, to_id in item_links:
             associations.link(conn, kind, record.id, to_id)
         outcome.results.append(records.render(record, _shown_after_write(otype, changes)))
@@ -136,16 +151,9 @@ def batch_update(conn: sqlite3.Connection, otype: ObjectType, body: JSON, now: i
     inputs = inputs_of(body)
     defs = properties.load(conn, otype.name)
     outcome = Outcome()
+    wanted = [(item.get("id"), id_property(otype, defs, item.get("idProperty"))) for item in inputs]
     targets: list[tuple[Record, JSON]] = []
-    for item in inputs:
-        record = resolve(
-            conn,
-            otype,
-            defs,
-            item.get("id"),
-            id_property(otype, defs, item.get("idProperty")),
-            archived=False,
-        )
+    for item, record in zip(inputs, resolve_many(conn, otype, defs, wanted, archived=False), strict=True):
         if record is None:
             outcome.errors.append(InputError("OBJECT_NOT_FOUND", missing_message(otype), str(item.get("id"))))
         else:
@@ -157,27 +165,31 @@ def batch_update(conn: sqlite3.Connection, otype: ObjectType, body: JSON, now: i
         )
     problems: list[PropertyProblem] = []
     planned = [parse_properties(otype, defs, item.get("properties"), problems) for _, item in targets]
+    stages_seen: dict[str, set[str] | None] = {}
     for (record, _), changes in zip(targets, planned, strict=True):
-        check_links(conn, otype, record.values, changes, problems)
+        check_links(conn, otype, record.values, changes, problems, stages_seen)
     if problems:
         raise invalid_properties(problems)
-    claims: dict[tuple[str, str], str] = {}
     unique = unique_names(otype, defs)
+    held = UniqueValues(conn, otype, unique, planned)
     for (record, _), changes in zip(targets, planned, strict=True):
-        check_unique(conn, otype, unique, record.id, f"id:{record.id}", changes, claims)
+        held.check(record.id, f"id:{record.id}", changes)
     for (record, _), changes in zip(targets, planned, strict=True):
-        _update(conn, otype, record, changes, now)
+        _update(conn, otype, record, changes, now, unique)
         outcome.results.append(records.render(record, _shown_after_write(otype, changes)))
     return outcome
 
 
 def batch_upsert(conn: sqlite3.Connection, otype: ObjectType, body: JSON, now: int) -> Outcome:
-    """Create or update by a unique property (``email`` for contacts); results carry ``new``."""
+    """Create or update by a unique property (``email`` for contacts); results carry ``new``.
+
+    The inputs' records are looked up together (``resolve_many``), the new ones inserted together
+    (``insert_many``): a batch costs a few statements per input, not a few queries per input."""
     inputs = inputs_of(body)
     defs = properties.load(conn, otype.name)
     problems: list[PropertyProblem] = []
     seen: set[tuple[str, str]] = set()
-    planned: list[tuple[Record | None, dict[str, str | None]]] = []
+    keyed: list[tuple[str, str, dict[str, str | None]]] = []
     for item in inputs:
         prop = id_property(otype, defs, item.get("idProperty"))
         if prop is None:
@@ -196,23 +208,27 @@ def batch_upsert(conn: sqlite3.Connection, otype: ObjectType, body: JSON, now: i
         seen.add(key)
         changes = parse_properties(otype, defs, item.get("properties"), problems)
         changes[prop] = value
-        existing = resolve(conn, otype, defs, value, prop, archived=False)
-        check_links(conn, otype, existing.values if existing else {}, changes, problems)
-        planned.append((existing, changes))
+        keyed.append((prop, value, changes))
+    found = resolve_many(conn, otype, defs, [(value, prop) for prop, value, _ in keyed], archived=False)
+    planned = [(existing, changes) for existing, (_, _, changes) in zip(found, keyed, strict=True)]
+    stages_seen: dict[str, set[str] | None] = {}
+    for existing, changes in planned:
+        check_links(conn, otype, existing.values if existing else {}, changes, problems, stages_seen)
     if problems:
         raise invalid_properties(problems)
-    claims: dict[tuple[str, str], str] = {}
     unique = unique_names(otype, defs)
+    held = UniqueValues(conn, otype, unique, [changes for _, changes in planned])
     for index, (existing, changes) in enumerate(planned):
         owner = f"id:{existing.id}" if existing else f"new:{index}"
-        check_unique(conn, otype, unique, existing.id if existing else None, owner, changes, claims)
+        held.check(existing.id if existing else None, owner, changes)
+    created = iter(_new_records(conn, otype, [c for e, c in planned if e is None], now, unique))
     outcome = Outcome()
     for existing, changes in planned:
         if existing is None:
-            record = _new_record(conn, otype, changes, now)
+            record = next(created)
         else:
             record = existing
-            _update(conn, otype, record, changes, now)
+            _update(conn, otype, record, changes, now, unique)
         outcome.results.append(
             {**records.render(record, _shown_after_write(otype, changes)), "new": existing is None}
         )
@@ -225,9 +241,10 @@ def batch_archive(conn: sqlite3.Connection, otype: ObjectType, body: JSON, now: 
     is harmless: HubSpot answers 204 either way ("Archive a batch of objects by ID": "This
     response has no body data", https://developers.hubspot.com/docs/api-reference/latest/crm/objects/custom-objects/batch/delete-custom-objects)."""
     outcome = Outcome()
-    for item in inputs_of(body):
-        found_id = object_id(item.get("id"))
-        record = None if found_id is None else records.load_one(conn, otype.name, found_id, archived=None)
+    wanted = [object_id(item.get("id")) for item in inputs_of(body)]
+    loaded = records.load(conn, otype.name, [i for i in wanted if i is not None], archived=None)
+    for found_id in wanted:
+        record = None if found_id is None else loaded.get(found_id)
         if record is not None and not record.archived:
             records.archive(conn, record, now)
             associations.remove_all_for(conn, record.id)
