@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -152,6 +153,22 @@ class Rig:
         return PlanRunner(
             api, IdMap(self.sent, "hubspot.ids"), schema, self.letters, link_wait_s=60.0, clock=self.clock,
             retry_backoff=Backoff(base_s=1.0, cap_s=1.0),
+        )  # fmt: skip
+
+    def runner_over(
+        self,
+        handle: Callable[[httpx.Request], httpx.Response | Awaitable[httpx.Response]],
+        *,
+        pacer: RatePacer | None = None,
+        repair: Callable[[dict[str, Any]], Awaitable[AccountSchema | None]] | None = None,
+    ) -> PlanRunner:
+        """A runner whose HubSpot is ``handle`` (the fake account, wrapped by the test)."""
+        transport = httpx.MockTransport(handle)  # type: ignore[arg-type]
+        client = HubSpotClient("https://hs.test", "t", transport=transport, retry=RetryPolicy(1), pacer=pacer)
+        schema = AccountSchema(pipeline_id="p-1", stage_ids=STAGES)
+        return PlanRunner(
+            HubSpotApi(client), IdMap(self.sent, "hubspot.ids"), schema, self.letters, clock=self.clock,
+            repair=repair,
         )  # fmt: skip
 
     def round(self, *commands: AnyCommand) -> list[Source]:
@@ -397,13 +414,7 @@ async def test_a_rounds_calls_run_side_by_side_within_the_in_flight_limit() -> N
         in_flight -= 1
         return rig.hubspot.handle(request)
 
-    pacer = RatePacer(limit=1000, max_in_flight=3)
-    transport = httpx.MockTransport(handle)
-    client = HubSpotClient("https://hs.test", "t", transport=transport, retry=RetryPolicy(1), pacer=pacer)
-    api = HubSpotApi(client)
-    runner = PlanRunner(
-        api, IdMap(rig.sent, "hubspot.ids"), AccountSchema("p-1", STAGES), rig.letters, clock=rig.clock
-    )
+    runner = rig.runner_over(handle, pacer=RatePacer(limit=1000, max_in_flight=3))
     commands: list[AnyCommand] = [upsert(contact(n)) for n in range(250)]
     commands.append(upsert(deal(1)))
     commands.append(Associate(record=deal(1), to=contact(0), association_type_id=3))
@@ -449,13 +460,7 @@ async def test_a_property_deleted_under_the_writer_is_repaired_once_for_all_the_
         gone.clear()  # the set-up recreated it
         return AccountSchema("p-1", STAGES)
 
-    client = HubSpotClient(
-        "https://hs.test", "t", transport=httpx.MockTransport(handle), retry=RetryPolicy(1)
-    )
-    runner = PlanRunner(
-        HubSpotApi(client), IdMap(rig.sent, "hubspot.ids"), AccountSchema("p-1", STAGES), rig.letters,
-        clock=rig.clock, repair=repair,
-    )  # fmt: skip
+    runner = rig.runner_over(handle, repair=repair)
     await runner.apply(rig.round(*[upsert(contact(n), shopify_customer_id=str(n)) for n in range(250)]))
     assert len(repairs) == 1 and runner.stats.upserted == 250 and runner.stats.dead_lettered == 0
 
@@ -477,13 +482,7 @@ async def test_a_refusal_the_drift_hook_cannot_repair_is_narrowed_down_and_dead_
         asked.append(body)
         return None
 
-    client = HubSpotClient(
-        "https://hs.test", "t", transport=httpx.MockTransport(handle), retry=RetryPolicy(1)
-    )
-    runner = PlanRunner(
-        HubSpotApi(client), IdMap(rig.sent, "hubspot.ids"), AccountSchema("p-1", STAGES), rig.letters,
-        clock=rig.clock, repair=not_drift,
-    )  # fmt: skip
+    runner = rig.runner_over(handle, repair=not_drift)
     await runner.apply(rig.round(upsert(contact(1)), upsert(contact(2))))
     assert runner.stats.upserted == 1 and runner.stats.dead_lettered == 1
     assert asked and all(body == bad for body in asked)
