@@ -22,7 +22,7 @@ from hubspot_sandbox import (
     reads,
     writes,
 )
-from hubspot_sandbox.catalog import ObjectType, resolve_type
+from hubspot_sandbox.catalog import PIPELINE_FIELDS, ObjectType, resolve_type
 from hubspot_sandbox.errors import JSON, HubSpotError, InputError, not_found, validation
 from hubspot_sandbox.inputs import object_id
 from hubspot_sandbox.responses import batch_response, flag, int_query, json_response, no_content, read_body
@@ -242,40 +242,46 @@ async def get_property(request: web.Request) -> web.Response:
     return json_response(found.to_json())
 
 
-def _deals_only(request: web.Request) -> None:
-    if _type(request).name != "deals":
-        raise HubSpotError(400, "VALIDATION_ERROR", "The sandbox keeps pipelines for deals only")
+def _with_pipelines(request: web.Request) -> str:
+    """The object a pipelines path names, if it has pipelines (deals, orders); carts, contacts and
+    the others have none (the answer is the sandbox's reading)."""
+    name = _type(request).name
+    if name not in PIPELINE_FIELDS:
+        raise HubSpotError(400, "VALIDATION_ERROR", f"Pipelines are not supported for object type {name}")
+    return name
 
 
 @routes.post("/crm/v3/pipelines/{object_type}")
 async def create_pipeline(request: web.Request) -> web.Response:
-    _deals_only(request)
+    object_type = _with_pipelines(request)
     state, body, started = _state(request), await read_body(request), now_ms()
     pipelines.check_tier_allows_creation(state.config.tier)
-    return json_response(state.store.run(lambda conn: pipelines.create(conn, body, started)), 201)
+    created = state.store.run(lambda conn: pipelines.create(conn, object_type, body, started))
+    return json_response(created, 201)
 
 
 @routes.post("/crm/v3/pipelines/{object_type}/{pipeline_id}/stages")
 async def add_stage(request: web.Request) -> web.Response:
-    _deals_only(request)
+    object_type = _with_pipelines(request)
     state, body, started = _state(request), await read_body(request), now_ms()
     pipeline_id = request.match_info["pipeline_id"]
     return json_response(
-        state.store.run(lambda conn: pipelines.add_stage(conn, pipeline_id, body, started)), 201
+        state.store.run(lambda conn: pipelines.add_stage(conn, object_type, pipeline_id, body, started)), 201
     )
 
 
 @routes.get("/crm/v3/pipelines/{object_type}")
 async def list_pipelines(request: web.Request) -> web.Response:
-    _deals_only(request)
-    return json_response({"results": _state(request).store.run(pipelines.list_all)})
+    object_type = _with_pipelines(request)
+    found = _state(request).store.run(lambda conn: pipelines.list_all(conn, object_type))
+    return json_response({"results": found})
 
 
 @routes.get("/crm/v3/pipelines/{object_type}/{pipeline_id}")
 async def get_pipeline(request: web.Request) -> web.Response:
-    _deals_only(request)
-    pipeline_id = request.match_info["pipeline_id"]
-    return json_response(_state(request).store.run(lambda conn: pipelines.require(conn, pipeline_id)))
+    object_type, pipeline_id = _with_pipelines(request), request.match_info["pipeline_id"]
+    found = _state(request).store.run(lambda conn: pipelines.require(conn, object_type, pipeline_id))
+    return json_response(found)
 
 
 AssociationBatch = Callable[

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import sqlite3
 
-from hubspot_sandbox.catalog import ASSOCIATION_TYPES, AssociationType, ObjectType
+from hubspot_sandbox.catalog import ASSOCIATION_TYPES, HUBSPOT_LABELLED, AssociationType, ObjectType
 from hubspot_sandbox.db import take
 from hubspot_sandbox.errors import JSON, HubSpotError, validation
 
@@ -40,8 +40,16 @@ def by_id(conn: sqlite3.Connection, type_id: int) -> AssociationType | None:
 
 
 def list_for(conn: sqlite3.Connection, from_type: ObjectType, to_type: ObjectType) -> JSON:
-    """The pair's types: HubSpot's unlabelled default first, then the labels, as HubSpot lists them."""
-    kinds = [ASSOCIATION_TYPES[(from_type.name, to_type.name)], *defined(conn, from_type.name, to_type.name)]
+    """The pair's types: HubSpot's unlabelled default first, then HubSpot's own labels (Primary),
+    then the account's; a pair HubSpot defines no type for is refused (400)."""
+    found = ASSOCIATION_TYPES.get((from_type.name, to_type.name))
+    if found is None:
+        raise validation(f"No association type is defined from {from_type.name} to {to_type.name}")
+    kinds = [
+        found,
+        *HUBSPOT_LABELLED.get((from_type.name, to_type.name), ()),
+        *defined(conn, from_type.name, to_type.name),
+    ]
     return {"results": [_type_json(k) for k in kinds]}
 
 

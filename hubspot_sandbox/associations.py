@@ -8,7 +8,13 @@ from collections.abc import Iterable
 from typing import Any
 
 from hubspot_sandbox import association_labels
-from hubspot_sandbox.catalog import ASSOCIATION_TYPES, AssociationType, ObjectType
+from hubspot_sandbox.catalog import (
+    ASSOCIATION_TYPES,
+    HUBSPOT_LABELLED,
+    PARENT_TYPES,
+    AssociationType,
+    ObjectType,
+)
 from hubspot_sandbox.errors import JSON, InputError, validation
 from hubspot_sandbox.inputs import inputs_of
 from hubspot_sandbox.records import live_ids
@@ -36,6 +42,7 @@ def check_types(
     as HubSpot's are listed (the sandbox's reading of the v4 guide). ``labels_seen`` keeps the
     labels read across the inputs of one batch."""
     default = pair(from_type, to_type)
+    builtin = {k.type_id: k for k in HUBSPOT_LABELLED.get((from_type.name, to_type.name), ())}
     if not isinstance(types, list) or not types:
         raise validation("types must list at least one {associationCategory, associationTypeId}")
     kinds: list[AssociationType] = []
@@ -45,13 +52,15 @@ def check_types(
         category = spec.get("associationCategory", "HUBSPOT_DEFINED")
         type_id = spec.get("associationTypeId")
         label = None
-        if isinstance(type_id, int) and type_id != default.type_id:
+        if isinstance(type_id, int) and type_id != default.type_id and type_id not in builtin:
             seen = {} if labels_seen is None else labels_seen
             if type_id not in seen:
                 seen[type_id] = association_labels.by_id(conn, type_id)
             label = seen[type_id]
         if category == "HUBSPOT_DEFINED" and type_id == default.type_id:
             kinds.append(default)
+        elif category == "HUBSPOT_DEFINED" and isinstance(type_id, int) and type_id in builtin:
+            kinds.extend((builtin[type_id], default))
         elif (
             category == "USER_DEFINED"
             and label
@@ -96,24 +105,37 @@ def link_many(conn: sqlite3.Connection, kind: AssociationType, pairs: Iterable[t
     )
 
 
+def parent_of_line_item(from_type: str, to_type: str) -> str | None:
+    """The parent type (deals, orders, carts) when the pair links line items to one, else None."""
+    if from_type == "line_items" and to_type in PARENT_TYPES:
+        return to_type
+    if to_type == "line_items" and from_type in PARENT_TYPES:
+        return from_type
+    return None
+
+
 def other_parent(
     conn: sqlite3.Connection, from_type: str, to_type: str, from_id: int, to_id: int
 ) -> str | None:
-    """Why linking would give a line item a second deal, or None. "Line items belong to one single
-    parent object" (line items guide, https://developers.hubspot.com/docs/api/crm/line-items); the
+    """Why linking would give a line item a second parent (deal, order or cart), or None. "Line
+    items belong to one single parent object" (line items guide,
+    https://developers.hubspot.com/docs/api/crm/line-items: one set of line items per object); the
     refusal's wording is the sandbox's."""
-    if {from_type, to_type} != {"deals", "line_items"}:
+    parent_type = parent_of_line_item(from_type, to_type)
+    if parent_type is None:
         return None
-    item, deal = (from_id, to_id) if from_type == "line_items" else (to_id, from_id)
+    item, parent = (from_id, to_id) if from_type == "line_items" else (to_id, from_id)
+    marks = ",".join("?" * len(PARENT_TYPES))
     row = conn.execute(
-        "SELECT to_id FROM associations WHERE from_id = ? AND to_type = 'deals' AND to_id != ? LIMIT 1",
-        (item, deal),
+        f"SELECT to_type, to_id FROM associations WHERE from_id = ? AND to_type IN ({marks})"
+        " AND NOT (to_type = ? AND to_id = ?) LIMIT 1",
+        (item, *sorted(PARENT_TYPES), parent_type, parent),
     ).fetchone()
     if row is None:
         return None
     return (
         f"Line items belong to one single parent object: line item {item} is already associated with"
-        f" deal {row[0]}, so it cannot be associated with deal {deal}"
+        f" {row[0]} {row[1]}, so it cannot be associated with {parent_type} {parent}"
     )
 
 
@@ -154,7 +176,7 @@ def _link_all(
     Links the one-deal rule does not watch wait in ``pending`` to be written together (``_flush``);
     the others are written at once, so the batch's next inputs see them."""
     first = kinds[0]
-    if {first.from_type, first.to_type} != {"deals", "line_items"}:
+    if parent_of_line_item(first.from_type, first.to_type) is None:
         for kind in kinds:
             pending.setdefault(kind, []).append((from_id, to_id))
         return True
@@ -279,7 +301,12 @@ def list_for(
     return body
 
 
+_BUILTIN_LABELS = {k.type_id: k.label for kinds in HUBSPOT_LABELLED.values() for k in kinds}
+
+
 def _type_shown(conn: sqlite3.Connection, type_id: int) -> JSON:
+    if type_id in _BUILTIN_LABELS:
+        return {"category": "HUBSPOT_DEFINED", "typeId": type_id, "label": _BUILTIN_LABELS[type_id]}
     label = association_labels.by_id(conn, type_id)
     if label is not None:
         return {"category": label.category, "typeId": type_id, "label": label.label}

@@ -15,6 +15,7 @@ class ObjectType:
     upper: str  # how HubSpot names it in messages: "CONTACT"
     modified_property: str  # the last-modified property HubSpot always returns for it
     defaults: tuple[str, ...]  # the properties a read returns when none are asked for
+    created_property: str = "createdate"  # the creation stamp: orders and carts call it hs_createdate
 
 
 OBJECT_TYPES: dict[str, ObjectType] = {
@@ -65,6 +66,33 @@ OBJECT_TYPES: dict[str, ObjectType] = {
                 "quantity",
             ),
         ),
+        ObjectType(
+            "companies",
+            "0-2",
+            "COMPANY",
+            "hs_lastmodifieddate",
+            ("createdate", "domain", "hs_lastmodifieddate", "hs_object_id", "name"),
+        ),
+        # Orders and carts: HubSpot's guides name the path segment in the singular
+        # (``/crm/v3/objects/order``, ``/crm/v3/objects/cart``); the plural and the type ids
+        # (0-123, 0-142) are accepted too. Their creation stamp is ``hs_createdate`` (the guides'
+        # example answers), and a read without ``properties`` returns the stamps and the id.
+        ObjectType(
+            "orders",
+            "0-123",
+            "ORDER",
+            "hs_lastmodifieddate",
+            ("hs_createdate", "hs_lastmodifieddate", "hs_object_id"),
+            created_property="hs_createdate",
+        ),
+        ObjectType(
+            "carts",
+            "0-142",
+            "CART",
+            "hs_lastmodifieddate",
+            ("hs_createdate", "hs_lastmodifieddate", "hs_object_id"),
+            created_property="hs_createdate",
+        ),
     )
 }
 
@@ -82,6 +110,15 @@ _ALIASES: dict[str, str] = {
     "line_item": "line_items",
     "lineitems": "line_items",
     "0-8": "line_items",
+    "companies": "companies",
+    "company": "companies",
+    "0-2": "companies",
+    "orders": "orders",
+    "order": "orders",
+    "0-123": "orders",
+    "carts": "carts",
+    "cart": "carts",
+    "0-142": "carts",
 }
 
 
@@ -116,7 +153,6 @@ class BuiltIn:
 # value cannot be set.' (a captured HubSpot answer, https://github.com/mautic/mautic/pull/8785).
 _COMMON = (
     BuiltIn("hs_object_id", "Record ID", "number", "number", "{group}", read_only=True, calculated=True),
-    BuiltIn("createdate", "Create Date", "datetime", "date", "{group}", read_only=True),
     BuiltIn("lastmodifieddate", "Last Modified Date", "datetime", "date", "{group}", read_only=True),
     BuiltIn("hs_lastmodifieddate", "Last Modified Date", "datetime", "date", "{group}", read_only=True),
 )
@@ -124,6 +160,36 @@ _COMMON = (
 
 def _calculated_amount(name: str, label: str) -> BuiltIn:
     return BuiltIn(name, label, "number", "number", "lineiteminformation", read_only=True, calculated=True)
+
+
+def _calculated(name: str, label: str, group: str, kind: str = "number") -> BuiltIn:
+    return BuiltIn(
+        name, label, kind, "number" if kind == "number" else "text", group, read_only=True, calculated=True
+    )
+
+
+def _commerce_common(group: str) -> tuple[BuiltIn, ...]:
+    """What orders and carts share: the store, the currency and the money; and what HubSpot sets
+    on them (the guides' example answers carry ``hs_exchange_rate``, ``hs_homecurrency_amount``,
+    ``hs_created_by_user_id`` and ``hs_object_source`` without the request naming them)."""
+    return (
+        BuiltIn("hs_source_store", "Source store", "string", "text", group),
+        BuiltIn("hs_currency_code", "Currency", "string", "text", group),
+        BuiltIn("hs_total_price", "Total", "number", "number", group),
+        BuiltIn("hs_tax", "Tax", "number", "number", group),
+        BuiltIn("hs_shipping_cost", "Shipping cost", "number", "number", group),
+        _calculated("hs_exchange_rate", "Exchange rate", group),
+        _calculated("hs_homecurrency_amount", "Amount in company currency", group),
+        _calculated("hs_created_by_user_id", "Created by user ID", group),
+        _calculated("hs_object_source", "Record source", group, kind="string"),
+    )
+
+
+def _addresses(prefix: str, label: str, group: str) -> tuple[BuiltIn, ...]:
+    parts = ("name", "street", "city", "state", "postal_code", "country", "phone")
+    return tuple(
+        BuiltIn(f"{prefix}_{p}", f"{label} {p.replace('_', ' ')}", "string", "text", group) for p in parts
+    )
 
 
 LIFECYCLE_STAGES = (
@@ -193,6 +259,69 @@ BUILT_IN_PROPERTIES: dict[str, tuple[BuiltIn, ...]] = {
         _calculated_amount("hs_total_discount", "Total discount"),
         _calculated_amount("amount", "Net price"),
     ),
+    "companies": (
+        BuiltIn("name", "Company name", "string", "text", "companyinformation"),
+        BuiltIn("domain", "Company Domain Name", "string", "text", "companyinformation"),
+        BuiltIn("website", "Website URL", "string", "text", "companyinformation"),
+        BuiltIn("phone", "Phone Number", "string", "phonenumber", "companyinformation"),
+        BuiltIn("address", "Street Address", "string", "text", "companyinformation"),
+        BuiltIn("address2", "Street Address 2", "string", "text", "companyinformation"),
+        BuiltIn("city", "City", "string", "text", "companyinformation"),
+        BuiltIn("state", "State/Region", "string", "text", "companyinformation"),
+        BuiltIn("zip", "Postal Code", "string", "text", "companyinformation"),
+        BuiltIn("country", "Country/Region", "string", "text", "companyinformation"),
+        BuiltIn("description", "Description", "string", "textarea", "companyinformation"),
+        BuiltIn("numberofemployees", "Number of Employees", "number", "number", "companyinformation"),
+        BuiltIn("annualrevenue", "Annual Revenue", "number", "number", "companyinformation"),
+        BuiltIn(
+            "lifecyclestage",
+            "Lifecycle Stage",
+            "enumeration",
+            "radio",
+            "companyinformation",
+            LIFECYCLE_STAGES,
+        ),
+        # Counts HubSpot keeps from the company's associations ("HubSpot's default company
+        # properties": calculated, not writable).
+        _calculated("num_associated_contacts", "Number of Associated Contacts", "companyinformation"),
+        _calculated("num_associated_deals", "Number of Associated Deals", "companyinformation"),
+    ),
+    # The orders guide's properties and its "Order properties" list (sources in RULES.md).
+    "orders": (
+        *_commerce_common("orderinformation"),
+        BuiltIn("hs_order_name", "Name", "string", "text", "orderinformation"),
+        BuiltIn("hs_external_order_id", "External order ID", "string", "text", "orderinformation"),
+        BuiltIn("hs_external_order_status", "External order status", "string", "text", "orderinformation"),
+        BuiltIn("hs_external_order_url", "External order URL", "string", "text", "orderinformation"),
+        BuiltIn("hs_external_created_date", "External created date", "datetime", "date", "orderinformation"),
+        BuiltIn(
+            "hs_external_cancelled_date", "External cancelled date", "datetime", "date", "orderinformation"
+        ),
+        BuiltIn("hs_cancellation_reason", "Cancellation reason", "string", "text", "orderinformation"),
+        # Options of these two are the order pipelines and their stages (pipelines table).
+        BuiltIn("hs_pipeline", "Pipeline", "enumeration", "select", "orderinformation"),
+        BuiltIn("hs_pipeline_stage", "Stage", "enumeration", "radio", "orderinformation"),
+        BuiltIn("hs_subtotal_price", "Subtotal", "number", "number", "orderinformation"),
+        BuiltIn("hs_order_discount", "Order discount", "number", "number", "orderinformation"),
+        BuiltIn("hs_discount_codes", "Discount codes", "string", "text", "orderinformation"),
+        BuiltIn("hs_fulfillment_status", "Fulfillment status", "string", "text", "orderinformation"),
+        BuiltIn("hs_payment_status", "Payment status", "string", "text", "orderinformation"),
+        BuiltIn(
+            "hs_shipping_tracking_number", "Shipping tracking number", "string", "text", "orderinformation"
+        ),
+        *_addresses("hs_shipping_address", "Shipping", "orderinformation"),
+        *_addresses("hs_billing_address", "Billing", "orderinformation"),
+        BuiltIn("hs_billing_address_email", "Billing email", "string", "text", "orderinformation"),
+    ),
+    # The carts guide's properties (its create example; sources in RULES.md).
+    "carts": (
+        *_commerce_common("cartinformation"),
+        BuiltIn("hs_cart_name", "Name", "string", "text", "cartinformation"),
+        BuiltIn("hs_external_cart_id", "External cart ID", "string", "text", "cartinformation"),
+        BuiltIn("hs_external_status", "External status", "string", "text", "cartinformation"),
+        BuiltIn("hs_cart_discount", "Cart discount", "number", "number", "cartinformation"),
+        BuiltIn("hs_tags", "Tags", "string", "text", "cartinformation"),
+    ),
 }
 
 DEFAULT_GROUPS = {
@@ -200,14 +329,21 @@ DEFAULT_GROUPS = {
     "deals": "dealinformation",
     "products": "productinformation",
     "line_items": "lineiteminformation",
+    "companies": "companyinformation",
+    "orders": "orderinformation",
+    "carts": "cartinformation",
 }
 """Each object's information group: its built-ins are in it, and every account has it."""
 
 
 def built_ins(object_type: str) -> tuple[BuiltIn, ...]:
+    """Every type has the computed properties (its creation stamp named as HubSpot names it);
+    their group is the type's own."""
     group = DEFAULT_GROUPS[object_type]
-    """Every type has the four computed properties; their group is the type's own."""
-    common = tuple(replace(b, group=group) for b in _COMMON)
+    created = BuiltIn(
+        OBJECT_TYPES[object_type].created_property, "Create Date", "datetime", "date", group, read_only=True
+    )
+    common = tuple(replace(b, group=group) for b in (_COMMON[0], created, *_COMMON[1:]))
     return common + BUILT_IN_PROPERTIES[object_type]
 
 
@@ -232,8 +368,43 @@ ASSOCIATION_TYPES: dict[tuple[str, str], AssociationType] = {
         AssociationType("contacts", "deals", 4, 3),
         AssociationType("deals", "line_items", 19, 20),
         AssociationType("line_items", "deals", 20, 19),
+        # Orders, carts and companies: HubSpot's association type ids (v4 "Association type id
+        # values"; the orders and carts guides point to them and to the labels endpoint).
+        AssociationType("orders", "contacts", 507, 508),
+        AssociationType("contacts", "orders", 508, 507),
+        AssociationType("orders", "companies", 509, 510),
+        AssociationType("companies", "orders", 510, 509),
+        AssociationType("deals", "orders", 511, 512),
+        AssociationType("orders", "deals", 512, 511),
+        AssociationType("orders", "line_items", 513, 514),
+        AssociationType("line_items", "orders", 514, 513),
+        AssociationType("carts", "orders", 592, 593),
+        AssociationType("orders", "carts", 593, 592),
+        AssociationType("carts", "contacts", 586, 587),
+        AssociationType("contacts", "carts", 587, 586),
+        AssociationType("carts", "line_items", 590, 591),
+        AssociationType("line_items", "carts", 591, 590),
+        AssociationType("contacts", "companies", 279, 280),
+        AssociationType("companies", "contacts", 280, 279),
+        AssociationType("deals", "companies", 341, 342),
+        AssociationType("companies", "deals", 342, 341),
     )
 }
+
+HUBSPOT_LABELLED: dict[tuple[str, str], tuple[AssociationType, ...]] = {
+    (a.from_type, a.to_type): (a,)
+    for a in (
+        AssociationType("contacts", "companies", 1, 2, label="Primary"),
+        AssociationType("companies", "contacts", 2, 1, label="Primary"),
+        AssociationType("deals", "companies", 5, 6, label="Primary"),
+        AssociationType("companies", "deals", 6, 5, label="Primary"),
+    )
+}
+"""HubSpot's own labelled types: the primary company of a contact or deal. Like a label an account
+makes, a labelled link also carries the pair's unlabelled default."""
+
+PARENT_TYPES = frozenset({"deals", "orders", "carts"})
+"""The objects a line item may belong to; "line items belong to one single parent object"."""
 
 
 @dataclass(frozen=True)
@@ -255,3 +426,33 @@ DEFAULT_STAGES = (
     StageSeed("closedwon", "Closed Won", "1.0", True),
     StageSeed("closedlost", "Closed Lost", "0.0", True),
 )
+
+ORDER_PIPELINE_ID = "14a2e10e-5471-408a-906e-c51f3b04369e"
+ORDER_PIPELINE_LABEL = "Order Pipeline"
+ORDER_STAGES = (
+    ("4b27b500-f031-4927-9811-68a0b525cbae", "Open"),
+    ("937ea84d-0a4f-4dcf-9028-3f9c2aafbf03", "Processed"),
+    ("aa99e8d0-c1d5-4071-b915-d240bbb1aed9", "Shipped"),
+    ("3725360f-519b-4b18-a593-494d60a29c9f", "Delivered"),
+    ("3c85a297-e9ce-400b-b42e-9f16853d69d6", "Cancelled"),
+)
+"""The order pipeline HubSpot gives every account, with its stage ids: the same ids in every
+account the public integrations that read ``GET /crm/v3/pipelines/orders`` quote."""
+
+
+@dataclass(frozen=True)
+class PipelineFields:
+    """Where an object with pipelines keeps them: its pipeline and stage properties, the pipeline a
+    stage given alone belongs to."""
+
+    pipeline: str
+    stage: str
+    default_pipeline: str
+
+
+PIPELINE_FIELDS = {
+    "deals": PipelineFields("pipeline", "dealstage", DEFAULT_PIPELINE_ID),
+    "orders": PipelineFields("hs_pipeline", "hs_pipeline_stage", ORDER_PIPELINE_ID),
+}
+"""The objects the sandbox keeps pipelines for (HubSpot has them for deals, tickets, orders and a
+few more; carts, contacts, companies, products and line items have none)."""

@@ -13,7 +13,7 @@ from decimal import Decimal
 from typing import Any
 
 from hubspot_sandbox import pipelines, records
-from hubspot_sandbox.catalog import DEFAULT_PIPELINE_ID, ObjectType
+from hubspot_sandbox.catalog import PIPELINE_FIELDS, ObjectType
 from hubspot_sandbox.errors import PropertyProblem, conflict, invalid_properties, validation
 from hubspot_sandbox.inputs import EMAIL, object_id, to_text
 from hubspot_sandbox.properties import PropertyDef, check_value
@@ -76,24 +76,26 @@ def check_links(
     problems: list[PropertyProblem],
     stages_seen: dict[str, set[str] | None] | None = None,
 ) -> None:
-    """A deal's stage must belong to its pipeline (the default one when only a stage is given);
-    a line item's product must exist. ``changes`` may gain ``pipeline``. ``stages_seen`` keeps
-    each pipeline's stages across the inputs of one batch (read once, not once per input)."""
-    if otype.name == "deals" and ("pipeline" in changes or "dealstage" in changes):
-        pipeline = changes["pipeline"] if "pipeline" in changes else current.get("pipeline")
-        stage = changes["dealstage"] if "dealstage" in changes else current.get("dealstage")
+    """A deal's or order's stage must belong to its pipeline (the object's default one when only a
+    stage is given); a line item's product must exist. ``changes`` may gain the pipeline.
+    ``stages_seen`` keeps each pipeline's stages across the inputs of one batch (read once, not
+    once per input)."""
+    fields = PIPELINE_FIELDS.get(otype.name)
+    if fields is not None and (fields.pipeline in changes or fields.stage in changes):
+        pipeline = changes[fields.pipeline] if fields.pipeline in changes else current.get(fields.pipeline)
+        stage = changes[fields.stage] if fields.stage in changes else current.get(fields.stage)
         if stage is not None and pipeline is None:
-            pipeline = changes["pipeline"] = DEFAULT_PIPELINE_ID
+            pipeline = changes[fields.pipeline] = fields.default_pipeline
         if pipeline is not None:
             seen = {} if stages_seen is None else stages_seen
             if pipeline not in seen:
-                seen[pipeline] = pipelines.stage_ids(conn, pipeline)
+                seen[pipeline] = pipelines.stage_ids(conn, otype.name, pipeline)
             stages = seen[pipeline]
             if stages is None:
-                known = [p["id"] for p in pipelines.list_all(conn)]
+                known = [p["id"] for p in pipelines.list_all(conn, otype.name)]
                 problems.append(
                     PropertyProblem(
-                        "pipeline",
+                        fields.pipeline,
                         "INVALID_OPTION",
                         f"{pipeline} was not one of the allowed options: {known}",
                     )
@@ -101,7 +103,7 @@ def check_links(
             elif stage is not None and stage not in stages:
                 problems.append(
                     PropertyProblem(
-                        "dealstage",
+                        fields.stage,
                         "INVALID_OPTION",
                         f"{stage} was not one of the allowed options: {sorted(stages)}"
                         f" (the stages of pipeline {pipeline})",
@@ -239,7 +241,7 @@ def resolve_many(
 
 def always_shown(otype: ObjectType) -> set[str]:
     """Properties HubSpot returns on every record whatever was asked for."""
-    return {"hs_object_id", "createdate", otype.modified_property}
+    return {"hs_object_id", otype.created_property, otype.modified_property}
 
 
 def shown(otype: ObjectType, defs: dict[str, PropertyDef], requested: Any) -> set[str]:

@@ -7,8 +7,10 @@ while writes go on beside it (WAL: the reader sees the file as it was when it be
 route runs it on a read-only connection in a worker thread and streams each piece as it comes.
 
 The shape is the one callers read: ``{"contacts": [...], "deals": [...], "products": [...],
-"line_items": [...], "associations": [...], "pipelines": [...], "archived": {type: count}}``,
-live records ordered by id, deals with ``pipeline_label`` and ``stage_label``.
+"line_items": [...], "companies": [...], "orders": [...], "carts": [...], "associations": [...],
+"pipelines": [...], "order_pipelines": [...], "archived": {type: count}}``, live records ordered
+by id, deals and orders with ``pipeline_label`` and ``stage_label``; ``pipelines`` are the deal
+pipelines (as before orders came), ``order_pipelines`` the order ones.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from collections.abc import Generator, Iterator
 import orjson
 
 from hubspot_sandbox import pipelines
-from hubspot_sandbox.catalog import OBJECT_TYPES
+from hubspot_sandbox.catalog import OBJECT_TYPES, PIPELINE_FIELDS
 from hubspot_sandbox.errors import JSON
 from hubspot_sandbox.timestamps import iso
 
@@ -27,7 +29,7 @@ PAGE = 1_000
 
 # The computed properties are left out of the dump's records (they repeat id/createdAt/updatedAt),
 # so two dumps of the same account built at different times compare equal.
-_HIDDEN = {"hs_object_id", "createdate", "lastmodifieddate", "hs_lastmodifieddate"}
+_HIDDEN = {"hs_object_id", "createdate", "hs_createdate", "lastmodifieddate", "hs_lastmodifieddate"}
 
 
 def pieces(conn: sqlite3.Connection) -> Generator[bytes]:
@@ -39,12 +41,13 @@ def pieces(conn: sqlite3.Connection) -> Generator[bytes]:
         for index, name in enumerate(OBJECT_TYPES):
             yield (b"," if index else b"") + orjson.dumps(name) + b":["
             joiner = b""
+            fields = PIPELINE_FIELDS.get(name)
             for items in _live_pages(conn, name):
-                if name == "deals":
+                if fields is not None:
                     for item in items:
                         shown = item["properties"]
-                        item["pipeline_label"] = pipeline_labels.get(shown.get("pipeline", ""))
-                        item["stage_label"] = stage_labels.get(shown.get("dealstage", ""))
+                        item["pipeline_label"] = pipeline_labels.get(shown.get(fields.pipeline, ""))
+                        item["stage_label"] = stage_labels.get(shown.get(fields.stage, ""))
                 yield joiner + orjson.dumps(items)[1:-1]  # the list's items, without its brackets
                 joiner = b","
             yield b"]"
@@ -53,7 +56,8 @@ def pieces(conn: sqlite3.Connection) -> Generator[bytes]:
         for rows in _association_pages(conn):
             yield joiner + orjson.dumps(rows)[1:-1]
             joiner = b","
-        yield b'],"pipelines":' + orjson.dumps(pipelines.list_all(conn))
+        yield b'],"pipelines":' + orjson.dumps(pipelines.list_all(conn, "deals"))
+        yield b',"order_pipelines":' + orjson.dumps(pipelines.list_all(conn, "orders"))
         yield b',"archived":' + orjson.dumps(_archived_counts(conn)) + b"}"
     finally:
         conn.rollback()

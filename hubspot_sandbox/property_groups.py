@@ -24,6 +24,9 @@ _LABELS = {
     "dealinformation": "Deal information",
     "productinformation": "Product information",
     "lineiteminformation": "Line item information",
+    "companyinformation": "Company information",
+    "orderinformation": "Order information",
+    "cartinformation": "Cart information",
 }
 
 

@@ -129,7 +129,7 @@ def _order(defs: dict[str, properties.PropertyDef], sorts: Any, params: list[Any
             "direction": "DESCENDING" if spec.startswith("-") else "ASCENDING",
         }
     name, direction = spec.get("propertyName"), "DESC" if spec.get("direction") == "DESCENDING" else "ASC"
-    if name in ("hs_object_id", "createdate"):
+    if name in ("hs_object_id", "createdate", "hs_createdate"):
         return f"o.id {direction}"
     if name not in defs:
         raise invalid_properties([doesnt_exist(str(name))])

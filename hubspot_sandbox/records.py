@@ -11,6 +11,7 @@ import sqlite3
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from hubspot_sandbox.catalog import OBJECT_TYPES
 from hubspot_sandbox.db import take
 from hubspot_sandbox.errors import JSON
 from hubspot_sandbox.timestamps import iso
@@ -143,10 +144,10 @@ def insert_many(
         "INSERT INTO objects (id, type, created_ms, updated_ms) VALUES (?, ?, ?, ?)",
         [(r.id, object_type, now, now) for r in created],
     )
-    stamp = iso(now)
+    stamp, created_property = iso(now), OBJECT_TYPES[object_type].created_property
     rows = []
     for record, given in zip(created, values, strict=True):
-        record.values.update({**given, "hs_object_id": str(record.id), "createdate": stamp})
+        record.values.update({**given, "hs_object_id": str(record.id), created_property: stamp})
         rows.extend(_stamp(record, now, unique))
     _store_values(conn, rows)
     return created

@@ -42,6 +42,13 @@ SEARCH_HEADERS = (
     "https://community.hubspot.com/t5/Developer-Announcements/"
     "Rate-limit-headers-will-now-appear-for-OAuth-authenticated-calls/m-p/399520"
 )
+ORDERS = "https://developers.hubspot.com/docs/api/commerce/orders"
+CARTS = "https://developers.hubspot.com/docs/api/commerce/carts"
+ORDER_DEFINITION = "https://developers.hubspot.com/docs/api-reference/2026-03/crm/objects/orders/object-definition"
+ASSOCIATION_IDS = (
+    "https://developers.hubspot.com/docs/api-reference/latest/crm/associations/association-details"
+    " (association type id values)"
+)
 LINE_ITEM_MATH = "https://help.hubdo.com/how-does-hubspot-calculate-and-round-line-item-net-price-when-discounted-by-percentage"
 
 
@@ -162,12 +169,74 @@ RULES: tuple[Rule, ...] = (
     ),
     Rule(
         "line-item-one-parent",
-        "Line items belong to one single parent object: a line item already on a deal cannot join another",
+        "Line items belong to one single parent object (a deal, an order or a cart: one set of line items"
+        " per object): a line item already on one cannot join another",
         "v4 batch/create and batch/associate/default: that input fails (207, VALIDATION_ERROR);"
-        " a create with associations to two deals: 400 VALIDATION_ERROR",
+        " a create with associations to two parents: 400 VALIDATION_ERROR",
         "inferred",
         (LINE_ITEMS,),
         "associations.py, writes.py",
+    ),
+    Rule(
+        "commerce-object-types",
+        "Orders (path order, type id 0-123), carts (cart, 0-142) and companies (companies, 0-2) are CRM"
+        " objects with batch create/read/update/upsert/archive and search, and custom properties",
+        "/crm/v3/objects/{order|orders|0-123|cart|carts|0-142|companies|company|0-2}/... as for deals",
+        "documented",
+        (ORDERS, CARTS, ORDER_DEFINITION),
+        "catalog.py",
+    ),
+    Rule(
+        "commerce-properties",
+        "Orders have hs_order_name, hs_currency_code, hs_source_store, hs_external_order_id, hs_pipeline,"
+        " hs_pipeline_stage, hs_total_price, hs_subtotal_price, hs_tax, hs_shipping_cost, hs_order_discount,"
+        " hs_fulfillment_status, hs_payment_status, hs_external_created_date, hs_external_cancelled_date,"
+        " hs_cancellation_reason, shipping and billing addresses; carts hs_cart_name, hs_external_cart_id,"
+        " hs_external_status, hs_source_store, hs_total_price, hs_currency_code, hs_cart_discount, hs_tax,"
+        " hs_shipping_cost, hs_tags. Their creation stamp is hs_createdate; hs_exchange_rate,"
+        " hs_homecurrency_amount, hs_created_by_user_id and hs_object_source are set by HubSpot",
+        "the properties exist (others: 400 PROPERTY_DOESNT_EXIST); the set ones are refused on write"
+        " (read-only-values); none is unique, so upserting by hs_external_order_id needs a custom unique"
+        " property (HubSpot-defined properties carry hasUniqueValue false)",
+        "inferred",
+        (ORDERS, CARTS, ORDER_DEFINITION),
+        "catalog.py, checks.py",
+    ),
+    Rule(
+        "order-pipeline",
+        'Every account has the order pipeline "Order Pipeline" (14a2e10e-5471-408a-906e-c51f3b04369e)'
+        " with stages Open, Processed, Shipped, Delivered, Cancelled; pipelines exist for deals and"
+        " orders (and tickets and others the sandbox lacks), not for carts, contacts or companies;"
+        " order stages need no metadata",
+        "GET /crm/v3/pipelines/orders lists it; pipelines of other types: 400 VALIDATION_ERROR",
+        "inferred",
+        (
+            PIPELINES,
+            ORDERS + " (Pipelines and stages)",
+            "the ids: public integrations that read GET /crm/v3/pipelines/orders quote the same ids"
+            " from different accounts (inferred: HubSpot's guide shows no ids)",
+        ),
+        "catalog.py, pipelines.py, api.py",
+    ),
+    Rule(
+        "order-stage",
+        "An order's hs_pipeline_stage must be a stage of its hs_pipeline, as a deal's dealstage of its"
+        " pipeline; a stage given alone is taken in the Order Pipeline",
+        "400 VALIDATION_ERROR, INVALID_OPTION on hs_pipeline or hs_pipeline_stage",
+        "inferred",
+        (ORDERS + " (Pipelines and stages)", PIPELINES),
+        "checks.py",
+    ),
+    Rule(
+        "commerce-association-types",
+        "HUBSPOT_DEFINED types: order to contact 507 (508 back), company 509 (510), deal 512 (511), line"
+        " item 513 (514), cart 593 (592); cart to contact 586 (587), line item 590 (591); contact to"
+        " company 279 (280), Primary 1 (2); deal to company 341 (342), Primary 5 (6)",
+        "GET /crm/v4/associations/{from}/{to}/labels lists them; batch/create takes them; any other id or"
+        " pair: 400 VALIDATION_ERROR; a Primary link also carries the unlabelled type",
+        "documented",
+        (ASSOCIATION_IDS, ORDERS + " (Associations)", CARTS + " (Associations)"),
+        "catalog.py, associations.py, association_labels.py",
     ),
     Rule(
         "property-group-exists",

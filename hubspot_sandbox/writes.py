@@ -11,7 +11,13 @@ from dataclasses import dataclass, field
 
 from hubspot_sandbox import associations, properties, records
 from hubspot_sandbox.calculated_values import line_item_amounts
-from hubspot_sandbox.catalog import ASSOCIATION_TYPES, AssociationType, ObjectType
+from hubspot_sandbox.catalog import (
+    ASSOCIATION_TYPES,
+    HUBSPOT_LABELLED,
+    PARENT_TYPES,
+    AssociationType,
+    ObjectType,
+)
 from hubspot_sandbox.checks import (
     UniqueValues,
     check_links,
@@ -93,6 +99,9 @@ def _update(
 Link = tuple[AssociationType, int]
 
 
+_KNOWN_TYPES = (*ASSOCIATION_TYPES.values(), *(k for kinds in HUBSPOT_LABELLED.values() for k in kinds))
+
+
 def _inline_associations(conn: sqlite3.Connection, otype: ObjectType, item: JSON) -> list[Link]:
     """``associations`` on a create input: each target must exist, else the batch fails (400)."""
     raw = item.get("associations") or []
@@ -105,20 +114,23 @@ def _inline_associations(conn: sqlite3.Connection, otype: ObjectType, item: JSON
         to_id = object_id(target.get("id")) if isinstance(target, dict) else None
         for type_spec in types if isinstance(types, list) else [None]:
             type_id = type_spec.get("associationTypeId") if isinstance(type_spec, dict) else None
-            kind = next(
-                (a for a in ASSOCIATION_TYPES.values() if a.from_type == otype.name and a.type_id == type_id),
-                None,
-            )
+            kind = next((a for a in _KNOWN_TYPES if a.from_type == otype.name and a.type_id == type_id), None)
             if kind is None or to_id is None:
                 raise validation(f"Invalid association from {otype.name}: {spec}")
             if records.load_one(conn, kind.to_type, to_id, archived=False) is None:
                 raise validation(f"Association target {kind.to_type} {to_id} does not exist")
             links.append((kind, to_id))
-    parents = {to_id for kind, to_id in links if kind.to_type == "deals" and otype.name == "line_items"}
+            if kind.label is not None:  # HubSpot's Primary carries the unlabelled default too
+                links.append((ASSOCIATION_TYPES[(kind.from_type, kind.to_type)], to_id))
+    parents = {
+        (kind.to_type, to_id)
+        for kind, to_id in links
+        if kind.to_type in PARENT_TYPES and otype.name == "line_items"
+    }
     if len(parents) > 1:
         raise validation(
-            "Line items belong to one single parent object: a line item cannot be created on deals"
-            f" {sorted(parents)}"
+            "Line items belong to one single parent object: a line item cannot be created on"
+            f" {', '.join(f'{t} {i}' for t, i in sorted(parents))}"
         )
     return links
 

@@ -616,8 +616,12 @@ async def test_dump_holds_the_live_account_in_id_order_and_reset_wipes_it(client
         "deals",
         "products",
         "line_items",
+        "companies",
+        "orders",
+        "carts",
         "associations",
         "pipelines",
+        "order_pipelines",
         "archived",
     }
     assert [c["properties"]["email"] for c in dump["contacts"]] == ["b@example.com", "a@example.com"]
@@ -626,12 +630,21 @@ async def test_dump_holds_the_live_account_in_id_order_and_reset_wipes_it(client
     [dumped_deal] = dump["deals"]
     assert dumped_deal["stage_label"] == "Processed" and dumped_deal["pipeline_label"] == "Ecommerce Pipeline"
     assert [p["properties"]["name"] for p in dump["products"]] == ["Mug"]
-    assert dump["archived"] == {"contacts": 0, "deals": 0, "products": 1, "line_items": 0}
+    assert dump["archived"] == {
+        "contacts": 0,
+        "deals": 0,
+        "products": 1,
+        "line_items": 0,
+        "companies": 0,
+        "orders": 0,
+        "carts": 0,
+    }
     assert dump["associations"] == [
         {"from_type": "contacts", "from_id": contact_id, "to_type": "deals", "to_id": deal_id, "type_id": 4},
         {"from_type": "deals", "from_id": deal_id, "to_type": "contacts", "to_id": contact_id, "type_id": 3},
     ]
     assert [p["label"] for p in dump["pipelines"]] == ["Sales Pipeline", "Ecommerce Pipeline"]
+    assert [p["label"] for p in dump["order_pipelines"]] == ["Order Pipeline"]
 
     await post(client, "/_sandbox/reset", {}, 200)
     wiped = (await client.get("/_sandbox/dump")).json()

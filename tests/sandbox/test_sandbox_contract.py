@@ -108,7 +108,15 @@ async def test_check_request_flags_what_the_sandbox_does_not_declare(client: htt
     assert check("POST", "/crm/v3/objects/contacts/batch/upsert", upsert) == []
     assert check("GET", "/crm/v3/pipelines/deals") == []
     assert check("PATCH", "/crm/v3/objects/0-3/123", {"properties": {"dealname": "d"}}) == []
-    assert check("GET", "/crm/v3/objects/orders/2026-03") != []  # not an endpoint here
+    assert check("GET", "/crm/objects/2026-03/order") != []  # date-based paths: not served here
+    assert check("GET", "/crm/v3/objects/tickets/1") != []  # an object type the sandbox lacks
+    order = {"inputs": [{"properties": {"hs_order_name": "#1001", "hs_homecurrency_amount": "3"}}]}
+    assert check("POST", "/crm/v3/objects/order/batch/create", order) == [
+        f"/crm/v3/objects/{{object_type}}/batch/create: orders.hs_homecurrency_amount is read-only"
+        " (HubSpot calculates it)"
+    ]
+    assert check("GET", "/crm/v3/pipelines/orders") == []
+    assert check("GET", "/crm/v4/associations/orders/contacts/labels") == []
     assert check("PATCH", "/crm/v3/pipelines/deals/default", {}) == [
         "PATCH /crm/v3/pipelines/deals/default: no such endpoint in the sandbox"
     ]
