@@ -44,7 +44,9 @@ SEARCH_HEADERS = (
 )
 ORDERS = "https://developers.hubspot.com/docs/api/commerce/orders"
 CARTS = "https://developers.hubspot.com/docs/api/commerce/carts"
-ORDER_DEFINITION = "https://developers.hubspot.com/docs/api-reference/2026-03/crm/objects/orders/object-definition"
+ORDER_DEFINITION = (
+    "https://developers.hubspot.com/docs/api-reference/2026-03/crm/objects/orders/object-definition"
+)
 ASSOCIATION_IDS = (
     "https://developers.hubspot.com/docs/api-reference/latest/crm/associations/association-details"
     " (association type id values)"

@@ -119,6 +119,9 @@ def _inline_associations(conn: sqlite3.Connection, otype: ObjectType, item: JSON
                 raise validation(f"Invalid association from {otype.name}: {spec}")
             if records.load_one(conn, kind.to_type, to_id, archived=False) is None:
                 raise validation(f"Association target {kind.to_type} {to_id} does not exist")
+            taken = associations.other_parent(conn, kind.from_type, kind.to_type, 0, to_id)
+            if otype.name in PARENT_TYPES and taken is not None:  # the line item has a parent already
+                raise validation(taken)
             links.append((kind, to_id))
             if kind.label is not None:  # HubSpot's Primary carries the unlabelled default too
                 links.append((ASSOCIATION_TYPES[(kind.from_type, kind.to_type)], to_id))

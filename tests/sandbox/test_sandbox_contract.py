@@ -41,6 +41,23 @@ RULE_TESTS = {
     ),
     "line-item-price-not-negative": ("test_sandbox_properties", "test_a_negative_line_item_price_is_refused"),
     "line-item-one-parent": ("test_sandbox_associations", "test_a_line_item_has_one_deal"),
+    "commerce-object-types": (
+        "test_sandbox_commerce",
+        "test_orders_carts_and_companies_answer_by_every_name_hubspot_accepts",
+    ),
+    "commerce-properties": (
+        "test_sandbox_commerce",
+        "test_order_and_cart_properties_hubspot_sets_are_refused",
+    ),
+    "order-pipeline": (
+        "test_sandbox_commerce",
+        "test_the_order_pipeline_is_there_and_order_stages_are_checked",
+    ),
+    "order-stage": ("test_sandbox_commerce", "test_the_order_pipeline_is_there_and_order_stages_are_checked"),
+    "commerce-association-types": (
+        "test_sandbox_commerce",
+        "test_labels_list_hubspot_defined_types_of_the_new_pairs",
+    ),
     "property-group-exists": (
         "test_sandbox_properties",
         "test_a_property_in_an_unknown_group_is_refused_until_the_group_exists",
@@ -112,7 +129,7 @@ async def test_check_request_flags_what_the_sandbox_does_not_declare(client: htt
     assert check("GET", "/crm/v3/objects/tickets/1") != []  # an object type the sandbox lacks
     order = {"inputs": [{"properties": {"hs_order_name": "#1001", "hs_homecurrency_amount": "3"}}]}
     assert check("POST", "/crm/v3/objects/order/batch/create", order) == [
-        f"/crm/v3/objects/{{object_type}}/batch/create: orders.hs_homecurrency_amount is read-only"
+        "/crm/v3/objects/{object_type}/batch/create: orders.hs_homecurrency_amount is read-only"
         " (HubSpot calculates it)"
     ]
     assert check("GET", "/crm/v3/pipelines/orders") == []
