@@ -48,7 +48,8 @@ MONEY_LIMIT = Decimal(10) ** 18
 
 UNFIT_TYPES = frozenset(
     {"text_type", "integer_type", "integer_parsing", "integer_range", "money_type", "money_parsing",
-     "money_range", "timestamp_type", "timestamp_parsing", "timestamp_range", "enum_type", "enum_value", "text_too_long"}
+     "money_range", "timestamp_type", "timestamp_parsing", "timestamp_range", "enum_type", "enum_value",
+     "text_too_long"}
 )  # fmt: skip
 """Error types these validators raise. Their messages are fixed text (never the value), so the
 tolerant parse may copy them into a field problem's reason."""

@@ -68,7 +68,8 @@ class ConsentProperty:
 STATE_LABELS = {"subscribed": "Subscribed", "not_subscribed": "Not subscribed",
                 "unsubscribed": "Unsubscribed", "pending": "Pending", "redacted": "Redacted",
                 "invalid": "Invalid"}  # fmt: skip
-LEVEL_LABELS = {"single_opt_in": "Single opt-in", "confirmed_opt_in": "Confirmed opt-in", "unknown": "Unknown"}
+LEVEL_LABELS = {"single_opt_in": "Single opt-in", "confirmed_opt_in": "Confirmed opt-in",
+                "unknown": "Unknown"}  # fmt: skip
 COLLECTED_LABELS = {"SHOPIFY": "Shopify", "OTHER": "Other"}
 
 EMAIL_STATES = tuple((STATE_LABELS[m.value], m.value) for m in EmailMarketingState)
@@ -94,7 +95,8 @@ CONSENT_PROPERTIES: tuple[ConsentProperty, ...] = (
 )  # fmt: skip
 """The seven contact properties of X4 (the account set-up defines them, the README lists them)."""
 
-_EMAIL_FIELDS = {"state": EMAIL_STATE, "opt_in_level": EMAIL_OPT_IN_LEVEL, "consent_updated_at": EMAIL_UPDATED_AT}
+_EMAIL_FIELDS = {"state": EMAIL_STATE, "opt_in_level": EMAIL_OPT_IN_LEVEL,
+                 "consent_updated_at": EMAIL_UPDATED_AT}  # fmt: skip
 _SMS_FIELDS = {"state": SMS_STATE, "opt_in_level": SMS_OPT_IN_LEVEL, "consent_updated_at": SMS_UPDATED_AT,
                "consent_collected_from": SMS_COLLECTED_FROM}  # fmt: skip
 _LEGACY_FIELDS = {"accepts_marketing": EMAIL_STATE, "marketing_opt_in_level": EMAIL_OPT_IN_LEVEL,
