@@ -42,6 +42,7 @@ from handlers.hubspot_client import HubSpotAccessError, HubSpotClient, HubSpotEr
 from handlers.property_diff import plan_properties, type_differences
 from schemas.commands import ObjectType
 from streams.mapping import CONTACT_FIELDS, DEAL_FIELDS, PRODUCT_FIELDS, FieldMap, PropertyType
+from streams.rules.consent import CONSENT_PROPERTIES
 from streams.rules.journeys import STAGES
 
 log = logging.getLogger(__name__)
@@ -130,6 +131,8 @@ CUSTOM_PROPERTIES: dict[ObjectType, list[PropertyDef]] = {
         PropertyDef("shopify_first_purchase_at", "Shopify first purchase at", "datetime"),
         PropertyDef("shopify_last_purchase_at", "Shopify last purchase at", "datetime"),
         PropertyDef("shopify_reengagement_trigger_at", "Shopify re-engagement trigger", "datetime"),
+        # X4: Shopify's marketing consent, every value Shopify documents as an option.
+        *(PropertyDef(c.name, c.label, c.type, options=c.options) for c in CONSENT_PROPERTIES),
     ],
     "deals": [
         *_from_fields(DEAL_FIELDS, "deals"),

@@ -94,6 +94,12 @@ def _known(enum: type[StrEnum]) -> core_schema.CoreSchema:
     )
 
 
+def _only(enum: type[StrEnum]) -> core_schema.CoreSchema:
+    """``schemas.types.only_known`` for a member's exact text (other cases take the exact path)."""
+    member = core_schema.enum_schema(enum, list(enum.__members__.values()), sub_type="str")
+    return _maybe(core_schema.chain_schema([_TEXT, member]))
+
+
 _FIELD_TYPES: list[tuple[Any, core_schema.CoreSchema]] = [
     (types.MaybeText, _maybe(_FILLED_TEXT)),
     (types.RawText, core_schema.nullable_schema(_TEXT)),
@@ -118,6 +124,10 @@ _FIELD_TYPES: list[tuple[Any, core_schema.CoreSchema]] = [
     (types.FulfillmentStatusField, _known(types.FulfillmentStatus)),
     (types.PublishedScopeField, _known(types.PublishedScope)),
     (types.ProductStatusField, _known(types.ProductStatus)),
+    (types.EmailMarketingStateField, _only(types.EmailMarketingState)),
+    (types.SmsMarketingStateField, _only(types.SmsMarketingState)),
+    (types.MarketingOptInLevelField, _only(types.MarketingOptInLevel)),
+    (types.ConsentCollectedFromField, _only(types.ConsentCollectedFrom)),
     (bool | None, core_schema.nullable_schema(core_schema.bool_schema())),
 ]
 """Each field type of the Shopify models and its native form. A model with a field of any other

@@ -18,10 +18,13 @@ from typing import Any, ClassVar
 from pydantic import BaseModel, ConfigDict, Field
 
 from schemas.types import (
+    ConsentCollectedFromField,
+    EmailMarketingStateField,
     FinancialStatusField,
     FulfillmentStatusField,
     Id,
     ListOf,
+    MarketingOptInLevelField,
     MaybeCount,
     MaybeId,
     MaybeMoney,
@@ -32,6 +35,7 @@ from schemas.types import (
     PublishedScopeField,
     Quantity,
     RawText,
+    SmsMarketingStateField,
 )
 
 
@@ -69,12 +73,22 @@ class Address(ShopifyModel):
     default: bool | None = None
 
 
-class MarketingConsent(ShopifyModel):
-    """``email_marketing_consent``: newer API versions' replacement of ``accepts_marketing``."""
+class EmailMarketingConsent(ShopifyModel):
+    """``email_marketing_consent``: API 2022-04's replacement of ``accepts_marketing``,
+    ``accepts_marketing_updated_at`` and ``marketing_opt_in_level`` (X4)."""
 
-    state: MaybeText = None
-    opt_in_level: MaybeText = None
+    state: EmailMarketingStateField = None
+    opt_in_level: MarketingOptInLevelField = None
     consent_updated_at: MaybeTimestamp = None
+
+
+class SmsMarketingConsent(ShopifyModel):
+    """``sms_marketing_consent`` (X4): like the email consent, plus where it was collected."""
+
+    state: SmsMarketingStateField = None
+    opt_in_level: MarketingOptInLevelField = None
+    consent_updated_at: MaybeTimestamp = None
+    consent_collected_from: ConsentCollectedFromField = None
 
 
 class CustomerBase(ShopifyModel):
@@ -91,8 +105,11 @@ class CustomerBase(ShopifyModel):
     state: MaybeText = None
     verified_email: bool | None = None
     tax_exempt: bool | None = None
-    accepts_marketing: bool | None = None
-    email_marketing_consent: MarketingConsent | None = None
+    accepts_marketing: bool | None = None  # legacy (deprecated in API 2022-04), as the next two
+    accepts_marketing_updated_at: MaybeTimestamp = None
+    marketing_opt_in_level: MarketingOptInLevelField = None
+    email_marketing_consent: EmailMarketingConsent | None = None
+    sms_marketing_consent: SmsMarketingConsent | None = None
     orders_count: MaybeCount = None
     total_spent: MaybeMoney = None
     currency: MaybeText = None

@@ -48,7 +48,8 @@ MONEY_LIMIT = Decimal(10) ** 18
 
 UNFIT_TYPES = frozenset(
     {"text_type", "integer_type", "integer_parsing", "integer_range", "money_type", "money_parsing",
-     "money_range", "timestamp_type", "timestamp_parsing", "timestamp_range", "enum_type", "text_too_long"}
+     "money_range", "timestamp_type", "timestamp_parsing", "timestamp_range", "enum_type", "enum_value",
+     "text_too_long"}
 )  # fmt: skip
 """Error types these validators raise. Their messages are fixed text (never the value), so the
 tolerant parse may copy them into a field problem's reason."""
@@ -368,6 +369,70 @@ def known_or_text(value: object, enum: type[E]) -> E | str | None:
 def _known(enum: type[E]) -> BeforeValidator:
     return BeforeValidator(lambda v: known_or_text(v, enum))
 
+
+class EmailMarketingState(StrEnum):
+    """``email_marketing_consent.state`` (Shopify's CustomerEmailMarketingState; REST sends the
+    values in lower case). ``redacted`` and ``invalid`` are set by Shopify itself."""
+
+    SUBSCRIBED = "subscribed"
+    NOT_SUBSCRIBED = "not_subscribed"
+    UNSUBSCRIBED = "unsubscribed"
+    PENDING = "pending"
+    REDACTED = "redacted"
+    INVALID = "invalid"
+
+
+class SmsMarketingState(StrEnum):
+    """``sms_marketing_consent.state`` (Shopify's CustomerSmsMarketingState: no ``invalid``)."""
+
+    SUBSCRIBED = "subscribed"
+    NOT_SUBSCRIBED = "not_subscribed"
+    UNSUBSCRIBED = "unsubscribed"
+    PENDING = "pending"
+    REDACTED = "redacted"
+
+
+class MarketingOptInLevel(StrEnum):
+    """``opt_in_level`` of either consent, and the legacy ``marketing_opt_in_level`` (Shopify's
+    CustomerMarketingOptInLevel, the M3AAWG levels; ``unknown`` is Shopify's own value)."""
+
+    SINGLE_OPT_IN = "single_opt_in"
+    CONFIRMED_OPT_IN = "confirmed_opt_in"
+    UNKNOWN = "unknown"
+
+
+class ConsentCollectedFrom(StrEnum):
+    """``sms_marketing_consent.consent_collected_from`` (Shopify's CustomerConsentCollectedFrom,
+    sent in upper case by REST as by GraphQL)."""
+
+    SHOPIFY = "SHOPIFY"
+    OTHER = "OTHER"
+
+
+def only_known(value: object, enum: type[E]) -> E | None:
+    """``value`` as the member of ``enum`` it names (in any letter case: REST and GraphQL differ),
+    else refused. For values that become HubSpot enumeration options: HubSpot refuses a whole
+    batch over one value that is not an option, so a value Shopify adds is a field problem
+    (reported, synced as absent) until the enumeration learns it, never a failed batch."""
+    value = _blank_to_none(value)
+    if value is None or isinstance(value, enum):
+        return value
+    if not isinstance(value, str):
+        raise _unfit("enum_type", "expected a consent value as text")
+    for member in enum:
+        if member.value.casefold() == value.strip().casefold():
+            return member
+    raise _unfit("enum_value", f"not one of Shopify's documented {enum.__name__} values")
+
+
+def _only(enum: type[E]) -> BeforeValidator:
+    return BeforeValidator(lambda v: only_known(v, enum))
+
+
+EmailMarketingStateField = Annotated[EmailMarketingState | None, _only(EmailMarketingState)]
+SmsMarketingStateField = Annotated[SmsMarketingState | None, _only(SmsMarketingState)]
+MarketingOptInLevelField = Annotated[MarketingOptInLevel | None, _only(MarketingOptInLevel)]
+ConsentCollectedFromField = Annotated[ConsentCollectedFrom | None, _only(ConsentCollectedFrom)]
 
 FinancialStatusField = Annotated[FinancialStatus | str | None, _known(FinancialStatus)]
 FulfillmentStatusField = Annotated[FulfillmentStatus | str | None, _known(FulfillmentStatus)]

@@ -20,6 +20,8 @@ and W3), and by HubSpot's ``contact.deletion`` (C4). Rules, in short:
   ``None``, which the writer turns into HubSpot's clearing ``""``), a version that leaves a field
   out says nothing about it. Where no customer gives a value, the billing address of the newest
   checkout or order that carries one fills the names and the address (D3).
+- X4: email and SMS marketing consent (``streams.rules.consent``), from the same customer
+  versions, each channel following its newest ``consent_updated_at`` (``ContactState.consent``).
 - Purchases: an order is a purchase unless it is cancelled (``cancelled_at`` set, or financial
   status voided or expired) or deleted (``orders/delete``). Shopify cannot undo either, so an
   order once seen cancelled or deleted stays out of the purchase history whatever arrives later
@@ -52,9 +54,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from config.rules import RuleConfig
 from schemas.commands import AnyCommand, PropertyValue
 from schemas.envelope import Delivery, HubSpotContactDeletion
-from schemas.shopify import Address, Checkout, Customer, Deleted, Order, ShopifyModel
+from schemas.shopify import Address, Checkout, Customer, CustomerBase, Deleted, Order, ShopifyModel
 from streams.mapping import carried_contact_properties, contact_properties, format_value
 from streams.rules.common import Version, evolve, remember, upsert_if_changed, version_of
+from streams.rules.consent import consents_of
 from streams.rules.journeys import FirstPurchase, order_stage
 from streams.rules.keys import contact_ref, journey_key, normalize_email
 
@@ -122,6 +125,7 @@ class ContactState(BaseModel):
     details: Details | None = None  # legacy: the newest checkout's or order's details
     profile: Stamps = Field(default_factory=dict)  # C7 + customer id, from customers (nested too)
     billing: Stamps = Field(default_factory=dict)  # D3: names and address from billing addresses
+    consent: Stamps = Field(default_factory=dict)  # X4: dated by consent_updated_at, not updated_at
     origin: Origin | None = None
     purchases: dict[str, datetime] = Field(default_factory=dict)  # order id -> created at
     purchase_journeys: dict[str, str] = Field(default_factory=dict)  # order id -> journey key
@@ -196,6 +200,13 @@ def _stamp(stamps: Stamps, version: Version, props: dict[str, PropertyValue]) ->
     newer = {k: Stamped(version=version, value=v) for k, v in props.items()
              if k not in stamps or version.newer_than(stamps[k].version)}  # fmt: skip
     return {**stamps, **newer} if newer else stamps
+
+
+def _stamp_consent(stamps: Stamps, customer: CustomerBase, carrier: Version) -> Stamps:
+    """X4: ``stamps`` with each consent the customer version carries, dated by its own time."""
+    for dated, props in consents_of(customer, carrier):
+        stamps = _stamp(stamps, dated, props)
+    return stamps
 
 
 def _newest(*layers: Stamps) -> Stamps:
@@ -284,6 +295,7 @@ def render(state: ContactState) -> ContactView:
     for k in sorted(set(profile) | set(billing)):
         value = profile[k].value if k in profile else None
         props[k] = value if value is not None else (billing[k].value if k in billing else None)
+    props.update({k: stamped.value for k, stamped in state.consent.items()})
     props["email"] = state.email
     if state.origin is not None:
         props["shopify_source_drill_down_1"] = state.origin.drill_down_1
@@ -353,6 +365,7 @@ def _apply(state: ContactState, delivery: Delivery, record: ShopifyModel) -> Con
         props.pop("email", None)  # the key, set by render
         props["shopify_customer_id"] = str(record.id)
         update["profile"] = _stamp(state.profile, version, props)
+        update["consent"] = _stamp_consent(state.consent, record, version)
     elif isinstance(record, Checkout | Order):
         if record.customer is not None:
             # The nested customer is the customer as of its own updated_at, like a customer record.
@@ -360,6 +373,7 @@ def _apply(state: ContactState, delivery: Delivery, record: ShopifyModel) -> Con
                 updated_at=record.customer.updated_at or version.updated_at, digest=version.digest
             )
             update["profile"] = _stamp(state.profile, nested, _nested_customer(record))
+            update["consent"] = _stamp_consent(state.consent, record.customer, nested)
         update["billing"] = _stamp(state.billing, version, _billing_of(record))
         if isinstance(record, Order) and record.created_at is not None:
             order_id = str(record.id)

@@ -353,3 +353,34 @@ async def test_an_option_changed_in_hubspot_is_updated_and_an_admins_own_option_
         ("Unknown", "unknown"),
         ("No", "false"),
     ]
+
+
+async def test_x4_consent_properties_are_enumerations_with_every_shopify_value_as_an_option() -> None:
+    """X4: the seven consent properties, in the contacts' group; each enumeration a ``select`` whose
+    options carry label, value, displayOrder and hidden (HubSpot's "Create a property" body), one
+    per value Shopify documents, so no value Shopify sends is refused as ``INVALID_OPTION``."""
+    from streams.rules.consent import CONSENT_PROPERTIES
+
+    account = FakeAccount()
+    client = account.client()
+    try:
+        await ensure_properties(client)
+    finally:
+        await client.close()
+    created = {b["name"]: b for b in account.created("contacts")}
+    for prop in CONSENT_PROPERTIES:
+        body = created[prop.name]
+        assert body["groupName"] == "contactinformation" and body["label"] == prop.label
+        if prop.type == "datetime":
+            assert (body["type"], body["fieldType"]) == ("datetime", "date") and "options" not in body
+            continue
+        assert (body["type"], body["fieldType"]) == ("enumeration", "select")
+        assert body["options"] == [
+            {"label": label, "value": value, "displayOrder": i, "hidden": False}
+            for i, (label, value) in enumerate(prop.options)
+        ]
+        assert all(o["label"] and o["value"] for o in body["options"])
+    states = [o["value"] for o in created["shopify_email_marketing_consent_state"]["options"]]
+    assert states == ["subscribed", "not_subscribed", "unsubscribed", "pending", "redacted", "invalid"]
+    levels = [o["value"] for o in created["shopify_sms_marketing_opt_in_level"]["options"]]
+    assert levels == ["single_opt_in", "confirmed_opt_in", "unknown"]
