@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import re
+
 from pydantic import AliasChoices, Field, SecretStr
 
 from config.base import SettingsPart
 
 ENVELOPE_RESERVE_BYTES = 16 * 1024
 """Room in a delivery envelope beside the body: Shopify's headers and the receive time."""
+
+
+_SHOP_ENTRY = re.compile(r"^([a-z0-9][a-z0-9-]*(?:\.[a-z0-9-]+)+)=(.+)$", re.IGNORECASE)
+"""``shop.myshopify.com=secret``: a secret for one shop (the left side must look like a domain, so
+a bare secret with '=' in it, base64 padding say, stays a secret for every shop)."""
 
 
 class BridgeSettings(SettingsPart):
@@ -37,10 +44,33 @@ class BridgeSettings(SettingsPart):
     shopify_webhook_secrets: SecretStr = Field(
         SecretStr(""),
         validation_alias=AliasChoices("SHOPIFY_WEBHOOK_SECRETS", "SHOPSYNC_SHOPIFY_WEBHOOK_SECRETS"),
-        description="Shopify app client secret(s), comma-separated to allow rotation.",
+        description="Shopify app client secret(s), comma-separated to allow rotation; "
+        "'shop.myshopify.com=secret' for a secret only that shop's deliveries may be signed with.",
     )
 
-    def webhook_secrets(self) -> list[bytes]:
-        """The configured Shopify secrets, newest first as given."""
-        raw = self.shopify_webhook_secrets.get_secret_value()
-        return [s.strip().encode() for s in raw.split(",") if s.strip()]
+    def _secret_entries(self) -> list[tuple[str | None, bytes]]:
+        """(shop domain or None for every shop, secret), in the order given."""
+        entries: list[tuple[str | None, bytes]] = []
+        for item in self.shopify_webhook_secrets.get_secret_value().split(","):
+            item = item.strip()
+            if not item:
+                continue
+            shop = _SHOP_ENTRY.match(item)
+            if shop is None:
+                entries.append((None, item.encode()))
+            else:
+                entries.append((shop.group(1).lower(), shop.group(2).strip().encode()))
+        return entries
+
+    def webhook_secrets(self, shop_domain: str | None = None) -> list[bytes]:
+        """The Shopify secrets that may sign a delivery of ``shop_domain`` (X3: several shops in
+        one deployment): the ones given for that shop and the ones given for every shop (one app
+        installed on several shops signs with its one client secret; a custom app per shop, with
+        its own). None: every configured secret. A shop with none of its own, when only per-shop
+        secrets are configured, has no secret: its deliveries are refused."""
+        wanted = None if shop_domain is None else shop_domain.strip().lower()
+        return [secret for shop, secret in self._secret_entries() if wanted is None or shop in (None, wanted)]
+
+    def webhook_shops(self) -> list[str]:
+        """The shops given secrets of their own, as configured."""
+        return sorted({shop for shop, _ in self._secret_entries() if shop is not None})

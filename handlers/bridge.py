@@ -133,7 +133,17 @@ class Bridge:
     async def shopify(self, request: web.Request) -> web.Response:
         raw = await _read_body(request, self.settings.bridge_body_limit())
         headers = request.headers
-        if not shopify_verified(self.settings.webhook_secrets(), raw, headers.get("X-Shopify-Hmac-Sha256")):
+        shop = headers.get("X-Shopify-Shop-Domain", "").strip().lower()
+        secrets = self.settings.webhook_secrets(shop)
+        if not secrets:  # several shops configured, each with its own secret, and not this one
+            _event(
+                "shopify.rejected",
+                reason="no secret for this shop",
+                shop=shop,
+                topic=headers.get("X-Shopify-Topic"),
+            )
+            return _error(401, "no secret is configured for this X-Shopify-Shop-Domain")
+        if not shopify_verified(secrets, raw, headers.get("X-Shopify-Hmac-Sha256")):
             _event(
                 "shopify.rejected", reason="bad or missing signature", topic=headers.get("X-Shopify-Topic")
             )

@@ -53,6 +53,21 @@ def test_secrets_are_never_shown(monkeypatch: pytest.MonkeyPatch) -> None:
     assert s.hubspot_token.get_secret_value() == "pat-na1-very-secret"
 
 
+def test_per_shop_secrets_sign_only_their_shops_deliveries(monkeypatch: pytest.MonkeyPatch) -> None:
+    """X3: ``shop=secret`` entries are one shop's; bare ones every shop's (a secret may end in '=')."""
+    monkeypatch.setenv("SHOPIFY_WEBHOOK_SECRETS", "A.myshopify.com=sec-a, b.myshopify.com=sec-b,app-secret==")
+    s = Settings()
+    assert s.webhook_secrets("a.myshopify.com") == [b"sec-a", b"app-secret=="]
+    assert s.webhook_secrets(" B.MyShopify.com ") == [b"sec-b", b"app-secret=="]
+    assert s.webhook_secrets("c.myshopify.com") == [b"app-secret=="]
+    assert s.webhook_secrets() == [b"sec-a", b"sec-b", b"app-secret=="]
+    assert s.webhook_shops() == ["a.myshopify.com", "b.myshopify.com"]
+    monkeypatch.setenv("SHOPIFY_WEBHOOK_SECRETS", "a.myshopify.com=sec-a")
+    assert Settings().webhook_secrets("c.myshopify.com") == [], (
+        "only per-shop secrets: an unknown shop has none"
+    )
+
+
 @pytest.mark.parametrize(
     ("name", "value", "message"),
     [

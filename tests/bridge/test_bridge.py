@@ -61,11 +61,13 @@ def bridge_settings(settings: Settings, **update: Any) -> Settings:
     )
 
 
-def signed(body: bytes, topic: str, secret: str = NEW, event_id: str = "evt-1") -> dict[str, str]:
+def signed(
+    body: bytes, topic: str, secret: str = NEW, event_id: str = "evt-1", shop: str = "s.myshopify.com"
+) -> dict[str, str]:
     digest = base64.b64encode(hmac.new(secret.encode(), body, hashlib.sha256).digest()).decode()
     return {
         "X-Shopify-Hmac-Sha256": digest, "X-Shopify-Topic": topic, "X-Shopify-Event-Id": event_id,
-        "X-Shopify-Webhook-Id": f"wh-{event_id}", "X-Shopify-Shop-Domain": "s.myshopify.com",
+        "X-Shopify-Webhook-Id": f"wh-{event_id}", "X-Shopify-Shop-Domain": shop,
         "X-Shopify-API-Version": "2026-04", "X-Shopify-Triggered-At": "2026-03-02T09:00:00Z",
         "Content-Type": "application/json",
     }  # fmt: skip
@@ -119,6 +121,31 @@ async def test_signatures_bad_missing_and_rotated(settings: Settings) -> None:
             )
             assert ok.status_code == 200
     assert len(await records(settings, "shopify.orders")) == 2
+
+
+async def test_each_shop_signs_with_its_own_secret(settings: Settings) -> None:
+    """X3: two shops, each a custom app with its own secret: a delivery is checked against its
+    shop's secret only, and a shop with no secret is refused, whatever it signed with."""
+    settings = bridge_settings(
+        settings, shopify_webhook_secrets=SecretStr("a.myshopify.com=secret-a,b.myshopify.com=secret-b")
+    )
+    await ensure_topics(settings)
+    body = orjson.dumps(
+        order_body(5, 1, [], AT, customer=None, email=None, checkout_token=None, cart_token=None)
+    )
+    async with bridge(settings) as url, httpx.AsyncClient(base_url=url) as http:
+
+        async def post(secret: str, shop: str, event_id: str) -> int:
+            headers = signed(body, "orders/create", secret, event_id, shop=shop)
+            return (await http.post("/webhooks/shopify", content=body, headers=headers)).status_code
+
+        assert await post("secret-a", "a.myshopify.com", "e1") == 200
+        assert await post("secret-b", "B.myshopify.com", "e2") == 200
+        assert await post("secret-a", "b.myshopify.com", "e3") == 401, "another shop's secret"
+        assert await post("secret-a", "c.myshopify.com", "e4") == 401, "a shop with no secret"
+    stored = [decode_log_record(raw) for raw in await records(settings, "shopify.orders")]
+    shops = [d.shop_domain for d in stored if isinstance(d, Delivery)]
+    assert shops == ["a.myshopify.com", "B.myshopify.com"]
 
 
 async def test_bad_input_gets_a_clear_answer_and_never_blocks_good_input(settings: Settings) -> None:
