@@ -8,10 +8,16 @@ reads the same fields from the environment and hands them over with ``rule_confi
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Literal
 
 from pydantic import BaseModel, Field, field_validator
 
 from config.base import SettingsPart
+
+CommerceObject = Literal["deals", "orders"]
+COMMERCE_MODES = ("deals", "orders", "deals,orders")
+"""X1: what a purchase journey becomes in HubSpot: deals (the legacy ecommerce pipeline, D1-D7),
+HubSpot's Orders and Carts, or both."""
 
 
 class RuleConfig(BaseModel, frozen=True):
@@ -43,6 +49,30 @@ class RuleConfig(BaseModel, frozen=True):
     )
     sync_variants: bool = Field(True, description="P5: sync product variants as HubSpot products.")
     pipeline_label: str = Field("Ecommerce Pipeline", description="The deal pipeline the product writes to.")
+    commerce_objects: str = Field(
+        "deals",
+        description="X1: `deals` (the legacy ecommerce pipeline), `orders` (HubSpot Orders for orders, "
+        "Carts for abandoned checkouts) or `deals,orders` (both).",
+    )
+    order_pipeline_label: str = Field(
+        "Shopify Orders", description="X1: the order pipeline the product writes Orders to."
+    )
+
+    @field_validator("commerce_objects", mode="before")
+    @classmethod
+    def _commerce_mode(cls, value: object) -> object:
+        """``deals``, ``orders`` or both, in any order and case (``orders, deals`` is ``deals,orders``)."""
+        if not isinstance(value, str):
+            return value
+        parts = sorted({p.strip().lower() for p in value.split(",") if p.strip()})
+        mode = ",".join(parts)
+        if mode not in COMMERCE_MODES:
+            raise ValueError(f"commerce objects must be one of {', '.join(COMMERCE_MODES)}, not {value!r}")
+        return mode
+
+    def writes(self, kind: CommerceObject) -> bool:
+        """Whether journeys become HubSpot objects of ``kind`` (deals; orders and carts)."""
+        return kind in self.commerce_objects.split(",")
 
 
 class RuleSettings(SettingsPart, RuleConfig):

@@ -15,7 +15,12 @@ from typing import Annotated, Literal
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
-ObjectType = Literal["contacts", "deals", "products", "line_items"]
+ObjectType = Literal["contacts", "deals", "products", "line_items", "orders", "carts"]
+
+DEFAULT_ASSOCIATION = 0
+"""An association type id meaning "HubSpot's own unlabelled type for this pair of object types":
+the writer looks the id up with the associations v4 labels endpoint at set-up (orders and carts,
+X1), instead of the rules hard-coding ids they cannot confirm. Deals keep their documented ids."""
 
 PropertyValue = str | None
 """HubSpot takes every property value as a string; ``None`` clears the property."""

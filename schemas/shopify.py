@@ -153,6 +153,20 @@ class OrderLineItem(ShopifyModel):
     grams: MaybeCount = None
 
 
+class Money(ShopifyModel):
+    """An amount in one currency (``shop_money`` of a price set)."""
+
+    amount: MaybeMoney = None
+    currency_code: MaybeText = None
+
+
+class PriceSet(ShopifyModel):
+    """Shopify's price set: the amount in the shop's currency and in the buyer's."""
+
+    shop_money: Money | None = None
+    presentment_money: Money | None = None
+
+
 class Order(ShopifyModel):
     """``orders/create|updated|paid|fulfilled|cancelled`` bodies (D1, D2, D5, D6, D7)."""
 
@@ -194,6 +208,7 @@ class Order(ShopifyModel):
     total_price: MaybeMoney = None
     current_total_price: MaybeMoney = None  # after refunds, returns and edits (E1's net revenue)
     total_tax: MaybeMoney = None
+    total_shipping_price_set: PriceSet | None = None  # X1: the Order's shipping cost (shop money)
     total_weight: MaybeCount = None
     test: bool | None = None
     line_items: ListOf[OrderLineItem] = Field(default_factory=list)

@@ -214,6 +214,38 @@ DEAL_FIELDS: tuple[FieldMap, ...] = (
     FieldMap("Total weight", "shopify_total_weight", "total_weight", "number"),
 )  # fmt: skip
 
+# X1: what an Order or Cart reads that a deal does not (the deal's table stays D6's exactly).
+COMMERCE_FIELDS: tuple[FieldMap, ...] = (
+    FieldMap("Shipping", "hs_shipping_cost", "total_shipping_price_set.shop_money.amount", "number"),
+)
+
+# X1: HubSpot's own order properties, each from the D6 deal property holding the same Shopify field
+# (the journey decides once; an Order is another rendering of that decision). Besides these, an
+# Order carries every ``shopify_*`` D6 property, the shop (``hs_source_store``), the order id
+# (``hs_external_order_id``), the shipping cost and its pipeline and stage.
+ORDER_FROM_DEAL: tuple[tuple[str, str], ...] = (
+    ("hs_order_name", "dealname"),
+    ("hs_currency_code", "shopify_currency"),
+    ("hs_total_price", "amount"),
+    ("hs_subtotal_price", "shopify_subtotal_price"),
+    ("hs_order_discount", "shopify_total_discounts"),
+    ("hs_tax", "shopify_total_tax"),
+    ("hs_payment_status", "shopify_financial_status"),
+    ("hs_fulfillment_status", "shopify_fulfillment_status"),
+    ("hs_external_created_date", "shopify_created_at"),
+    ("hs_external_cancelled_date", "shopify_cancelled_at"),
+    ("hs_cancellation_reason", "shopify_cancel_reason"),
+)
+# X1: HubSpot's own cart properties, from the abandoned checkout's D6 properties.
+CART_FROM_DEAL: tuple[tuple[str, str], ...] = (
+    ("hs_cart_name", "dealname"),
+    ("hs_external_cart_id", "shopify_token"),
+    ("hs_currency_code", "shopify_currency"),
+    ("hs_total_price", "amount"),
+    ("hs_cart_discount", "shopify_total_discounts"),
+    ("hs_tax", "shopify_total_tax"),
+)
+
 # P1: product properties.
 PRODUCT_FIELDS: tuple[FieldMap, ...] = (
     FieldMap("Title", "name", "title"),
@@ -246,6 +278,11 @@ def carried_contact_properties(customer: CustomerBase) -> dict[str, PropertyValu
 def carried_deal_properties(record: Order | Checkout) -> dict[str, PropertyValue]:
     """D6 properties of the fields an order or checkout carries."""
     return carried_properties(DEAL_FIELDS, record)
+
+
+def carried_commerce_properties(record: Order | Checkout) -> dict[str, PropertyValue]:
+    """X1: the Order- and Cart-only properties (shipping) of the fields a record carries."""
+    return carried_properties(COMMERCE_FIELDS, record)
 
 
 def product_properties(product: Product) -> dict[str, PropertyValue]:

@@ -11,14 +11,17 @@ import random
 from collections.abc import Iterator
 from datetime import timedelta
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from config.rules import RuleConfig
 from devtools.localrun import delivery_for
 from devtools.samplestore import SampleEvent, generate
 from handlers.account_fold import Account, fold
 from schemas.envelope import HubSpotContactDeletion
 from streams.inprocess import InProcessPipeline
+from streams.rules.reports import compute
 
 TICK = timedelta(hours=1)
 
@@ -37,11 +40,15 @@ def windows(events: list[SampleEvent]) -> Iterator[list[SampleEvent]]:
 
 
 def play(
-    events: list[SampleEvent], seed: int = 0, shuffle: bool = False, duplicate: bool = False
+    events: list[SampleEvent],
+    seed: int = 0,
+    shuffle: bool = False,
+    duplicate: bool = False,
+    config: RuleConfig | None = None,
 ) -> InProcessPipeline:
     """Deliver ``events`` with an hourly tick; optionally shuffled within each hour, and with about
     half of them delivered a second time (Shopify's retries), both chosen by ``seed``."""
-    pipeline = InProcessPipeline()
+    pipeline = InProcessPipeline(config=config or RuleConfig())
     rng = random.Random(seed)
     clock = min(e.at for e in events)
     for batch in windows(events):
@@ -115,3 +122,49 @@ def test_a_contact_deleted_in_hubspot_is_never_written_again() -> None:
     pipeline.tick(events[-1].at + timedelta(days=200))
     later = pipeline.commands[after:]
     assert not [c for c in later if c.record.object_type == "contacts" and c.record.id_value == victim]
+
+
+# ---- X1: the same properties with Orders and Carts (SHOPSYNC_COMMERCE_OBJECTS) ----
+
+ORDERS = RuleConfig(commerce_objects="orders")
+BOTH = RuleConfig(commerce_objects="deals,orders")
+COMMERCE_MODES = {"orders": ORDERS, "deals,orders": BOTH}
+
+
+@pytest.mark.parametrize("mode", sorted(COMMERCE_MODES))
+def test_x1_the_store_makes_orders_carts_and_their_triggers(mode: str) -> None:
+    account = account_of(play(STORE.events, config=COMMERCE_MODES[mode]))
+    orders, carts = account.of("orders").values(), account.of("carts").values()
+    assert {"Processed", "Shipped", "Cancelled"} <= {p.get("hs_pipeline_stage") for p in orders}
+    assert any(p.get("shopify_abandoned_cart_trigger_at") for p in carts), "W2 fired on a cart"
+    assert any(p.get("hs_external_status") == "recovered" for p in carts), "a recovered cart"
+    assert any(p.get("shopify_new_customer_order") == "true" for p in orders), "W1 marked an order"
+    assert bool(account.of("deals")) == (mode == "deals,orders")
+    cart_to_order = {(a[0][0], a[1][0]) for a in account.associations} & {("carts", "orders")}
+    assert cart_to_order, "a recovered cart is associated with its order"
+
+
+@pytest.mark.parametrize("mode", sorted(COMMERCE_MODES))
+def test_x1_replay_from_scratch_emits_the_same_commands(mode: str) -> None:
+    config = COMMERCE_MODES[mode]
+    assert play(STORE.events, config=config).commands == play(STORE.events, config=config).commands
+
+
+@settings(max_examples=4, deadline=None)
+@given(st.sampled_from(sorted(COMMERCE_MODES)), st.integers(min_value=0, max_value=10_000))
+def test_x1_duplicates_and_reordering_change_nothing(mode: str, seed: int) -> None:
+    config = COMMERCE_MODES[mode]
+    plain = play(STORE.events, config=config)
+    duplicated = play(STORE.events, seed=seed, duplicate=True, config=config)
+    assert account_of(duplicated) == account_of(plain)
+    assert len(duplicated.commands) == len(plain.commands), "a duplicate emitted a command"
+    assert account_of(play(STORE.events, seed=seed, shuffle=True, config=config)) == account_of(plain)
+
+
+def test_x1_reports_are_the_same_in_every_mode() -> None:
+    """E1 in every mode: the reports read the journey's decision, whatever objects it is written as."""
+    reports = {
+        mode: compute(play(STORE.events, config=config).report_facts.values())
+        for mode, config in {"deals": RuleConfig(), **COMMERCE_MODES}.items()
+    }
+    assert reports["orders"] == reports["deals"] == reports["deals,orders"]

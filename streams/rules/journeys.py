@@ -37,7 +37,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from config.rules import RuleConfig
-from schemas.commands import AnyCommand, Archive, Associate, Dissociate, PropertyValue
+from schemas.commands import AnyCommand, PropertyValue
 from schemas.envelope import Delivery
 from schemas.shopify import (
     Cart,
@@ -51,9 +51,10 @@ from schemas.shopify import (
     ShopifyModel,
 )
 from schemas.types import FinancialStatus, FulfillmentStatus
-from streams.mapping import DEAL_FIELDS, carried_deal_properties, format_value
-from streams.rules.common import Version, evolve, remember, upsert_if_changed, version_of
-from streams.rules.keys import contact_ref, deal_ref, line_item_ref, normalize_email
+from streams.mapping import DEAL_FIELDS, carried_commerce_properties, carried_deal_properties, format_value
+from streams.rules.common import Version, evolve, remember, version_of
+from streams.rules.keys import deal_ref, line_item_ref, normalize_email
+from streams.rules.views import ObjectKind, ObjectView, diff_object
 
 Stage = Literal[
     "Checkout Pending", "Checkout Abandoned", "Checkout Completed", "Processed", "Shipped", "Cancelled"
@@ -183,16 +184,14 @@ class Snapshot:
     completed_at: datetime | None = None
     stage: Stage | None = None
     source: str = "webhook"
+    commerce: dict[str, PropertyValue] = field(default_factory=dict)
+    """X1: the Order/Cart-only fields the record carries (``streams.mapping.COMMERCE_FIELDS``)."""
 
 
-@dataclass(frozen=True, slots=True)
-class DealView:
-    """What HubSpot should hold for a journey: the deal, its line items, its contact."""
-
-    exists: bool = False
-    properties: dict[str, PropertyValue] = field(default_factory=dict)
-    lines: dict[str, dict[str, PropertyValue]] = field(default_factory=dict)
-    contact: str | None = None
+DealView = ObjectView
+"""What HubSpot should hold for a journey's deal: the deal, its line items, its contact."""
+DEAL = ObjectKind(record=deal_ref, line=line_item_ref, line_to_record=LINE_ITEM_TO_DEAL,
+                  record_to_contact=DEAL_TO_CONTACT)  # fmt: skip
 
 
 class JourneyState(BaseModel):
@@ -214,7 +213,17 @@ class JourneyState(BaseModel):
     abandoned_cart_late: bool = False
     archived_at: datetime | None = None
     new_customer: bool | None = None
+    shop: str | None = None
+    """X1: the shop the journey's records came from (an Order's and a Cart's source store)."""
     emitted: DealView = Field(default_factory=DealView)
+    """The journey's deal as last decided: what HubSpot holds when deals are written, and what
+    the reports read in every mode (E1)."""
+    deal_written: bool = True
+    """Whether ``emitted`` was written to HubSpot as a deal (False while deals are not written,
+    so switching them on writes every deal whole). States stored before X1 were written."""
+    emitted_order: ObjectView = Field(default_factory=ObjectView)
+    emitted_cart: ObjectView = Field(default_factory=ObjectView)
+    """X1: the journey's Order and Cart as last written (empty while orders are not written)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -418,38 +427,8 @@ def render(state: JourneyState, config: RuleConfig) -> DealView:
 
 
 def diff(key: str, before: DealView, after: DealView) -> list[AnyCommand]:
-    """The commands that take HubSpot from ``before`` to ``after`` for one journey."""
-    deal = deal_ref(key)
-    commands: list[AnyCommand] = []
-    if not after.exists:
-        if before.exists:
-            commands += [Archive(record=line_item_ref(key, k)) for k in sorted(before.lines)]
-            commands.append(Archive(record=deal))
-        return commands
-    emitted_props = before.properties if before.exists else None
-    commands += upsert_if_changed(deal, after.properties, emitted_props)
-    for line_key, props in sorted(after.lines.items()):
-        ref = line_item_ref(key, line_key)
-        previous = before.lines.get(line_key) if before.exists else None
-        new_line = previous is None
-        commands += upsert_if_changed(ref, props, previous)
-        if new_line:
-            commands.append(Associate(record=ref, to=deal, association_type_id=LINE_ITEM_TO_DEAL))
-    if before.exists:  # P4: a line no longer in the cart/checkout/order is removed from the deal
-        commands += [
-            Archive(record=line_item_ref(key, k)) for k in sorted(set(before.lines) - set(after.lines))
-        ]
-    previous_contact = before.contact if before.exists else None
-    if after.contact != previous_contact:
-        if previous_contact:
-            commands.append(
-                Dissociate(record=deal, to=contact_ref(previous_contact), association_type_id=DEAL_TO_CONTACT)
-            )
-        if after.contact:
-            commands.append(
-                Associate(record=deal, to=contact_ref(after.contact), association_type_id=DEAL_TO_CONTACT)
-            )
-    return commands
+    """The commands that take HubSpot from ``before`` to ``after`` for one journey's deal."""
+    return diff_object(DEAL, key, before, after)
 
 
 def _snapshot(record: Checkout | Order | Cart, delivery: Delivery) -> Snapshot:
@@ -463,6 +442,7 @@ def _snapshot(record: Checkout | Order | Cart, delivery: Delivery) -> Snapshot:
             version=version, properties=props, sparse=True, lines=lines_of(record.line_items),
             email=normalize_email(record.buyer_email()), created_at=record.created_at,
             updated_at=record.updated_at, stage=order_stage(record), source=delivery.source,
+            commerce=carried_commerce_properties(record),
         )  # fmt: skip
     return Snapshot(
         version=version, properties=props, sparse=True, lines=lines_of(record.line_items),
@@ -496,9 +476,24 @@ def _apply(state: JourneyState, delivery: Delivery, record: ShopifyModel) -> Jou
 
 
 def _finish(before: JourneyState, state: JourneyState, config: RuleConfig) -> Outcome:
+    """One decision, rendered as every object the settings write (X1): the deal (always decided:
+    the reports read it in every mode), and the Order and Cart when orders are written."""
     view = render(state, config)
-    commands = diff(state.key, before.emitted, view)
-    return Outcome(state=evolve(state, {"emitted": view}), commands=commands)
+    update: dict[str, object] = {"emitted": view}
+    commands: list[AnyCommand] = []
+    if config.writes("deals"):
+        commands += diff(state.key, state.emitted if state.deal_written else DealView(), view)
+        if not state.deal_written:
+            update["deal_written"] = True
+    elif state.deal_written:
+        update["deal_written"] = False
+    if config.writes("orders"):
+        from streams.rules.commerce import render_cart, render_order, write_commerce
+
+        order, cart = render_order(state, config), render_cart(state, config)
+        commands += write_commerce(state, order, cart)
+        update |= {"emitted_order": order, "emitted_cart": cart}
+    return Outcome(state=evolve(state, update), commands=commands)
 
 
 def decide(state: JourneyState, delivery: Delivery, now: datetime, config: RuleConfig) -> Outcome:
@@ -508,7 +503,10 @@ def decide(state: JourneyState, delivery: Delivery, now: datetime, config: RuleC
         return Outcome(state=state)  # a duplicate delivery changes nothing and emits nothing
     record = delivery.parse_body()
     fired = fire(state, now, config)
-    after = _apply(evolve(fired, {"seen": seen}), delivery, record)
+    update: dict[str, object] = {"seen": seen}
+    if fired.shop is None:
+        update["shop"] = delivery.shop_domain
+    after = _apply(evolve(fired, update), delivery, record)
     return _finish(state, after, config)
 
 

@@ -14,6 +14,8 @@ UNIQUE_PROPERTY: dict[str, str] = {
     "deals": "shopify_deal_key",
     "products": "shopify_product_key",
     "line_items": "shopify_line_item_key",
+    "orders": "shopify_order_key",
+    "carts": "shopify_cart_key",
 }
 """The property each object type is upserted by (and identified by in an account's dump)."""
 
@@ -32,6 +34,25 @@ def contact_ref(email: str) -> RecordRef:
 
 def deal_ref(journey: str) -> RecordRef:
     return RecordRef(object_type="deals", id_property="shopify_deal_key", id_value=journey)
+
+
+def order_ref(journey: str) -> RecordRef:
+    """X1: a journey's HubSpot Order, keyed by the journey (HubSpot's external order id is not unique)."""
+    return RecordRef(object_type="orders", id_property="shopify_order_key", id_value=journey)
+
+
+def cart_ref(journey: str) -> RecordRef:
+    """X1: a journey's HubSpot Cart (its abandoned checkout), keyed by the journey."""
+    return RecordRef(object_type="carts", id_property="shopify_cart_key", id_value=journey)
+
+
+def order_line_ref(journey: str, line_key: str) -> RecordRef:
+    """An Order's own line item (a line item has one parent: never the deal's or the cart's)."""
+    return line_item_ref(f"{journey}|order", line_key)
+
+
+def cart_line_ref(journey: str, line_key: str) -> RecordRef:
+    return line_item_ref(f"{journey}|cart", line_key)
 
 
 def line_item_ref(journey: str, line_key: str) -> RecordRef:
