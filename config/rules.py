@@ -55,7 +55,8 @@ class RuleConfig(BaseModel, frozen=True):
         "Carts for abandoned checkouts) or `deals,orders` (both).",
     )
     order_pipeline_label: str = Field(
-        "Shopify Orders", description="X1: the order pipeline the product writes Orders to."
+        "Order Pipeline",
+        description="X1: the order pipeline the product writes Orders to (HubSpot's default).",
     )
 
     @field_validator("commerce_objects", mode="before")

@@ -34,21 +34,31 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from handlers.hubspot_api import HubSpotApi
 from handlers.hubspot_client import HubSpotAccessError, HubSpotClient, HubSpotError
 from handlers.property_diff import plan_properties, type_differences
 from schemas.commands import ObjectType
-from streams.mapping import CONTACT_FIELDS, DEAL_FIELDS, PRODUCT_FIELDS, FieldMap, PropertyType
+from streams.mapping import (
+    CART_FROM_DEAL,
+    CONTACT_FIELDS,
+    DEAL_FIELDS,
+    ORDER_FROM_DEAL,
+    PRODUCT_FIELDS,
+    FieldMap,
+    PropertyType,
+)
+from streams.rules.commerce import ORDER_STAGES
 from streams.rules.consent import CONSENT_PROPERTIES
 from streams.rules.journeys import STAGES
 
 log = logging.getLogger(__name__)
 
 GROUP = {"contacts": "contactinformation", "deals": "dealinformation", "products": "productinformation",
-         "line_items": "lineiteminformation"}  # fmt: skip
+         "line_items": "lineiteminformation", "orders": "orderinformation",
+         "carts": "cartinformation"}  # fmt: skip
 """HubSpot's own information group of each type, where the custom properties go (when the account's
 own properties show that group; else the group its built-in ``ANCHOR`` property is in)."""
 ANCHOR: dict[ObjectType, str] = {
@@ -56,6 +66,8 @@ ANCHOR: dict[ObjectType, str] = {
     "deals": "dealname",
     "products": "name",
     "line_items": "name",
+    "orders": "hs_order_name",
+    "carts": "hs_cart_name",
 }
 
 BUILT_IN: dict[ObjectType, set[str]] = {
@@ -65,6 +77,14 @@ BUILT_IN: dict[ObjectType, set[str]] = {
     "line_items": {"name", "quantity", "price", "hs_product_id", "hs_sku"},
 }
 """Properties every HubSpot account has, that the writer sets; never created, checked writable."""
+COMMERCE_BUILT_IN: dict[ObjectType, set[str]] = {
+    "orders": {name for name, _ in ORDER_FROM_DEAL}
+    | {"hs_external_order_id", "hs_source_store", "hs_shipping_cost", "hs_pipeline", "hs_pipeline_stage"},
+    "carts": {name for name, _ in CART_FROM_DEAL}
+    | {"hs_source_store", "hs_shipping_cost", "hs_external_status"},
+}
+"""X1: HubSpot's own order and cart properties the rules set (``streams.rules.commerce``)."""
+ALL_BUILT_IN: dict[ObjectType, set[str]] = {**BUILT_IN, **COMMERCE_BUILT_IN}
 
 FIELD_TYPE: dict[PropertyType, tuple[str, str]] = {
     "string": ("string", "text"),
@@ -118,9 +138,15 @@ def _from_fields(fields: tuple[FieldMap, ...], object_type: ObjectType) -> list[
     return [
         PropertyDef(f.hubspot_property, f"Shopify {f.label}", f.type)
         for f in fields
-        if f.hubspot_property not in BUILT_IN[object_type]
+        if f.hubspot_property not in ALL_BUILT_IN[object_type]
     ]
 
+
+ABANDONED_AT = PropertyDef("shopify_abandoned_at", "Shopify checkout abandoned at", "datetime")
+CART_TRIGGER = PropertyDef("shopify_abandoned_cart_trigger_at", "Shopify abandoned-cart trigger", "datetime")
+RECOVERED = PropertyDef("shopify_recovered_checkout", "Shopify recovered checkout", "bool")
+NEW_CUSTOMER = PropertyDef("shopify_new_customer_order", "Shopify new customer's first order", "bool")
+"""The trigger properties (W1, W2) and abandonment facts a deal carries, and an Order or Cart (X1)."""
 
 CUSTOM_PROPERTIES: dict[ObjectType, list[PropertyDef]] = {
     "contacts": [
@@ -137,10 +163,10 @@ CUSTOM_PROPERTIES: dict[ObjectType, list[PropertyDef]] = {
     "deals": [
         *_from_fields(DEAL_FIELDS, "deals"),
         PropertyDef("shopify_deal_key", "Shopify purchase journey", unique=True),
-        PropertyDef("shopify_abandoned_at", "Shopify checkout abandoned at", "datetime"),
-        PropertyDef("shopify_abandoned_cart_trigger_at", "Shopify abandoned-cart trigger", "datetime"),
-        PropertyDef("shopify_recovered_checkout", "Shopify recovered checkout", "bool"),
-        PropertyDef("shopify_new_customer_order", "Shopify new customer's first order", "bool"),
+        ABANDONED_AT,
+        CART_TRIGGER,
+        RECOVERED,
+        NEW_CUSTOMER,
     ],
     "products": [
         *_from_fields(PRODUCT_FIELDS, "products"),
@@ -158,6 +184,53 @@ CUSTOM_PROPERTIES: dict[ObjectType, list[PropertyDef]] = {
 }
 
 
+def _shopify_fields(object_type: ObjectType) -> list[PropertyDef]:
+    """X1: the D6 ``shopify_*`` properties an Order or Cart carries beside HubSpot's own."""
+    return [p for p in _from_fields(DEAL_FIELDS, object_type) if p.name.startswith("shopify_")]
+
+
+COMMERCE_PROPERTIES: dict[ObjectType, list[PropertyDef]] = {
+    "orders": [
+        *_shopify_fields("orders"),
+        PropertyDef("shopify_order_key", "Shopify purchase journey", unique=True),
+        NEW_CUSTOMER,
+    ],
+    "carts": [
+        *_shopify_fields("carts"),
+        PropertyDef("shopify_cart_key", "Shopify purchase journey", unique=True),
+        ABANDONED_AT,
+        CART_TRIGGER,
+        RECOVERED,
+    ],
+}
+"""X1: the custom properties of Orders and Carts, set up only when orders are written. HubSpot's
+``hs_external_order_id`` and ``hs_external_cart_id`` are not unique values, so each type gets its
+own upsert key (as deals have ``shopify_deal_key``)."""
+ALL_PROPERTIES: dict[ObjectType, list[PropertyDef]] = {**CUSTOM_PROPERTIES, **COMMERCE_PROPERTIES}
+
+
+def definitions(object_type: ObjectType) -> list[PropertyDef]:
+    """The custom properties of a type (read when called, so a test may grow the tables)."""
+    return CUSTOM_PROPERTIES.get(object_type) or COMMERCE_PROPERTIES[object_type]
+
+
+COMMERCE_PAIRS: tuple[tuple[ObjectType, ObjectType], ...] = (
+    ("orders", "contacts"), ("line_items", "orders"), ("carts", "contacts"), ("line_items", "carts"),
+    ("carts", "orders"),
+)  # fmt: skip
+"""X1: the associations the rules make with ``DEFAULT_ASSOCIATION``, whose type ids the set-up
+looks up (``GET /crm/v4/associations/{from}/{to}/labels``) rather than hard-codes."""
+ORDER_PIPELINE_SETTINGS = "HubSpot: Settings > Objects > Orders > Pipelines"
+
+
+def property_types(commerce_objects: str = "deals") -> tuple[ObjectType, ...]:
+    """The object types whose properties the set-up makes: today's four, and orders and carts
+    when orders are written (X1). Deals stay in every mode: the reports read them as the deal
+    rules decide them, and a later switch to ``deals,orders`` must find them made."""
+    types = tuple(CUSTOM_PROPERTIES)
+    return (*types, "orders", "carts") if "orders" in commerce_objects.split(",") else types
+
+
 class AccountSetupError(RuntimeError):
     """The account cannot be used as it is (for example a pipeline with our label but other stages)."""
 
@@ -170,9 +243,16 @@ class AccountSchema:
     stage_ids: dict[str, str]  # stage label -> stage id
     time_zone: str | None = None  # the account's zone: its midnight resets the daily limit
     utc_offset_ms: int | None = None
+    order_pipeline_id: str = ""  # X1, when orders are written: the order pipeline and its stages
+    order_stage_ids: dict[str, str] = field(default_factory=dict)
+    association_types: dict[str, int] = field(default_factory=dict)
+    """X1: HubSpot's unlabelled association type id of each pair, keyed ``<from>|<to>``."""
+
+    def association_type(self, from_type: str, to_type: str) -> int | None:
+        return self.association_types.get(f"{from_type}|{to_type}")
 
 
-async def ensure_properties(api: HubSpotApi) -> int:
+async def ensure_properties(api: HubSpotApi, types: tuple[ObjectType, ...] = tuple(CUSTOM_PROPERTIES)) -> int:
     """Make the account's property definitions hold every custom property the writer writes, with
     the fewest calls HubSpot allows: one ``GET`` per object type (all its definitions at once),
     then, only for a type where something is missing or differs, one ``batch/create`` of what is
@@ -184,14 +264,14 @@ async def ensure_properties(api: HubSpotApi) -> int:
     HubSpot computes or locks, or when an existing property of ours that must be unique (an
     upsert key) is not."""
     accounts: dict[ObjectType, dict[str, dict[str, Any]]] = {}
-    for object_type in CUSTOM_PROPERTIES:
+    for object_type in types:
         accounts[object_type] = {str(p["name"]): p for p in await api.properties(object_type)}
     problems = [p for t, existing in accounts.items() if (p := _unusable(t, existing))]
     if problems:
         raise AccountSetupError("; ".join(problems))
     changed = 0
     for object_type, existing in accounts.items():
-        wanted = [p.payload(property_group(object_type, existing)) for p in CUSTOM_PROPERTIES[object_type]]
+        wanted = [p.payload(property_group(object_type, existing)) for p in definitions(object_type)]
         if kept := type_differences(wanted, existing):
             log.warning(
                 "the %s properties %s exist in HubSpot with another type than the writer's; they are "
@@ -250,7 +330,7 @@ def property_group(object_type: ObjectType, existing: Mapping[str, Mapping[str, 
 
 def _unusable(object_type: ObjectType, existing: Mapping[str, Mapping[str, Any]]) -> str | None:
     """What makes this type's properties unwritable for us in this account, or None."""
-    ours = BUILT_IN[object_type] | {p.name for p in CUSTOM_PROPERTIES[object_type]}
+    ours = ALL_BUILT_IN[object_type] | {p.name for p in definitions(object_type)}
     locked = sorted(
         name
         for name in ours & set(existing)
@@ -263,7 +343,7 @@ def _unusable(object_type: ObjectType, existing: Mapping[str, Mapping[str, Any]]
             "(calculated or readOnlyValue in their definitions), and the writer sets them: every batch "
             "writing them would fail; a project update is needed"
         )
-    shared = [p.name for p in CUSTOM_PROPERTIES[object_type] if p.unique and p.name in existing]
+    shared = [p.name for p in definitions(object_type) if p.unique and p.name in existing]
     loose = [n for n in shared if existing[n].get("hasUniqueValue") is False]
     if loose:
         return (
@@ -415,15 +495,95 @@ async def account_time_zone(api: HubSpotApi) -> tuple[str | None, int | None]:
     return details.time_zone, details.utc_offset_ms
 
 
+async def ensure_order_pipeline(api: HubSpotApi, label: str) -> tuple[str, dict[str, str]]:
+    """X1: the order pipeline labelled ``label`` (HubSpot's default is "Order Pipeline") and the ids
+    of the stages Orders go to, found by label; created with those stages when no pipeline has the
+    label and HubSpot allows it, else the account's first order pipeline, which must have them."""
+    listed = await api.pipelines("orders")
+    found = next((p for p in listed if p.get("label") == label), None)
+    if found is None:
+        stages = [{"label": stage, "displayOrder": i} for i, stage in enumerate(ORDER_STAGES)]
+        try:
+            status, created = await api.create_pipeline(
+                {"label": label, "displayOrder": 99, "stages": stages}, object_type="orders"
+            )
+            found = created if status < 400 else None
+        except (HubSpotError, HubSpotAccessError) as exc:
+            log.warning("HubSpot refused to create the order pipeline %r (%s)", label, exc)
+        if found is None:
+            found = listed[0] if listed else None
+    if found is None:
+        raise AccountSetupError(f"the account has no order pipeline and HubSpot refused to create {label!r}")
+    loose = {
+        str(s.get("label")).strip().casefold(): str(s["id"])
+        for s in found.get("stages") or []
+        if isinstance(s, dict) and not s.get("archived")
+    }
+    stage_ids = {stage: loose[stage.casefold()] for stage in ORDER_STAGES if stage.casefold() in loose}
+    missing = [s for s in ORDER_STAGES if s not in stage_ids]
+    if missing:
+        raise AccountSetupError(
+            f"the order pipeline {found.get('label')!r} (id {found.get('id')}) lacks the stages "
+            f"{', '.join(repr(m) for m in missing)}: add them in {ORDER_PIPELINE_SETTINGS}, or set "
+            "SHOPSYNC_ORDER_PIPELINE_LABEL to a pipeline that has them"
+        )
+    return str(found["id"]), stage_ids
+
+
+async def association_type_ids(api: HubSpotApi) -> dict[str, int]:
+    """X1: HubSpot's unlabelled (``HUBSPOT_DEFINED``, no label) type id of each pair the rules
+    associate, read from the labels endpoint; a pair without one stops the set-up."""
+    found: dict[str, int] = {}
+    for from_type, to_type in COMMERCE_PAIRS:
+        types = await api.association_types(from_type, to_type)
+        default = next(
+            (t for t in types if t.get("category") == "HUBSPOT_DEFINED" and not t.get("label")), None
+        )
+        if default is None or not isinstance(default.get("typeId"), int):
+            raise AccountSetupError(
+                f"HubSpot lists no default association type from {from_type} to {to_type}: the account "
+                "may not have Orders and Carts (SHOPSYNC_COMMERCE_OBJECTS=deals needs neither)"
+            )
+        found[f"{from_type}|{to_type}"] = int(default["typeId"])
+    return found
+
+
+@dataclass(frozen=True)
+class CommerceSetup:
+    """X1's settings as the set-up needs them: which objects are written, the order pipeline."""
+
+    objects: str = "deals"
+    order_pipeline_label: str = "Order Pipeline"
+
+
+DEALS_ONLY = CommerceSetup()
+
+
 async def set_up_account(
-    api: HubSpotApi, pipeline_label: str, pipeline_id: str = "", details: AccountDetails | None = None
+    api: HubSpotApi,
+    pipeline_label: str,
+    pipeline_id: str = "",
+    details: AccountDetails | None = None,
+    commerce: CommerceSetup = DEALS_ONLY,
 ) -> AccountSchema:
     """The full set-up: properties, then the pipeline, then the account's time zone (``details``,
     when the caller read them already); ``AccountSetupError`` says what an operator has to change
     in HubSpot (or in the settings) before the writer can start. On an account that holds
     everything it reads and writes nothing: six calls (four property lists, the pipelines, the
-    details)."""
-    await ensure_properties(api)
-    schema = await ensure_pipeline(api, pipeline_label, pipeline_id)
+    details). With orders written (X1), also the order and cart properties, the order pipeline
+    and the five association types: eight calls more. Without deals written, the deal pipeline is
+    neither needed nor looked up."""
+    writes = commerce.objects.split(",")
+    await ensure_properties(api, property_types(commerce.objects))
+    if "deals" in writes:
+        schema = await ensure_pipeline(api, pipeline_label, pipeline_id)
+    else:
+        schema = AccountSchema(pipeline_id="", stage_ids={})
+    if "orders" in writes:
+        order_pipeline, order_stages = await ensure_order_pipeline(api, commerce.order_pipeline_label)
+        schema = replace(
+            schema, order_pipeline_id=order_pipeline, order_stage_ids=order_stages,
+            association_types=await association_type_ids(api),
+        )  # fmt: skip
     details = details if details is not None else await account_details(api)
     return replace(schema, time_zone=details.time_zone, utc_offset_ms=details.utc_offset_ms)

@@ -164,5 +164,9 @@ class HubSpotApi:
     ) -> Answer:
         return await self._post(paths.pipeline_stages(pipeline_id, object_type), dict(stage))
 
+    async def association_types(self, from_type: str, to_type: str) -> list[dict[str, Any]]:
+        """The pair's association types (``category``, ``typeId``, ``label``; X1's set-up)."""
+        return (await self._get(paths.association_labels(from_type, to_type))).results()
+
     async def account_details(self) -> Answer:
         return await self._get(paths.ACCOUNT_DETAILS)

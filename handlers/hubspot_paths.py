@@ -82,6 +82,11 @@ def association_batch(from_type: str, to_type: str, operation: AssociationOperat
     return f"{ASSOCIATIONS}/{_segment(from_type)}/{_segment(to_type)}/batch/{operation}"
 
 
+def association_labels(from_type: str, to_type: str) -> str:
+    """``GET``: the association types of a pair of object types (HubSpot's own and the account's)."""
+    return f"{ASSOCIATIONS}/{_segment(from_type)}/{_segment(to_type)}/labels"
+
+
 def record_associations(from_type: str, record_id: str, to_type: str) -> str:
     """``GET``: one record's links to records of another type."""
     return (

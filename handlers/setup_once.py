@@ -32,12 +32,15 @@ from typing import Any
 import orjson
 
 from handlers.account_setup import (
+    ALL_PROPERTIES,
     BUILT_IN,
     CUSTOM_PROPERTIES,
+    DEALS_ONLY,
     STAGE_PROBABILITY,
     AccountDetails,
     AccountSchema,
     AccountSetupError,
+    CommerceSetup,
     account_details,
     pipeline_schema,
     set_up_account,
@@ -50,7 +53,7 @@ from streams.rules.journeys import STAGES
 
 log = logging.getLogger(__name__)
 
-MANAGED_PROPERTIES = frozenset(p.name for props in CUSTOM_PROPERTIES.values() for p in props)
+MANAGED_PROPERTIES = frozenset(p.name for props in ALL_PROPERTIES.values() for p in props)
 """The properties the set-up creates: a write refused for one missing is drift it repairs."""
 
 
@@ -83,12 +86,16 @@ class SetupOnce:
         pipeline_label: str,
         pipeline_id: str = "",
         cache: SetupCache | None = None,
+        commerce: CommerceSetup = DEALS_ONLY,
     ) -> None:
         self.api = api
         self.base_url = base_url
         self.pipeline_label = pipeline_label
         self.pipeline_id = pipeline_id
-        self.cache = cache
+        self.commerce = commerce
+        # X1: the cache remembers the deal pipeline only; with orders written every start sets up
+        # in full (the order pipeline and association types are not remembered yet).
+        self.cache = cache if commerce.objects == "deals" else None
         self.fingerprint = wanted_fingerprint(pipeline_label, pipeline_id)
         self.details = AccountDetails()
         self.repairs = 0
@@ -148,7 +155,9 @@ class SetupOnce:
             ) from exc
 
     async def _full(self) -> AccountSchema:
-        schema = await set_up_account(self.api, self.pipeline_label, self.pipeline_id, self.details)
+        schema = await set_up_account(
+            self.api, self.pipeline_label, self.pipeline_id, self.details, self.commerce
+        )
         key = self.key
         if key is not None and self.cache is not None:
             await self.cache.save(key, SetupRecord(self.fingerprint, schema.pipeline_id, schema.stage_ids))

@@ -32,7 +32,7 @@ from pydantic import ValidationError
 from config import Settings
 from config.kafka import KAFKA_FRAMING_BYTES
 from handlers import writer_metrics
-from handlers.account_setup import AccountSchema, AccountSetupError
+from handlers.account_setup import AccountSchema, AccountSetupError, CommerceSetup
 from handlers.hubspot_api import HubSpotApi
 from handlers.hubspot_client import (
     DailyLimitError,
@@ -159,7 +159,12 @@ async def run_writer(
             settings.kafka_bootstrap_servers, topic_name(settings, "hubspot.setup"), lambda: output.producer
         )
         setup = SetupOnce(
-            api, settings.hubspot_base_url, settings.pipeline_label, settings.hubspot_pipeline_id, cache
+            api,
+            settings.hubspot_base_url,
+            settings.pipeline_label,
+            settings.hubspot_pipeline_id,
+            cache,
+            _commerce(settings),
         )
         schema = await _set_up(api, settings, pauses, setup)
         if schema is None:
@@ -197,6 +202,11 @@ def _stopped_following(task: asyncio.Task[None]) -> None:
         log.warning("the id map stopped following hubspot.ids (%s)", type(task.exception()).__name__)
 
 
+def _commerce(settings: Settings) -> CommerceSetup:
+    """X1: what the set-up makes for Orders and Carts, from the settings."""
+    return CommerceSetup(settings.commerce_objects, settings.order_pipeline_label)
+
+
 async def _set_up(
     api: HubSpotApi, settings: Settings, pauses: Pauses, setup: SetupOnce | None = None
 ) -> AccountSchema | None:
@@ -205,8 +215,9 @@ async def _set_up(
     looking again every ``SETUP_RECHECK`` while the account is not ready. ``setup`` None: one
     without a cache."""
     setup = setup or SetupOnce(
-        api, settings.hubspot_base_url, settings.pipeline_label, settings.hubspot_pipeline_id
-    )
+        api, settings.hubspot_base_url, settings.pipeline_label, settings.hubspot_pipeline_id,
+        commerce=_commerce(settings),
+    )  # fmt: skip
     while not pauses.stop.is_set():
         try:
             schema = await setup.start()

@@ -35,7 +35,16 @@ from handlers.writer_letters import DeadLetter, DeadLetterPort, command_letter
 from handlers.writer_linger import Linger
 from handlers.writer_plan import LinkPlan, Position, RecordPlan, coalesce
 from handlers.writer_time import Backoff, Clock
-from schemas.commands import AnyCommand, Archive, Associate, PropertyValue, RecordRef, Upsert
+from schemas.commands import (
+    DEFAULT_ASSOCIATION,
+    AnyCommand,
+    Archive,
+    Associate,
+    Dissociate,
+    PropertyValue,
+    RecordRef,
+    Upsert,
+)
 
 log = logging.getLogger(__name__)
 RETRY_WAITING_EVERY_S = 2.0
@@ -480,11 +489,25 @@ class PlanRunner:
             stage = props.get("dealstage")
             if stage is not None:
                 props["dealstage"] = self.schema.stage_ids.get(stage, stage)
+        if record.ref.object_type == "orders":  # X1: the order pipeline and stage, by label
+            if "hs_pipeline" in props:
+                props["hs_pipeline"] = self.schema.order_pipeline_id
+            stage = props.get("hs_pipeline_stage")
+            if stage is not None:
+                props["hs_pipeline_stage"] = self.schema.order_stage_ids.get(stage, stage)
         if record.ref.object_type == "line_items":
             product = self._product_id_for(props)
             if product is not None:
                 props["hs_product_id"] = product
         return {k: "" if v is None else v for k, v in props.items()}
+
+    def _association_type(self, command: Associate | Dissociate) -> int:
+        """The command's association type id; ``DEFAULT_ASSOCIATION`` (orders and carts, X1) is the
+        pair's unlabelled HubSpot type, as the set-up read it from the labels endpoint."""
+        if command.association_type_id != DEFAULT_ASSOCIATION:
+            return command.association_type_id
+        found = self.schema.association_type(command.record.object_type, command.to.object_type)
+        return found if found is not None else command.association_type_id
 
     def _product_keys(self, props: dict[str, PropertyValue]) -> list[str]:
         keys = []
@@ -630,7 +653,7 @@ class PlanRunner:
         chunk: list[tuple[LinkPlan, str, str]],
         before: dict[int, _Waiting],
     ) -> None:
-        inputs = [LinkInput(f, t, link.command.association_type_id) for link, f, t in chunk]
+        inputs = [LinkInput(f, t, self._association_type(link.command)) for link, f, t in chunk]
         call = self.api.link if op == "create" else self.api.unlink
 
         async def again(part: list[tuple[LinkPlan, str, str]]) -> None:

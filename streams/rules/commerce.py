@@ -10,9 +10,9 @@ one Cart at most, each keyed by the journey (``shopify_order_key``, ``shopify_ca
 - **Order**: exists once Shopify has the order. HubSpot's order properties come from the D6 deal
   properties holding the same Shopify fields (``streams.mapping.ORDER_FROM_DEAL``), with every
   ``shopify_*`` D6 property beside them. It sits in the order pipeline
-  (``SHOPSYNC_ORDER_PIPELINE_LABEL``) at the journey's stage: Checkout Completed (placed, not paid),
-  Processed (paid), Shipped (fulfilled), Cancelled (cancelled, voided, expired, or deleted in
-  Shopify, D5: then ``hs_external_cancelled_date`` is the deletion's date). W1's
+  (``SHOPSYNC_ORDER_PIPELINE_LABEL``, HubSpot's default "Order Pipeline") at the journey's stage:
+  Open (placed, not paid yet), Processed (paid), Shipped (fulfilled), Cancelled (cancelled, voided,
+  expired, or deleted in Shopify, D5: then ``hs_external_cancelled_date`` is the deletion's date). W1's
   ``shopify_new_customer_order`` is on it.
 - **Cart**: exists once the checkout is abandoned (D3's abandonment, judged by Shopify's own times)
   and stays when the buyer comes back, with ``hs_external_status`` ``recovered``,
@@ -47,8 +47,12 @@ ORDER = ObjectKind(record=order_ref, line=order_line_ref, line_to_record=DEFAULT
 CART = ObjectKind(record=cart_ref, line=cart_line_ref, line_to_record=DEFAULT_ASSOCIATION,
                   record_to_contact=DEFAULT_ASSOCIATION, link=order_ref,
                   record_to_link=DEFAULT_ASSOCIATION)  # fmt: skip
-ORDER_STAGES = ("Checkout Completed", "Processed", "Shipped", "Cancelled")
-"""The order pipeline's stages (labels): the journey stages an order can be in."""
+ORDER_STAGE = {"Checkout Completed": "Open", "Processed": "Processed", "Shipped": "Shipped",
+               "Cancelled": "Cancelled"}  # fmt: skip
+"""The order pipeline's stage (its label in HubSpot's default "Order Pipeline") of each journey
+stage an order can be in: placed and not paid yet is Open. Shopify does not say when a parcel
+arrives, so HubSpot's Delivered stage is never set."""
+ORDER_STAGES = tuple(ORDER_STAGE.values())
 
 
 def _shopify(props: dict[str, PropertyValue]) -> dict[str, PropertyValue]:
@@ -84,7 +88,7 @@ def render_order(state: JourneyState, config: RuleConfig) -> ObjectView:
         "hs_external_order_id": format_value(state.order_id),
         "hs_source_store": state.shop,
         "hs_pipeline": config.order_pipeline_label,
-        "hs_pipeline_stage": current,
+        "hs_pipeline_stage": ORDER_STAGE.get(current or "", current),
         "shopify_order_key": state.key,
         "shopify_new_customer_order": _new_customer(state, current),
     }

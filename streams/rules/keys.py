@@ -14,10 +14,11 @@ UNIQUE_PROPERTY: dict[str, str] = {
     "deals": "shopify_deal_key",
     "products": "shopify_product_key",
     "line_items": "shopify_line_item_key",
-    "orders": "shopify_order_key",
-    "carts": "shopify_cart_key",
 }
 """The property each object type is upserted by (and identified by in an account's dump)."""
+COMMERCE_UNIQUE_PROPERTY: dict[str, str] = {"orders": "shopify_order_key", "carts": "shopify_cart_key"}
+"""X1: the same for Orders and Carts, which exist only where orders are written (the tools that
+read a whole account read them only then)."""
 
 
 def normalize_email(email: str | None) -> str | None:

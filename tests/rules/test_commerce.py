@@ -117,7 +117,7 @@ def test_x1_order_carries_hubspot_order_properties_pipeline_and_stage() -> None:
     assert props["hs_order_name"] == "#1001"
     assert props["hs_external_order_id"] == str(ORDER_ID)
     assert props["hs_source_store"] == "sample-store.myshopify.com"
-    assert props["hs_pipeline"] == "Shopify Orders" and props["hs_pipeline_stage"] == "Processed"
+    assert props["hs_pipeline"] == "Order Pipeline" and props["hs_pipeline_stage"] == "Processed"
     assert props["hs_payment_status"] == "paid" and props["hs_currency_code"] == "USD"
     assert props["shopify_order_key"] == KEY
     deal = journeys.render(run.state, ORDERS).properties
@@ -133,9 +133,9 @@ def test_x1_order_carries_hubspot_order_properties_pipeline_and_stage() -> None:
 
 @pytest.mark.parametrize(
     ("financial", "fulfillment", "cancelled", "stage"),
-    [("pending", None, False, "Checkout Completed"), ("paid", None, False, "Processed"),
-     ("paid", "fulfilled", False, "Shipped"), ("refunded", None, True, "Cancelled"),
-     ("voided", None, False, "Cancelled")],
+    [("pending", None, False, "Open"), ("authorized", None, False, "Open"),
+     ("paid", None, False, "Processed"), ("paid", "fulfilled", False, "Shipped"),
+     ("refunded", None, True, "Cancelled"), ("voided", None, False, "Cancelled")],
 )  # fmt: skip
 def test_x1_order_stage_is_mapped_from_shopify_status(
     financial: str, fulfillment: str | None, cancelled: bool, stage: str
