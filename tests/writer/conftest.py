@@ -14,14 +14,16 @@ from aiokafka import AIOKafkaProducer
 from pydantic import SecretStr
 
 from config import Settings
-from devtools.localrun import delivery_for, schedule
+from config.rules import RuleConfig
+from devtools.localrun import delivery_for, schedule, wait_until_written
 from devtools.samplestore import generate
 from handlers.account_fold import Account
+from handlers.writer import WriterStats, run_writer
 from hubspot_sandbox import Sandbox, SandboxConfig, running_sandbox
 from schemas.commands import AnyCommand, command_key, encode_command
 from streams.inprocess import InProcessPipeline
 from streams.rules.keys import UNIQUE_PROPERTY
-from streams.topics import topic_name
+from streams.topics import ensure_topics, topic_name
 
 TOKEN = "pat-test-0123456789"
 
@@ -45,9 +47,9 @@ def writer_settings(settings: Settings, sandbox: Sandbox) -> Settings:
     )
 
 
-def store_commands(customers: int = 15, seed: int = 3) -> list[AnyCommand]:
+def store_commands(customers: int = 15, seed: int = 3, config: RuleConfig | None = None) -> list[AnyCommand]:
     """What the processors emit for a generated store (the in-process pipeline, ticks included)."""
-    pipeline = InProcessPipeline()
+    pipeline = InProcessPipeline(config=config or RuleConfig())
     store = generate(customers=customers, seed=seed)
     for batch, tick_at in schedule(store.events, timedelta(hours=12), timedelta(days=3)):
         for event in batch:
@@ -65,6 +67,20 @@ async def append_commands(settings: Settings, commands: list[AnyCommand]) -> Non
         await asyncio.gather(*sent)
     finally:
         await producer.stop()
+
+
+async def write_all(settings: Settings, commands: list[AnyCommand]) -> WriterStats:
+    """Append ``commands`` to the commands topic and run a writer until it has written them all."""
+    await ensure_topics(settings)
+    await append_commands(settings, commands)
+    stop = asyncio.Event()
+    task = asyncio.create_task(run_writer(settings, stop))
+    try:
+        await wait_until_written(settings)
+    finally:
+        stop.set()
+        stats = await asyncio.wait_for(task, 30)
+    return stats
 
 
 async def admin(sandbox: Sandbox, method: str, path: str, json: Any = None) -> Any:

@@ -6,35 +6,18 @@ describe: Orders in the order pipeline's stages, Carts, each with its contact, i
 
 from __future__ import annotations
 
-import asyncio
 from collections import Counter
-from datetime import timedelta
 
 import pytest
 
 from config import Settings
 from config.rules import RuleConfig
-from devtools.localrun import delivery_for, schedule, wait_until_written
-from devtools.samplestore import generate
-from handlers.writer import run_writer
 from hubspot_sandbox import Sandbox
 from schemas.commands import AnyCommand, Upsert
-from streams.inprocess import InProcessPipeline
-from streams.topics import ensure_topics
-from tests.writer.conftest import admin, append_commands
+from tests.writer.conftest import admin, store_commands, write_all
 
 pytestmark = pytest.mark.kafka
 ORDERS = RuleConfig(commerce_objects="orders")
-
-
-def orders_commands() -> list[AnyCommand]:
-    pipeline = InProcessPipeline(config=ORDERS)
-    store = generate(customers=12, seed=3)
-    for batch, tick_at in schedule(store.events, timedelta(hours=12), timedelta(days=3)):
-        for event in batch:
-            pipeline.deliver(delivery_for(event))
-        pipeline.tick(tick_at)
-    return pipeline.commands
 
 
 def last_values(commands: list[AnyCommand], object_type: str, prop: str) -> dict[str, str | None]:
@@ -50,17 +33,9 @@ async def test_x1_orders_mode_writes_orders_and_carts_into_the_sandbox(
     writer_settings: Settings, sandbox: Sandbox
 ) -> None:
     settings = writer_settings.model_copy(update={"commerce_objects": "orders"})
-    commands = orders_commands()
+    commands = store_commands(customers=12, seed=3, config=ORDERS)
     assert not [c for c in commands if c.record.object_type == "deals"]
-    await ensure_topics(settings)
-    await append_commands(settings, commands)
-    stop = asyncio.Event()
-    task = asyncio.create_task(run_writer(settings, stop))
-    try:
-        await wait_until_written(settings)
-    finally:
-        stop.set()
-        stats = await asyncio.wait_for(task, 30)
+    stats = await write_all(settings, commands)
     assert stats.dead_lettered == 0
     dump = await admin(sandbox, "GET", "/_sandbox/dump")
     assert not dump["deals"], "orders mode writes no deal"

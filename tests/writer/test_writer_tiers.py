@@ -8,7 +8,6 @@ add-stages``: both are tested, the first here, the second in ``test_add_stages.p
 
 from __future__ import annotations
 
-import asyncio
 import json
 from pathlib import Path
 from typing import Any
@@ -17,14 +16,11 @@ import pytest
 from pydantic import SecretStr
 
 from config import Settings
-from devtools.localrun import wait_until_written
 from handlers.account_fold import fold
-from handlers.writer import run_writer
 from hubspot_sandbox import Sandbox, SandboxConfig, running_sandbox
 from hubspot_sandbox.tiers import Tier
 from streams.rules.journeys import STAGES
-from streams.topics import ensure_topics
-from tests.writer.conftest import TOKEN, admin, agrees, append_commands, held, store_commands
+from tests.writer.conftest import TOKEN, admin, agrees, held, store_commands, write_all
 
 pytestmark = pytest.mark.kafka
 
@@ -63,16 +59,7 @@ async def write_store(settings: Settings, tmp_path: Path, tier: Tier) -> dict[st
             "topic_prefix": f"{settings.topic_prefix}{tier}.",
             "app_id": f"{settings.app_id}-{tier}",
         }
-        tiered = settings.model_copy(update=update)
-        await ensure_topics(tiered)
-        await append_commands(tiered, COMMANDS)
-        stop = asyncio.Event()
-        task = asyncio.create_task(run_writer(tiered, stop))
-        try:
-            await wait_until_written(tiered)
-        finally:
-            stop.set()
-            stats = await asyncio.wait_for(task, 30)
+        stats = await write_all(settings.model_copy(update=update), COMMANDS)
         assert stats.dead_lettered == 0, tier
         dump: dict[str, Any] = await admin(sandbox, "GET", "/_sandbox/dump")
         return dump
