@@ -29,13 +29,21 @@ from hubspot_sandbox.tiers import Tier
 
 
 def summary(account: dict[str, Any], dead_letters: dict[str, int]) -> list[str]:
-    """S1 as a readable table: what the integration's summary shows, plus triggers and errors."""
-    deals = account["deals"]
-    props = [d["properties"] for d in deals]
-    stages = sorted(Counter(d["stage_label"] for d in deals).items())
+    """S1 as a readable table: what the integration's summary shows, plus triggers and errors.
+    Deals, Orders and Carts each get their rows when the account has any (X1's mode decides which
+    it has); the triggers are counted on the deals, else on the orders and carts."""
+    deals = account.get("deals") or []
+    orders = account.get("orders") or []
+    carts = account.get("carts") or []
+    # A journey's triggers are on its deal, and on its order or cart too in `deals,orders`: counted once.
+    props = [r["properties"] for r in (deals if deals else [*orders, *carts])]
 
     def count(prop: str, value: str | None = None) -> int:
         return sum(1 for p in props if (p.get(prop) == value if value else p.get(prop)))
+
+    def by_stage(kind: str, records: list[dict[str, Any]]) -> list[tuple[str, int]]:
+        stages = sorted(Counter(r.get("stage_label") or "(none)" for r in records).items())
+        return [(f"  {kind} in {stage}", n) for stage, n in stages]
 
     variants = sum(
         1
@@ -44,14 +52,16 @@ def summary(account: dict[str, Any], dead_letters: dict[str, int]) -> list[str]:
     )
     rows = [
         ("Contacts synced", len(account["contacts"])),
-        ("Deals synced", len(deals)),
-        *((f"  deals in {stage}", n) for stage, n in stages),
+        *((("Deals synced", len(deals)), *by_stage("deals", deals)) if deals else ()),
+        *((("Orders synced (X1)", len(orders)), *by_stage("orders", orders)) if orders else ()),
+        *((("Carts synced (X1)", len(carts)),) if carts else ()),
         ("Products synced", len(account["products"]) - variants),
         ("  variants synced as products (P5)", variants),
         ("Line items", len(account["line_items"])),
         ("New-customer triggers (W1)", count("shopify_new_customer_order", "true")),
         ("Abandoned-cart triggers (W2)", count("shopify_abandoned_cart_trigger_at")),
         ("Recovered checkouts", count("shopify_recovered_checkout", "true")),
+        *((("Companies synced (X2)", len(account["companies"])),) if account.get("companies") else ()),
         ("Re-engagement triggers (W3)",
          sum(1 for c in account["contacts"] if c["properties"].get("shopify_reengagement_trigger_at"))),
         ("Deals archived (D4, 48 h pending)", account.get("archived", {}).get("deals", 0)),
@@ -62,8 +72,9 @@ def summary(account: dict[str, Any], dead_letters: dict[str, int]) -> list[str]:
 
 
 def run_demo(
-    customers: int, seed: int, timeout_s: float, keep: bool = False, tier: Tier = "professional"
-) -> Result:
+    customers: int, seed: int, timeout_s: float, keep: bool = False, tier: Tier = "professional",
+    commerce_objects: str = "deals",
+) -> Result:  # fmt: skip
     """Generate the store, run it, print the summary; the caller reports loss (R7) and exits.
 
     ``keep``: once the summary and the loss report are printed, keep the pipeline and its
@@ -77,7 +88,8 @@ def run_demo(
     path.write_bytes(b"\n".join(orjson.dumps(line, default=str) for line in lines))
     click.echo(f"sample store: {customers} customers, {len(store.events)} Shopify events; scenario of "
                f"{len(lines)} lines (duplicates, out-of-order deliveries, clock ticks 12 simulated "
-               f"hours apart, a deletion in HubSpot): {path}; HubSpot sandbox tier: {tier}",
+               f"hours apart, a deletion in HubSpot): {path}; HubSpot sandbox tier: {tier}; "
+               f"commerce objects: {commerce_objects}",
                err=True)  # fmt: skip
     started = time.monotonic()
     out = work / "account.json"
@@ -110,7 +122,15 @@ def run_demo(
             f"Kafka at {bootstrap}; starting the bridge, worker, writer and HubSpot sandbox ...", err=True
         )
         result = asyncio.run(
-            run(parse(path), bootstrap, work, timeout_s, live=stay if keep else None, tier=tier)
+            run(
+                parse(path),
+                bootstrap,
+                work,
+                timeout_s,
+                live=stay if keep else None,
+                tier=tier,
+                commerce_objects=commerce_objects,
+            )
         )
     if not kept:
         show(result.account, result.dead_letters)

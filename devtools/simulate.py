@@ -160,9 +160,10 @@ class Result:
 async def run(
     scenario: list[tuple[int, Line]], bootstrap: str, work: Path, timeout_s: float,
     hubspot_url: str | None = None, hubspot_token: str | None = None, live: LiveHook | None = None,
-    tier: Tier = "professional",
+    tier: Tier = "professional", commerce_objects: str = "deals",
 ) -> Result:  # fmt: skip
     """Run the scenario; against the bundled sandbox, or (``hubspot_url``) an account elsewhere.
+    ``commerce_objects``: X1's mode (``SHOPSYNC_COMMERCE_OBJECTS``: deals, orders or both).
     With ``live``, once the account is read the dashboard is started and ``live`` is awaited
     while every service still runs (the demo keeps it up; tests look at the page). ``tier``: the
     bundled sandbox's HubSpot subscription; on ``free`` the operator's set-up step runs first
@@ -177,7 +178,7 @@ async def run(
         shopify_webhook_secrets=SecretStr(SHOPIFY_SECRET), hubspot_app_secret=SecretStr(HUBSPOT_SECRET),
         hubspot_token=SecretStr(hubspot_token or SANDBOX_TOKEN), writer_batch_window_ms=100,
         writer_link_wait_s=30, worker_metrics_port=free_port(), writer_metrics_port=free_port(),
-        dashboard_port=0, dashboard_refresh_s=1.0,
+        dashboard_port=0, dashboard_refresh_s=1.0, commerce_objects=commerce_objects,
     )  # fmt: skip
     await ensure_topics(settings, internal=True)
     if hubspot_url is not None:
@@ -409,11 +410,22 @@ def simulate(
     timeout_s: float = 120.0,
     hubspot_url: str | None = None,
     hubspot_token: str | None = None,
+    commerce_objects: str = "deals",
 ) -> Result:
     """Run a scenario file end to end and write the resulting account to ``out``."""
     scenario = parse(path)
     work = Path(tempfile.mkdtemp(prefix="shopsync-simulate-"))
     with kafka_bootstrap(Path(".local/simulate-kafka")) as bootstrap:
-        result = asyncio.run(run(scenario, bootstrap, work, timeout_s, hubspot_url, hubspot_token))
+        result = asyncio.run(
+            run(
+                scenario,
+                bootstrap,
+                work,
+                timeout_s,
+                hubspot_url,
+                hubspot_token,
+                commerce_objects=commerce_objects,
+            )
+        )
     out.write_bytes(orjson.dumps(result.account, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS))
     return result

@@ -212,17 +212,22 @@ class DashboardData:
         return result
 
     def summary(self) -> dict[str, Any]:
-        """S1: contacts, deals (by stage) and products (and variants, P5) HubSpot holds."""
+        """S1: contacts, deals (by stage), orders and carts (X1), companies (X2) and products (and
+        variants, P5) HubSpot holds. Deals by stage come from the journeys' facts, so they are shown
+        only where the mode writes deals."""
         held = Counter(
             key.split(":", 1)[0] for key, hubspot_id in self.ids.items()
             if hubspot_id is not None and not (key.startswith("contacts:") and hubspot_id in self.deleted)
         )  # fmt: skip
         variants = sum(1 for key, live in self.ids.items() if live and key.startswith(VARIANT_KEY))
-        stages = deals_by_stage(self.facts.values())
+        stages = deals_by_stage(self.facts.values()) if self.settings.writes("deals") else {}
         return {
             "contacts": held.get("contacts", 0),
             "deals": sum(stages.values()),
             "deals_by_stage": stages,
+            "orders": held.get("orders", 0),
+            "carts": held.get("carts", 0),
+            "companies": held.get("companies", 0),
             "products": held.get("products", 0) - variants,
             "variants": variants,
             "line_items": held.get("line_items", 0),

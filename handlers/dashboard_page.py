@@ -191,8 +191,10 @@ def _summary(summary: dict[str, Any]) -> str:
     )
     kpis = "".join(
         _kpi(label, summary[key], s, key)
-        for label, key in (("contacts", "contacts"), ("deals", "deals"), ("products", "products"),
+        for label, key in (("contacts", "contacts"), ("deals", "deals"), ("orders", "orders"),
+                           ("carts", "carts"), ("companies", "companies"), ("products", "products"),
                            ("variants", "variants"), ("line items", "line_items"))
+        if key in summary
     )  # fmt: skip
     return (
         f'<section class="card"><h3>Synced to HubSpot (S1)</h3><div class="kpis">{kpis}</div>'

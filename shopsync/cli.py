@@ -20,6 +20,12 @@ def _settings() -> Settings:
         raise click.ClickException(f"invalid configuration: {exc}") from exc
 
 
+COMMERCE_OBJECTS = click.option(
+    "--commerce-objects", type=click.Choice(["deals", "orders", "deals,orders"]), default="deals",
+    show_default=True,
+    help="X1: what journeys become in HubSpot: Deals (the legacy ecommerce pipeline), Orders and Carts, "
+    "or both (SHOPSYNC_COMMERCE_OBJECTS).",
+)  # fmt: skip
 ALLOW_LOSS = click.option(
     "--allow-loss", is_flag=True, help="Exit 0 even when a record was dead-lettered (lost); the report "
     "is printed all the same.",
@@ -348,8 +354,16 @@ def tick(at: str | None) -> None:
     help="Run against this HubSpot (a real test account, or a sandbox started elsewhere; token from "
     "HUBSPOT_TOKEN) instead of a sandbox of its own.",
 )
+@COMMERCE_OBJECTS
 @ALLOW_LOSS
-def simulate(scenario: Path, out: Path, timeout: float, hubspot_url: str | None, allow_loss: bool) -> None:
+def simulate(
+    scenario: Path,
+    out: Path,
+    timeout: float,
+    hubspot_url: str | None,
+    commerce_objects: str,
+    allow_loss: bool,
+) -> None:
     """Run the whole pipeline (local Kafka, bridge, worker, writer, HubSpot sandbox) on a scenario
     file and write the resulting account to --out. The format is in the README.
 
@@ -365,12 +379,14 @@ def simulate(scenario: Path, out: Path, timeout: float, hubspot_url: str | None,
     if hubspot_url and not token:
         raise click.ClickException("--hubspot-url needs HUBSPOT_TOKEN (a private app's token)")
     try:
-        result = run_simulation(scenario, out, timeout, hubspot_url, token)
+        result = run_simulation(scenario, out, timeout, hubspot_url, token, commerce_objects)
     except ScenarioError as exc:
         raise click.ClickException(str(exc)) from exc
     account = result.account
     counts = ", ".join(
-        f"{kind} {len(account[kind])}" for kind in ("contacts", "deals", "products", "line_items")
+        f"{kind} {len(account[kind])}"
+        for kind in ("contacts", "deals", "orders", "carts", "companies", "products", "line_items")
+        if kind in account
     )
     click.echo(f"{result.lines} lines applied; {counts}; account written to {out}")
     _report_and_exit(result.report, allow_loss)
@@ -387,10 +403,12 @@ def simulate(scenario: Path, out: Path, timeout: float, hubspot_url: str | None,
               help="The sandbox's HubSpot subscription (its rate limits; on free, no pipeline can "
               "be created, so the stages are added to the default pipeline first, as an operator "
               "would).")  # fmt: skip
+@COMMERCE_OBJECTS
 @ALLOW_LOSS
 def demo(
-    customers: int, seed: int, timeout: float, exit_when_done: bool, tier: str, allow_loss: bool
-) -> None:
+    customers: int, seed: int, timeout: float, exit_when_done: bool, tier: str, commerce_objects: str,
+    allow_loss: bool,
+) -> None:  # fmt: skip
     """Run the whole pipeline on a generated sample store and print the summary (SPEC S1).
 
     Uses KAFKA_BOOTSTRAP_SERVERS if set, else starts (and afterwards stops) a local broker.
@@ -409,6 +427,7 @@ def demo(
             timeout_s=timeout,
             keep=keep,
             tier=next(t for t in TIERS if t == tier),
+            commerce_objects=commerce_objects,
         )
     except (RuntimeError, TimeoutError) as exc:
         raise click.ClickException(str(exc)) from exc

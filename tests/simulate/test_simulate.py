@@ -115,6 +115,34 @@ def test_the_demo_summary_counts_what_the_account_holds() -> None:
     assert rows["Dead-lettered: x"] == 1
 
 
+def test_the_demo_summary_shows_orders_and_carts_and_counts_a_journeys_triggers_once() -> None:
+    """X1: in `orders` mode the summary lists Orders by stage and Carts; in `deals,orders` a
+    journey's triggers, on its deal and on its order or cart, are counted once."""
+    from devtools.demo import summary
+
+    def record(stage: str | None = None, **props: str) -> dict[str, object]:
+        return {"stage_label": stage, "properties": props}
+
+    def rows(account: dict[str, object]) -> dict[str, int]:
+        return {
+            line.rsplit(maxsplit=1)[0].strip(): int(line.rsplit(maxsplit=1)[1])
+            for line in summary(account, {})
+        }
+
+    orders = [record("Shipped", shopify_new_customer_order="true"), record("Processed")]
+    carts = [record(shopify_abandoned_cart_trigger_at="t", shopify_recovered_checkout="true")]
+    base: dict[str, object] = {"contacts": [], "products": [], "line_items": []}
+    only = rows({**base, "deals": [], "orders": orders, "carts": carts})
+    assert "Deals synced" not in only and only["Orders synced (X1)"] == 2 and only["Carts synced (X1)"] == 1
+    assert only["orders in Shipped"] == 1 and only["orders in Processed"] == 1
+    assert only["New-customer triggers (W1)"] == 1 and only["Abandoned-cart triggers (W2)"] == 1
+    deals = [record("Shipped", shopify_new_customer_order="true"),
+             record("Checkout Abandoned", shopify_abandoned_cart_trigger_at="t")]  # fmt: skip
+    both = rows({**base, "deals": deals, "orders": orders, "carts": carts})
+    assert both["Deals synced"] == 2 and both["Orders synced (X1)"] == 2
+    assert both["New-customer triggers (W1)"] == 1 and both["Abandoned-cart triggers (W2)"] == 1
+
+
 def test_generated_scenarios_carry_duplicates_disorder_and_a_hubspot_deletion(tmp_path: Path) -> None:
     store = generate(customers=60, seed=3)
     lines = scenario_lines(store, seed=3, delete_in_hubspot=1)
