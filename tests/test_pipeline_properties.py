@@ -168,3 +168,18 @@ def test_x1_reports_are_the_same_in_every_mode() -> None:
         for mode, config in {"deals": RuleConfig(), **COMMERCE_MODES}.items()
     }
     assert reports["orders"] == reports["deals"] == reports["deals,orders"]
+
+
+def test_x1_switching_deals_to_both_fills_in_orders_and_carts_from_a_replay_without_duplicates() -> None:
+    """An account written in `deals` mode, then the mode switched to `deals,orders` and the topics
+    replayed (the rules rebuilt in the new mode, their commands applied over the account): it holds
+    what `deals,orders` from scratch holds; its deals are the same records (by their unique keys)
+    as before, with the same values, and the orders and carts are added beside them."""
+    before = play(STORE.events)
+    replayed = play(STORE.events, config=BOTH)
+    switched = fold([*before.commands, *replayed.commands])
+    assert switched == fold(replayed.commands), "the switch ends where `deals,orders` from scratch ends"
+    old = account_of(before)
+    assert switched.of("deals") == old.of("deals"), "no deal duplicated or changed by the switch"
+    assert switched.of("contacts") == old.of("contacts")
+    assert switched.of("orders") and switched.of("carts") and not old.of("orders")
