@@ -514,12 +514,7 @@ async def ensure_order_pipeline(api: HubSpotApi, label: str) -> tuple[str, dict[
             found = listed[0] if listed else None
     if found is None:
         raise AccountSetupError(f"the account has no order pipeline and HubSpot refused to create {label!r}")
-    loose = {
-        str(s.get("label")).strip().casefold(): str(s["id"])
-        for s in found.get("stages") or []
-        if isinstance(s, dict) and not s.get("archived")
-    }
-    stage_ids = {stage: loose[stage.casefold()] for stage in ORDER_STAGES if stage.casefold() in loose}
+    stage_ids = order_stage_ids(found)
     missing = [s for s in ORDER_STAGES if s not in stage_ids]
     if missing:
         raise AccountSetupError(
@@ -528,6 +523,17 @@ async def ensure_order_pipeline(api: HubSpotApi, label: str) -> tuple[str, dict[
             "SHOPSYNC_ORDER_PIPELINE_LABEL to a pipeline that has them"
         )
     return str(found["id"]), stage_ids
+
+
+def order_stage_ids(pipeline: Mapping[str, Any]) -> dict[str, str]:
+    """The ids of the stages Orders go to in an order pipeline, found by label (ignoring case and
+    surrounding spaces); a stage the pipeline lacks is absent."""
+    loose = {
+        str(s.get("label")).strip().casefold(): str(s["id"])
+        for s in pipeline.get("stages") or []
+        if isinstance(s, dict) and not s.get("archived") and s.get("id") is not None
+    }
+    return {stage: loose[stage.casefold()] for stage in ORDER_STAGES if stage.casefold() in loose}
 
 
 async def association_type_ids(api: HubSpotApi) -> dict[str, int]:

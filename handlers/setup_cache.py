@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -39,11 +39,15 @@ class SetupRecord:
     fingerprint: str
     pipeline_id: str
     stage_ids: dict[str, str]
+    order_pipeline_id: str = ""  # X1, where orders are written: the order pipeline and its stages
+    order_stage_ids: dict[str, str] = field(default_factory=dict)
+    association_types: dict[str, int] = field(default_factory=dict)  # "<from>|<to>" -> type id
 
     def encode(self) -> bytes:
         return orjson.dumps(
             {"format": FORMAT, "fingerprint": self.fingerprint, "pipeline_id": self.pipeline_id,
-             "stage_ids": self.stage_ids}
+             "stage_ids": self.stage_ids, "order_pipeline_id": self.order_pipeline_id,
+             "order_stage_ids": self.order_stage_ids, "association_types": self.association_types}
         )  # fmt: skip
 
     @classmethod
@@ -64,7 +68,18 @@ class SetupRecord:
             return None
         if not all(isinstance(k, str) and isinstance(v, str) for k, v in stages.items()):
             return None
-        return cls(fingerprint, pipeline, dict(stages))
+        order_pipeline = data.get("order_pipeline_id", "")
+        order_stages = data.get("order_stage_ids", {})
+        types = data.get("association_types", {})
+        if not (
+            isinstance(order_pipeline, str) and isinstance(order_stages, dict) and isinstance(types, dict)
+        ):
+            return None
+        if not all(isinstance(k, str) and isinstance(v, str) for k, v in order_stages.items()):
+            return None
+        if not all(isinstance(k, str) and type(v) is int for k, v in types.items()):
+            return None
+        return cls(fingerprint, pipeline, dict(stages), order_pipeline, dict(order_stages), dict(types))
 
 
 def account_key(base_url: str, portal_id: str) -> str:

@@ -4,12 +4,15 @@ A full set-up (``handlers.account_setup.set_up_account``) reads every property d
 the pipelines: six calls on an account that holds everything, more where it writes. Its outcome,
 the pipeline and its stage ids, is remembered in ``hubspot.setup`` (``handlers.setup_cache``)
 under the fingerprint of what the code wants (every custom property's definition, the built-in
-properties it writes, the stages, the pipeline settings). A writer start then costs two calls:
+properties it writes, the stages, the pipeline settings; X1's mode and order pipeline). A writer
+start then costs two calls (three where both deals and orders are written):
 
 1. ``GET /account-info/v3/details``: proves the token, names the account (its portal id keys the
    cache) and gives its time zone (when the daily limit resets);
 2. ``GET /crm/v3/pipelines/deals/{id}``: the remembered pipeline still has the six stages, with
-   the remembered ids.
+   the remembered ids (where deals are written);
+3. ``GET /crm/v3/pipelines/orders/{id}``: the same for the order pipeline (where orders are; the
+   association type ids, HubSpot's own, are taken as remembered).
 
 Anything else (no record, another fingerprint because the code's definitions or the pipeline
 settings changed, the pipeline or a stage gone or renamed, no portal id readable) runs the full
@@ -34,6 +37,7 @@ import orjson
 from handlers.account_setup import (
     ALL_PROPERTIES,
     BUILT_IN,
+    COMMERCE_PAIRS,
     CUSTOM_PROPERTIES,
     DEALS_ONLY,
     STAGE_PROBABILITY,
@@ -42,6 +46,7 @@ from handlers.account_setup import (
     AccountSetupError,
     CommerceSetup,
     account_details,
+    order_stage_ids,
     pipeline_schema,
     set_up_account,
 )
@@ -49,6 +54,7 @@ from handlers.hubspot_api import HubSpotApi
 from handlers.hubspot_client import HubSpotUnavailableError
 from handlers.schema_drift import drifted
 from handlers.setup_cache import SetupCache, SetupRecord, account_key
+from streams.rules.commerce import ORDER_STAGES
 from streams.rules.journeys import STAGES
 
 log = logging.getLogger(__name__)
@@ -63,15 +69,19 @@ class AccountDriftError(HubSpotUnavailableError):
     later; nothing is dead-lettered. The message says what an operator has to change."""
 
 
-def wanted_fingerprint(pipeline_label: str, pipeline_id: str) -> str:
+def wanted_fingerprint(pipeline_label: str, pipeline_id: str, commerce: CommerceSetup = DEALS_ONLY) -> str:
     """A digest of everything the set-up makes or checks, as the code wants it now: a new property,
-    a changed option or label, another stage or pipeline setting gives another fingerprint."""
-    wanted = {
+    a changed option or label, another stage or pipeline setting, another X1 mode or order pipeline
+    gives another fingerprint."""
+    wanted: dict[str, Any] = {
         "properties": {t: [p.payload("") for p in props] for t, props in CUSTOM_PROPERTIES.items()},
         "built_in": {t: sorted(names) for t, names in BUILT_IN.items()},
         "stages": [[stage, STAGE_PROBABILITY[stage]] for stage in STAGES],
         "pipeline": [pipeline_label, pipeline_id],
     }
+    if commerce != DEALS_ONLY:  # deals mode's fingerprint stays what it was before X1
+        wanted["commerce"] = [commerce.objects, commerce.order_pipeline_label, list(ORDER_STAGES),
+                              [list(pair) for pair in COMMERCE_PAIRS]]  # fmt: skip
     return hashlib.sha256(orjson.dumps(wanted, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 
@@ -93,10 +103,8 @@ class SetupOnce:
         self.pipeline_label = pipeline_label
         self.pipeline_id = pipeline_id
         self.commerce = commerce
-        # X1: the cache remembers the deal pipeline only; with orders written every start sets up
-        # in full (the order pipeline and association types are not remembered yet).
-        self.cache = cache if commerce.objects == "deals" else None
-        self.fingerprint = wanted_fingerprint(pipeline_label, pipeline_id)
+        self.cache = cache
+        self.fingerprint = wanted_fingerprint(pipeline_label, pipeline_id, commerce)
         self.details = AccountDetails()
         self.repairs = 0
 
@@ -160,19 +168,37 @@ class SetupOnce:
         )
         key = self.key
         if key is not None and self.cache is not None:
-            await self.cache.save(key, SetupRecord(self.fingerprint, schema.pipeline_id, schema.stage_ids))
+            record = SetupRecord(
+                self.fingerprint, schema.pipeline_id, schema.stage_ids, schema.order_pipeline_id,
+                schema.order_stage_ids, schema.association_types,
+            )  # fmt: skip
+            await self.cache.save(key, record)
         return schema
 
     async def _verify(self, cached: SetupRecord) -> AccountSchema | None:
-        """The remembered pipeline's schema if HubSpot still has it with the remembered stage ids
-        (one call), else None."""
-        status, pipeline = await self.api.pipeline(cached.pipeline_id)
-        if status != 200:
-            return None
-        try:
-            schema = pipeline_schema(pipeline)
-        except AccountSetupError:
-            return None
-        if schema.stage_ids != cached.stage_ids:
-            return None
+        """The remembered pipelines' schema if HubSpot still has them with the remembered stage ids
+        (one call each: the deal pipeline where deals are written, the order pipeline where orders
+        are; X1's association type ids are HubSpot's own and taken as remembered), else None."""
+        writes = self.commerce.objects.split(",")
+        schema = AccountSchema(pipeline_id="", stage_ids={})
+        if "deals" in writes:
+            status, pipeline = await self.api.pipeline(cached.pipeline_id)
+            if status != 200:
+                return None
+            try:
+                schema = pipeline_schema(pipeline)
+            except AccountSetupError:
+                return None
+            if schema.stage_ids != cached.stage_ids:
+                return None
+        if "orders" in writes:
+            if not cached.order_pipeline_id or not cached.association_types:
+                return None
+            status, orders = await self.api.pipeline(cached.order_pipeline_id, "orders")
+            if status != 200 or order_stage_ids(orders) != cached.order_stage_ids:
+                return None
+            schema = replace(
+                schema, order_pipeline_id=cached.order_pipeline_id, order_stage_ids=cached.order_stage_ids,
+                association_types=cached.association_types,
+            )  # fmt: skip
         return replace(schema, time_zone=self.details.time_zone, utc_offset_ms=self.details.utc_offset_ms)

@@ -229,3 +229,41 @@ async def test_the_remembered_set_up_is_keyed_by_the_api_and_the_portal(
     other = SetupOnce(api, "https://api.hubapi.com", LABEL, cache=cache)
     await other.start()
     assert len(cache.records) == 2, "the same portal id at another API is another account"
+
+
+@pytest.mark.parametrize(("mode", "verify_calls"), [("orders", 2), ("deals,orders", 3)])
+async def test_x1_a_configured_account_is_verified_from_the_memory_in_every_mode(
+    sandbox: Sandbox, api: HubSpotApi, mode: str, verify_calls: int
+) -> None:
+    """Orders modes remember the order pipeline, its stages and the association types too: a
+    restart reads the details and each written pipeline, nothing else; a renamed order stage sets
+    the account up in full again."""
+    cache = MemoryCache()
+    commerce = account_setup.CommerceSetup(objects=mode)
+
+    async def start() -> tuple[Counter[str], account_setup.AccountSchema]:
+        before = await calls(sandbox)
+        schema = await SetupOnce(api, sandbox.url, LABEL, cache=cache, commerce=commerce).start()
+        return await calls(sandbox) - before, schema
+
+    first, full = await start()
+    assert first.total() > verify_calls
+    second, schema = await start()
+    assert second.total() == verify_calls and not writes(second), second
+    assert (schema.order_pipeline_id, schema.order_stage_ids, schema.association_types) == (
+        full.order_pipeline_id, full.order_stage_ids, full.association_types,
+    )  # fmt: skip
+    assert (schema.pipeline_id, schema.stage_ids) == (full.pipeline_id, full.stage_ids)
+    (record,) = cache.records.values()
+    cache.records = {k: SetupRecord(record.fingerprint, record.pipeline_id, record.stage_ids,
+                                    record.order_pipeline_id, {**record.order_stage_ids, "Shipped": "gone"},
+                                    record.association_types) for k in cache.records}  # fmt: skip
+    third, _ = await start()
+    assert third.total() > verify_calls, "a changed order stage: the full set-up again"
+
+
+def test_the_memory_reads_back_what_it_wrote_in_every_mode() -> None:
+    record = SetupRecord("f", "p", {"Processed": "1"}, "op", {"Shipped": "s"}, {"orders|contacts": 507})
+    assert SetupRecord.decode(record.encode()) == record
+    legacy = b'{"format": 1, "fingerprint": "f", "pipeline_id": "p", "stage_ids": {}}'
+    assert SetupRecord.decode(legacy) == SetupRecord("f", "p", {}), "a record from before X1 still reads"
