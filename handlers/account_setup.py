@@ -51,6 +51,7 @@ from streams.mapping import (
     PropertyType,
 )
 from streams.rules.commerce import ORDER_STAGES
+from streams.rules.companies import ADDRESS_PROPERTIES
 from streams.rules.consent import CONSENT_PROPERTIES
 from streams.rules.journeys import STAGES
 
@@ -58,7 +59,7 @@ log = logging.getLogger(__name__)
 
 GROUP = {"contacts": "contactinformation", "deals": "dealinformation", "products": "productinformation",
          "line_items": "lineiteminformation", "orders": "orderinformation",
-         "carts": "cartinformation"}  # fmt: skip
+         "carts": "cartinformation", "companies": "companyinformation"}  # fmt: skip
 """HubSpot's own information group of each type, where the custom properties go (when the account's
 own properties show that group; else the group its built-in ``ANCHOR`` property is in)."""
 ANCHOR: dict[ObjectType, str] = {
@@ -68,6 +69,7 @@ ANCHOR: dict[ObjectType, str] = {
     "line_items": "name",
     "orders": "hs_order_name",
     "carts": "hs_cart_name",
+    "companies": "name",
 }
 
 BUILT_IN: dict[ObjectType, set[str]] = {
@@ -75,6 +77,7 @@ BUILT_IN: dict[ObjectType, set[str]] = {
     "deals": {"dealname", "amount", "dealstage", "pipeline", "closedate"},
     "products": {"name", "description", "price", "hs_sku", "hs_images"},
     "line_items": {"name", "quantity", "price", "hs_product_id", "hs_sku"},
+    "companies": {"name", *ADDRESS_PROPERTIES},
 }
 """Properties every HubSpot account has, that the writer sets; never created, checked writable."""
 COMMERCE_BUILT_IN: dict[ObjectType, set[str]] = {
@@ -181,6 +184,15 @@ CUSTOM_PROPERTIES: dict[ObjectType, list[PropertyDef]] = {
         PropertyDef("shopify_variant_id", "Shopify variant ID"),
         PropertyDef("shopify_total_discount", "Shopify line discount", "number"),
     ],
+    "companies": [  # X2: B2B companies (streams.rules.companies)
+        PropertyDef("shopify_company_id", "Shopify company ID", unique=True),
+        PropertyDef("shopify_company_external_id", "Shopify company external ID"),
+        PropertyDef("shopify_company_note", "Shopify company note"),
+        PropertyDef("shopify_company_created_at", "Shopify company created at", "datetime"),
+        PropertyDef("shopify_company_customer_since", "Shopify company customer since", "datetime"),
+        PropertyDef("shopify_company_locations", "Shopify company locations"),
+        PropertyDef("shopify_company_deleted_at", "Shopify company deleted at", "datetime"),
+    ],
 }
 
 
@@ -216,7 +228,7 @@ def definitions(object_type: ObjectType) -> list[PropertyDef]:
 
 COMMERCE_PAIRS: tuple[tuple[ObjectType, ObjectType], ...] = (
     ("orders", "contacts"), ("line_items", "orders"), ("carts", "contacts"), ("line_items", "carts"),
-    ("carts", "orders"),
+    ("carts", "orders"), ("companies", "orders"),
 )  # fmt: skip
 """X1: the associations the rules make with ``DEFAULT_ASSOCIATION``, whose type ids the set-up
 looks up (``GET /crm/v4/associations/{from}/{to}/labels``) rather than hard-codes."""
@@ -575,9 +587,9 @@ async def set_up_account(
     """The full set-up: properties, then the pipeline, then the account's time zone (``details``,
     when the caller read them already); ``AccountSetupError`` says what an operator has to change
     in HubSpot (or in the settings) before the writer can start. On an account that holds
-    everything it reads and writes nothing: six calls (four property lists, the pipelines, the
+    everything it reads and writes nothing: seven calls (five property lists, the pipelines, the
     details). With orders written (X1), also the order and cart properties, the order pipeline
-    and the five association types: eight calls more. Without deals written, the deal pipeline is
+    and the six association types: nine calls more. Without deals written, the deal pipeline is
     neither needed nor looked up."""
     writes = commerce.objects.split(",")
     await ensure_properties(api, property_types(commerce.objects))

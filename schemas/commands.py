@@ -15,7 +15,7 @@ from typing import Annotated, Literal
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
-ObjectType = Literal["contacts", "deals", "products", "line_items", "orders", "carts"]
+ObjectType = Literal["contacts", "deals", "products", "line_items", "orders", "carts", "companies"]
 
 DEFAULT_ASSOCIATION = 0
 """An association type id meaning "HubSpot's own unlabelled type for this pair of object types":

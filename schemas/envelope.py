@@ -23,6 +23,8 @@ from schemas.shopify import (
     Cart,
     Checkout,
     CheckoutDeleted,
+    Company,
+    CompanyLocation,
     Customer,
     CustomerDeleted,
     Deleted,
@@ -60,6 +62,12 @@ BODY_MODELS: dict[str, type[ShopifyModel]] = {
     "products/create": Product,
     "products/update": Product,
     "products/delete": Deleted,
+    "companies/create": Company,  # X2
+    "companies/update": Company,
+    "companies/delete": Deleted,
+    "company_locations/create": CompanyLocation,
+    "company_locations/update": CompanyLocation,
+    "company_locations/delete": CompanyLocation,
 }
 """Every Shopify webhook topic the product consumes, and the model its body must satisfy.
 

@@ -167,6 +167,14 @@ class PriceSet(ShopifyModel):
     presentment_money: Money | None = None
 
 
+class OrderCompany(ShopifyModel):
+    """A B2B order's purchasing company (REST ``company``: ``{id, location_id}``; GraphQL's
+    ``PurchasingCompany`` names the company and the location the order was placed for, X2)."""
+
+    id: MaybeId = None
+    location_id: MaybeId = None
+
+
 class Order(ShopifyModel):
     """``orders/create|updated|paid|fulfilled|cancelled`` bodies (D1, D2, D5, D6, D7)."""
 
@@ -214,6 +222,7 @@ class Order(ShopifyModel):
     line_items: ListOf[OrderLineItem] = Field(default_factory=list)
     billing_address: Address | None = None
     shipping_address: Address | None = None
+    company: OrderCompany | None = None  # X2: set on B2B orders only
 
     def buyer_email(self) -> str | None:
         """The email the order was placed with: the order's, else its customer's."""
@@ -367,6 +376,39 @@ class Product(ShopifyModel):
         if not urls and self.image is not None and self.image.src:
             urls.append(self.image.src)
         return urls
+
+
+class Company(ShopifyModel):
+    """``companies/create|update`` bodies (X2): a B2B company of the shop (Shopify Plus). Its
+    locations arrive as ``company_locations/*``, each naming its ``company_id``."""
+
+    identity: ClassVar[tuple[str, ...]] = ("id",)
+
+    id: Id
+    name: MaybeText = None
+    external_id: MaybeText = None
+    note: MaybeText = None
+    customer_since: MaybeTimestamp = None
+    created_at: MaybeTimestamp = None
+    updated_at: MaybeTimestamp = None
+
+
+class CompanyLocation(ShopifyModel):
+    """``company_locations/create|update|delete`` bodies (X2): a branch of a company, with its
+    billing and shipping addresses. Named by its company (the HubSpot record it feeds); a
+    location without a readable ``id`` of its own is ignored (a field problem says why)."""
+
+    identity: ClassVar[tuple[str, ...]] = ("company_id",)
+
+    id: MaybeId = None
+    company_id: Id
+    name: MaybeText = None
+    external_id: MaybeText = None
+    phone: MaybeText = None
+    created_at: MaybeTimestamp = None
+    updated_at: MaybeTimestamp = None
+    billing_address: Address | None = None
+    shipping_address: Address | None = None
 
 
 class Deleted(ShopifyModel):

@@ -56,6 +56,7 @@ from schemas.reasons import reason_kind
 from streams import codec, faust_fixes, metrics
 from streams.deletions import ContactIdMapping, contact_id_mapping
 from streams.entities import (
+    COMPANIES,
     DELETION_ROUTER,
     HUBSPOT_OBJECTS,
     ID_ROUTER,
@@ -250,7 +251,10 @@ class Pipeline:
         self.hubspot_objects = table("hubspot-objects")
         self.tables: dict[str, Any] = {kind.name: table(kind.name) for kind in TIMED}
         self.report_facts = table("reports")  # E1 (streams.report_stage)
-        assert {"order-journeys", "hubspot-objects", "products", "reports", *self.tables} == set(TABLES)
+        self.company_states = table("companies")  # X2
+        assert {"order-journeys", "hubspot-objects", "products", "reports", "companies", *self.tables} == set(
+            TABLES
+        )
         self.product_states = table("products")
         # Stream time and timer indexes per partition, derived from the tables after each
         # assignment and dropped on every rebalance (streams.partition_time).
@@ -297,6 +301,16 @@ class Pipeline:
                 ROWS[kind.name], self.time[kind.name], stamp_partition=True,
             )  # fmt: skip
             self._agent(self.internal[kind.name], stage)
+        self._agent(  # X2: B2B companies, re-keyed by Shopify company id
+            self.internal["companies"],
+            Stage(
+                "companies",
+                COMPANIES,
+                functools.partial(_decode_entity_input, "companies"),
+                self.company_states,
+                ROWS["companies"],
+            ),
+        )
         self._agent(  # E1: each journey's deal facts, for the reports
             self.internal["reports"],
             Stage("reports", REPORTS, _decode_report, self.report_facts, ROWS["reports"]),

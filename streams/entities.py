@@ -25,7 +25,7 @@ from streams.deletions import ContactIdMapping, HubSpotObjectState, on_deletion,
 from streams.processor import Forward, Kind, Outcome, PoisonError
 from streams.report_stage import REPORTS, report_forwards
 from streams.routing import OrderMemory, UnroutableError, route
-from streams.rules import contacts, journeys, products
+from streams.rules import companies, contacts, journeys, products
 from streams.rules.journeys import FirstPurchase
 from streams.rules.keys import normalize_email
 from streams.rules.reports import DealFacts
@@ -69,6 +69,7 @@ LOG_RECORDS = _codec(Delivery, Tick)
 INPUTS: dict[str, InputCodec] = {
     "contacts": _codec(Delivery, Tick, HubSpotContactDeletion),
     "journeys": _codec(Delivery, Tick, FirstPurchase),
+    "companies": _codec(Delivery, Tick),
 }
 
 
@@ -226,6 +227,20 @@ def _journey_tick(state: journeys.JourneyState, now: datetime, config: RuleConfi
     return Outcome(outcome.state, outcome.commands, report_forwards(state, outcome.state))
 
 
+def _company(state: companies.CompanyState, delivery: Delivery, now: datetime, config: RuleConfig) -> Outcome:
+    outcome = companies.decide(state, delivery, now, config)
+    return Outcome(outcome.state, outcome.commands)
+
+
+COMPANIES = Kind(
+    name="companies",
+    new=lambda key: companies.CompanyState(company_id=int(key)),
+    decide=_company,
+    instant=lambda record: record.received_at if isinstance(record, Delivery) else None,
+)
+"""X2: B2B companies, keyed by Shopify company id (no timers: a company never waits for time)."""
+
+
 CONTACTS = Kind(
     name="contacts",
     new=lambda key: contacts.ContactState(email=key),
@@ -244,7 +259,8 @@ JOURNEYS = Kind(
 )
 TIMED: tuple[Kind, ...] = (CONTACTS, JOURNEYS)
 KINDS: dict[str, Kind] = {
-    k.name: k for k in (ROUTER, DELETION_ROUTER, ID_ROUTER, HUBSPOT_OBJECTS, PRODUCTS, *TIMED, REPORTS)
+    k.name: k
+    for k in (ROUTER, DELETION_ROUTER, ID_ROUTER, HUBSPOT_OBJECTS, PRODUCTS, COMPANIES, *TIMED, REPORTS)
 }
 ROWS: dict[str, Rows] = {
     "route": ROUTER_ROWS,
@@ -252,6 +268,7 @@ ROWS: dict[str, Rows] = {
     "products": model_rows(products.ProductState),
     "contacts": model_rows(contacts.ContactState),
     "journeys": model_rows(journeys.JourneyState),
+    "companies": model_rows(companies.CompanyState),
     "reports": model_rows(DealFacts),  # E1: each journey's deal facts (streams.report_stage)
 }
 

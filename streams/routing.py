@@ -10,11 +10,11 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from schemas.envelope import Delivery
-from schemas.shopify import Deleted, ShopifyModel
+from schemas.shopify import Company, CompanyLocation, Deleted, Order, ShopifyModel
 from streams.rules.contacts import email_of
 from streams.rules.keys import journey_key
 
-Target = tuple[Literal["contacts", "journeys"], str]
+Target = tuple[Literal["contacts", "journeys", "companies"], str]
 
 
 class UnroutableError(ValueError):
@@ -47,6 +47,9 @@ def route(delivery: Delivery, body: ShopifyModel, raw: bytes, memory: OrderMemor
     email = email_of(body)
     if email is not None:
         targets.append(("contacts", email))
+    company = _company_of(delivery, body)
+    if company is not None:  # X2: companies, their locations, and B2B orders
+        targets.append(("companies", company))
     if delivery.resource == "orders":
         known = memory or OrderMemory()
         if isinstance(body, Deleted):
@@ -71,3 +74,15 @@ def route(delivery: Delivery, body: ShopifyModel, raw: bytes, memory: OrderMemor
             raise UnroutableError(f"{delivery.topic} carries neither a cart token nor a token: no journey")
         targets.append(("journeys", key))
     return Routed(targets=targets)
+
+
+def _company_of(delivery: Delivery, body: ShopifyModel) -> str | None:
+    """The Shopify company a delivery feeds (X2): a company's own id (its delete too), a
+    location's ``company_id``, a B2B order's ``company.id``."""
+    if isinstance(body, Company) or (isinstance(body, Deleted) and delivery.resource == "companies"):
+        return str(body.id)
+    if isinstance(body, CompanyLocation):
+        return str(body.company_id)
+    if isinstance(body, Order) and body.company is not None and body.company.id is not None:
+        return str(body.company.id)
+    return None

@@ -31,6 +31,7 @@ TopicName = Literal[
     "shopify.checkouts",
     "shopify.carts",
     "shopify.products",
+    "shopify.companies",
     "shopify.deadletter",
     "shopify.field-problems",
     "shopify.parking",
@@ -47,6 +48,7 @@ ROUTED_TOPICS: tuple[TopicName, ...] = (
     "shopify.orders",
     "shopify.checkouts",
     "shopify.carts",
+    "shopify.companies",
     "hubspot.events",
 )
 CONSUMED_TOPICS: tuple[TopicName, ...] = (*ROUTED_TOPICS, "shopify.products", "hubspot.ids")
@@ -84,6 +86,10 @@ TOPICS: tuple[TopicSpec, ...] = (
     TopicSpec("shopify.checkouts", "checkout token", "checkouts/* deliveries and import records"),
     TopicSpec("shopify.carts", "cart token", "carts/* deliveries"),
     TopicSpec("shopify.products", "product id", "products/* deliveries and import records"),
+    TopicSpec(
+        "shopify.companies", "company id", "companies/* and company_locations/* deliveries (X2), "
+        "a location keyed by its company_id so one company's records stay in order",
+    ),
     TopicSpec(
         "shopify.deadletter", "source key", "input records that failed validation, with the "
         "reason and the original bytes", retention_ms=30 * DAY_MS,
@@ -124,17 +130,20 @@ SHOPIFY_RESOURCE_TOPICS: dict[str, TopicName] = {
     "checkouts": "shopify.checkouts",
     "carts": "shopify.carts",
     "products": "shopify.products",
+    "companies": "shopify.companies",  # X2: B2B companies and their locations, keyed by company
+    "company_locations": "shopify.companies",
 }
 """Which topic a Shopify resource's deliveries (``<resource>/<action>``) are appended to."""
 
 
-InternalName = Literal["contacts", "journeys", "hubspot-objects", "reports"]
+InternalName = Literal["contacts", "journeys", "hubspot-objects", "reports", "companies"]
 INTERNAL_TOPICS: dict[InternalName, str] = {
     "contacts": "deliveries re-keyed by contact email, HubSpot deletions, and ticks",
     "journeys": "deliveries re-keyed by purchase journey, first-purchase facts, and ticks",
     "hubspot-objects": "HubSpot contact deletions and the writer's contact ids, re-keyed by HubSpot "
     "object id so each deletion meets its contact's email (C4, R5)",
     "reports": "each journey's deal facts for the ecommerce reports (E1), keyed by journey",
+    "companies": "company deliveries and B2B orders re-keyed by Shopify company id (X2)",
 }
 TABLES: dict[str, str] = {
     "order-journeys": "what the orders router remembers of each order id (its journey and email)",
@@ -143,6 +152,7 @@ TABLES: dict[str, str] = {
     "journeys": "purchase journey states, and each partition's clock row",
     "products": "product states",
     "reports": "each journey's newest deal facts (E1; the dashboard folds its changelog)",
+    "companies": "B2B company states: the company, its locations, its orders' journeys and emails (X2)",
 }
 """The worker's tables; each is changelogged to ``<app id>-<table>-changelog`` (compacted)."""
 
@@ -300,6 +310,8 @@ def route(shopify_topic: str, body: dict[str, object]) -> tuple[TopicName, bytes
         why = NOT_RECORDS.get(shopify_topic, "not a topic the product consumes")
         raise UnroutableError(f"unsupported Shopify topic {shopify_topic!r}: {why}")
     ident = body.get("token") if resource in ("checkouts", "carts") else body.get("id")
+    if resource == "company_locations":  # a location is its company's record (X2)
+        ident = body.get("company_id")
     ident = ident if ident not in (None, "") else body.get("id")
     if ident in (None, ""):
         raise UnroutableError(f"{shopify_topic} body has no id or token")

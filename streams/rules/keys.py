@@ -14,6 +14,7 @@ UNIQUE_PROPERTY: dict[str, str] = {
     "deals": "shopify_deal_key",
     "products": "shopify_product_key",
     "line_items": "shopify_line_item_key",
+    "companies": "shopify_company_id",
 }
 """The property each object type is upserted by (and identified by in an account's dump)."""
 COMMERCE_UNIQUE_PROPERTY: dict[str, str] = {"orders": "shopify_order_key", "carts": "shopify_cart_key"}
@@ -54,6 +55,11 @@ def order_line_ref(journey: str, line_key: str) -> RecordRef:
 
 def cart_line_ref(journey: str, line_key: str) -> RecordRef:
     return line_item_ref(f"{journey}|cart", line_key)
+
+
+def company_ref(company_id: int) -> RecordRef:
+    """X2: a Shopify B2B company's HubSpot company, keyed by the Shopify company id."""
+    return RecordRef(object_type="companies", id_property="shopify_company_id", id_value=str(company_id))
 
 
 def line_item_ref(journey: str, line_key: str) -> RecordRef:
