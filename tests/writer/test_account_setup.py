@@ -41,7 +41,7 @@ VALID_FIELD_TYPES = {
 """HubSpot's "Property type and fieldType values" table (developers.hubspot.com, CRM API | Properties)."""
 
 GROUPS = {"contacts": "contactinformation", "deals": "dealinformation", "products": "productinformation",
-          "line_items": "lineiteminformation"}  # fmt: skip
+          "line_items": "lineiteminformation", "companies": "companyinformation"}  # fmt: skip
 SALES_STAGES = ["Appointment Scheduled", "Qualified To Buy", "Closed Won", "Closed Lost"]
 
 

@@ -27,7 +27,7 @@ from streams.rules.commerce import ORDER_STAGES
 from streams.rules.journeys import STAGES
 
 TYPE_IDS = {("orders", "contacts"): 507, ("line_items", "orders"): 514, ("carts", "contacts"): 586,
-            ("line_items", "carts"): 591, ("carts", "orders"): 592}  # fmt: skip
+            ("line_items", "carts"): 591, ("carts", "orders"): 592, ("companies", "orders"): 510}  # fmt: skip
 
 
 @dataclass
@@ -93,7 +93,9 @@ async def test_x1_deals_mode_asks_hubspot_nothing_about_orders_or_carts() -> Non
     touched = " ".join(p for _, p in account.requests)
     assert "orders" not in touched and "carts" not in touched and "labels" not in touched
     assert schema.order_pipeline_id == "" and schema.association_types == {}
-    assert len(account.requests) == 6 + 4  # four property lists (+ four creates), pipelines, details
+    assert (
+        len(account.requests) == 7 + 5
+    )  # five property lists (+ five creates: X2's companies too), pipelines, details
 
 
 @pytest.mark.parametrize("mode", ["orders", "deals,orders"])
