@@ -1,7 +1,7 @@
 """The writer's account set-up, done once and verified at each start, repaired when it drifts.
 
 A full set-up (``handlers.account_setup.set_up_account``) reads every property definition and
-the pipelines: six calls on an account that holds everything, more where it writes. Its outcome,
+the pipelines: seven calls on an account that holds everything, more where it writes. Its outcome,
 the pipeline and its stage ids, is remembered in ``hubspot.setup`` (``handlers.setup_cache``)
 under the fingerprint of what the code wants (every custom property's definition, the built-in
 properties it writes, the stages, the pipeline settings; X1's mode and order pipeline). A writer

@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from config.rules import RuleConfig
 from schemas.commands import DEFAULT_ASSOCIATION, AnyCommand, Archive, Associate, Dissociate, Upsert
 from schemas.envelope import Delivery
+from streams.inprocess import InProcessPipeline
 from streams.rules import companies
 from streams.rules.companies import COMPANY_TO_CONTACT, COMPANY_TO_DEAL, CompanyState
 from streams.rules.keys import company_ref, contact_ref, deal_ref, order_ref
@@ -257,3 +258,25 @@ def test_x2_duplicates_emit_nothing_and_replay_rebuilds_the_same_commands(
     again, repeated = run(events, config, state)
     assert repeated == [] and again.emitted == state.emitted
     assert run(events, config)[1] == commands
+
+
+@settings(max_examples=20, deadline=None)
+@given(config=CONFIGS, seed=st.integers(0, 2**32))
+def test_x2_through_the_routing_any_arrival_order_ends_in_the_same_company(
+    config: RuleConfig, seed: int
+) -> None:
+    """The same through the real routers (``streams.inprocess``): every delivery, the location's
+    and the order's included, reaches the company's entity, whatever the order of arrival."""
+
+    def company_after(events: list[Delivery]) -> CompanyState:
+        pipeline = InProcessPipeline(config=config)
+        for event in events:
+            pipeline.deliver(event)
+        assert not pipeline.dead_letters
+        state: CompanyState = pipeline.stores["companies"].states[str(COMPANY_ID)]
+        return state
+
+    events = history()
+    shuffled = list(events)
+    random.Random(seed).shuffle(shuffled)
+    assert company_after(shuffled).emitted == company_after(events).emitted == run(events, config)[0].emitted
