@@ -12,12 +12,14 @@ import random
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from config.rules import RuleConfig
 from schemas.commands import DEFAULT_ASSOCIATION, AnyCommand, Archive, Associate, Dissociate, Upsert
 from schemas.envelope import Delivery
+from streams.entities import ROWS
 from streams.inprocess import InProcessPipeline
 from streams.rules import companies
 from streams.rules.companies import COMPANY_TO_CONTACT, COMPANY_TO_DEAL, CompanyState
@@ -280,3 +282,10 @@ def test_x2_through_the_routing_any_arrival_order_ends_in_the_same_company(
     shuffled = list(events)
     random.Random(seed).shuffle(shuffled)
     assert company_after(shuffled).emitted == company_after(events).emitted == run(events, config)[0].emitted
+
+
+def test_x2_a_company_state_survives_its_table_row() -> None:
+    """The worker stores states as JSON rows (``streams.entities.ROWS``): read back, the same state."""
+    state, _ = run(history(), BOTH)
+    rows = ROWS["companies"]
+    assert rows.from_row(orjson.loads(orjson.dumps(rows.to_row(state)))) == state
