@@ -209,8 +209,7 @@ class PlanRunner:
         counts.commands += len(items)
         now = self.clock.monotonic()
         keys = {command.record.key for command, _ in items}
-        due = [h for h in self.held if self._due(h, now, keys)]
-        self.held = [h for h in self.held if not self._due(h, now, keys)]
+        due, self.held = _split(self.held, lambda h: self._due(h, now, keys))
         self._attempts = {h.key: h.attempts for h in due}
         self._read_errors = {}
         plan = coalesce([s for h in due for s in h.sources] + items)
@@ -224,8 +223,7 @@ class PlanRunner:
                 w for w in self.waiting if not {w.link.command.record.key, w.link.command.to.key} & gone
             ]
         now = self.clock.monotonic()
-        due_links = [w for w in self.waiting if w.next_try <= now]
-        self.waiting = [w for w in self.waiting if w.next_try > now]
+        due_links, self.waiting = _split(self.waiting, lambda w: w.next_try <= now)
         links = [w.link for w in due_links] + list(plan.links.values())
         await self._link(links, {id(w.link): w for w in due_links})
 
@@ -844,6 +842,15 @@ def _first_cause(failures: BaseExceptionGroup[BaseException]) -> BaseException:
 
 PRODUCT_WAIT_TRIES = 5
 """Rounds a line item waits for its product to exist in HubSpot (1 + 2 + 4 + 8 + 16 s of backoff)."""
+
+
+def _split(items: list[T], test: Callable[[T], bool]) -> tuple[list[T], list[T]]:
+    """(those that pass, the rest), each in order, testing each item once."""
+    yes: list[T] = []
+    no: list[T] = []
+    for item in items:
+        (yes if test(item) else no).append(item)
+    return yes, no
 
 
 def _record_key(record: RecordPlan) -> str:

@@ -191,11 +191,16 @@ def _product(state: products.ProductState, delivery: Delivery, now: datetime, co
     return Outcome(outcome.state, outcome.commands)
 
 
+def _received_at(record: object) -> datetime | None:
+    """A Shopify delivery's instant; other inputs carry none of their own."""
+    return record.received_at if isinstance(record, Delivery) else None
+
+
 PRODUCTS = Kind(
     name="products",
     new=lambda key: products.ProductState(product_id=int(key)),
     decide=_product,
-    instant=lambda record: record.received_at if isinstance(record, Delivery) else None,
+    instant=_received_at,
 )
 
 
@@ -236,7 +241,7 @@ COMPANIES = Kind(
     name="companies",
     new=lambda key: companies.CompanyState(company_id=int(key)),
     decide=_company,
-    instant=lambda record: record.received_at if isinstance(record, Delivery) else None,
+    instant=_received_at,
 )
 """X2: B2B companies, keyed by Shopify company id (no timers: a company never waits for time)."""
 
