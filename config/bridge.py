@@ -17,6 +17,22 @@ _SHOP_ENTRY = re.compile(r"^([a-z0-9][a-z0-9-]*(?:\.[a-z0-9-]+)+)=(.+)$", re.IGN
 a bare secret with '=' in it, base64 padding say, stays a secret for every shop)."""
 
 
+def shop_entries(configured: str) -> list[tuple[str | None, bytes]]:
+    """(shop domain or None for every shop, secret) of a comma-separated list of secrets, each
+    bare or ``shop.myshopify.com=secret``, in the order given."""
+    entries: list[tuple[str | None, bytes]] = []
+    for item in configured.split(","):
+        item = item.strip()
+        if not item:
+            continue
+        shop = _SHOP_ENTRY.match(item)
+        if shop is None:
+            entries.append((None, item.encode()))
+        else:
+            entries.append((shop.group(1).lower(), shop.group(2).strip().encode()))
+    return entries
+
+
 class BridgeSettings(SettingsPart):
     """The bridge's listener and the signatures it verifies (Shopify's HMAC, HubSpot's v3)."""
 
@@ -50,17 +66,7 @@ class BridgeSettings(SettingsPart):
 
     def _secret_entries(self) -> list[tuple[str | None, bytes]]:
         """(shop domain or None for every shop, secret), in the order given."""
-        entries: list[tuple[str | None, bytes]] = []
-        for item in self.shopify_webhook_secrets.get_secret_value().split(","):
-            item = item.strip()
-            if not item:
-                continue
-            shop = _SHOP_ENTRY.match(item)
-            if shop is None:
-                entries.append((None, item.encode()))
-            else:
-                entries.append((shop.group(1).lower(), shop.group(2).strip().encode()))
-        return entries
+        return shop_entries(self.shopify_webhook_secrets.get_secret_value())
 
     def webhook_secrets(self, shop_domain: str | None = None) -> list[bytes]:
         """The Shopify secrets that may sign a delivery of ``shop_domain`` (X3: several shops in
@@ -70,6 +76,10 @@ class BridgeSettings(SettingsPart):
         secrets are configured, has no secret: its deliveries are refused."""
         wanted = None if shop_domain is None else shop_domain.strip().lower()
         return [secret for shop, secret in self._secret_entries() if wanted is None or shop in (None, wanted)]
+
+    def first_webhook_shop(self) -> str | None:
+        """The first shop given a secret of its own, as listed (X3's default primary shop)."""
+        return next((shop for shop, _ in self._secret_entries() if shop is not None), None)
 
     def webhook_shops(self) -> list[str]:
         """The shops given secrets of their own, as configured."""

@@ -20,6 +20,12 @@ COMMERCE_MODES = ("deals", "orders", "deals,orders")
 HubSpot's Orders and Carts, or both."""
 
 
+def shop_key_prefix(shop_domain: str) -> str:
+    """X3: a non-primary shop's key prefix (a domain holds no '/', so the prefix cannot be part
+    of a key of the primary shop: ``cart:<token>``, ``product:<id>``, a company id)."""
+    return f"{shop_domain.strip().lower()}/"
+
+
 class RuleConfig(BaseModel, frozen=True):
     """Every delay of the rules (W4: all configurable) and the variant switch (P5). (Frozen by a
     class argument, so ``RuleSettings`` can add the environment's settings config beside it.)"""
@@ -58,6 +64,34 @@ class RuleConfig(BaseModel, frozen=True):
         "Order Pipeline",
         description="X1: the order pipeline the product writes Orders to (HubSpot's default).",
     )
+    primary_shop: str | None = Field(
+        None,
+        description="X3: the shop whose records keep the single-shop keys (every other shop's keys "
+        "are prefixed with its domain); none: every shop keeps them (a single-shop deployment). "
+        "Settings default it to the first shop given its own secret in SHOPIFY_WEBHOOK_SECRETS.",
+    )
+
+    @field_validator("primary_shop", mode="before")
+    @classmethod
+    def _shop_domain(cls, value: object) -> object:
+        """A shop domain in lower case; empty means none."""
+        if isinstance(value, str):
+            return value.strip().lower() or None
+        return value
+
+    def key_prefix(self, shop_domain: str | None) -> str:
+        """X3: what a shop's natural keys (and Kafka keys) start with: nothing for the primary
+        shop, for a record without a shop, and in a single-shop deployment (no primary shop), so
+        those keys stay byte for byte what they were; ``<domain>/`` for any other shop."""
+        shop = (shop_domain or "").strip().lower()
+        if self.primary_shop is None or not shop or shop == self.primary_shop:
+            return ""
+        return shop_key_prefix(shop)
+
+    @property
+    def several_shops(self) -> bool:
+        """X3: whether shops are told apart (a primary shop is set): contacts then list theirs."""
+        return self.primary_shop is not None
 
     @field_validator("commerce_objects", mode="before")
     @classmethod

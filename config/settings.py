@@ -16,7 +16,7 @@ from config.bridge import ENVELOPE_RESERVE_BYTES, BridgeSettings
 from config.importer import ImporterSettings
 from config.kafka import KafkaSettings
 from config.observability import ObservabilitySettings
-from config.rules import RuleSettings
+from config.rules import RuleConfig, RuleSettings
 from config.worker import WorkerSettings
 from config.writer import WriterSettings
 
@@ -51,6 +51,8 @@ class Settings(
                 value = value.total_seconds()
             elif isinstance(value, bool):
                 value = "true" if value else "false"
+            elif value is None:
+                value = ""
             env[self.env_name(field)] = str(value)
         return env
 
@@ -58,6 +60,14 @@ class Settings(
         """The largest webhook body the bridge reads (413 beyond): the envelope's headers and
         receive time must fit beside it (the envelope's exact size is checked again)."""
         return self.max_delivery_bytes() - ENVELOPE_RESERVE_BYTES
+
+    def rule_config(self) -> RuleConfig:
+        """The rules' settings; X3's primary shop defaults to the first shop given its own
+        secret (``SHOPIFY_WEBHOOK_SECRETS``), so listing the existing shop first keeps its keys."""
+        config = super().rule_config()
+        if config.primary_shop is None and self.first_webhook_shop() is not None:
+            config = config.model_copy(update={"primary_shop": self.first_webhook_shop()})
+        return config
 
     def writer_group(self) -> str:
         return self.writer_group_id or f"{self.app_id}-writer"

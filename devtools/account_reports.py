@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
+from streams.rules.keys import is_variant_key
 from streams.rules.reports import DealFacts, compute, deals_by_stage, facts_of
 
 
@@ -39,7 +40,7 @@ def account_summary(account: dict[str, Any]) -> dict[str, Any]:
     variants = sum(
         1
         for p in account.get("products", [])
-        if (p["properties"].get("shopify_product_key") or "").startswith("variant:")
+        if is_variant_key(p["properties"].get("shopify_product_key") or "")
     )
     stages = deals_by_stage(account_facts(account))
     return {

@@ -23,9 +23,10 @@ import click
 import orjson
 
 from devtools.localrun import kafka_bootstrap
-from devtools.samplestore import generate, scenario_lines
-from devtools.simulate import Live, Result, parse, run
+from devtools.samplestore import generate, scenario_lines, several_shops
+from devtools.simulate import SIMULATED_SHOP, Live, Result, parse, run
 from hubspot_sandbox.tiers import Tier
+from streams.rules.keys import CONTACT_SHOPS_PROPERTY, SHOP_PROPERTY, is_variant_key
 
 
 def summary(account: dict[str, Any], dead_letters: dict[str, int]) -> list[str]:
@@ -46,9 +47,7 @@ def summary(account: dict[str, Any], dead_letters: dict[str, int]) -> list[str]:
         return [(f"  {kind} in {stage}", n) for stage, n in stages]
 
     variants = sum(
-        1
-        for p in account["products"]
-        if (p["properties"].get("shopify_product_key") or "").startswith("variant:")
+        1 for p in account["products"] if is_variant_key(p["properties"].get("shopify_product_key") or "")
     )
     rows = [
         ("Contacts synced", len(account["contacts"])),
@@ -67,13 +66,35 @@ def summary(account: dict[str, Any], dead_letters: dict[str, int]) -> list[str]:
         ("Deals archived (D4, 48 h pending)", account.get("archived", {}).get("deals", 0)),
         *((f"Dead-lettered: {topic}", n) for topic, n in sorted(dead_letters.items())),
     ]  # fmt: skip
+    rows += shop_rows(account)
     width = max(len(label) for label, _ in rows)
     return [f"{label:<{width}}  {value:>6}" for label, value in rows]
 
 
+SHOP_TYPES = ("deals", "orders", "carts", "products", "line_items", "companies")
+
+
+def shop_rows(account: dict[str, Any]) -> list[tuple[str, int]]:
+    """X3: per shop, the records it has and the contacts that list it; none for one shop. A
+    record without ``shopify_shop_domain`` is the primary shop's (simulate's own shop)."""
+    contacts = [c["properties"].get(CONTACT_SHOPS_PROPERTY) or "" for c in account.get("contacts", [])]
+    if not any(contacts):
+        return []
+    listed = Counter(shop for value in contacts for shop in value.split(";") if shop)
+    rows: list[tuple[str, int]] = [("Contacts in more than one shop (X3)", sum(";" in v for v in contacts))]
+    for shop in sorted(listed):
+        rows.append((f"Shop {shop}: contacts listing it", listed[shop]))
+        for otype in SHOP_TYPES:
+            records = account.get(otype) or []
+            mine = [r for r in records if (r["properties"].get(SHOP_PROPERTY) or SIMULATED_SHOP) == shop]
+            if records:
+                rows.append((f"  {otype.replace('_', ' ')}", len(mine)))
+    return rows
+
+
 def run_demo(
     customers: int, seed: int, timeout_s: float, keep: bool = False, tier: Tier = "professional",
-    commerce_objects: str = "deals",
+    commerce_objects: str = "deals", shops: int = 1,
 ) -> Result:  # fmt: skip
     """Generate the store, run it, print the summary; the caller reports loss (R7) and exits.
 
@@ -82,11 +103,13 @@ def run_demo(
     # aiokafka warns about retried sends while brand-new topics elect leaders; harmless, and noise here.
     logging.getLogger("aiokafka").setLevel(logging.ERROR)
     work = Path(tempfile.mkdtemp(prefix="shopsync-demo-"))
-    store = generate(customers=customers, seed=seed)
+    # X3: several shops are generated from the same sample data (same ids and emails in each)
+    store = several_shops(shops, customers, seed) if shops > 1 else generate(customers=customers, seed=seed)
     lines = scenario_lines(store, seed=seed, delete_in_hubspot=1)
     path = work / "scenario.jsonl"
     path.write_bytes(b"\n".join(orjson.dumps(line, default=str) for line in lines))
-    click.echo(f"sample store: {customers} customers, {len(store.events)} Shopify events; scenario of "
+    click.echo(f"sample store: {shops} shop(s) of {customers} customers, {len(store.events)} Shopify "
+               f"events; scenario of "
                f"{len(lines)} lines (duplicates, out-of-order deliveries, clock ticks 12 simulated "
                f"hours apart, a deletion in HubSpot): {path}; HubSpot sandbox tier: {tier}; "
                f"commerce objects: {commerce_objects}",

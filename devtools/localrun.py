@@ -110,7 +110,7 @@ def stop_together(*processes: ServiceProcess, timeout_s: float = 20.0) -> None:
 def delivery_for(event: SampleEvent, received_at: datetime | None = None) -> Delivery:
     """The envelope the bridge would append for this sample event."""
     return Delivery(
-        topic=event.topic, shop_domain=SHOP_DOMAIN, webhook_id=f"wh-{event.event_id}",
+        topic=event.topic, shop_domain=event.shop or SHOP_DOMAIN, webhook_id=f"wh-{event.event_id}",
         event_id=event.event_id, triggered_at=event.at, api_version=API_VERSION,
         received_at=received_at or event.at, source="import" if event.source == "import" else "webhook",
         body=event.body,
@@ -127,8 +127,9 @@ async def append_events(settings: Settings, events: Iterable[SampleEvent]) -> in
     count = 0
     try:
         futures = []
+        key_prefix = settings.rule_config().key_prefix  # X3: a second shop's keys
         for event in events:
-            name, key = route(event.topic, event.body)
+            name, key = route(event.topic, event.body, key_prefix(event.shop or SHOP_DOMAIN))
             futures.append(
                 await producer.send(topic_name(settings, name), encode(delivery_for(event)), key=key)
             )

@@ -324,6 +324,8 @@ class SampleEvent:
     body: dict[str, Any]
     event_id: str
     source: str = "webhook"
+    shop: str | None = None
+    """X3: the shop it happens in; None: the one store (``SHOP_DOMAIN``, or simulate's own)."""
 
 
 @dataclass
@@ -334,16 +336,21 @@ class SampleStore:
     customers: list[dict[str, Any]] = field(default_factory=list)
     products: list[dict[str, Any]] = field(default_factory=list)
 
+    shop: str | None = None
+    """X3: the shop every event of this store happens in (None: the one store)."""
+
     def add(self, at: datetime, topic: str, body: dict[str, Any], source: str = "webhook") -> str:
         event_id = str(stable_id("event", len(self.events), topic, body.get("id"), digits=10))
-        self.events.append(SampleEvent(at, topic, body, event_id, source))
+        self.events.append(SampleEvent(at, topic, body, event_id, source, self.shop))
         return event_id
 
     def ordered(self) -> list[SampleEvent]:
         return sorted(self.events, key=lambda e: e.at)
 
 
-def generate(customers: int = 20, seed: int = 7, start: datetime = DEFAULT_START) -> SampleStore:
+def generate(
+    customers: int = 20, seed: int = 7, start: datetime = DEFAULT_START, shop: str | None = None
+) -> SampleStore:
     """A store with ``customers`` buyers over a few simulated days.
 
     Journeys: the first customers follow :data:`FIXED_JOURNEYS` (one of each kind), the rest are
@@ -353,7 +360,7 @@ def generate(customers: int = 20, seed: int = 7, start: datetime = DEFAULT_START
     cancelled or deleted.
     """
     rng = random.Random(seed)
-    store = SampleStore()
+    store = SampleStore(shop=shop)
     for i, spec in enumerate(PRODUCTS):
         body = product_body(stable_id("product", seed, i), spec, start - timedelta(days=30))
         store.products.append(body)
@@ -426,6 +433,28 @@ def generate(customers: int = 20, seed: int = 7, start: datetime = DEFAULT_START
     return store
 
 
+def shop_domain(n: int) -> str | None:
+    """The domain of the ``n``-th generated shop (from 1): the first is the one store (None)."""
+    return None if n == 1 else f"sample-store-{n}.myshopify.com"
+
+
+def several_shops(
+    shops: int, customers: int = 20, seed: int = 7, start: datetime = DEFAULT_START
+) -> SampleStore:
+    """X3: ``shops`` stores in one event stream, as dev stores seeded from the same sample data
+    are: the same product, variant, customer, order ids, cart and checkout tokens, emails and
+    even event ids in every shop (so every customer is in every shop, by email), each shop's
+    events 7 hours after the one before's. The first shop is the one store (no domain of its own:
+    the primary shop), the others ``sample-store-<n>.myshopify.com``."""
+    merged = SampleStore()
+    for n in range(1, shops + 1):
+        store = generate(customers, seed, start + timedelta(hours=7 * (n - 1)), shop=shop_domain(n))
+        merged.events += store.events
+        merged.customers += store.customers
+        merged.products += store.products
+    return merged
+
+
 def scenario_lines(
     store: SampleStore,
     tick_every: timedelta = timedelta(hours=12),
@@ -449,11 +478,14 @@ def scenario_lines(
     lines: list[dict[str, Any]] = []
     deliveries: list[dict[str, Any]] = []
     for event in events:
+        shop = {"shop": event.shop} if event.shop else {}  # X3: a second shop's line names it
         if event.source == "import":
-            deliveries.append({"at": event.at, "import": event.topic.partition("/")[0], "body": event.body})
+            deliveries.append(
+                {"at": event.at, "import": event.topic.partition("/")[0], "body": event.body, **shop}
+            )
         else:
             deliveries.append({"at": event.at, "shopify": event.topic, "body": event.body,
-                               "headers": {"X-Shopify-Event-Id": event.event_id}})  # fmt: skip
+                               "headers": {"X-Shopify-Event-Id": event.event_id}, **shop})  # fmt: skip
             if seed is not None and rng.random() < 0.05:
                 deliveries.append(dict(deliveries[-1]))  # Shopify's retry of the same event
     if seed is not None:

@@ -61,6 +61,8 @@ from streams.ticker import append_ticks
 from streams.topics import UnroutableError, ensure_topics, route, topic_name
 
 SHOPIFY_SECRET = "simulate-shopify-secret"
+SIMULATED_SHOP = "simulated.myshopify.com"
+"""The shop of every line that names none (X3: the primary shop when some line names another)."""
 HUBSPOT_SECRET = "simulate-hubspot-secret"
 SANDBOX_TOKEN = "simulate-token"
 
@@ -83,6 +85,8 @@ class Line(BaseModel):
     body: dict[str, Any] | None = None
     headers: dict[str, str] | None = None
     email: str | None = None
+    shop: str | None = None
+    """X3: the shop of a delivery or import record (``X-Shopify-Shop-Domain``); none: ``SIMULATED_SHOP``."""
 
     @model_validator(mode="after")
     def _one_kind(self) -> Line:
@@ -124,7 +128,7 @@ def shopify_headers(body: bytes, line: Line) -> dict[str, str]:
     event_id = str(uuid.uuid4())
     headers = {
         "X-Shopify-Topic": str(line.shopify), "X-Shopify-Event-Id": event_id,
-        "X-Shopify-Webhook-Id": str(uuid.uuid4()), "X-Shopify-Shop-Domain": "simulated.myshopify.com",
+        "X-Shopify-Webhook-Id": str(uuid.uuid4()), "X-Shopify-Shop-Domain": line.shop or SIMULATED_SHOP,
         "X-Shopify-API-Version": "2026-04", "X-Shopify-Triggered-At": line.at.isoformat(),
         "Content-Type": "application/json", SIMULATED_RECEIVED_AT: line.at.isoformat(),
     }  # fmt: skip
@@ -171,7 +175,10 @@ async def run(
     one a Free account has), and the writer uses that pipeline."""
     suffix = unique_suffix()
     bridge_port = free_port()
+    named = {shop.lower() for _, line in scenario for shop in _shops_of(line)}
+    several = bool(named - {SIMULATED_SHOP})  # X3: the lines' own shop is then the primary shop
     settings = Settings(
+        primary_shop=SIMULATED_SHOP if several else None,
         kafka_bootstrap_servers=bootstrap, topic_prefix=f"sim-{suffix}.", app_id=f"shopsync-sim-{suffix}",
         data_dir=work / "worker", session_timeout_s=6.0, tick_interval_s=0, simulation_mode=True,
         commit_interval_s=0.1,
@@ -251,6 +258,12 @@ file order, and every other kind of line waits for all deliveries before it (and
 each delivery carries its line's instant (``SIMULATED_RECEIVED_AT``), so the worker decides it as
 of that instant whatever was appended around it. One at a time, the 1,100 deliveries of the
 200-customer demo spent 11 s waiting for the bridge's acks=all appends."""
+
+
+def _shops_of(line: Line) -> list[str]:
+    """The shops a line names (its ``shop``, an ``X-Shopify-Shop-Domain`` header)."""
+    headers = {k.lower(): v for k, v in (line.headers or {}).items()}
+    return [s for s in (line.shop, headers.get("x-shopify-shop-domain")) if s]
 
 
 def _identities(line: Line) -> frozenset[str]:
@@ -337,10 +350,11 @@ async def _apply(
     """A line that is not a Shopify delivery (those are posted by :class:`_Posts`)."""
     if line.import_ is not None:
         assert line.body is not None
-        delivery = import_delivery(line.import_, line.body, "simulated.myshopify.com", "2026-04")
+        shop = line.shop or SIMULATED_SHOP
+        delivery = import_delivery(line.import_, line.body, shop, "2026-04")
         delivery = delivery.model_copy(update={"received_at": line.at})
         try:
-            name, key = route(IMPORT_TOPICS[line.import_], line.body)
+            name, key = route(IMPORT_TOPICS[line.import_], line.body, settings.rule_config().key_prefix(shop))
             target, value = topic_name(settings, name), encode(delivery)
         except UnroutableError as exc:  # as the import does: a record without identity is dead-lettered
             target, key = topic_name(settings, "shopify.deadletter"), None

@@ -54,6 +54,7 @@ from streams.rules.commerce import ORDER_STAGES
 from streams.rules.companies import ADDRESS_PROPERTIES
 from streams.rules.consent import CONSENT_PROPERTIES
 from streams.rules.journeys import STAGES
+from streams.rules.keys import CONTACT_SHOPS_PROPERTY, SHOP_PROPERTY
 
 log = logging.getLogger(__name__)
 
@@ -149,6 +150,8 @@ ABANDONED_AT = PropertyDef("shopify_abandoned_at", "Shopify checkout abandoned a
 CART_TRIGGER = PropertyDef("shopify_abandoned_cart_trigger_at", "Shopify abandoned-cart trigger", "datetime")
 RECOVERED = PropertyDef("shopify_recovered_checkout", "Shopify recovered checkout", "bool")
 NEW_CUSTOMER = PropertyDef("shopify_new_customer_order", "Shopify new customer's first order", "bool")
+SHOP = PropertyDef(SHOP_PROPERTY, "Shopify shop")
+"""X3: the shop of a record of a non-primary shop (empty: the primary shop's)."""
 """The trigger properties (W1, W2) and abandonment facts a deal carries, and an Order or Cart (X1)."""
 
 CUSTOM_PROPERTIES: dict[ObjectType, list[PropertyDef]] = {
@@ -162,6 +165,7 @@ CUSTOM_PROPERTIES: dict[ObjectType, list[PropertyDef]] = {
         PropertyDef("shopify_reengagement_trigger_at", "Shopify re-engagement trigger", "datetime"),
         # X4: Shopify's marketing consent, every value Shopify documents as an option.
         *(PropertyDef(c.name, c.label, c.type, options=c.options) for c in CONSENT_PROPERTIES),
+        PropertyDef(CONTACT_SHOPS_PROPERTY, "Shopify shops"),  # X3: the shops the contact is known in
     ],
     "deals": [
         *_from_fields(DEAL_FIELDS, "deals"),
@@ -170,6 +174,7 @@ CUSTOM_PROPERTIES: dict[ObjectType, list[PropertyDef]] = {
         CART_TRIGGER,
         RECOVERED,
         NEW_CUSTOMER,
+        SHOP,
     ],
     "products": [
         *_from_fields(PRODUCT_FIELDS, "products"),
@@ -177,12 +182,14 @@ CUSTOM_PROPERTIES: dict[ObjectType, list[PropertyDef]] = {
         PropertyDef("shopify_product_id", "Shopify product ID"),
         PropertyDef("shopify_variant_id", "Shopify variant ID"),
         PropertyDef("shopify_parent_product_id", "Shopify parent product ID"),
+        SHOP,
     ],
     "line_items": [
         PropertyDef("shopify_line_item_key", "Shopify line", unique=True),
         PropertyDef("shopify_product_id", "Shopify product ID"),
         PropertyDef("shopify_variant_id", "Shopify variant ID"),
         PropertyDef("shopify_total_discount", "Shopify line discount", "number"),
+        SHOP,
     ],
     "companies": [  # X2: B2B companies (streams.rules.companies)
         PropertyDef("shopify_company_id", "Shopify company ID", unique=True),
@@ -192,6 +199,7 @@ CUSTOM_PROPERTIES: dict[ObjectType, list[PropertyDef]] = {
         PropertyDef("shopify_company_customer_since", "Shopify company customer since", "datetime"),
         PropertyDef("shopify_company_locations", "Shopify company locations"),
         PropertyDef("shopify_company_deleted_at", "Shopify company deleted at", "datetime"),
+        SHOP,
     ],
 }
 
@@ -206,6 +214,7 @@ COMMERCE_PROPERTIES: dict[ObjectType, list[PropertyDef]] = {
         *_shopify_fields("orders"),
         PropertyDef("shopify_order_key", "Shopify purchase journey", unique=True),
         NEW_CUSTOMER,
+        SHOP,
     ],
     "carts": [
         *_shopify_fields("carts"),
@@ -213,6 +222,7 @@ COMMERCE_PROPERTIES: dict[ObjectType, list[PropertyDef]] = {
         ABANDONED_AT,
         CART_TRIGGER,
         RECOVERED,
+        SHOP,
     ],
 }
 """X1: the custom properties of Orders and Carts, set up only when orders are written. HubSpot's

@@ -129,6 +129,7 @@ class Bridge:
         self.settings = settings
         self.appender = appender
         self.simulated_now: datetime | None = None  # simulation mode only: the scenario's clock
+        self.key_prefix = settings.rule_config().key_prefix  # X3: a shop's Kafka keys
 
     async def shopify(self, request: web.Request) -> web.Response:
         raw = await _read_body(request, self.settings.bridge_body_limit())
@@ -168,7 +169,7 @@ class Bridge:
         except ValidationError as exc:
             return _error(400, f"bad delivery headers: {exc.errors()[0]['loc']} {exc.errors()[0]['msg']}")
         try:
-            name, key = route(topic, body)
+            name, key = route(topic, body, self.key_prefix(delivery.shop_domain))
             value = encode_delivery(delivery)
         except UnroutableError as exc:
             name, key = "shopify.parking", event_id.encode()

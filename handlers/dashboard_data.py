@@ -37,6 +37,7 @@ from pydantic import ValidationError
 from config import Settings
 from handlers.loss import LossReport, add_records
 from streams.deletions import GONE_PREFIX
+from streams.rules.keys import is_variant_key
 from streams.rules.reports import DealFacts, compute, deals_by_stage
 from streams.topics import (
     CONSUMED_TOPICS,
@@ -54,7 +55,7 @@ HEALTH_TOPICS: tuple[TopicName, ...] = (
     "hubspot.commands.dlq",
     "shopify.field-problems",
 )
-VARIANT_KEY = "products:shopify_product_key:variant:"  # a variant synced as a product (P5)
+PRODUCT_KEY = "products:shopify_product_key:"  # a product's id-map key (variants too, P5)
 
 
 @dataclass
@@ -219,7 +220,7 @@ class DashboardData:
             key.split(":", 1)[0] for key, hubspot_id in self.ids.items()
             if hubspot_id is not None and not (key.startswith("contacts:") and hubspot_id in self.deleted)
         )  # fmt: skip
-        variants = sum(1 for key, live in self.ids.items() if live and key.startswith(VARIANT_KEY))
+        variants = sum(1 for key, live in self.ids.items() if live and _is_variant(key))
         stages = deals_by_stage(self.facts.values()) if self.settings.writes("deals") else {}
         return {
             "contacts": held.get("contacts", 0),
@@ -312,3 +313,8 @@ async def _scrape(host: str, port: int) -> dict[str, float] | None:
             labels = ",".join(f'{k}="{v}"' for k, v in sorted(sample.labels.items()))
             samples[f"{sample.name}{{{labels}}}" if labels else sample.name] = sample.value
     return samples
+
+
+def _is_variant(key: str) -> bool:
+    """An id-map key of a variant synced as a product, of any shop (X3: ``<shop>/variant:<id>``)."""
+    return key.startswith(PRODUCT_KEY) and is_variant_key(key.removeprefix(PRODUCT_KEY))

@@ -77,6 +77,29 @@ class ImportState:
         os.replace(tmp, self.path)
 
 
+@dataclass(frozen=True)
+class ShopImport:
+    """One shop of an import (X3): its Admin API base URL, its token, its progress file."""
+
+    shop: str
+    url: str
+    token: str
+    state_path: Path
+
+
+def import_plan(settings: Settings, shops: tuple[str, ...], state_path: Path) -> list[ShopImport]:
+    """The shops to import, in the order given, each with its own token (``admin_token``) and,
+    when there are several, its own progress file beside ``state_path`` (one shop keeps that very
+    file, so a single-shop import resumes as before)."""
+    plan, unique = [], dict.fromkeys(shops)
+    for given in unique:
+        url = given if given.startswith("http") else f"https://{given}"
+        host = httpx.URL(url).host
+        path = state_path if len(unique) == 1 else state_path.with_name(f"{state_path.stem}.{host}.json")
+        plan.append(ShopImport(host, url, settings.admin_token(host), path))
+    return plan
+
+
 def next_link(header: str | None) -> str | None:
     """The ``rel="next"`` URL of Shopify's ``Link`` header."""
     for part in (header or "").split(","):
@@ -105,9 +128,10 @@ def _placed(
         reason = f"import {resource}: the listed record is not a JSON object"
         original = orjson.dumps(record)
     else:
+        prefix = settings.rule_config().key_prefix(shop)  # X3: the shop's keys
         delivery = import_delivery(resource, record, shop, api_version)
         try:
-            name, key = route(delivery.topic, record)
+            name, key = route(delivery.topic, record, prefix)
             return topic_name(settings, name), key, encode(delivery)
         except UnroutableError as exc:
             reason, original = f"import {resource}: {exc}", encode(delivery)

@@ -45,6 +45,7 @@ from schemas.commands import (
     RecordRef,
     Upsert,
 )
+from streams.rules.keys import SHOP_PROPERTY, shop_prefix_of
 
 log = logging.getLogger(__name__)
 RETRY_WAITING_EVERY_S = 2.0
@@ -508,11 +509,14 @@ class PlanRunner:
         return found if found is not None else command.association_type_id
 
     def _product_keys(self, props: dict[str, PropertyValue]) -> list[str]:
+        """The id-map keys of a line item's variant and product, in its shop (X3: a non-primary
+        shop's line item names its shop, and its products are keyed with that shop's prefix)."""
+        prefix = shop_prefix_of(props.get(SHOP_PROPERTY))
         keys = []
         if props.get("shopify_variant_id"):
-            keys.append(f"products:shopify_product_key:variant:{props['shopify_variant_id']}")
+            keys.append(f"products:shopify_product_key:{prefix}variant:{props['shopify_variant_id']}")
         if props.get("shopify_product_id"):
-            keys.append(f"products:shopify_product_key:product:{props['shopify_product_id']}")
+            keys.append(f"products:shopify_product_key:{prefix}product:{props['shopify_product_id']}")
         return keys
 
     def _product_id_for(self, props: dict[str, PropertyValue]) -> str | None:

@@ -165,53 +165,72 @@ def bridge() -> None:
 
 
 @main.command(name="import")
-@click.option("--shop", required=True, help="The shop: example.myshopify.com, or a full base URL.")
+@click.option(
+    "--shop",
+    "shops",
+    required=True,
+    multiple=True,
+    help="The shop: example.myshopify.com, or a full base URL; repeat it for several shops (X3).",
+)
 @click.option(
     "--state",
     "state_path",
     type=click.Path(path_type=Path),
     default=Path(".local/import-state.json"),
     show_default=True,
-    help="Where progress is kept (delete it to import from scratch).",
+    help="Where progress is kept (delete it to import from scratch); with several shops, one file "
+    "per shop beside it (import-state.<shop>.json).",
 )
 @click.option("--resources", default="products,customers,orders,checkouts", show_default=True)
 @click.option("--api-version", default="2026-04", show_default=True)
 @ALLOW_LOSS
-def import_(shop: str, state_path: Path, resources: str, api_version: str, allow_loss: bool) -> None:
-    """Initial import (C5): append the shop's customers, orders, products and abandoned checkouts
-    as import events. Resumable: run it again after a crash or Ctrl-C and it goes on where it
-    stopped. Needs SHOPIFY_ADMIN_TOKEN.
+def import_(
+    shops: tuple[str, ...], state_path: Path, resources: str, api_version: str, allow_loss: bool
+) -> None:
+    """Initial import (C5): append each shop's customers, orders, products and abandoned
+    checkouts as import events, each record with its shop (X3). Resumable: run it again after a
+    crash or Ctrl-C and it goes on where it stopped. Needs SHOPIFY_ADMIN_TOKEN (for several
+    shops: 'shop.myshopify.com=token' entries, comma-separated).
 
     Records without an identity (no id or token) cannot be appended where they belong: they are
     dead-lettered, reported by reason, and the command exits 3, unless --allow-loss."""
-    from handlers.importer import RESOURCES, ShopifyImportError, run_import
+    from handlers.importer import RESOURCES, ShopifyImportError, import_plan, run_import
 
     settings = _settings()
-    token = settings.shopify_admin_token.get_secret_value()
-    if not token:
-        raise click.ClickException("SHOPIFY_ADMIN_TOKEN is not set (the app's Admin API access token)")
     chosen = tuple(r.strip() for r in resources.split(",") if r.strip())
     unknown = set(chosen) - set(RESOURCES)
     if unknown:
         raise click.BadParameter(f"unknown resources {sorted(unknown)}; choose from {RESOURCES}")
+    plan = import_plan(settings, shops, state_path)
+    missing = [p.shop for p in plan if not p.token]
+    if missing:
+        raise click.ClickException(
+            f"SHOPIFY_ADMIN_TOKEN has no token for {', '.join(missing)} (the app's Admin API access token)"
+        )
     from streams.runtime import tune_gc
 
-    url = shop if shop.startswith("http") else f"https://{shop}"
     report = LossReport()
     tune_gc()
-    try:
-        counts = asyncio.run(
-            run_import(
-                settings, url, token, state_path, resources=chosen, api_version=api_version, report=report
+    for shop in plan:
+        try:
+            counts = asyncio.run(
+                run_import(
+                    settings,
+                    shop.url,
+                    shop.token,
+                    shop.state_path,
+                    resources=chosen,
+                    api_version=api_version,
+                    report=report,
+                )
             )
-        )
-    except ShopifyImportError as exc:
-        raise click.ClickException(str(exc)) from exc
-    except KeyboardInterrupt:
-        raise click.ClickException(
-            f"interrupted; run the same command again to resume ({state_path})"
-        ) from None
-    click.echo(f"imported {counts}")
+        except ShopifyImportError as exc:
+            raise click.ClickException(str(exc)) from exc
+        except KeyboardInterrupt:
+            raise click.ClickException(
+                f"interrupted; run the same command again to resume ({shop.state_path})"
+            ) from None
+        click.echo(f"imported {shop.shop}: {counts}")
     _report_and_exit(report, allow_loss)
 
 
@@ -404,10 +423,13 @@ def simulate(
               "be created, so the stages are added to the default pipeline first, as an operator "
               "would).")  # fmt: skip
 @COMMERCE_OBJECTS
+@click.option("--shops", default=1, show_default=True, type=click.IntRange(1, 9),
+              help="X3: generated shops in one deployment (the same sample data, so the same ids and "
+              "emails in each), into one HubSpot account.")  # fmt: skip
 @ALLOW_LOSS
 def demo(
     customers: int, seed: int, timeout: float, exit_when_done: bool, tier: str, commerce_objects: str,
-    allow_loss: bool,
+    shops: int, allow_loss: bool,
 ) -> None:  # fmt: skip
     """Run the whole pipeline on a generated sample store and print the summary (SPEC S1).
 
@@ -428,6 +450,7 @@ def demo(
             keep=keep,
             tier=next(t for t in TIERS if t == tier),
             commerce_objects=commerce_objects,
+            shops=shops,
         )
     except (RuntimeError, TimeoutError) as exc:
         raise click.ClickException(str(exc)) from exc

@@ -70,6 +70,7 @@ from streams.entities import (
     Rows,
     encode_forward,
     orjson_kind,
+    product_key,
     router_key,
     what_of,
 )
@@ -509,7 +510,7 @@ class Pipeline:
             lambda _: record.parse_body_with_problems(), raw, f"body does not fit {record.topic}"
         )
         routable = Routable(record, body, raw)
-        return Decoded(router_key(routable), routable, problems, record)
+        return Decoded(router_key(routable, self.config), routable, problems, record)
 
     def _decode_product(self, event: Any, raw: bytes) -> Decoded | None:
         record = _parse(LOG_RECORDS.decode, raw, "not a valid record")
@@ -518,7 +519,7 @@ class Pipeline:
         body, problems = _parse(
             lambda _: record.parse_body_with_problems(), raw, f"body does not fit {record.topic}"
         )
-        return Decoded(str(int(getattr(body, "id", 0))), record, problems, record)
+        return Decoded(product_key(record, body, self.config), record, problems, record)
 
     def _problem_records(
         self, event: Any, record: Delivery, problems: tuple[FieldProblem, ...]

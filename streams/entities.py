@@ -27,7 +27,7 @@ from streams.report_stage import REPORTS, report_forwards
 from streams.routing import OrderMemory, UnroutableError, route
 from streams.rules import companies, contacts, journeys, products
 from streams.rules.journeys import FirstPurchase
-from streams.rules.keys import normalize_email
+from streams.rules.keys import normalize_email, split_key
 from streams.rules.reports import DealFacts
 
 ContactInput = Delivery | Tick | HubSpotContactDeletion
@@ -107,16 +107,22 @@ class Routable:
     raw: bytes
 
 
-def router_key(routable: Routable) -> str:
-    """The routers' state key: the order id for orders (their memory), none for the rest."""
+def router_key(routable: Routable, config: RuleConfig) -> str:
+    """The routers' state key: the order id in its shop for orders (their memory: X3, two shops'
+    orders with one id never share it), none for the rest."""
     if routable.delivery.resource != "orders":
         return ""
-    return str(getattr(routable.body, "id", ""))
+    return config.key_prefix(routable.delivery.shop_domain) + str(getattr(routable.body, "id", ""))
+
+
+def product_key(delivery: Delivery, body: ShopifyModel, config: RuleConfig) -> str:
+    """The products stage's key: the product id in its shop (X3)."""
+    return config.key_prefix(delivery.shop_domain) + str(int(getattr(body, "id", 0)))
 
 
 def _route(state: OrderMemory | None, routable: Routable, now: datetime, config: RuleConfig) -> Outcome:
     try:
-        routed = route(routable.delivery, routable.body, routable.raw, state)
+        routed = route(routable.delivery, routable.body, routable.raw, state, config)
     except UnroutableError as exc:
         raise PoisonError(str(exc)) from exc
     forwards = [Forward(name, key, routable.delivery, routable.raw) for name, key in routed.targets]
@@ -198,7 +204,7 @@ def _received_at(record: object) -> datetime | None:
 
 PRODUCTS = Kind(
     name="products",
-    new=lambda key: products.ProductState(product_id=int(key)),
+    new=lambda key: products.ProductState(product_id=int(split_key(key)[1]), prefix=split_key(key)[0]),
     decide=_product,
     instant=_received_at,
 )
@@ -239,7 +245,7 @@ def _company(state: companies.CompanyState, delivery: Delivery, now: datetime, c
 
 COMPANIES = Kind(
     name="companies",
-    new=lambda key: companies.CompanyState(company_id=int(key)),
+    new=lambda key: companies.CompanyState(company_id=int(split_key(key)[1]), prefix=split_key(key)[0]),
     decide=_company,
     instant=_received_at,
 )

@@ -30,6 +30,7 @@ from streams.entities import (
     TIMED,
     Routable,
     decode_forward,
+    product_key,
     router_key,
     what_of,
 )
@@ -87,10 +88,10 @@ class InProcessPipeline:
             return []
         self.field_problems += [(delivery.topic, problem) for problem in problems]
         if delivery.resource == "products":
-            self._run(PRODUCTS, str(int(getattr(body, "id", 0))), delivery, raw)
+            self._run(PRODUCTS, product_key(delivery, body, self.config), delivery, raw)
         else:
             routable = Routable(delivery, body, raw)
-            self._run(ROUTER, router_key(routable), routable, raw)
+            self._run(ROUTER, router_key(routable, self.config), routable, raw)
         return self.commands[start:]
 
     def deletion(self, event: HubSpotContactDeletion) -> list[AnyCommand]:

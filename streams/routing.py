@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from config.rules import RuleConfig
 from schemas.envelope import Delivery
 from schemas.shopify import Company, CompanyLocation, Deleted, Order, ShopifyModel
 from streams.rules.contacts import email_of
@@ -41,15 +42,20 @@ class Routed:
     also_forward: list[tuple[Target, bytes]] = field(default_factory=list)  # (target, raw delivery)
 
 
-def route(delivery: Delivery, body: ShopifyModel, raw: bytes, memory: OrderMemory | None) -> Routed:
-    """Targets of a validated delivery. ``memory`` is the orders router's record of this order id."""
+def route(
+    delivery: Delivery, body: ShopifyModel, raw: bytes, memory: OrderMemory | None, config: RuleConfig
+) -> Routed:
+    """Targets of a validated delivery. ``memory`` is the orders router's record of this order id
+    (in its shop). X3: journeys and companies are keyed in the delivery's shop; contacts by email
+    alone (one contact per email across shops)."""
     targets: list[Target] = []
+    prefix = config.key_prefix(delivery.shop_domain)
     email = email_of(body)
     if email is not None:
         targets.append(("contacts", email))
     company = _company_of(delivery, body)
     if company is not None:  # X2: companies, their locations, and B2B orders
-        targets.append(("companies", company))
+        targets.append(("companies", f"{prefix}{company}"))
     if delivery.resource == "orders":
         known = memory or OrderMemory()
         if isinstance(body, Deleted):
@@ -57,7 +63,7 @@ def route(delivery: Delivery, body: ShopifyModel, raw: bytes, memory: OrderMemor
                 contact: list[Target] = [("contacts", known.email)] if known.email else []
                 return Routed(targets=[*targets, *contact, ("journeys", known.journey)])
             return Routed(targets=targets, memory=OrderMemory(pending_delete=raw))
-        key = journey_key(body)
+        key = journey_key(body, prefix)
         if key is None:  # pragma: no cover - every order has a journey (its own id at worst)
             raise UnroutableError(f"{delivery.topic} has no journey")
         targets.append(("journeys", key))
@@ -69,7 +75,7 @@ def route(delivery: Delivery, body: ShopifyModel, raw: bytes, memory: OrderMemor
             also = [(target, known.pending_delete) for target in targets]
         return Routed(targets=targets, memory=remembered, also_forward=also)
     if delivery.resource in ("checkouts", "carts"):
-        key = journey_key(body)
+        key = journey_key(body, prefix)
         if key is None:
             raise UnroutableError(f"{delivery.topic} carries neither a cart token nor a token: no journey")
         targets.append(("journeys", key))

@@ -296,11 +296,13 @@ NOT_RECORDS = {
 order they concern arrives whole as ``orders/updated``)."""
 
 
-def route(shopify_topic: str, body: dict[str, object]) -> tuple[TopicName, bytes]:
+def route(shopify_topic: str, body: dict[str, object], prefix: str = "") -> tuple[TopicName, bytes]:
     """Where a Shopify delivery is appended, and its Kafka key (the record's identity).
 
     Checkouts are keyed by token (their id is absent from the webhook), carts by token, the rest
-    by id, so every version of one record lands on one partition, in order. A topic without a
+    by id, so every version of one record lands on one partition, in order. X3: ``prefix`` is the
+    shop's key prefix (``RuleConfig.key_prefix``: empty for the primary shop), so one shop's
+    record keeps its partition and never shares a key with another shop's. A topic without a
     model in ``BODY_MODELS`` (its body is not a full record, or nothing reads it) is unroutable:
     the bridge parks it.
     """
@@ -315,7 +317,7 @@ def route(shopify_topic: str, body: dict[str, object]) -> tuple[TopicName, bytes
     ident = ident if ident not in (None, "") else body.get("id")
     if ident in (None, ""):
         raise UnroutableError(f"{shopify_topic} body has no id or token")
-    return name, str(ident).encode()
+    return name, f"{prefix}{ident}".encode()
 
 
 def is_size_error(exc: BaseException) -> bool:

@@ -37,6 +37,8 @@ from streams.rules.journeys import (
     completed_at,
     deal_fields,
     effective_abandonment,
+    line_views,
+    shop_marks,
     stage,
 )
 from streams.rules.keys import cart_line_ref, cart_ref, order_line_ref, order_ref
@@ -91,11 +93,11 @@ def render_order(state: JourneyState, config: RuleConfig) -> ObjectView:
         "hs_pipeline_stage": ORDER_STAGE.get(current or "", current),
         "shopify_order_key": state.key,
         "shopify_new_customer_order": _new_customer(state, current),
-    }
+    } | shop_marks(state, config)
     return ObjectView(
         exists=True,
         properties=props,
-        lines={line.key: line.properties() for line in state.order.lines},
+        lines=line_views(state.order.lines, state, config),
         contact=state.order.email,
     )
 
@@ -123,11 +125,11 @@ def render_cart(state: JourneyState, config: RuleConfig) -> ObjectView:
         "shopify_abandoned_at": format_value(abandoned),
         "shopify_abandoned_cart_trigger_at": format_value(abandoned_cart_trigger(state)),
         "shopify_recovered_checkout": "true" if recovered else None,
-    }
+    } | shop_marks(state, config)
     return ObjectView(
         exists=True,
         properties=props,
-        lines={line.key: line.properties() for line in checkout.lines},
+        lines=line_views(checkout.lines, state, config),
         contact=checkout.email,
         linked=state.key if state.order is not None else None,
     )

@@ -39,7 +39,15 @@ from schemas.envelope import Delivery
 from schemas.shopify import Address, Company, CompanyLocation, Deleted, Order
 from streams.mapping import format_value
 from streams.rules.common import Version, evolve, remember, upsert_if_changed, version_of
-from streams.rules.keys import company_ref, contact_ref, deal_ref, journey_key, normalize_email, order_ref
+from streams.rules.keys import (
+    SHOP_PROPERTY,
+    company_ref,
+    contact_ref,
+    deal_ref,
+    journey_key,
+    normalize_email,
+    order_ref,
+)
 
 COMPANY_TO_CONTACT = 280
 COMPANY_TO_DEAL = 342
@@ -99,6 +107,8 @@ class CompanyState(BaseModel):
     """One Shopify company's entity state (keyed by the Shopify company id)."""
 
     company_id: int
+    prefix: str = ""
+    """X3: the key prefix of the company's shop (empty for the primary shop)."""
     seen: dict[str, datetime] = Field(default_factory=dict)
     company: CompanySnap | None = None
     deleted_at: datetime | None = None
@@ -158,7 +168,7 @@ def _apply(state: CompanyState, delivery: Delivery, record: object) -> CompanySt
             snap = LocationSnap(version, record.name, record.created_at, _address(record))
             return evolve(state, {"locations": {**state.locations, key: snap}})
     elif isinstance(record, Order) and record.company is not None and record.company.id == state.company_id:
-        journey = journey_key(record)
+        journey = journey_key(record, state.prefix)
         key = str(record.id)
         version = version_of(record.updated_at, delivery.body, at)
         linked = state.orders.get(key)
@@ -192,7 +202,9 @@ def render(state: CompanyState, config: RuleConfig) -> CompanyView:
     """What HubSpot should hold for the company, from the state alone."""
     if state.company is None and not state.orders and not state.locations:
         return CompanyView()
-    props: dict[str, PropertyValue] = {"shopify_company_id": str(state.company_id)}
+    props: dict[str, PropertyValue] = {"shopify_company_id": f"{state.prefix}{state.company_id}"}
+    if state.prefix:  # X3: a non-primary shop's company names its shop
+        props[SHOP_PROPERTY] = state.prefix.removesuffix("/")
     if state.company is not None:
         props |= state.company.properties
     if state.locations or state.orders:
@@ -226,13 +238,13 @@ def _link_changes(
     return [*gone, *new]
 
 
-def diff(company_id: int, before: CompanyView, after: CompanyView) -> list[AnyCommand]:
+def diff(company_id: int, before: CompanyView, after: CompanyView, prefix: str = "") -> list[AnyCommand]:
     """The commands taking HubSpot from ``before`` to ``after``: the upsert first, so the writer
     (which makes associations after every upsert of its window, and holds one whose end is not in
     HubSpot yet) links the company once both ends exist."""
     if not after.exists:
         return []
-    record = company_ref(company_id)
+    record = company_ref(company_id, prefix)
     commands = upsert_if_changed(record, after.properties, before.properties if before.exists else None)
     for kind in ("contacts", "deals", "orders"):
         commands += _link_changes(record, getattr(before, kind), getattr(after, kind), kind)
@@ -241,7 +253,9 @@ def diff(company_id: int, before: CompanyView, after: CompanyView) -> list[AnyCo
 
 def _finish(state: CompanyState, config: RuleConfig) -> Outcome:
     view = render(state, config)
-    return Outcome(evolve(state, {"emitted": view}), diff(state.company_id, state.emitted, view))
+    return Outcome(
+        evolve(state, {"emitted": view}), diff(state.company_id, state.emitted, view, state.prefix)
+    )
 
 
 def decide(state: CompanyState, delivery: Delivery, now: datetime, config: RuleConfig) -> Outcome:

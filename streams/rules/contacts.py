@@ -37,6 +37,12 @@ and W3), and by HubSpot's ``contact.deletion`` (C4). Rules, in short:
   deterministic function of Shopify's data, so replay writes the same values and never enrols a
   deal twice; a workflow that must stop for the cancelled deal can un-enrol on the flag turning
   false.
+- X3 (several shops): one contact per email across shops, as HubSpot dedupes; with a primary
+  shop set, ``shopify_shops`` lists every shop whose customer, checkout or order carries the
+  email. Per-shop facts combine: orders are told apart by shop (an order id is only unique in
+  its shop), so purchases, W1 and W3 span every shop; ``shopify_orders_count`` is the sum of each
+  shop's newest count (a count has no currency; no money total is a contact property); every
+  other property follows the newest version across shops, as within one shop.
 - W3: ``reengage_after`` (default 90 days) after the last purchase, unless another purchase came,
   ``shopify_reengagement_trigger_at`` is set to that due time; each purchase re-arms it. A
   cancelled last purchase re-arms it from the purchase before; a trigger already fired keeps the
@@ -59,7 +65,7 @@ from streams.mapping import carried_contact_properties, contact_properties, form
 from streams.rules.common import Version, evolve, remember, upsert_if_changed, version_of
 from streams.rules.consent import consents_of
 from streams.rules.journeys import FirstPurchase, order_stage
-from streams.rules.keys import contact_ref, journey_key, normalize_email
+from streams.rules.keys import CONTACT_SHOPS_PROPERTY, contact_ref, journey_key, normalize_email
 
 IMPORT_DRILL_DOWN = ("INTEGRATION_SYNC", "integrations-sync")  # C5
 
@@ -134,6 +140,8 @@ class ContactState(BaseModel):
     reengagement_late: bool = False
     reengagement_basis: datetime | None = None  # the last purchase the fired trigger counted from
     first_purchase_journey: str | None = None
+    shops: tuple[str, ...] = ()  # X3: the shops whose records fed the contact, sorted
+    shop_counts: dict[str, Stamped] = Field(default_factory=dict)  # X3: shop -> its newest orders count
     emitted: ContactView = Field(default_factory=ContactView)
 
 
@@ -283,7 +291,22 @@ def _first_purchase(state: ContactState) -> tuple[str, datetime] | None:
     return order_id, at
 
 
-def render(state: ContactState) -> ContactView:
+ORDERS_COUNT = "shopify_orders_count"
+
+
+def _shop_facts(state: ContactState, config: RuleConfig) -> dict[str, PropertyValue]:
+    """X3: the shops listed, and the orders count summed over shops once more than one gave one
+    (a single shop's count stays the value its customer gave, byte for byte)."""
+    if not config.several_shops:
+        return {}
+    facts: dict[str, PropertyValue] = {CONTACT_SHOPS_PROPERTY: ";".join(state.shops) or None}
+    counts = [c.value for c in state.shop_counts.values() if c.value is not None]
+    if len(state.shop_counts) > 1:
+        facts[ORDERS_COUNT] = str(sum(int(c) for c in counts if c.isdigit())) if counts else None
+    return facts
+
+
+def render(state: ContactState, config: RuleConfig | None = None) -> ContactView:
     """What HubSpot should hold for this email; nothing at all once HubSpot deleted it (C4)."""
     if state.deleted_in_hubspot_at is not None:
         return state.emitted  # frozen as last sent: no further writes, no re-creation
@@ -296,6 +319,7 @@ def render(state: ContactState) -> ContactView:
         value = profile[k].value if k in profile else None
         props[k] = value if value is not None else (billing[k].value if k in billing else None)
     props.update({k: stamped.value for k, stamped in state.consent.items()})
+    props.update(_shop_facts(state, config or RuleConfig()))
     props["email"] = state.email
     if state.origin is not None:
         props["shopify_source_drill_down_1"] = state.origin.drill_down_1
@@ -324,8 +348,10 @@ def reengagement_trigger(state: ContactState) -> datetime | None:
     return fired
 
 
-def _finish(before: ContactState, state: ContactState, event_id: str, now: datetime) -> Outcome:
-    view = render(state)
+def _finish(
+    before: ContactState, state: ContactState, event_id: str, now: datetime, config: RuleConfig
+) -> Outcome:
+    view = render(state, config)
     commands: list[AnyCommand] = []
     if view.exists and state.deleted_in_hubspot_at is None:
         # C4: once created, a contact is only ever updated. If HubSpot deleted it before its
@@ -350,13 +376,17 @@ def _finish(before: ContactState, state: ContactState, event_id: str, now: datet
     return Outcome(state=evolve(state, {"emitted": view}), commands=commands, facts=facts)
 
 
-def _apply(state: ContactState, delivery: Delivery, record: ShopifyModel) -> ContactState:
+def _apply(state: ContactState, delivery: Delivery, record: ShopifyModel, config: RuleConfig) -> ContactState:
+    prefix = config.key_prefix(delivery.shop_domain)  # X3: an order id is unique in its shop only
     if isinstance(record, Deleted):  # orders/delete: the order leaves the purchase history
         if delivery.resource != "orders":
             return state
-        return _void(state, str(record.id), delivery.event_time)
+        return _void(state, f"{prefix}{record.id}", delivery.event_time)
     version = version_of(getattr(record, "updated_at", None), delivery.body, delivery.event_time)
     update: dict[str, object] = {}
+    shop = delivery.shop_domain.strip().lower()
+    if config.several_shops and shop and shop not in state.shops:
+        update["shops"] = tuple(sorted({*state.shops, shop}))
     origin = _origin_of(record, delivery, version.digest)
     if state.origin is None or origin.rank < state.origin.rank:
         update["origin"] = origin
@@ -366,24 +396,39 @@ def _apply(state: ContactState, delivery: Delivery, record: ShopifyModel) -> Con
         props["shopify_customer_id"] = str(record.id)
         update["profile"] = _stamp(state.profile, version, props)
         update["consent"] = _stamp_consent(state.consent, record, version)
+        update["shop_counts"] = _count(state, shop, version, props, config)
     elif isinstance(record, Checkout | Order):
         if record.customer is not None:
             # The nested customer is the customer as of its own updated_at, like a customer record.
             nested = Version(
                 updated_at=record.customer.updated_at or version.updated_at, digest=version.digest
             )
-            update["profile"] = _stamp(state.profile, nested, _nested_customer(record))
+            carried = _nested_customer(record)
+            update["profile"] = _stamp(state.profile, nested, carried)
             update["consent"] = _stamp_consent(state.consent, record.customer, nested)
+            update["shop_counts"] = _count(state, shop, nested, carried, config)
         update["billing"] = _stamp(state.billing, version, _billing_of(record))
         if isinstance(record, Order) and record.created_at is not None:
-            order_id = str(record.id)
-            key = journey_key(record)
+            order_id = f"{prefix}{record.id}"
+            key = journey_key(record, prefix)
             update["purchases"] = {**state.purchases, order_id: record.created_at}
             if key is not None:
                 update["purchase_journeys"] = {**state.purchase_journeys, order_id: key}
             if not _is_purchase(record):
                 update["voided"] = _void(state, order_id, record.cancelled_at or version.updated_at).voided
     return evolve(state, update)
+
+
+def _count(
+    state: ContactState, shop: str, version: Version, props: dict[str, PropertyValue], config: RuleConfig
+) -> dict[str, Stamped]:
+    """X3: the shop's orders count, newest version wins within the shop."""
+    if not config.several_shops or ORDERS_COUNT not in props:
+        return state.shop_counts
+    known = state.shop_counts.get(shop)
+    if known is not None and not version.newer_than(known.version):
+        return state.shop_counts
+    return {**state.shop_counts, shop: Stamped(version=version, value=props[ORDERS_COUNT])}
 
 
 def _void(state: ContactState, order_id: str, at: datetime) -> ContactState:
@@ -397,13 +442,16 @@ def _void(state: ContactState, order_id: str, at: datetime) -> ContactState:
 
 def decide(state: ContactState, delivery: Delivery, now: datetime, config: RuleConfig) -> Outcome:
     """Fold a customer, checkout or order delivery for this email into the contact."""
-    seen = remember(state.seen, delivery.event_id, delivery.event_time, config.dedupe_ttl)
+    # X3: event ids are a shop's own (an import's are made from record ids): one shop's never
+    # drops another's as a duplicate in the one contact they share.
+    event_id = config.key_prefix(delivery.shop_domain) + delivery.event_id
+    seen = remember(state.seen, event_id, delivery.event_time, config.dedupe_ttl)
     if seen is None:
         return Outcome(state=state)
     record = delivery.parse_body()
     fired = fire(state, now, config)
-    after = _apply(evolve(fired, {"seen": seen}), delivery, record)
-    return _finish(state, after, delivery.event_id, now)
+    after = _apply(evolve(fired, {"seen": seen}), delivery, record, config)
+    return _finish(state, after, event_id, now, config)
 
 
 def decide_deletion(
@@ -417,7 +465,7 @@ def decide_deletion(
 
 
 def on_tick(state: ContactState, now: datetime, config: RuleConfig) -> Outcome:
-    return _finish(state, fire(state, now, config), f"tick:{state.email}", now)
+    return _finish(state, fire(state, now, config), f"tick:{state.email}", now, config)
 
 
 def email_of(record: ShopifyModel) -> str | None:

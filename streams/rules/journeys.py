@@ -53,7 +53,7 @@ from schemas.shopify import (
 from schemas.types import FinancialStatus, FulfillmentStatus
 from streams.mapping import DEAL_FIELDS, carried_commerce_properties, carried_deal_properties, format_value
 from streams.rules.common import Version, evolve, remember, version_of
-from streams.rules.keys import deal_ref, line_item_ref, normalize_email
+from streams.rules.keys import SHOP_PROPERTY, deal_ref, line_item_ref, normalize_email
 from streams.rules.views import ObjectKind, ObjectView, diff_object
 
 Stage = Literal[
@@ -383,6 +383,20 @@ def deal_fields(state: JourneyState) -> dict[str, PropertyValue]:
     return props
 
 
+def shop_marks(state: JourneyState, config: RuleConfig) -> dict[str, PropertyValue]:
+    """X3: the property naming a non-primary shop, on each of its journey's records (none for the
+    primary shop, whose records keep exactly their properties)."""
+    return {SHOP_PROPERTY: state.shop} if config.key_prefix(state.shop) else {}
+
+
+def line_views(
+    lines: tuple[Line, ...], state: JourneyState, config: RuleConfig
+) -> dict[str, dict[str, PropertyValue]]:
+    """The line items of one object, by line key, each marked with its shop (X3)."""
+    marks = shop_marks(state, config)
+    return {line.key: {**line.properties(), **marks} for line in lines}
+
+
 def render(state: JourneyState, config: RuleConfig) -> DealView:
     """What HubSpot should hold for this journey, from the state alone."""
     current = stage(state)
@@ -412,6 +426,7 @@ def render(state: JourneyState, config: RuleConfig) -> DealView:
     )
     if state.order_deleted_at is not None:
         props["shopify_cancelled_at"] = format_value(state.order_deleted_at)  # D5
+    props |= shop_marks(state, config)
     if state.order is not None:
         lines = state.order.lines
     else:
@@ -421,7 +436,7 @@ def render(state: JourneyState, config: RuleConfig) -> DealView:
     return DealView(
         exists=True,
         properties=props,
-        lines={line.key: line.properties() for line in lines},
+        lines=line_views(lines, state, config),
         contact=email,
     )
 

@@ -2,11 +2,17 @@
 
 Contacts by normalised email (HubSpot's own unique key); deals, line items and products by custom
 ``hasUniqueValue`` properties holding Shopify identities, which the writer creates in the account.
+
+X3 (several shops): every key but a contact's takes the shop's ``prefix``
+(``RuleConfig.key_prefix``): empty for the primary shop (and in a single-shop deployment), so its
+keys are what they always were; ``<domain>/`` for any other shop, so two shops with the same ids
+or tokens never share a record. Contacts are keyed by email alone: HubSpot dedupes by email.
 """
 
 from __future__ import annotations
 
-from schemas.commands import RecordRef
+from config.rules import shop_key_prefix
+from schemas.commands import PropertyValue, RecordRef
 from schemas.shopify import Cart, Checkout, CheckoutDeleted, Order, ShopifyModel
 
 UNIQUE_PROPERTY: dict[str, str] = {
@@ -17,6 +23,11 @@ UNIQUE_PROPERTY: dict[str, str] = {
     "companies": "shopify_company_id",
 }
 """The property each object type is upserted by (and identified by in an account's dump)."""
+SHOP_PROPERTY = "shopify_shop_domain"
+"""X3: the shop a record of a non-primary shop came from (deals, line items, products, Orders,
+Carts, companies); the primary shop's records keep exactly the properties they always had."""
+CONTACT_SHOPS_PROPERTY = "shopify_shops"
+"""X3: the shops a contact's records came from (``;``-separated domains), with several shops."""
 COMMERCE_UNIQUE_PROPERTY: dict[str, str] = {"orders": "shopify_order_key", "carts": "shopify_cart_key"}
 """X1: the same for Orders and Carts, which exist only where orders are written (the tools that
 read a whole account read them only then)."""
@@ -57,9 +68,11 @@ def cart_line_ref(journey: str, line_key: str) -> RecordRef:
     return line_item_ref(f"{journey}|cart", line_key)
 
 
-def company_ref(company_id: int) -> RecordRef:
+def company_ref(company_id: int, prefix: str = "") -> RecordRef:
     """X2: a Shopify B2B company's HubSpot company, keyed by the Shopify company id."""
-    return RecordRef(object_type="companies", id_property="shopify_company_id", id_value=str(company_id))
+    return RecordRef(
+        object_type="companies", id_property="shopify_company_id", id_value=f"{prefix}{company_id}"
+    )
 
 
 def line_item_ref(journey: str, line_key: str) -> RecordRef:
@@ -68,19 +81,43 @@ def line_item_ref(journey: str, line_key: str) -> RecordRef:
     )
 
 
-def product_ref(product_id: int) -> RecordRef:
+def product_ref(product_id: int, prefix: str = "") -> RecordRef:
     return RecordRef(
-        object_type="products", id_property="shopify_product_key", id_value=f"product:{product_id}"
+        object_type="products", id_property="shopify_product_key", id_value=f"{prefix}product:{product_id}"
     )
 
 
-def variant_ref(variant_id: int) -> RecordRef:
+def variant_ref(variant_id: int, prefix: str = "") -> RecordRef:
     return RecordRef(
-        object_type="products", id_property="shopify_product_key", id_value=f"variant:{variant_id}"
+        object_type="products", id_property="shopify_product_key", id_value=f"{prefix}variant:{variant_id}"
     )
 
 
-def journey_key(record: ShopifyModel) -> str | None:
+def shop_prefix_of(shop_domain: PropertyValue) -> str:
+    """The key prefix of a record carrying ``shopify_shop_domain`` (set only on records of a
+    non-primary shop): how the writer finds the products of such a shop's line items."""
+    return shop_key_prefix(shop_domain) if isinstance(shop_domain, str) and shop_domain else ""
+
+
+def split_key(key: str) -> tuple[str, str]:
+    """(prefix, the key without it): an entity key of any shop (``b.myshopify.com/42``: the
+    prefix ``b.myshopify.com/`` and ``42``; the primary shop's ``42``: ``""`` and ``42``)."""
+    prefix, slash, rest = key.rpartition("/")
+    return (f"{prefix}{slash}", rest)
+
+
+def is_variant_key(product_key: str) -> bool:
+    """Whether a ``shopify_product_key`` names a variant synced as a product (P5), in any shop."""
+    return split_key(product_key)[1].startswith("variant:")
+
+
+def journey_key(record: ShopifyModel, prefix: str = "") -> str | None:
+    """The journey of a record, in its shop (see :func:`bare_journey_key`)."""
+    key = bare_journey_key(record)
+    return f"{prefix}{key}" if key is not None else None
+
+
+def bare_journey_key(record: ShopifyModel) -> str | None:
     """The deal key of a cart, checkout or order: its cart token, else checkout token, else id.
 
     Shopify links the records of one purchase by ``cart_token`` (carts, checkouts, orders) and

@@ -25,7 +25,7 @@ from schemas.envelope import Delivery
 from schemas.shopify import Deleted, Product, Variant
 from streams.mapping import format_value, product_properties
 from streams.rules.common import Version, evolve, remember, upsert_if_changed, version_of
-from streams.rules.keys import product_ref, variant_ref
+from streams.rules.keys import SHOP_PROPERTY, product_ref, variant_ref
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +41,8 @@ class ProductState(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     product_id: int
+    prefix: str = ""
+    """X3: the key prefix of the product's shop (empty for the primary shop)."""
     partition: int = -1
     seen: dict[str, datetime] = Field(default_factory=dict)
     version: Version | None = None
@@ -99,23 +101,28 @@ def render(state: ProductState, config: RuleConfig) -> ProductView:
     )
 
 
-def diff(product_id: int, before: ProductView, after: ProductView) -> list[AnyCommand]:
+def diff(product_id: int, before: ProductView, after: ProductView, prefix: str = "") -> list[AnyCommand]:
     if not after.exists:
         if not before.exists:
             return []
-        archives: list[AnyCommand] = [Archive(record=variant_ref(v)) for v in sorted(before.variants)]
-        return [*archives, Archive(record=product_ref(product_id))]
+        archives: list[AnyCommand] = [Archive(record=variant_ref(v, prefix)) for v in sorted(before.variants)]
+        return [*archives, Archive(record=product_ref(product_id, prefix))]
     commands = upsert_if_changed(
-        product_ref(product_id), after.properties, before.properties if before.exists else None
+        product_ref(product_id, prefix), after.properties, before.properties if before.exists else None
     )
     for vid, props in sorted(after.variants.items()):
         previous = before.variants.get(vid) if before.exists else None
-        commands += upsert_if_changed(variant_ref(vid), props, previous)
+        commands += upsert_if_changed(variant_ref(vid, prefix), props, previous)
     if before.exists:
         commands += [
-            Archive(record=variant_ref(v)) for v in sorted(set(before.variants) - set(after.variants))
+            Archive(record=variant_ref(v, prefix)) for v in sorted(set(before.variants) - set(after.variants))
         ]
     return commands
+
+
+def _with_shop(props: dict[str, PropertyValue], prefix: str) -> dict[str, PropertyValue]:
+    """X3: a non-primary shop's product (or variant) names its shop."""
+    return {**props, SHOP_PROPERTY: prefix.removesuffix("/")} if prefix else props
 
 
 def decide(state: ProductState, delivery: Delivery, now: datetime, config: RuleConfig) -> Outcome:
@@ -133,14 +140,15 @@ def decide(state: ProductState, delivery: Delivery, now: datetime, config: RuleC
         if version.newer_than(after.version):
             props = product_properties(record)
             props["shopify_product_id"] = str(record.id)
+            variants = {v: _with_shop(p, state.prefix) for v, p in _variants(after, record).items()}
             after = evolve(
                 after,
                 {
                     "version": version,
-                    "properties": props,
-                    "variants": _variants(after, record),
+                    "properties": _with_shop(props, state.prefix),
+                    "variants": variants,
                 },
             )
     view = render(after, config)
-    commands = diff(state.product_id, state.emitted, view)
+    commands = diff(state.product_id, state.emitted, view, state.prefix)
     return Outcome(state=evolve(after, {"emitted": view}), commands=commands)

@@ -123,6 +123,7 @@ def _int(text: str | None) -> int:
 DEAL_READ = (
     "dealstage", "shopify_currency", "shopify_created_at", "amount", "shopify_current_total_price",
     "shopify_financial_status", "shopify_abandoned_at", "shopify_recovered_checkout", "shopify_customer_id",
+    "shopify_shop_domain",
 )  # fmt: skip
 LINE_READ = (
     "name",
@@ -175,9 +176,14 @@ def facts_of(key: str, stage: str | None, props: Props, lines: Iterable[Props]) 
     """A deal's facts from its properties (the rules' view or HubSpot's record: the same names).
     Built without validation (every value is made here with its field's type): the journeys call
     this for every deal change the reports can see."""
+    currency = props.get("shopify_currency") or UNKNOWN
+    # X3: a non-primary shop's deals (only they name their shop) are reported apart, as a currency
+    # of their own ("USD (b.myshopify.com)"), so two shops' orders, customer ids and product ids
+    # never mix in one report.
+    shop = props.get("shopify_shop_domain")
     return DealFacts.model_construct(
         key=key,
-        currency=props.get("shopify_currency") or UNKNOWN,
+        currency=f"{currency} ({shop})" if shop else currency,
         stage=stage,
         created_at=_instant(props.get("shopify_created_at")),
         amount=_money(props.get("amount")),

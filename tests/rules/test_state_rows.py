@@ -65,4 +65,5 @@ def test_a_row_in_the_stored_format_reads_as_before() -> None:
     }  # fmt: skip
     state = ContactState.model_validate(row)
     assert state.profile["firstname"].value == "Ada" and state.origin is not None
-    assert state.model_dump(mode="json") == {**row, "consent": {}}  # a row from before X4: no consent yet
+    # a row from before X4 and X3: no consent yet, no shops
+    assert state.model_dump(mode="json") == {**row, "consent": {}, "shops": [], "shop_counts": {}}
