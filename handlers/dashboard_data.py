@@ -220,7 +220,7 @@ class DashboardData:
             key.split(":", 1)[0] for key, hubspot_id in self.ids.items()
             if hubspot_id is not None and not (key.startswith("contacts:") and hubspot_id in self.deleted)
         )  # fmt: skip
-        variants = sum(1 for key, live in self.ids.items() if live and _is_variant(key))
+        variants = sum(1 for key, live in self.ids.items() if live and is_variant_id(key))
         stages = deals_by_stage(self.facts.values()) if self.settings.writes("deals") else {}
         return {
             "contacts": held.get("contacts", 0),
@@ -315,6 +315,6 @@ async def _scrape(host: str, port: int) -> dict[str, float] | None:
     return samples
 
 
-def _is_variant(key: str) -> bool:
+def is_variant_id(key: str) -> bool:
     """An id-map key of a variant synced as a product, of any shop (X3: ``<shop>/variant:<id>``)."""
     return key.startswith(PRODUCT_KEY) and is_variant_key(key.removeprefix(PRODUCT_KEY))

@@ -386,7 +386,8 @@ def deal_fields(state: JourneyState) -> dict[str, PropertyValue]:
 def shop_marks(state: JourneyState, config: RuleConfig) -> dict[str, PropertyValue]:
     """X3: the property naming a non-primary shop, on each of its journey's records (none for the
     primary shop, whose records keep exactly their properties)."""
-    return {SHOP_PROPERTY: state.shop} if config.key_prefix(state.shop) else {}
+    prefix = config.key_prefix(state.shop)  # the domain in lower case, as its keys have it
+    return {SHOP_PROPERTY: prefix.removesuffix("/")} if prefix else {}
 
 
 def line_views(

@@ -148,6 +148,33 @@ async def test_each_shop_signs_with_its_own_secret(settings: Settings) -> None:
     assert shops == ["a.myshopify.com", "B.myshopify.com"]
 
 
+async def test_x3_each_shops_records_are_keyed_in_their_shop_the_primary_shops_as_before(
+    settings: Settings,
+) -> None:
+    """X3: two shops' orders with one id get two Kafka keys (the primary shop's, the first given a
+    secret, unchanged), so neither shares a key with the other and each shop's versions of its
+    order land on one partition, in order."""
+    settings = bridge_settings(
+        settings, shopify_webhook_secrets=SecretStr("a.myshopify.com=secret-a,b.myshopify.com=secret-b")
+    )
+    await ensure_topics(settings)
+    body = orjson.dumps(
+        order_body(5, 1, [], AT, customer=None, email=None, checkout_token=None, cart_token=None)
+    )
+    async with bridge(settings) as url, httpx.AsyncClient(base_url=url) as http:
+        for n, (secret, shop) in enumerate(
+            [("secret-a", "a.myshopify.com"), ("secret-b", "B.myshopify.com")] * 2
+        ):
+            headers = signed(body, "orders/create", secret, f"e{n}", shop=shop)
+            assert (await http.post("/webhooks/shopify", content=body, headers=headers)).status_code == 200
+    stored = await read_all(settings.kafka_bootstrap_servers, topic_name(settings, "shopify.orders"))
+    by_key: dict[bytes, set[int]] = {}
+    for record in stored:
+        by_key.setdefault(bytes(record.key or b""), set()).add(record.partition)
+    assert set(by_key) == {b"5", b"b.myshopify.com/5"}
+    assert all(len(partitions) == 1 for partitions in by_key.values())
+
+
 async def test_bad_input_gets_a_clear_answer_and_never_blocks_good_input(settings: Settings) -> None:
     settings = bridge_settings(settings)
     await ensure_topics(settings)

@@ -26,9 +26,10 @@ from devtools.samplestore import (
     shop_domain,
 )
 from handlers.account_fold import Account, fold
+from handlers.dashboard_data import is_variant_id
 from schemas.commands import Upsert, encode_command
 from streams.inprocess import InProcessPipeline
-from streams.rules.keys import CONTACT_SHOPS_PROPERTY, SHOP_PROPERTY
+from streams.rules.keys import CONTACT_SHOPS_PROPERTY, SHOP_PROPERTY, is_variant_key
 from streams.rules.reports import compute
 from streams.topics import route
 from tests.test_pipeline_properties import account_of, play
@@ -178,6 +179,14 @@ def test_x3_kafka_keys_are_per_shop_and_the_primary_shops_are_unchanged() -> Non
     assert route("orders/create", body, SHOPS.key_prefix(OTHER)) == ("shopify.orders", f"{OTHER}/7".encode())
     assert route("checkouts/update", body, SHOPS.key_prefix(OTHER))[1] == f"{OTHER}/t1".encode()
     assert RuleConfig().key_prefix(OTHER) == "", "no primary shop: a single-shop deployment"
+
+
+def test_x3_a_variant_is_told_from_a_product_in_any_shop() -> None:
+    """The summaries (demo, dashboard, the account's reports) count variants by their key."""
+    assert is_variant_key("variant:1") and is_variant_key(f"{OTHER}/variant:1")
+    assert not is_variant_key("product:1") and not is_variant_key(f"{OTHER}/product:1")
+    assert is_variant_id(f"products:shopify_product_key:{OTHER}/variant:1")
+    assert not is_variant_id(f"products:shopify_product_key:{OTHER}/product:1")
 
 
 def test_x3_the_primary_shop_defaults_to_the_first_shop_given_a_secret(
