@@ -202,3 +202,32 @@ def test_x3_the_primary_shop_defaults_to_the_first_shop_given_a_secret(
     assert Settings().rule_config().primary_shop is None
     assert Settings(primary_shop="x.myshopify.com").to_env()["SHOPSYNC_PRIMARY_SHOP"] == "x.myshopify.com"
     assert Settings().to_env()["SHOPSYNC_PRIMARY_SHOP"] == ""
+
+
+def test_x3_two_shops_b2b_companies_with_one_id_stay_apart_with_their_own_orders() -> None:
+    """X2 with two shops: a company, its location and a B2B order, the same ids in both shops."""
+    from tests.rules import test_companies as b2b
+
+    pipeline = InProcessPipeline(config=SHOPS_ORDERS)
+    at = b2b.T0
+    for shop in (None, OTHER):
+        for topic, body in (
+            ("companies/create", b2b.company_body(at)),
+            ("company_locations/create", b2b.location_body(at)),
+            ("orders/create", b2b.order_body(at)),
+        ):
+            delivery = b2b.delivery(topic, body, at, event_id=f"{topic}-1")
+            pipeline.deliver(delivery.model_copy(update={"shop_domain": shop or SHOP_DOMAIN}))
+    assert not pipeline.dead_letters
+    account = fold(pipeline.commands)
+    ours, theirs = str(b2b.COMPANY_ID), f"{OTHER}/{b2b.COMPANY_ID}"
+    assert set(account.of("companies")) == {ours, theirs}
+    assert SHOP_PROPERTY not in account.of("companies")[ours]
+    assert account.of("companies")[theirs][SHOP_PROPERTY] == OTHER
+    links = {(frm[1], to) for frm, to, _ in account.associations if frm[0] == "companies"}
+    assert links == {
+        (ours, ("contacts", b2b.BUYER)), (ours, ("deals", "cart:cart-b2b-1")),
+        (ours, ("orders", "cart:cart-b2b-1")),
+        (theirs, ("contacts", b2b.BUYER)), (theirs, ("deals", f"{OTHER}/cart:cart-b2b-1")),
+        (theirs, ("orders", f"{OTHER}/cart:cart-b2b-1")),
+    }  # fmt: skip
