@@ -207,6 +207,7 @@ def test_x3_the_primary_shop_defaults_to_the_first_shop_given_a_secret(
 def test_x3_two_shops_b2b_companies_with_one_id_stay_apart_with_their_own_orders() -> None:
     """X2 with two shops: a company, its location and a B2B order, the same ids in both shops."""
     from tests.rules import test_companies as b2b
+    from tests.rules.test_journeys import delivery as delivered
 
     pipeline = InProcessPipeline(config=SHOPS_ORDERS)
     at = b2b.T0
@@ -216,7 +217,7 @@ def test_x3_two_shops_b2b_companies_with_one_id_stay_apart_with_their_own_orders
             ("company_locations/create", b2b.location_body(at)),
             ("orders/create", b2b.order_body(at)),
         ):
-            delivery = b2b.delivery(topic, body, at, event_id=f"{topic}-1")
+            delivery = delivered(topic, body, at, event_id=f"{topic}-1")
             pipeline.deliver(delivery.model_copy(update={"shop_domain": shop or SHOP_DOMAIN}))
     assert not pipeline.dead_letters
     account = fold(pipeline.commands)
