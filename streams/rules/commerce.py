@@ -38,6 +38,7 @@ from streams.rules.journeys import (
     deal_fields,
     effective_abandonment,
     line_views,
+    new_customer_flag,
     shop_marks,
     stage,
 )
@@ -69,12 +70,6 @@ def _commerce(snap: Snapshot | None) -> dict[str, PropertyValue]:
     return {"hs_shipping_cost": (snap.commerce if snap is not None else {}).get("hs_shipping_cost")}
 
 
-def _new_customer(state: JourneyState, current: str | None) -> PropertyValue:
-    """W1, as on the deal: a cancelled or deleted order is no first purchase."""
-    first = state.new_customer
-    return format_value(False if first and current == "Cancelled" else first)
-
-
 def render_order(state: JourneyState, config: RuleConfig) -> ObjectView:
     """The journey's Order: once Shopify has the order; its values are the deal's (D6), the
     order's own for every field it carries."""
@@ -92,7 +87,7 @@ def render_order(state: JourneyState, config: RuleConfig) -> ObjectView:
         "hs_pipeline": config.order_pipeline_label,
         "hs_pipeline_stage": ORDER_STAGE.get(current or "", current),
         "shopify_order_key": state.key,
-        "shopify_new_customer_order": _new_customer(state, current),
+        "shopify_new_customer_order": format_value(new_customer_flag(state, current)),
     } | shop_marks(state, config)
     return ObjectView(
         exists=True,

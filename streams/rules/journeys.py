@@ -398,6 +398,23 @@ def line_views(
     return {line.key: {**line.properties(), **marks} for line in lines}
 
 
+def new_customer_flag(state: JourneyState, current: str | None) -> bool | None:
+    """W1's ``shopify_new_customer_order`` of the journey's deal (and Order) in stage ``current``.
+
+    The contact rules' facts set it (``decide_first_purchase``). A cancelled or deleted order is no
+    purchase, whatever they said: its flag is false as soon as the order has a buyer, told or not.
+    Whether a deleted order was ever told anything depends on how the deletions of one contact's
+    orders interleave at the contact (its orders sit on other partitions): of two deleted orders,
+    the second is told "first" and then "not first" if the first's deletion came before the
+    second's, and nothing otherwise. Deciding from the order alone makes every arrival order, and
+    so every replay, end in the same value.
+    """
+    if current == "Cancelled":
+        has_buyer = state.order is not None and state.order.email is not None
+        return False if has_buyer or state.new_customer is not None else None
+    return state.new_customer
+
+
 def render(state: JourneyState, config: RuleConfig) -> DealView:
     """What HubSpot should hold for this journey, from the state alone."""
     current = stage(state)
@@ -407,11 +424,6 @@ def render(state: JourneyState, config: RuleConfig) -> DealView:
     if current is None or (current == "Checkout Pending" and pending_gone):
         return DealView(exists=False)
     props = deal_fields(state)
-    new_customer = state.new_customer
-    if new_customer and current == "Cancelled":
-        # W1: a cancelled or deleted order is no purchase, whatever the contact rules said (they
-        # learn of a deletion only if it reaches them; the deal knows at once).
-        new_customer = False
     props.update(
         {
             "pipeline": config.pipeline_label,
@@ -422,7 +434,7 @@ def render(state: JourneyState, config: RuleConfig) -> DealView:
             "shopify_recovered_checkout": "true"
             if effective_abandonment(state) and _completed(state)
             else None,
-            "shopify_new_customer_order": format_value(new_customer),
+            "shopify_new_customer_order": format_value(new_customer_flag(state, current)),
         }
     )
     if state.order_deleted_at is not None:

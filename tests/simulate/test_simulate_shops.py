@@ -18,7 +18,7 @@ from config.rules import RuleConfig
 from devtools.localrun import delivery_for, schedule
 from devtools.samplestore import generate, scenario_lines, several_shops, shop_domain
 from devtools.simulate import SIMULATED_SHOP, parse, run
-from handlers.account_fold import Account, fold
+from handlers.account_fold import fold
 from streams.inprocess import InProcessPipeline
 from streams.rules.keys import COMMERCE_UNIQUE_PROPERTY, CONTACT_SHOPS_PROPERTY, SHOP_PROPERTY
 from tests.writer.conftest import agrees, held
@@ -46,7 +46,7 @@ async def test_x3_two_shops_in_one_scenario_end_with_every_record_and_nothing_me
     want = fold(pipeline.commands)
     legacy = fold([c for c in pipeline.commands if not _commerce(c)])
     account = result.account
-    problems = agrees(_not_first(legacy), _not_first(held(account)))
+    problems = agrees(legacy, held(account))
     assert not problems, problems[:10]
     single = generate(customers=6, seed=4)
     emails = {c["email"] for c in single.customers if c["email"]}
@@ -68,17 +68,6 @@ async def test_x3_two_shops_in_one_scenario_end_with_every_record_and_nothing_me
     for line in account["line_items"]:
         product = products[str(line["properties"]["hs_product_id"])]
         assert product.get(SHOP_PROPERTY) == line["properties"].get(SHOP_PROPERTY), "its own shop's product"
-
-
-def _not_first(account: Account) -> Account:
-    """W1's "not a new customer's order" is ``false`` or empty: a deal told it is no longer the
-    first is ``false``, one never told is empty, and which of a contact's deleted orders was
-    ever first depends on how two partitions' deletes interleave (one shop's order id and the
-    other's are on different partitions, as two orders of one shop are)."""
-    for props in account.records.values():
-        if props.get("shopify_new_customer_order") == "false":
-            del props["shopify_new_customer_order"]
-    return account
 
 
 def _commerce(command: object) -> bool:
