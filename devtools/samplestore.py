@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import random
 import unicodedata
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -349,22 +350,46 @@ class SampleStore:
 
 
 def generate(
-    customers: int = 20, seed: int = 7, start: datetime = DEFAULT_START, shop: str | None = None
+    customers: int = 20,
+    seed: int = 7,
+    start: datetime = DEFAULT_START,
+    shop: str | None = None,
+    *,
+    repeat_orders: int = 0,
 ) -> SampleStore:
-    """A store with ``customers`` buyers over a few simulated days.
+    """A store with ``customers`` buyers over a few simulated days (:func:`happenings`, kept)."""
+    store = SampleStore(shop=shop)
+    for at, topic, body in happenings(customers, seed, start, repeat_orders=repeat_orders):
+        if topic == "products/create":
+            store.products.append(body)
+        elif topic == "customers/create":
+            store.customers.append(body)
+        store.add(at, topic, body)
+    return store
+
+
+def happenings(
+    customers: int = 20, seed: int = 7, start: datetime = DEFAULT_START, *, repeat_orders: int = 0
+) -> Iterator[tuple[datetime, str, dict[str, Any]]]:
+    """The store's events one at a time, in generation order (a customer's events together,
+    after the products), so that a large store can be streamed without being held.
 
     Journeys: the first customers follow :data:`FIXED_JOURNEYS` (one of each kind), the rest are
     chosen by the seeded generator: buy straight away; abandon a checkout; abandon and come back
     (recovered); start a checkout without an email (never promoted, D4). About 8% of customers
     have no email (D7). Orders are created pending and then paid; some are later fulfilled,
-    cancelled or deleted.
+    cancelled or deleted. With ``repeat_orders``, each customer who bought comes back that many
+    times, a week apart, through a checkout of its own (drawn from a generator of its own, so the
+    rest of the store stays the same): 100,000 customers with ``repeat_orders=3`` place about
+    245,000 orders.
     """
     rng = random.Random(seed)
-    store = SampleStore(shop=shop)
-    for i, spec in enumerate(PRODUCTS):
-        body = product_body(stable_id("product", seed, i), spec, start - timedelta(days=30))
-        store.products.append(body)
-        store.add(start - timedelta(days=30), "products/create", body)
+    products = [
+        product_body(stable_id("product", seed, i), spec, start - timedelta(days=30))
+        for i, spec in enumerate(PRODUCTS)
+    ]
+    for body in products:
+        yield start - timedelta(days=30), "products/create", body
     order_number = 0
     for i in range(customers):
         first, last = rng.choice(FIRST_NAMES), rng.choice(LAST_NAMES)
@@ -375,8 +400,7 @@ def generate(
         at = start + timedelta(minutes=rng.randint(0, 3 * 24 * 60))
         customer = customer_body(cid, email, first, last, at, city=rng.choice(CITIES),
                                  accepts_marketing=rng.random() < 0.4)  # fmt: skip
-        store.customers.append(customer)
-        store.add(at, "customers/create", customer)
+        yield at, "customers/create", customer
         journey = (
             rng.choice(["buy", "buy", "abandon", "recover", "no-email-checkout"])
             if fixed is None
@@ -384,15 +408,15 @@ def generate(
         )
         lines = [
             Line(p, rng.choice(p["variants"]), rng.randint(1, 3))
-            for p in rng.sample(store.products, rng.randint(1, 3))
+            for p in rng.sample(products, rng.randint(1, 3))
         ]
         cart = token("cart", seed, i)
         checkout = token("checkout", seed, i)
         t = at + timedelta(minutes=5)
-        store.add(t, "carts/create", cart_body(cart, lines, t, t))
+        yield (t, "carts/create", cart_body(cart, lines, t, t))
         t += timedelta(minutes=3)
         has_email = journey != "no-email-checkout" and email is not None
-        store.add(t, "checkouts/create", checkout_body(checkout, cart, lines, t, t,
+        yield (t, "checkouts/create", checkout_body(checkout, cart, lines, t, t,
                   customer=customer if has_email else None, email=email if has_email else None))  # fmt: skip
         if journey in ("abandon", "no-email-checkout"):
             continue
@@ -404,13 +428,13 @@ def generate(
         oid = stable_id("order", seed, i)
         order = order_body(oid, order_number, lines, t, customer=customer, email=email,
                            checkout_token=checkout, cart_token=cart, financial_status="pending")  # fmt: skip
-        store.add(t, "checkouts/update", checkout_body(checkout, cart, lines, t, at + timedelta(minutes=8),
+        yield (t, "checkouts/update", checkout_body(checkout, cart, lines, t, at + timedelta(minutes=8),
                   customer=customer, email=email, completed_at=t))  # fmt: skip
-        store.add(t, "orders/create", order)
+        yield (t, "orders/create", order)
         paid_at = t + timedelta(minutes=1)
         paid = order_body(oid, order_number, lines, t, customer=customer, email=email,
                           checkout_token=checkout, cart_token=cart, updated_at=paid_at)  # fmt: skip
-        store.add(paid_at, "orders/paid", paid)
+        yield (paid_at, "orders/paid", paid)
         fate = (
             rng.random()
             if fixed is None
@@ -421,16 +445,44 @@ def generate(
             done = order_body(oid, order_number, lines, t, customer=customer, email=email,
                               checkout_token=checkout, cart_token=cart, fulfillment_status="fulfilled",
                               updated_at=t2)  # fmt: skip
-            store.add(t2, "orders/fulfilled", done)
+            yield (t2, "orders/fulfilled", done)
         elif fate < 0.6:
             t2 = t + timedelta(hours=6)
             cancelled = order_body(oid, order_number, lines, t, customer=customer, email=email,
                                    checkout_token=checkout, cart_token=cart, financial_status="refunded",
                                    cancelled_at=t2, cancel_reason="customer", updated_at=t2)  # fmt: skip
-            store.add(t2, "orders/cancelled", cancelled)
+            yield (t2, "orders/cancelled", cancelled)
         elif fate < 0.65:
-            store.add(t + timedelta(hours=8), "orders/delete", {"id": oid})
-    return store
+            yield (t + timedelta(hours=8), "orders/delete", {"id": oid})
+        for k in range(1, repeat_orders + 1):
+            order_number += 1
+            yield from _repeat_order(products, customer, seed, i, k, order_number, t + timedelta(weeks=k))
+
+
+def _repeat_order(
+    products: list[dict[str, Any]],
+    customer: dict[str, Any],
+    seed: int,
+    i: int,
+    k: int,
+    number: int,
+    t: datetime,
+) -> Iterator[tuple[datetime, str, dict[str, Any]]]:
+    """A returning customer's ``k``-th later purchase: checkout, order, payment."""
+    rng = random.Random(f"{seed}/{i}/repeat/{k}")
+    lines = [
+        Line(p, rng.choice(p["variants"]), rng.randint(1, 3)) for p in rng.sample(products, rng.randint(1, 3))
+    ]
+    cart, checkout, email = token("cart", seed, i, k), token("checkout", seed, i, k), customer["email"]
+    yield t, "checkouts/create", checkout_body(checkout, cart, lines, t, t, customer=customer, email=email)
+    t += timedelta(minutes=4)
+    yield t, "checkouts/update", checkout_body(checkout, cart, lines, t, t - timedelta(minutes=4),
+                                               customer=customer, email=email, completed_at=t)  # fmt: skip
+    oid = stable_id("order", seed, i, k)
+    placed = {"customer": customer, "email": email, "checkout_token": checkout, "cart_token": cart}
+    yield t, "orders/create", order_body(oid, number, lines, t, financial_status="pending", **placed)
+    paid_at = t + timedelta(minutes=1)
+    yield paid_at, "orders/paid", order_body(oid, number, lines, t, updated_at=paid_at, **placed)
 
 
 def shop_domain(n: int) -> str | None:

@@ -495,3 +495,18 @@ def _add_sandbox() -> None:
 
 
 _add_sandbox()
+
+
+@main.command(
+    name="shopify-sandbox",
+    context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
+    add_help_option=False,
+)
+@click.pass_context
+def shopify_sandbox(ctx: click.Context) -> None:
+    """The local Shopify GraphQL Admin API (see shopify_sandbox/; --help lists its options).
+
+    Loaded only when run: it needs the dev extra (graphql-core) and the sample store."""
+    from shopify_sandbox.__main__ import main as sandbox_main
+
+    sandbox_main.main(args=ctx.args, prog_name="shopsync shopify-sandbox")
