@@ -507,6 +507,11 @@ def shopify_sandbox(ctx: click.Context) -> None:
     """The local Shopify GraphQL Admin API (see shopify_sandbox/; --help lists its options).
 
     Loaded only when run: it needs the dev extra (graphql-core) and the sample store."""
-    from shopify_sandbox.__main__ import main as sandbox_main
+    try:
+        from shopify_sandbox.__main__ import main as sandbox_main
+    except ModuleNotFoundError as missing:
+        raise click.ClickException(
+            f"{missing.name} is missing: install the dev extra (pip install -e '.[dev]')"
+        ) from None
 
     sandbox_main.main(args=ctx.args, prog_name="shopsync shopify-sandbox")
