@@ -24,6 +24,7 @@ from schemas.shopify import (
     Checkout,
     CheckoutDeleted,
     Company,
+    CompanyContact,
     CompanyLocation,
     Customer,
     CustomerDeleted,
@@ -68,6 +69,9 @@ BODY_MODELS: dict[str, type[ShopifyModel]] = {
     "company_locations/create": CompanyLocation,
     "company_locations/update": CompanyLocation,
     "company_locations/delete": CompanyLocation,
+    "company_contacts/create": CompanyContact,  # X2: a company's contacts, named by their customer
+    "company_contacts/update": CompanyContact,
+    "company_contacts/delete": CompanyContact,
 }
 """Every Shopify webhook topic the product consumes, and the model its body must satisfy.
 

@@ -105,6 +105,7 @@ _FIELD_TYPES: list[tuple[Any, core_schema.CoreSchema]] = [
     (types.RawText, core_schema.nullable_schema(_TEXT)),
     (types.MaybeTextId, _maybe(_FILLED_TEXT)),
     (types.Id, _ID),
+    (types.MaybeGid, _maybe(_strict_text(pattern=types.GID_PATTERN))),
     (types.MaybeId, _maybe(_ID)),
     (types.MaybeCount, _maybe(_ID)),
     (

@@ -26,6 +26,7 @@ from schemas.types import (
     ListOf,
     MarketingOptInLevelField,
     MaybeCount,
+    MaybeGid,
     MaybeId,
     MaybeMoney,
     MaybeText,
@@ -36,6 +37,7 @@ from schemas.types import (
     Quantity,
     RawText,
     SmsMarketingStateField,
+    gid_number,
 )
 
 
@@ -409,6 +411,42 @@ class CompanyLocation(ShopifyModel):
     updated_at: MaybeTimestamp = None
     billing_address: Address | None = None
     shipping_address: Address | None = None
+
+
+class CompanyOfContact(ShopifyModel):
+    """The company nested in a ``company_contacts/*`` body: Shopify's sample names it by its
+    global id only (``admin_graphql_api_id``); a numeric ``id``, if a version sends one, is read too."""
+
+    id: MaybeId = None
+    admin_graphql_api_id: MaybeGid = None
+    name: MaybeText = None
+
+    def company_id(self) -> int | None:
+        return self.id if self.id is not None else gid_number(self.admin_graphql_api_id)
+
+
+class CompanyContact(ShopifyModel):
+    """``company_contacts/create|update|delete`` bodies (X2): a customer acting for a company.
+
+    Shopify's payload names everything by Admin GraphQL global ids and carries no email: the
+    contact (``admin_graphql_api_id``), its customer (``customer_admin_graphql_api_id``, whose
+    ``customers/*`` deliveries hold the email) and the company (``company``). Named by its
+    customer, whose records it joins (``streams.rules.company_members``)."""
+
+    identity: ClassVar[tuple[str, ...]] = ("customer_admin_graphql_api_id",)
+
+    customer_admin_graphql_api_id: MaybeGid = None
+    admin_graphql_api_id: MaybeGid = None
+    title: MaybeText = None
+    created_at: MaybeTimestamp = None
+    updated_at: MaybeTimestamp = None
+    company: CompanyOfContact | None = None
+
+    def customer_id(self) -> int | None:
+        return gid_number(self.customer_admin_graphql_api_id)
+
+    def company_id(self) -> int | None:
+        return self.company.company_id() if self.company is not None else None
 
 
 class Deleted(ShopifyModel):

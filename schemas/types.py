@@ -298,6 +298,29 @@ or the integer's digits. Floats are refused, like booleans, objects and lists.""
 MaybeTextId = Annotated[str | None, BeforeValidator(_maybe_text_id)]
 """An optional :data:`TextId`; ``null`` and ``""`` both mean absent."""
 
+GID_PATTERN = r"^gid://shopify/[A-Za-z]+/[0-9]{1,20}$"
+_GID = re.compile(GID_PATTERN)
+
+
+def _maybe_gid(value: Any) -> Any:
+    text = _maybe_text(value)
+    if text is not None and not _GID.fullmatch(text):
+        raise _unfit("gid_format", "not a Shopify global id (gid://shopify/<Type>/<digits>)")
+    return text
+
+
+MaybeGid = Annotated[str | None, BeforeValidator(_maybe_gid)]
+"""An optional Admin GraphQL global id (``gid://shopify/Customer/123``), as the B2B webhooks name
+records by (``customer_admin_graphql_api_id``); :func:`gid_number` reads its numeric id."""
+
+
+def gid_number(gid: str | None) -> int | None:
+    """The numeric id at the end of a global id (the REST id of the same record), if it fits 64 bits."""
+    if gid is None or not _GID.fullmatch(gid):
+        return None
+    number = int(gid.rsplit("/", 1)[1])
+    return number if number <= INT_MAX else None
+
 
 # ---- enumerations ----
 

@@ -57,6 +57,7 @@ from streams import codec, faust_fixes, metrics
 from streams.deletions import ContactIdMapping, contact_id_mapping
 from streams.entities import (
     COMPANIES,
+    COMPANY_MEMBERS,
     DELETION_ROUTER,
     HUBSPOT_OBJECTS,
     ID_ROUTER,
@@ -253,9 +254,9 @@ class Pipeline:
         self.tables: dict[str, Any] = {kind.name: table(kind.name) for kind in TIMED}
         self.report_facts = table("reports")  # E1 (streams.report_stage)
         self.company_states = table("companies")  # X2
-        assert {"order-journeys", "hubspot-objects", "products", "reports", "companies", *self.tables} == set(
-            TABLES
-        )
+        self.member_states = table("company-members")  # X2: company contacts by customer
+        known = {"order-journeys", "hubspot-objects", "products", "reports", "companies", "company-members"}
+        assert {*known, *self.tables} == set(TABLES)
         self.product_states = table("products")
         # Stream time and timer indexes per partition, derived from the tables after each
         # assignment and dropped on every rebalance (streams.partition_time).
@@ -310,6 +311,16 @@ class Pipeline:
                 functools.partial(_decode_entity_input, "companies"),
                 self.company_states,
                 ROWS["companies"],
+            ),
+        )
+        self._agent(  # X2: company contacts joined with their customer's email, by customer id
+            self.internal["company-members"],
+            Stage(
+                "company-members",
+                COMPANY_MEMBERS,
+                functools.partial(_decode_entity_input, "company-members"),
+                self.member_states,
+                ROWS["company-members"],
             ),
         )
         self._agent(  # E1: each journey's deal facts, for the reports

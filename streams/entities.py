@@ -25,7 +25,8 @@ from streams.deletions import ContactIdMapping, HubSpotObjectState, on_deletion,
 from streams.processor import Forward, Kind, Outcome, PoisonError
 from streams.report_stage import REPORTS, report_forwards
 from streams.routing import OrderMemory, UnroutableError, route
-from streams.rules import companies, contacts, journeys, products
+from streams.rules import companies, company_members, contacts, journeys, products
+from streams.rules.company_members import CompanyMember
 from streams.rules.journeys import FirstPurchase
 from streams.rules.keys import normalize_email, split_key
 from streams.rules.reports import DealFacts
@@ -69,7 +70,8 @@ LOG_RECORDS = _codec(Delivery, Tick)
 INPUTS: dict[str, InputCodec] = {
     "contacts": _codec(Delivery, Tick, HubSpotContactDeletion),
     "journeys": _codec(Delivery, Tick, FirstPurchase),
-    "companies": _codec(Delivery, Tick),
+    "companies": _codec(Delivery, Tick, CompanyMember),
+    "company-members": _codec(Delivery, Tick),
 }
 
 
@@ -238,9 +240,22 @@ def _journey_tick(state: journeys.JourneyState, now: datetime, config: RuleConfi
     return Outcome(outcome.state, outcome.commands, report_forwards(state, outcome.state))
 
 
-def _company(state: companies.CompanyState, delivery: Delivery, now: datetime, config: RuleConfig) -> Outcome:
-    outcome = companies.decide(state, delivery, now, config)
+def _company(
+    state: companies.CompanyState, record: Delivery | CompanyMember, now: datetime, config: RuleConfig
+) -> Outcome:
+    if isinstance(record, CompanyMember):
+        outcome = companies.decide_member(state, record, config)
+    else:
+        outcome = companies.decide(state, record, now, config)
     return Outcome(outcome.state, outcome.commands)
+
+
+def _company_member(
+    state: company_members.MemberState, delivery: Delivery, now: datetime, config: RuleConfig
+) -> Outcome:
+    outcome = company_members.decide(state, delivery, now, config)
+    forwards = [Forward("companies", f"{state.prefix}{fact.company_id}", fact) for fact in outcome.facts]
+    return Outcome(outcome.state, forwards=forwards)
 
 
 COMPANIES = Kind(
@@ -250,6 +265,14 @@ COMPANIES = Kind(
     instant=_received_at,
 )
 """X2: B2B companies, keyed by Shopify company id (no timers: a company never waits for time)."""
+COMPANY_MEMBERS = Kind(
+    name="company-members",
+    new=lambda key: company_members.MemberState(customer_id=int(split_key(key)[1]), prefix=split_key(key)[0]),
+    decide=_company_member,
+    instant=_received_at,
+)
+"""X2: each customer's company contacts joined with its email, keyed by Shopify customer id (in its
+shop, X3: a non-primary shop's key is prefixed, and so are its facts' company keys)."""
 
 
 CONTACTS = Kind(
@@ -271,7 +294,17 @@ JOURNEYS = Kind(
 TIMED: tuple[Kind, ...] = (CONTACTS, JOURNEYS)
 KINDS: dict[str, Kind] = {
     k.name: k
-    for k in (ROUTER, DELETION_ROUTER, ID_ROUTER, HUBSPOT_OBJECTS, PRODUCTS, COMPANIES, *TIMED, REPORTS)
+    for k in (
+        ROUTER,
+        DELETION_ROUTER,
+        ID_ROUTER,
+        HUBSPOT_OBJECTS,
+        PRODUCTS,
+        COMPANIES,
+        COMPANY_MEMBERS,
+        *TIMED,
+        REPORTS,
+    )
 }
 ROWS: dict[str, Rows] = {
     "route": ROUTER_ROWS,
@@ -280,6 +313,7 @@ ROWS: dict[str, Rows] = {
     "contacts": model_rows(contacts.ContactState),
     "journeys": model_rows(journeys.JourneyState),
     "companies": model_rows(companies.CompanyState),
+    "company-members": model_rows(company_members.MemberState),
     "reports": model_rows(DealFacts),  # E1: each journey's deal facts (streams.report_stage)
 }
 

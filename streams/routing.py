@@ -11,11 +11,11 @@ from typing import Literal
 
 from config.rules import RuleConfig
 from schemas.envelope import Delivery
-from schemas.shopify import Company, CompanyLocation, Deleted, Order, ShopifyModel
+from schemas.shopify import Company, CompanyContact, CompanyLocation, Customer, Deleted, Order, ShopifyModel
 from streams.rules.contacts import email_of
 from streams.rules.keys import journey_key
 
-Target = tuple[Literal["contacts", "journeys", "companies"], str]
+Target = tuple[Literal["contacts", "journeys", "companies", "company-members"], str]
 
 
 class UnroutableError(ValueError):
@@ -56,6 +56,9 @@ def route(
     company = _company_of(delivery, body)
     if company is not None:  # X2: companies, their locations, and B2B orders
         targets.append(("companies", f"{prefix}{company}"))
+    member = _member_of(body)
+    if member is not None:  # X2: a company contact, and its customer's email, by customer id
+        targets.append(("company-members", f"{prefix}{member}"))
     if delivery.resource == "orders":
         known = memory or OrderMemory()
         if isinstance(body, Deleted):
@@ -80,6 +83,17 @@ def route(
             raise UnroutableError(f"{delivery.topic} carries neither a cart token nor a token: no journey")
         targets.append(("journeys", key))
     return Routed(targets=targets)
+
+
+def _member_of(body: ShopifyModel) -> str | None:
+    """The customer id whose company contacts a delivery feeds (X2): a customer's (for its
+    email; ``Customer`` is the customers/create|update model only) or a company contact's."""
+    if type(body) is Customer:
+        return str(body.id)
+    if isinstance(body, CompanyContact):
+        number = body.customer_id()
+        return None if number is None else str(number)
+    return None
 
 
 def _company_of(delivery: Delivery, body: ShopifyModel) -> str | None:

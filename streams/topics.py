@@ -21,6 +21,7 @@ from aiokafka.errors import MessageSizeTooLargeError, RecordTooLargeError, Topic
 
 from config import Settings
 from schemas.envelope import BODY_MODELS
+from schemas.types import gid_number
 
 FOREVER = -1
 DAY_MS = 24 * 60 * 60 * 1000
@@ -81,7 +82,10 @@ def size_configs(settings: Settings) -> dict[str, str]:
 
 
 TOPICS: tuple[TopicSpec, ...] = (
-    TopicSpec("shopify.customers", "customer id", "customers/* deliveries and import records"),
+    TopicSpec(
+        "shopify.customers", "customer id", "customers/* deliveries and import records, and "
+        "company_contacts/* deliveries (X2) keyed by their customer's id",
+    ),
     TopicSpec("shopify.orders", "order id", "orders/* deliveries and import records"),
     TopicSpec("shopify.checkouts", "checkout token", "checkouts/* deliveries and import records"),
     TopicSpec("shopify.carts", "cart token", "carts/* deliveries"),
@@ -132,18 +136,22 @@ SHOPIFY_RESOURCE_TOPICS: dict[str, TopicName] = {
     "products": "shopify.products",
     "companies": "shopify.companies",  # X2: B2B companies and their locations, keyed by company
     "company_locations": "shopify.companies",
+    "company_contacts": "shopify.customers",  # X2: keyed by its customer, whose email it needs
 }
 """Which topic a Shopify resource's deliveries (``<resource>/<action>``) are appended to."""
 
 
-InternalName = Literal["contacts", "journeys", "hubspot-objects", "reports", "companies"]
+InternalName = Literal["contacts", "journeys", "hubspot-objects", "reports", "companies", "company-members"]
 INTERNAL_TOPICS: dict[InternalName, str] = {
     "contacts": "deliveries re-keyed by contact email, HubSpot deletions, and ticks",
     "journeys": "deliveries re-keyed by purchase journey, first-purchase facts, and ticks",
     "hubspot-objects": "HubSpot contact deletions and the writer's contact ids, re-keyed by HubSpot "
     "object id so each deletion meets its contact's email (C4, R5)",
     "reports": "each journey's deal facts for the ecommerce reports (E1), keyed by journey",
-    "companies": "company deliveries and B2B orders re-keyed by Shopify company id (X2)",
+    "companies": "company deliveries, B2B orders and company-member facts re-keyed by Shopify company "
+    "id (X2)",
+    "company-members": "customers/* and company_contacts/* deliveries re-keyed by Shopify customer id, "
+    "so a company contact meets its customer's email (X2)",
 }
 TABLES: dict[str, str] = {
     "order-journeys": "what the orders router remembers of each order id (its journey and email)",
@@ -152,7 +160,9 @@ TABLES: dict[str, str] = {
     "journeys": "purchase journey states, and each partition's clock row",
     "products": "product states",
     "reports": "each journey's newest deal facts (E1; the dashboard folds its changelog)",
-    "companies": "B2B company states: the company, its locations, its orders' journeys and emails (X2)",
+    "companies": "B2B company states: the company, its locations, its orders' journeys and emails, "
+    "its company contacts' emails (X2)",
+    "company-members": "each customer's company contacts (company and delete marks) and newest email (X2)",
 }
 """The worker's tables; each is changelogged to ``<app id>-<table>-changelog`` (compacted)."""
 
@@ -314,10 +324,18 @@ def route(shopify_topic: str, body: dict[str, object], prefix: str = "") -> tupl
     ident = body.get("token") if resource in ("checkouts", "carts") else body.get("id")
     if resource == "company_locations":  # a location is its company's record (X2)
         ident = body.get("company_id")
+    if resource == "company_contacts":  # a company contact joins its customer's records (X2)
+        ident = gid_number(_text_or_none(body.get("customer_admin_graphql_api_id")))
+        if ident is None:
+            raise UnroutableError(f"{shopify_topic} body names no customer (customer_admin_graphql_api_id)")
     ident = ident if ident not in (None, "") else body.get("id")
     if ident in (None, ""):
         raise UnroutableError(f"{shopify_topic} body has no id or token")
     return name, f"{prefix}{ident}".encode()
+
+
+def _text_or_none(value: object) -> str | None:
+    return value if isinstance(value, str) else None
 
 
 def is_size_error(exc: BaseException) -> bool:

@@ -12,17 +12,21 @@ renders one HubSpot company upserted by ``shopify_company_id``:
   location still there (ties: the lower id), its billing address, else its shipping address;
 - every location the company is known to have in ``shopify_company_locations`` (``<name> (<id>)``,
   or the id alone for a location known only from an order), by id;
-- associations: company to each of its orders' contacts (HubSpot's 280), to each order's deal
+- associations: company to each of its orders' contacts and to each of its company contacts
+  (``company_contacts/*``, joined with their customer's email by ``streams.rules.company_members``,
+  so a contact who never ordered is linked too) (HubSpot's 280), to each order's deal
   where deals are written (342) and to each order's Order where orders are written (X1's
   ``DEFAULT_ASSOCIATION``, looked up at set-up like the other commerce pairs).
 
-A company first known from an order is created with what the order says (its id, the location
-id) and filled in when its webhook comes. Like every entity, the state keeps the newest version of
-each record (the company, each location, each order), so duplicates, reordering and replay end in
-the same company. ``companies/delete`` does not archive the HubSpot company: its orders and
-contacts stay history (as C3 keeps a deleted customer's contact, D5 a deleted order's deal), so
-the company is marked with ``shopify_company_deleted_at`` and keeps its associations; a late update
-never clears the mark. A deleted location leaves the list (and the address, if it was the main one).
+A company first known from an order or a company contact is created with what that says (its
+id, the location id) and filled in when its webhook comes. Like every entity, the state keeps the
+newest version of each record (the company, each location, each order; each member's newest
+fact), so duplicates, reordering and replay end in the same company. ``companies/delete`` does
+not archive the HubSpot company: its orders and contacts stay history (as C3 keeps a deleted
+customer's contact, D5 a deleted order's deal), so the company is marked with
+``shopify_company_deleted_at`` and keeps its associations; a late update never clears the mark.
+A deleted location leaves the list (and the address, if it was the main one). A company contact
+deleted in Shopify (``company_contacts/delete``) unlinks its contact, unless an order links it.
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ from schemas.envelope import Delivery
 from schemas.shopify import Address, Company, CompanyLocation, Deleted, Order
 from streams.mapping import format_value
 from streams.rules.common import Version, evolve, remember, upsert_if_changed, version_of
+from streams.rules.company_members import CompanyMember
 from streams.rules.keys import (
     SHOP_PROPERTY,
     company_ref,
@@ -115,6 +120,8 @@ class CompanyState(BaseModel):
     locations: dict[str, LocationSnap] = Field(default_factory=dict)
     deleted_locations: dict[str, datetime] = Field(default_factory=dict)
     orders: dict[str, OrderLink] = Field(default_factory=dict)
+    members: dict[str, str | None] = Field(default_factory=dict)
+    """Customer id -> email of each company contact (None: no longer one, or no email known)."""
     emitted: CompanyView = Field(default_factory=CompanyView)
 
 
@@ -200,7 +207,7 @@ def _location_list(state: CompanyState) -> str | None:
 
 def render(state: CompanyState, config: RuleConfig) -> CompanyView:
     """What HubSpot should hold for the company, from the state alone."""
-    if state.company is None and not state.orders and not state.locations:
+    if state.company is None and not state.orders and not state.locations and not state.members:
         return CompanyView()
     props: dict[str, PropertyValue] = {"shopify_company_id": f"{state.prefix}{state.company_id}"}
     if state.prefix:  # X3: a non-primary shop's company names its shop
@@ -215,10 +222,11 @@ def render(state: CompanyState, config: RuleConfig) -> CompanyView:
     if state.deleted_at is not None:
         props["shopify_company_deleted_at"] = format_value(state.deleted_at)
     journeys = tuple(sorted({link.journey for link in state.orders.values()}))
+    emails = {link.email for link in state.orders.values() if link.email}
     return CompanyView(
         exists=True,
         properties=props,
-        contacts=tuple(sorted({link.email for link in state.orders.values() if link.email})),
+        contacts=tuple(sorted(emails | {email for email in state.members.values() if email})),
         deals=journeys if config.writes("deals") else (),
         orders=journeys if config.writes("orders") else (),
     )
@@ -256,6 +264,14 @@ def _finish(state: CompanyState, config: RuleConfig) -> Outcome:
     return Outcome(
         evolve(state, {"emitted": view}), diff(state.company_id, state.emitted, view, state.prefix)
     )
+
+
+def decide_member(state: CompanyState, fact: CompanyMember, config: RuleConfig) -> Outcome:
+    """A customer became (or stopped being) a contact of the company, or changed its email."""
+    key = str(fact.customer_id)
+    if key in state.members and state.members[key] == fact.email:
+        return Outcome(state=state)
+    return _finish(evolve(state, {"members": {**state.members, key: fact.email}}), config)
 
 
 def decide(state: CompanyState, delivery: Delivery, now: datetime, config: RuleConfig) -> Outcome:

@@ -18,6 +18,7 @@ from config.rules import RuleConfig
 from hubspot_sandbox import Sandbox
 from streams.inprocess import InProcessPipeline
 from tests.rules.test_companies import COMPANY_ID, company_body, location_body
+from tests.rules.test_company_members import EMAIL, contact_body, customer_body
 from tests.rules.test_journeys import T0, delivery, order_at
 from tests.writer.conftest import admin, write_all
 
@@ -69,3 +70,25 @@ async def test_x2_a_b2b_order_and_its_company_land_as_one_linked_company(
         assert links[("companies", "deals", 342)] == 1 and not dump["orders"]
     else:
         assert links[("companies", "orders", 510)] == 1 and not dump["deals"]
+
+
+async def test_x2_a_company_contact_who_never_ordered_lands_linked_to_the_company(
+    writer_settings: Settings, sandbox: Sandbox
+) -> None:
+    """``company_contacts/create`` (Shopify's payload: global ids, no email) before its customer:
+    the sandbox ends with the customer's contact, the company and one link between them (280, and
+    HubSpot's reverse 279)."""
+    pipeline = InProcessPipeline(config=RuleConfig())
+    pipeline.deliver(delivery("company_contacts/create", contact_body(T0), T0))
+    later = T0 + timedelta(minutes=1)
+    pipeline.deliver(delivery("customers/create", customer_body(later), later))
+    pipeline.deliver(delivery("companies/create", company_body(later), later))
+    assert not pipeline.dead_letters and not pipeline.field_problems
+    stats = await write_all(writer_settings, pipeline.commands)
+    assert stats.dead_lettered == 0
+    dump = await admin(sandbox, "GET", "/_sandbox/dump")
+    (contact,) = dump["contacts"]
+    assert contact["properties"]["email"] == EMAIL
+    (company,) = dump["companies"]
+    assert company["properties"]["name"] == "Acme Wholesale"
+    assert pairs(dump) == Counter({("companies", "contacts", 280): 1, ("contacts", "companies", 279): 1})
