@@ -26,6 +26,13 @@ def shop_key_prefix(shop_domain: str) -> str:
     return f"{shop_domain.strip().lower()}/"
 
 
+LegalBasis = Literal[
+    "CONSENT_WITH_NOTICE", "LEGITIMATE_INTEREST_CLIENT", "LEGITIMATE_INTEREST_OTHER",
+    "LEGITIMATE_INTEREST_PQL", "NON_GDPR", "PERFORMANCE_OF_CONTRACT", "PROCESS_AND_STORE",
+]  # fmt: skip
+"""HubSpot's legal bases for a subscription status change (communication preferences API)."""
+
+
 class RuleConfig(BaseModel, frozen=True):
     """Every delay of the rules (W4: all configurable) and the variant switch (P5). (Frozen by a
     class argument, so ``RuleSettings`` can add the environment's settings config beside it.)"""
@@ -92,6 +99,28 @@ class RuleConfig(BaseModel, frozen=True):
     def several_shops(self) -> bool:
         """X3: whether shops are told apart (a primary shop is set): contacts then list theirs."""
         return self.primary_shop is not None
+
+    sync_email_subscription: str | None = Field(
+        None,
+        description="X4: off by default (nothing subscribes or unsubscribes anyone in HubSpot). A HubSpot "
+        "subscription type (its id, or its name as the account lists it): a Shopify email consent that "
+        "becomes `unsubscribed` unsubscribes the contact from it, one that becomes `subscribed` subscribes "
+        "them (only with `email_legal_basis` set, and never a contact unsubscribed in HubSpot).",
+    )
+    email_legal_basis: LegalBasis | None = Field(
+        None,
+        description="X4: the legal basis HubSpot records for a subscription (`CONSENT_WITH_NOTICE`, ...); "
+        "without it no one is subscribed.",
+    )
+    email_legal_basis_explanation: str = Field(
+        "Email marketing consent given in the Shopify store",
+        description="X4: the explanation HubSpot records beside the legal basis.",
+    )
+
+    @field_validator("sync_email_subscription", mode="before")
+    @classmethod
+    def _blank_is_off(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
 
     @field_validator("commerce_objects", mode="before")
     @classmethod

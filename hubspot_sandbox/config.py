@@ -49,6 +49,9 @@ class SandboxConfig(BaseModel):
         description="The account's time zone (IANA name): the daily limit resets at its midnight.",
     )
     fault_seed: int | None = Field(default=None, description="Seed of the fault dice, for repeatable runs.")
+    gdpr_enabled: bool = Field(
+        default=False, description="GDPR features on: a subscription status change needs a legalBasis."
+    )
     portal_id: int = Field(default=62515, ge=1)
     app_id: int = Field(default=1160452, ge=1)
 

@@ -17,7 +17,7 @@ from typing import Any
 
 from aiohttp.web import RouteDef
 
-from hubspot_sandbox import api, properties, property_edits, rules
+from hubspot_sandbox import api, properties, property_edits, rules, subscriptions
 from hubspot_sandbox.catalog import OBJECT_TYPES, resolve_type
 from hubspot_sandbox.errors import JSON, HubSpotError
 
@@ -41,6 +41,8 @@ _PROPERTY_FIELDS = (
     "name label type fieldType groupName description options displayOrder hasUniqueValue hidden"
     " formField calculationFormula externalOptions referencedObjectType dataSensitivity"
 )
+_PREFERENCES = subscriptions.BASE
+_STATUS = "channel statusState subscriptionId legalBasis legalBasisExplanation"
 BODIES: dict[tuple[str, str], Body] = {
     ("POST", OBJECTS + "/batch/create"): _body("inputs", inputs=f"properties associations {_TRACE}"),
     ("POST", OBJECTS + "/batch/update"): _body("inputs", inputs=f"id idProperty properties {_TRACE}"),
@@ -74,6 +76,11 @@ BODIES: dict[tuple[str, str], Body] = {
     ),
     ("POST", "/crm/v4/associations/{from_type}/{to_type}/batch/archive"): _body("inputs", inputs="from to"),
     ("POST", "/crm/v4/associations/{from_type}/{to_type}/labels"): _body("label name inverseLabel"),
+    ("POST", _PREFERENCES + "/statuses/batch/read"): _body("inputs"),
+    ("POST", _PREFERENCES + "/statuses/batch/unsubscribe-all/read"): _body("inputs"),
+    ("POST", _PREFERENCES + "/statuses/batch/write"): _body("inputs", inputs="subscriberIdString " + _STATUS),
+    ("POST", _PREFERENCES + "/statuses/{subscriber}"): _body(_STATUS),
+    ("POST", _PREFERENCES + "/statuses/{subscriber}/unsubscribe-all"): _body(),
 }
 """Body fields per endpoint; GET and DELETE endpoints take none (they are listed by ``endpoints``)."""
 
@@ -86,7 +93,7 @@ def endpoints() -> list[JSON]:
     """Every HubSpot endpoint the sandbox implements, as (method, path template)."""
     found = {
         (route.method, route.path)
-        for route in [*api.routes, *property_edits.routes]
+        for route in [*api.routes, *property_edits.routes, *subscriptions.routes]
         if isinstance(route, RouteDef)
     }
     return [{"method": m, "path": p} for m, p in sorted(found, key=lambda mp: (mp[1], mp[0]))]

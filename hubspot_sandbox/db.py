@@ -87,6 +87,16 @@ CREATE TABLE IF NOT EXISTS association_labels (
     inverse_id INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS association_labels_by_pair ON association_labels (from_type, to_type, name);
+CREATE TABLE IF NOT EXISTS subscription_statuses (
+    email TEXT NOT NULL,
+    subscription_id INTEGER NOT NULL,
+    status TEXT NOT NULL,
+    legal_basis TEXT,
+    legal_basis_explanation TEXT,
+    updated_ms INTEGER NOT NULL,
+    PRIMARY KEY (email, subscription_id)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS wide_opt_outs (email TEXT PRIMARY KEY, updated_ms INTEGER NOT NULL) WITHOUT ROWID;
 """
 
 # A file written before ``uniq`` (every value in one index): flag the unique values, swap the index.
@@ -121,6 +131,8 @@ PRAGMAS = (
 )
 
 DATA_TABLES = (
+    "subscription_statuses",
+    "wide_opt_outs",
     "associations",
     "association_labels",
     "prop_values",

@@ -20,7 +20,7 @@ from collections.abc import Generator, Iterator
 
 import orjson
 
-from hubspot_sandbox import pipelines
+from hubspot_sandbox import pipelines, subscriptions
 from hubspot_sandbox.catalog import OBJECT_TYPES, PIPELINE_FIELDS
 from hubspot_sandbox.errors import JSON
 from hubspot_sandbox.timestamps import iso
@@ -58,6 +58,7 @@ def pieces(conn: sqlite3.Connection) -> Generator[bytes]:
             joiner = b","
         yield b'],"pipelines":' + orjson.dumps(pipelines.list_all(conn, "deals"))
         yield b',"order_pipelines":' + orjson.dumps(pipelines.list_all(conn, "orders"))
+        yield b',"subscriptions":' + orjson.dumps(subscriptions.all_statuses(conn))  # X4
         yield b',"archived":' + orjson.dumps(_archived_counts(conn)) + b"}"
     finally:
         conn.rollback()

@@ -51,6 +51,18 @@ ASSOCIATION_IDS = (
     "https://developers.hubspot.com/docs/api-reference/latest/crm/associations/association-details"
     " (association type id values)"
 )
+SUBSCRIPTION_STATUS = "https://developers.hubspot.com/docs/api-reference/latest/communication-preferences/status/update-subscription"
+SUBSCRIPTION_SPEC = (
+    "https://github.com/api-evangelist/hubspot (openapi/_original/"
+    "hubspot-communication-preferences-subscriptions-openapi.json: PartialPublicStatusRequest, PublicStatus)"
+)
+SUBSCRIBE_V3 = (
+    "https://developers.hubspot.com/docs/api-reference/communication-preferences-subscriptions-v3/status/"
+    "post-communication-preferences-v3-subscribe"
+)
+SUBSCRIPTIONS_GUIDE = (
+    "https://developers.hubspot.com/docs/api-reference/legacy/communication-preferences/v3/guide"
+)
 LINE_ITEM_MATH = "https://help.hubdo.com/how-does-hubspot-calculate-and-round-line-item-net-price-when-discounted-by-percentage"
 
 
@@ -295,6 +307,36 @@ RULES: tuple[Rule, ...] = (
         "documented",
         (ASSOCIATE_DEFAULT,),
         "associations.py",
+    ),
+    Rule(
+        "subscription-status-request",
+        "A subscription status change (communication preferences, date-based versions and v4) takes"
+        " channel EMAIL, statusState NOT_SPECIFIED|SUBSCRIBED|UNSUBSCRIBED, an integer subscriptionId"
+        " of one of the account's subscription types, legalBasis from HubSpot's seven, an email"
+        " address as subscriberIdString; batches take at most 100 inputs",
+        "400 VALIDATION_ERROR for the whole call",
+        "inferred",
+        (SUBSCRIPTION_STATUS, SUBSCRIPTION_SPEC),
+        "subscriptions.py",
+    ),
+    Rule(
+        "subscription-gdpr-legal-basis",
+        "On an account with GDPR features on, a status change needs a legalBasis (and its explanation)",
+        "400 VALIDATION_ERROR (sandbox setting gdpr_enabled)",
+        "inferred",
+        (SUBSCRIBE_V3, SUBSCRIPTION_STATUS),
+        "subscriptions.py, config.py",
+    ),
+    Rule(
+        "subscription-resubscribe",
+        "The current API resubscribes an address that unsubscribed (from the type, or from all email):"
+        " setStatusSuccessReason RESUBSCRIBE_OCCURRED; the legacy v3 subscribe refused to. An unchanged"
+        " status answers NO_STATUS_CHANGE; a status is the address's, kept with no contact too",
+        "200, the status set, setStatusSuccessReason RESUBSCRIBE_OCCURRED, NO_STATUS_CHANGE,"
+        " REQUESTED_CHANGE_OCCURRED or (unsubscribe-all) UNSUBSCRIBE_FROM_ALL_OCCURRED",
+        "documented",
+        (SUBSCRIPTIONS_GUIDE, SUBSCRIPTION_SPEC),
+        "subscriptions.py",
     ),
 )
 

@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 
 from aiohttp import web
 
-from hubspot_sandbox import admin, api, property_edits
+from hubspot_sandbox import admin, api, property_edits, subscriptions
 from hubspot_sandbox.config import SandboxConfig
 from hubspot_sandbox.faults import Faults, FaultSettings
 from hubspot_sandbox.middleware import crm_gate
@@ -85,6 +85,7 @@ class Sandbox:
         app[STATE] = self.state
         app.add_routes(api.routes)
         app.add_routes(property_edits.routes)
+        app.add_routes(subscriptions.routes)  # X4: communication preferences
         app.add_routes(admin.routes)
         return app
 

@@ -15,6 +15,8 @@ from typing import Annotated, Literal
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
+from config.rules import LegalBasis
+
 ObjectType = Literal["contacts", "deals", "products", "line_items", "orders", "carts", "companies"]
 
 DEFAULT_ASSOCIATION = 0
@@ -87,8 +89,27 @@ class Dissociate(_Link):
     op: Literal["dissociate"] = "dissociate"
 
 
-Command = Annotated[Upsert | Archive | Associate | Dissociate, Field(discriminator="op")]
-AnyCommand = Upsert | Archive | Associate | Dissociate
+SubscriptionState = Literal["SUBSCRIBED", "UNSUBSCRIBED"]
+
+
+class SetSubscription(BaseModel):
+    """X4, only where a setting asks for it: set the contact's email address's status for one
+    HubSpot subscription type (``subscription``: its id, or its name as the account lists it).
+    The writer never sends ``SUBSCRIBED`` for an address HubSpot holds as unsubscribed (from that
+    type, or from all email): nothing resubscribes a contact who opted out in HubSpot."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    op: Literal["subscription"] = "subscription"
+    record: RecordRef
+    subscription: str
+    state: SubscriptionState
+    legal_basis: LegalBasis | None = None
+    legal_basis_explanation: str | None = None
+
+
+Command = Annotated[Upsert | Archive | Associate | Dissociate | SetSubscription, Field(discriminator="op")]
+AnyCommand = Upsert | Archive | Associate | Dissociate | SetSubscription
 _COMMAND: TypeAdapter[AnyCommand] = TypeAdapter(Command)
 
 

@@ -19,8 +19,14 @@ order in which webhooks arrived: a late delivery of an older consent rolls nothi
   version has no ``email_marketing_consent``: ``true`` is ``subscribed`` and ``false``
   ``not_subscribed`` (the boolean cannot tell a withdrawn consent from one never given). At the
   same instant a version with the newer object wins over a legacy one.
-- Nothing here subscribes or unsubscribes anyone in HubSpot: the properties are the project's own
-  (``shopify_*``), not HubSpot's subscription types or ``hs_email_optout``.
+- By default nothing here subscribes or unsubscribes anyone in HubSpot: the properties are the
+  project's own (``shopify_*``), not HubSpot's subscription types or ``hs_email_optout``. Only
+  with ``sync_email_subscription`` set does a change of the email state emit a
+  :class:`~schemas.commands.SetSubscription` (:func:`subscription_changes`): ``unsubscribed``
+  unsubscribes the address from that subscription type; ``subscribed`` subscribes it only when a
+  legal basis is configured too (HubSpot records it with the status); the writer never resubscribes
+  an address HubSpot holds as unsubscribed. Other states (``not_subscribed``, ``pending``,
+  ``redacted``, ``invalid``) change nothing in HubSpot.
 
 Each consent is dated by a :class:`Version` whose ``updated_at`` is the consent's instant and whose
 ``digest`` orders ties: the kind (newer object before legacy), then the carrying version's own
@@ -31,9 +37,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
-from schemas.commands import PropertyValue
+from config.rules import RuleConfig
+from schemas.commands import PropertyValue, SetSubscription
 from schemas.shopify import CustomerBase, ShopifyModel
 from schemas.types import (
     ConsentCollectedFrom,
@@ -43,6 +50,7 @@ from schemas.types import (
 )
 from streams.mapping import PropertyType, format_value
 from streams.rules.common import Version
+from streams.rules.keys import contact_ref
 
 EMAIL_STATE = "shopify_email_marketing_consent_state"
 EMAIL_OPT_IN_LEVEL = "shopify_email_marketing_opt_in_level"
@@ -148,3 +156,24 @@ def _dated(at: datetime | None, rank: str, carrier: Version) -> Version:
     # The carrier's instant in UTC with a fixed width, so the text compares as the instant does.
     order = f"{rank}|{format_value(carrier.updated_at)}|{carrier.digest}"
     return Version(updated_at=at or carrier.updated_at, digest=order)
+
+
+def subscription_changes(
+    email: str, before: dict[str, PropertyValue], after: dict[str, PropertyValue], config: RuleConfig
+) -> list[SetSubscription]:
+    """X4, opt-in: the HubSpot subscription change the contact's email state moving from ``before``
+    to ``after`` (its emitted properties) asks for; none unless ``sync_email_subscription`` is set."""
+    subscription = config.sync_email_subscription
+    state = after.get(EMAIL_STATE)
+    if subscription is None or state == before.get(EMAIL_STATE):
+        return []
+    basis = config.email_legal_basis
+    explanation = config.email_legal_basis_explanation if basis is not None else None
+    if state == EmailMarketingState.UNSUBSCRIBED:
+        wanted: Literal["SUBSCRIBED", "UNSUBSCRIBED"] = "UNSUBSCRIBED"
+    elif state == EmailMarketingState.SUBSCRIBED and basis is not None:
+        wanted = "SUBSCRIBED"
+    else:
+        return []
+    return [SetSubscription(record=contact_ref(email), subscription=subscription, state=wanted,
+                            legal_basis=basis, legal_basis_explanation=explanation)]  # fmt: skip

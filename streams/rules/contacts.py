@@ -51,7 +51,7 @@ and W3), and by HubSpot's ``contact.deletion`` (C4). Rules, in short:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Literal
 
@@ -63,7 +63,7 @@ from schemas.envelope import Delivery, HubSpotContactDeletion
 from schemas.shopify import Address, Checkout, Customer, CustomerBase, Deleted, Order, ShopifyModel
 from streams.mapping import carried_contact_properties, contact_properties, format_value
 from streams.rules.common import Version, evolve, remember, upsert_if_changed, version_of
-from streams.rules.consent import consents_of
+from streams.rules.consent import consents_of, subscription_changes
 from streams.rules.journeys import FirstPurchase, order_stage
 from streams.rules.keys import CONTACT_SHOPS_PROPERTY, contact_ref, journey_key, normalize_email
 
@@ -451,7 +451,10 @@ def decide(state: ContactState, delivery: Delivery, now: datetime, config: RuleC
     record = delivery.parse_body()
     fired = fire(state, now, config)
     after = _apply(evolve(fired, {"seen": seen}), delivery, record, config)
-    return _finish(state, after, event_id, now, config)
+    outcome = _finish(state, after, event_id, now, config)
+    emitted = outcome.state.emitted.properties
+    moves = subscription_changes(state.email, state.emitted.properties, emitted, config)
+    return replace(outcome, commands=[*outcome.commands, *moves]) if moves else outcome  # X4, opt-in
 
 
 def decide_deletion(

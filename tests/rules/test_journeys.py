@@ -239,7 +239,7 @@ class Account:
                     assert command.to.key in self.records, f"associating to {command.to.key} before upsert"
                 self.refs[command.to.key] = command.to
                 self.links.add((key, command.to.key, command.association_type_id))
-            else:
+            elif isinstance(command, Dissociate):
                 self.links.discard((key, command.to.key, command.association_type_id))
         return self
 

@@ -622,6 +622,7 @@ async def test_dump_holds_the_live_account_in_id_order_and_reset_wipes_it(client
         "associations",
         "pipelines",
         "order_pipelines",
+        "subscriptions",  # X4: email subscription statuses, by address
         "archived",
     }
     assert [c["properties"]["email"] for c in dump["contacts"]] == ["b@example.com", "a@example.com"]

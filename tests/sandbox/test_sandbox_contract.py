@@ -76,6 +76,18 @@ RULE_TESTS = {
         "test_sandbox_associations",
         "test_batch_associate_default_links_with_the_unlabelled_type",
     ),
+    "subscription-status-request": (
+        "test_sandbox_subscriptions",
+        "test_x4_a_malformed_status_change_is_refused_whole",
+    ),
+    "subscription-gdpr-legal-basis": (
+        "test_sandbox_subscriptions",
+        "test_x4_a_gdpr_account_refuses_a_change_without_a_legal_basis",
+    ),
+    "subscription-resubscribe": (
+        "test_sandbox_subscriptions",
+        "test_x4_the_current_api_resubscribes_an_address_that_opted_out",
+    ),
 }
 
 
