@@ -100,15 +100,16 @@ class RuleConfig(BaseModel, frozen=True):
         """X3: whether shops are told apart (a primary shop is set): contacts then list theirs."""
         return self.primary_shop is not None
 
-    sync_email_subscription: str | None = Field(
-        None,
-        description="X4: off by default (nothing subscribes or unsubscribes anyone in HubSpot). A HubSpot "
-        "subscription type (its id, or its name as the account lists it): a Shopify email consent that "
-        "becomes `unsubscribed` unsubscribes the contact from it, one that becomes `subscribed` subscribes "
-        "them (only with `email_legal_basis` set, and never a contact unsubscribed in HubSpot).",
+    sync_email_subscription: str = Field(
+        "",
+        description="X4: off when blank, the default (nothing subscribes or unsubscribes anyone in "
+        "HubSpot). A HubSpot subscription type (its id, or its name as the account lists it): a "
+        "Shopify email consent that becomes `unsubscribed` unsubscribes the contact from it, one that "
+        "becomes `subscribed` subscribes them (only with `email_legal_basis` set, and never a contact "
+        "unsubscribed in HubSpot).",
     )
-    email_legal_basis: LegalBasis | None = Field(
-        None,
+    email_legal_basis: LegalBasis | Literal[""] = Field(
+        "",
         description="X4: the legal basis HubSpot records for a subscription (`CONSENT_WITH_NOTICE`, ...); "
         "without it no one is subscribed.",
     )
@@ -117,10 +118,11 @@ class RuleConfig(BaseModel, frozen=True):
         description="X4: the explanation HubSpot records beside the legal basis.",
     )
 
-    @field_validator("sync_email_subscription", mode="before")
+    @field_validator("sync_email_subscription", "email_legal_basis", mode="before")
     @classmethod
     def _blank_is_off(cls, value: object) -> object:
-        return None if isinstance(value, str) and not value.strip() else value
+        """Blank (the default) is off: nothing is subscribed or unsubscribed in HubSpot."""
+        return value.strip() if isinstance(value, str) else value
 
     @field_validator("commerce_objects", mode="before")
     @classmethod

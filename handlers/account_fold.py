@@ -11,7 +11,15 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from schemas.commands import AnyCommand, Archive, Associate, Dissociate, PropertyValue, Upsert
+from schemas.commands import (
+    AnyCommand,
+    Archive,
+    Associate,
+    Dissociate,
+    PropertyValue,
+    SetSubscription,
+    Upsert,
+)
 
 Key = tuple[str, str]  # (object type, natural key value)
 
@@ -21,6 +29,8 @@ class Account:
     records: dict[Key, dict[str, PropertyValue]] = field(default_factory=dict)
     archived: set[Key] = field(default_factory=set)
     associations: set[tuple[Key, Key, int]] = field(default_factory=set)
+    subscriptions: dict[tuple[str, str], str] = field(default_factory=dict)
+    """X4 (opt-in): (address, subscription type setting) -> the status last asked for."""
     _ends: dict[Key, set[tuple[Key, Key, int]]] = field(default_factory=dict, repr=False, compare=False)
     """Each record's associations, so archiving one drops its links without a pass over all of
     them (that pass made replay quadratic: minutes for 200,000 deliveries)."""
@@ -49,6 +59,8 @@ class Account:
             self._link((ref, (command.to.object_type, command.to.id_value), command.association_type_id))
         elif isinstance(command, Dissociate):
             self._unlink((ref, (command.to.object_type, command.to.id_value), command.association_type_id))
+        elif isinstance(command, SetSubscription):
+            self.subscriptions[(command.record.id_value, command.subscription)] = command.state
 
     def of(self, object_type: str) -> dict[str, dict[str, PropertyValue]]:
         return {key: props for (kind, key), props in self.records.items() if kind == object_type}

@@ -168,5 +168,26 @@ class HubSpotApi:
         """The pair's association types (``category``, ``typeId``, ``label``; X1's set-up)."""
         return (await self._get(paths.association_labels(from_type, to_type))).results()
 
+    # ---- communication preferences (X4) ----
+
+    async def subscription_definitions(self) -> list[dict[str, Any]]:
+        """The account's subscription types (``id`` as text, ``name``, ...)."""
+        return (await self._get(paths.subscription_definitions())).results()
+
+    async def subscription_statuses(self, addresses: Sequence[str]) -> Answer:
+        """Each address's status for every subscription type (``results[].statuses``)."""
+        _inputs(addresses)
+        return await self._post(paths.subscription_statuses("read"), {"inputs": list(addresses)})
+
+    async def opted_out_of_all(self, addresses: Sequence[str]) -> Answer:
+        """Each address's opt-out of all email (``results[].wideStatuses``, empty when none)."""
+        _inputs(addresses)
+        return await self._post(paths.opt_outs_of_all(), {"inputs": list(addresses)})
+
+    async def set_subscription_statuses(self, inputs: Sequence[Mapping[str, Any]]) -> Answer:
+        """``statuses/batch/write``: each input names an address, a type, a state and a legal basis."""
+        _inputs(inputs)
+        return await self._post(paths.subscription_statuses("write"), {"inputs": [dict(i) for i in inputs]})
+
     async def account_details(self) -> Answer:
         return await self._get(paths.ACCOUNT_DETAILS)

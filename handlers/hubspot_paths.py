@@ -20,6 +20,10 @@ PROPERTIES = "/crm/v3/properties"
 PIPELINES = "/crm/v3/pipelines"
 ASSOCIATIONS = "/crm/v4/associations"
 OBJECT_ASSOCIATIONS = "/crm/v4/objects"
+COMMUNICATION_PREFERENCES = "/communication-preferences/2026-03"
+"""X4's subscription statuses, in HubSpot's current (date-based) version of the communication
+preferences API; v3's ``subscribe``/``unsubscribe`` are legacy. Only batch endpoints are used, so
+no email address is ever part of a path (nor of a metric or a log line built from one)."""
 ACCOUNT_DETAILS = "/account-info/v3/details"
 """``GET``: the account's settings (its time zone: when the daily limit resets)."""
 
@@ -92,3 +96,19 @@ def record_associations(from_type: str, record_id: str, to_type: str) -> str:
     return (
         f"{OBJECT_ASSOCIATIONS}/{_segment(from_type)}/{_segment(record_id)}/associations/{_segment(to_type)}"
     )
+
+
+def subscription_definitions() -> str:
+    """``GET``: the account's subscription types (id, name, ...)."""
+    return f"{COMMUNICATION_PREFERENCES}/definitions"
+
+
+def subscription_statuses(operation: Literal["read", "write"]) -> str:
+    """``POST``: up to 100 addresses' statuses read (``?channel=EMAIL``), or status changes written."""
+    query = "?channel=EMAIL" if operation == "read" else ""
+    return f"{COMMUNICATION_PREFERENCES}/statuses/batch/{operation}{query}"
+
+
+def opt_outs_of_all() -> str:
+    """``POST``: whether each of up to 100 addresses opted out of all email (``wideStatuses``)."""
+    return f"{COMMUNICATION_PREFERENCES}/statuses/batch/unsubscribe-all/read?channel=EMAIL"

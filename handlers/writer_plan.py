@@ -2,8 +2,9 @@
 
 Commands arrive in log order. For one record, later commands win: upserts merge their properties
 (newest value per property), an archive cancels the upserts before it, and an upsert after an
-archive re-creates the record. Association changes are kept last-wins per (from, to, type). The
-plan is then executed in a fixed order: archives, upserts, association changes, so an association
+archive re-creates the record. Association changes are kept last-wins per (from, to, type), and
+subscription status changes (X4) per (address, subscription type). The plan is then executed in a
+fixed order: archives, upserts, association changes, subscription statuses, so an association
 always finds both ends written in the same window.
 """
 
@@ -11,7 +12,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from schemas.commands import AnyCommand, Archive, Associate, Dissociate, PropertyValue, RecordRef, Upsert
+from schemas.commands import (
+    AnyCommand,
+    Archive,
+    Associate,
+    Dissociate,
+    PropertyValue,
+    RecordRef,
+    SetSubscription,
+    Upsert,
+)
 
 
 @dataclass(frozen=True)
@@ -40,9 +50,18 @@ class LinkPlan:
 
 
 @dataclass
+class SubscriptionPlan:
+    """X4: the last status the window asks for one address and subscription type."""
+
+    command: SetSubscription
+    sources: list[tuple[AnyCommand, Position]] = field(default_factory=list)
+
+
+@dataclass
 class Plan:
     records: dict[str, RecordPlan] = field(default_factory=dict)
     links: dict[tuple[str, str, int], LinkPlan] = field(default_factory=dict)
+    subscriptions: dict[tuple[str, str], SubscriptionPlan] = field(default_factory=dict)
 
     def archives(self) -> list[RecordPlan]:
         return [r for r in self.records.values() if r.archive]
@@ -60,6 +79,13 @@ def coalesce(items: list[tuple[AnyCommand, Position]]) -> Plan:
             previous = plan.links.get(key)
             sources = (previous.sources if previous else []) + [(command, position)]
             plan.links[key] = LinkPlan(command=command, sources=sources)
+            continue
+        if isinstance(command, SetSubscription):  # last wins per address and subscription type
+            at = (command.record.key, command.subscription)
+            known = plan.subscriptions.get(at)
+            plan.subscriptions[at] = SubscriptionPlan(
+                command, (known.sources if known else []) + [(command, position)]
+            )
             continue
         record = plan.records.setdefault(command.record.key, RecordPlan(ref=command.record))
         record.sources.append((command, position))

@@ -33,7 +33,8 @@ from handlers.hubspot_client import HubSpotError
 from handlers.id_map import IdMap
 from handlers.writer_letters import DeadLetter, DeadLetterPort, command_letter
 from handlers.writer_linger import Linger
-from handlers.writer_plan import LinkPlan, Position, RecordPlan, coalesce
+from handlers.writer_plan import LinkPlan, Position, RecordPlan, SubscriptionPlan, coalesce
+from handlers.writer_subscriptions import SubscriptionWriter
 from handlers.writer_time import Backoff, Clock
 from schemas.commands import (
     DEFAULT_ASSOCIATION,
@@ -82,6 +83,9 @@ class WriterStats:
     retried_inputs: int = 0
     failed_rounds: int = 0
     daily_pauses: int = 0
+    subscribed: int = 0  # X4: subscription status changes HubSpot took
+    unsubscribed: int = 0
+    kept_unsubscribed: int = 0  # X4: not resubscribed, as HubSpot holds the address unsubscribed
     waiting_links: int = 0
     held_records: int = 0
 
@@ -164,6 +168,7 @@ class PlanRunner:
     _round: _Round = field(default_factory=_Round)
     _attempts: dict[str, int] = field(default_factory=dict)
     _read_errors: dict[str, dict[str, Any]] = field(default_factory=dict)
+    _subscriptions: SubscriptionWriter | None = None
 
     # ---- one round ----
 
@@ -227,6 +232,8 @@ class PlanRunner:
         due_links, self.waiting = _split(self.waiting, lambda w: w.next_try <= now)
         links = [w.link for w in due_links] + list(plan.links.values())
         await self._link(links, {id(w.link): w for w in due_links})
+        if plan.subscriptions:  # X4, opt-in: after the contacts' upserts, like the links
+            await self._subscribe(list(plan.subscriptions.values()))
 
     def _due(self, held: _Held, now: float, keys: set[str]) -> bool:
         """Whether a held record is tried this round: its backoff is over, a newer command of it
@@ -791,6 +798,22 @@ class PlanRunner:
             elif verdict is Verdict.REJECTED and error is not None:
                 self._read_errors[ref.key] = error.letter_body(status)
         return found, unsure
+
+    # ---- subscription statuses (X4) ----
+
+    async def _subscribe(self, plans: list[SubscriptionPlan]) -> None:
+        if self._subscriptions is None:
+            self._subscriptions = SubscriptionWriter(self.api)
+        outcome = await self._subscriptions.apply(plans)
+        counts = self._round.stats
+        for done in outcome.applied:
+            if done.command.state == "SUBSCRIBED":
+                counts.subscribed += len(done.sources)
+            else:
+                counts.unsubscribed += len(done.sources)
+        counts.kept_unsubscribed += sum(len(kept.sources) for kept in outcome.kept)
+        for refusal in outcome.refused:
+            self._dead_letter(refusal.plan.sources, refusal.reason, refusal.answer, refusal.status)
 
     # ---- dead letters ----
 

@@ -165,9 +165,9 @@ def subscription_changes(
     to ``after`` (its emitted properties) asks for; none unless ``sync_email_subscription`` is set."""
     subscription = config.sync_email_subscription
     state = after.get(EMAIL_STATE)
-    if subscription is None or state == before.get(EMAIL_STATE):
+    if not subscription or state == before.get(EMAIL_STATE):
         return []
-    basis = config.email_legal_basis
+    basis = config.email_legal_basis or None
     explanation = config.email_legal_basis_explanation if basis is not None else None
     if state == EmailMarketingState.UNSUBSCRIBED:
         wanted: Literal["SUBSCRIBED", "UNSUBSCRIBED"] = "UNSUBSCRIBED"

@@ -152,8 +152,9 @@ def test_x4_no_consent_object_says_nothing() -> None:
 
 
 def test_x4_nothing_subscribes_or_unsubscribes_anyone_in_hubspot() -> None:
-    """Consent changes write only the project's own properties: never HubSpot's subscription
-    fields (``hs_email_optout`` and the like), never a subscription status (no command kind does)."""
+    """By default consent changes write only the project's own properties: never HubSpot's
+    subscription fields (``hs_email_optout`` and the like), never a subscription status (only
+    ``sync_email_subscription`` turns that on: ``tests/rules/test_consent_subscriptions.py``)."""
     bodies = [
         with_consent(T0, email=email_consent("subscribed", T0), sms=sms_consent("subscribed", T0)),
         with_consent(
