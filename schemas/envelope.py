@@ -65,7 +65,7 @@ BODY_MODELS: dict[str, type[ShopifyModel]] = {
     "products/delete": Deleted,
     "companies/create": Company,  # X2
     "companies/update": Company,
-    "companies/delete": Deleted,
+    "companies/delete": Company,  # the whole company, named like the others
     "company_locations/create": CompanyLocation,
     "company_locations/update": CompanyLocation,
     "company_locations/delete": CompanyLocation,

@@ -381,12 +381,17 @@ class Product(ShopifyModel):
 
 
 class Company(ShopifyModel):
-    """``companies/create|update`` bodies (X2): a B2B company of the shop (Shopify Plus). Its
-    locations arrive as ``company_locations/*``, each naming its ``company_id``."""
+    """``companies/create|update|delete`` bodies (X2): a B2B company of the shop (Shopify Plus). Its
+    locations arrive as ``company_locations/*``, each naming its company.
 
-    identity: ClassVar[tuple[str, ...]] = ("id",)
+    Shopify's documented payloads name the company by its global id (``admin_graphql_api_id``,
+    ``gid://shopify/Company/<id>``) and carry no numeric ``id``; a body may carry either (the REST
+    id is the global id's number): :meth:`company_id`. The delete carries the whole company too."""
 
-    id: Id
+    identity: ClassVar[tuple[str, ...]] = ("id", "admin_graphql_api_id")
+
+    id: MaybeId = None
+    admin_graphql_api_id: MaybeGid = None
     name: MaybeText = None
     external_id: MaybeText = None
     note: MaybeText = None
@@ -394,16 +399,36 @@ class Company(ShopifyModel):
     created_at: MaybeTimestamp = None
     updated_at: MaybeTimestamp = None
 
+    def company_id(self) -> int | None:
+        return self.id if self.id is not None else gid_number(self.admin_graphql_api_id)
+
+
+class CompanyRef(ShopifyModel):
+    """A company nested in a B2B body (a location's, a company contact's ``company``): Shopify's
+    sample names it by its global id only (``admin_graphql_api_id``); a numeric ``id``, if a
+    version sends one, is read too."""
+
+    id: MaybeId = None
+    admin_graphql_api_id: MaybeGid = None
+    name: MaybeText = None
+
+    def company_id(self) -> int | None:
+        return self.id if self.id is not None else gid_number(self.admin_graphql_api_id)
+
 
 class CompanyLocation(ShopifyModel):
     """``company_locations/create|update|delete`` bodies (X2): a branch of a company, with its
-    billing and shipping addresses. Named by its company (the HubSpot record it feeds); a
-    location without a readable ``id`` of its own is ignored (a field problem says why)."""
+    billing and shipping addresses. Named by its company (the HubSpot record it feeds): its
+    ``company_id``, else the nested ``company``'s global id, as Shopify's documented payload names
+    it (with the location's own global id and no numeric ids). A location without a readable id
+    of its own is ignored (a field problem says why)."""
 
-    identity: ClassVar[tuple[str, ...]] = ("company_id",)
+    identity: ClassVar[tuple[str, ...]] = ("company_id", "company")
 
     id: MaybeId = None
-    company_id: Id
+    admin_graphql_api_id: MaybeGid = None
+    company_id: MaybeId = None
+    company: CompanyRef | None = None
     name: MaybeText = None
     external_id: MaybeText = None
     phone: MaybeText = None
@@ -412,17 +437,14 @@ class CompanyLocation(ShopifyModel):
     billing_address: Address | None = None
     shipping_address: Address | None = None
 
-
-class CompanyOfContact(ShopifyModel):
-    """The company nested in a ``company_contacts/*`` body: Shopify's sample names it by its
-    global id only (``admin_graphql_api_id``); a numeric ``id``, if a version sends one, is read too."""
-
-    id: MaybeId = None
-    admin_graphql_api_id: MaybeGid = None
-    name: MaybeText = None
-
-    def company_id(self) -> int | None:
+    def location_id(self) -> int | None:
         return self.id if self.id is not None else gid_number(self.admin_graphql_api_id)
+
+    def owner_id(self) -> int | None:
+        """The Shopify company the location belongs to."""
+        if self.company_id is not None:
+            return self.company_id
+        return self.company.company_id() if self.company is not None else None
 
 
 class CompanyContact(ShopifyModel):
@@ -440,7 +462,7 @@ class CompanyContact(ShopifyModel):
     title: MaybeText = None
     created_at: MaybeTimestamp = None
     updated_at: MaybeTimestamp = None
-    company: CompanyOfContact | None = None
+    company: CompanyRef | None = None
 
     def customer_id(self) -> int | None:
         return gid_number(self.customer_admin_graphql_api_id)

@@ -99,10 +99,14 @@ def _member_of(body: ShopifyModel) -> str | None:
 def _company_of(delivery: Delivery, body: ShopifyModel) -> str | None:
     """The Shopify company a delivery feeds (X2): a company's own id (its delete too), a
     location's ``company_id``, a B2B order's ``company.id``."""
-    if isinstance(body, Company) or (isinstance(body, Deleted) and delivery.resource == "companies"):
-        return str(body.id)
-    if isinstance(body, CompanyLocation):
-        return str(body.company_id)
+    if isinstance(body, Company):
+        number = body.company_id()
+    elif isinstance(body, CompanyLocation):
+        number = body.owner_id()
+    else:
+        number = None
+    if number is not None:
+        return str(number)
     if isinstance(body, Order) and body.company is not None and body.company.id is not None:
         return str(body.company.id)
     return None

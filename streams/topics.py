@@ -322,8 +322,13 @@ def route(shopify_topic: str, body: dict[str, object], prefix: str = "") -> tupl
         why = NOT_RECORDS.get(shopify_topic, "not a topic the product consumes")
         raise UnroutableError(f"unsupported Shopify topic {shopify_topic!r}: {why}")
     ident = body.get("token") if resource in ("checkouts", "carts") else body.get("id")
+    if resource == "companies" and ident in (None, ""):  # Shopify's payload: the global id only (X2)
+        ident = gid_number(_text_or_none(body.get("admin_graphql_api_id")))
     if resource == "company_locations":  # a location is its company's record (X2)
         ident = body.get("company_id")
+        nested = body.get("company")
+        if ident in (None, "") and isinstance(nested, dict):
+            ident = nested.get("id") or gid_number(_text_or_none(nested.get("admin_graphql_api_id")))
     if resource == "company_contacts":  # a company contact joins its customer's records (X2)
         ident = gid_number(_text_or_none(body.get("customer_admin_graphql_api_id")))
         if ident is None:

@@ -40,7 +40,7 @@ from pydantic import BaseModel, Field
 from config.rules import RuleConfig
 from schemas.commands import DEFAULT_ASSOCIATION, AnyCommand, Associate, Dissociate, PropertyValue, RecordRef
 from schemas.envelope import Delivery
-from schemas.shopify import Address, Company, CompanyLocation, Deleted, Order
+from schemas.shopify import Address, Company, CompanyLocation, Order
 from streams.mapping import format_value
 from streams.rules.common import Version, evolve, remember, upsert_if_changed, version_of
 from streams.rules.company_members import CompanyMember
@@ -156,15 +156,15 @@ def _company_properties(company: Company) -> dict[str, PropertyValue]:
 
 def _apply(state: CompanyState, delivery: Delivery, record: object) -> CompanyState:
     at = delivery.event_time
-    if isinstance(record, Company):
+    if isinstance(record, Company) and delivery.action == "delete":
+        if state.deleted_at is None:
+            return evolve(state, {"deleted_at": at})
+    elif isinstance(record, Company):
         company = CompanySnap(version_of(record.updated_at, delivery.body, at), _company_properties(record))
         if company.version.newer_than(state.company.version if state.company else None):
             return evolve(state, {"company": company})
-    elif isinstance(record, Deleted) and delivery.resource == "companies":
-        if state.deleted_at is None:
-            return evolve(state, {"deleted_at": at})
-    elif isinstance(record, CompanyLocation) and record.id is not None:
-        key = str(record.id)
+    elif isinstance(record, CompanyLocation) and record.location_id() is not None:
+        key = str(record.location_id())
         if delivery.topic.endswith("/delete"):
             if key not in state.deleted_locations:
                 return evolve(state, {"deleted_locations": {**state.deleted_locations, key: at}})

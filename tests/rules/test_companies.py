@@ -24,6 +24,7 @@ from streams.inprocess import InProcessPipeline
 from streams.rules import companies
 from streams.rules.companies import COMPANY_TO_CONTACT, COMPANY_TO_DEAL, CompanyState
 from streams.rules.keys import company_ref, contact_ref, deal_ref, order_ref
+from streams.topics import route
 from tests.rules.test_journeys import delivery
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
@@ -289,3 +290,50 @@ def test_x2_a_company_state_survives_its_table_row() -> None:
     state, _ = run(history(), BOTH)
     rows = ROWS["companies"]
     assert rows.from_row(orjson.loads(orjson.dumps(rows.to_row(state)))) == state
+
+
+# --- Shopify's documented payloads: global ids only -------------------------------------------
+
+
+SAMPLE_COMPANY_GID = "gid://shopify/Company/408372092144951419"
+
+
+def sample_company(at: datetime) -> dict[str, Any]:
+    """``companies/*`` as Shopify's webhook reference shows it: no numeric id, a global id."""
+    return {"name": "Example Company", "note": "This is an example company", "external_id": "123456789",
+            "main_contact_admin_graphql_api_id": "gid://shopify/CompanyContact/408372092144951652",
+            "created_at": stamp(T0), "updated_at": stamp(at), "customer_since": stamp(T0),
+            "admin_graphql_api_id": SAMPLE_COMPANY_GID}  # fmt: skip
+
+
+def sample_location(at: datetime) -> dict[str, Any]:
+    """``company_locations/*`` as the reference shows it: its own and its company's global ids."""
+    address = {"address1": "175 Sherbrooke Street West", "city": "Montreal", "province": "Quebec",
+               "country": "Canada", "zip": "H3A 0G4", "phone": "+49738001239", "zone_code": "QC",
+               "country_code": "CA", "admin_graphql_api_id": "gid://shopify/CompanyAddress/141016871799219115",
+               "company_admin_graphql_api_id": SAMPLE_COMPANY_GID}  # fmt: skip
+    return {"name": "Montreal", "external_id": "123456789", "phone": "555-555-5555", "locale": "en",
+            "created_at": stamp(T0), "updated_at": stamp(at), "note": "Head Office Location",
+            "admin_graphql_api_id": "gid://shopify/CompanyLocation/408372092144951419",
+            "company": sample_company(at), "billing_address": address,
+            "shipping_address": address}  # fmt: skip
+
+
+def test_x2_shopifys_documented_payloads_without_numeric_ids_make_the_same_company() -> None:
+    number = 408372092144951419
+    assert route("companies/create", sample_company(T0)) == ("shopify.companies", str(number).encode())
+    assert route("company_locations/create", sample_location(T0)) == (
+        "shopify.companies",
+        str(number).encode(),
+    )
+    pipeline = InProcessPipeline(config=DEALS)
+    for d in [delivery("companies/create", sample_company(T0), T0),
+              delivery("company_locations/create", sample_location(T0), T0),
+              delivery("companies/delete", sample_company(T0 + MINUTE), T0 + MINUTE)]:  # fmt: skip
+        pipeline.deliver(d)
+    assert not pipeline.dead_letters and not pipeline.field_problems
+    state: CompanyState = pipeline.stores["companies"].states[str(number)]
+    props = state.emitted.properties
+    assert props["name"] == "Example Company" and props["city"] == "Montreal"
+    assert props["shopify_company_locations"] == f"Montreal ({number})"
+    assert props["shopify_company_deleted_at"] is not None
