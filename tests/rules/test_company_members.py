@@ -19,6 +19,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from config.rules import RuleConfig
+from devtools.samplestore import SHOP_DOMAIN
 from schemas.commands import AnyCommand, Associate, Dissociate, Upsert
 from schemas.envelope import Delivery
 from schemas.problems import IdentityError
@@ -208,3 +209,20 @@ def test_x2_a_member_state_survives_its_table_row() -> None:
     rows = ROWS["company-members"]
     assert state.contacts and state.email is not None
     assert rows.from_row(orjson.loads(orjson.dumps(rows.to_row(state)))) == state
+
+
+def test_x3_a_company_contact_of_another_shop_links_that_shops_company() -> None:
+    """With several shops, the customer and its company are keyed in the delivery's shop: a
+    non-primary shop's company contact links the company keyed ``<domain>/<id>``, not the primary's."""
+    config = RuleConfig(primary_shop="primary.myshopify.com")
+    pipeline = pipeline_run([
+        delivery("customers/create", customer_body(T0), T0),
+        delivery("company_contacts/create", contact_body(T0 + MINUTE), T0 + MINUTE),
+    ], config)  # fmt: skip
+    prefix = f"{SHOP_DOMAIN}/"
+    assert not pipeline.dead_letters
+    assert f"{prefix}{CUSTOMER_ID}" in pipeline.stores["company-members"].states
+    theirs = company_ref(COMPANY_ID, prefix)
+    links = [c for c in pipeline.commands if isinstance(c, Associate) and c.record == theirs]
+    assert [c.to for c in links] == [contact_ref(EMAIL)]
+    assert not [c for c in pipeline.commands if c.record == REF]  # the primary shop's company is untouched
