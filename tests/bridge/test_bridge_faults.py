@@ -169,7 +169,10 @@ async def test_broker_restarted_three_times_under_load_loses_no_acknowledged_del
     with rebuild_log_lines() as rebuilds:
         load = await _restart_three_times_under_load(tmp_path)
     acked, stored = load.acked, load.stored
-    assert len(acked) > 1000
+    # The load was real: every cycle's checks above saw 200s before and after its outage; this
+    # only guards against a run where the senders barely ran. (It said > 1,000, a rate of this
+    # machine: with other work on both cores a correct run acknowledged 926.)
+    assert len(acked) >= SENDERS * 10
     missing = set(acked) - stored
     assert not missing, f"{len(missing)} deliveries answered 200 are not in the topic"
     slowest = max(took for _, _, took in load.answers)
