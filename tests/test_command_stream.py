@@ -1,0 +1,60 @@
+"""The in-process pipeline's whole output on a generated store, pinned by its digest.
+
+Performance work (one decode per delivery, incremental renders) must not change what the rules
+emit. This runs devtools' generated store (200 customers, hourly ticks, three days of tail so
+every timer fires; once more with the bodies enlarged as ``bench.corpus`` makes them) through ``streams.inprocess`` in each commerce mode and compares the sha256 of
+every command's bytes (in order), every dead letter and every field problem with the digest
+recorded when the test was written.
+
+A deliberate change of the rules changes the digest: run this file, check the change is the one
+intended, and record the new digest printed in the failure.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import timedelta
+
+import pytest
+
+from bench.corpus import enlarged
+from config.rules import RuleConfig
+from devtools.localrun import delivery_for, schedule
+from devtools.samplestore import generate
+from schemas.commands import encode_command
+from streams.inprocess import InProcessPipeline
+
+DIGESTS = {
+    ("deals", False): "9599cdac6f94fcdb5ac313243ff25312c034c50c60f2a651998d051c9ee4527a",
+    ("orders", False): "8d64134d14d337a2942b6258f92ab3fb481fe201a81d8cf2a7fdb57ca6f0bb77",
+    ("deals,orders", False): "804667e68caf8f8dc00f43d13bc965a469c35edb8fcf022f65ad723916ec85b0",
+    ("deals,orders", True): "52e233fd305a4f5d0deeb1ea2d79dcc0027d4537bbd60813385dffc05afa6bf0",
+}
+"""(commerce mode, bodies enlarged to Shopify's samples as the benchmarks send them): digest."""
+
+
+def stream_digest(mode: str, large: bool, customers: int = 200) -> tuple[str, int]:
+    """The digest of everything the pipeline emits for the store, and the number of commands."""
+    pipeline = InProcessPipeline(config=RuleConfig(commerce_objects=mode))
+    events = generate(customers=customers, seed=3).events
+    plan = schedule(enlarged(events) if large else events, timedelta(hours=1), timedelta(days=3))
+    for batch, tick_at in plan:
+        for event in batch:
+            pipeline.deliver(delivery_for(event))
+        pipeline.tick(tick_at)
+    digest = hashlib.sha256()
+    for command in pipeline.commands:
+        digest.update(encode_command(command))
+        digest.update(b"\n")
+    for reason, raw in pipeline.dead_letters:
+        digest.update(reason.encode() + b"\0" + raw + b"\n")
+    for topic, problem in pipeline.field_problems:
+        digest.update(f"{topic}\0{problem.path}\0{problem.reason}\n".encode())
+    return digest.hexdigest(), len(pipeline.commands)
+
+
+@pytest.mark.parametrize(("mode", "large"), sorted(DIGESTS))
+def test_the_command_stream_is_unchanged(mode: str, large: bool) -> None:
+    digest, count = stream_digest(mode, large)
+    assert count > 1_000, "the store must exercise the rules"
+    assert digest == DIGESTS[mode, large], f"{mode}, enlarged {large}: {count} commands, digest {digest}"
