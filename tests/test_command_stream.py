@@ -2,9 +2,10 @@
 
 Performance work (one decode per delivery, incremental renders) must not change what the rules
 emit. This runs devtools' generated store (200 customers, hourly ticks, three days of tail so
-every timer fires; once more with the bodies enlarged as ``bench.corpus`` makes them) through ``streams.inprocess`` in each commerce mode and compares the sha256 of
-every command's bytes (in order), every dead letter and every field problem with the digest
-recorded when the test was written.
+every timer fires; once more with the bodies enlarged as ``bench.corpus`` makes them) through
+``streams.inprocess`` in each commerce mode and compares the sha256 of every command's bytes (in
+order), every dead letter and every field problem with the digest recorded when the test was
+written.
 
 A deliberate change of the rules changes the digest: run this file, check the change is the one
 intended, and record the new digest printed in the failure.
