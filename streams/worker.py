@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 
 import faust
 
@@ -21,7 +22,7 @@ def run_worker(settings: Settings) -> None:
     pipeline = build(settings)
     _watch(pipeline)
     tune_gc()  # the app is set up: freeze it, and collect less often (streams.runtime)
-    worker = faust.Worker(
+    worker = _Worker(
         pipeline.app,
         loglevel=settings.log_level.upper(),
         redirect_stdouts=False,
@@ -29,6 +30,19 @@ def run_worker(settings: Settings) -> None:
         logging_config=logging_config(settings.log_level, settings.log_format),
     )
     worker.execute_from_commandline()
+
+
+class _Worker(faust.Worker):
+    """faust's worker without its terminal spinner.
+
+    At a log level of WARNING or above faust installs a spinner that turns at every log record,
+    and to see them all it sets the root logger to DEBUG: then every debug line of aiokafka and
+    faust (one per record sent, among others) is formatted into a record and handled, about 5% of
+    a busy worker's time (``bench/README.md``, session 6; the benchmarks run workers at
+    ``warning``). The root logger keeps the configured level instead."""
+
+    def on_setup_root_logger(self, logger: logging.Logger, level: int) -> None:
+        self.spinner = None  # logging is set up at start, after the worker made its spinner
 
 
 def _watch(pipeline: Pipeline) -> None:
