@@ -106,7 +106,13 @@ class Routable:
 
     delivery: Delivery
     body: ShopifyModel
-    raw: bytes
+    raw: bytes | None = None
+    """The bytes it came as (the faust engine forwards them as they are). The in-process engine
+    has the delivery itself and leaves this out: :meth:`encoded` then encodes it, only when the
+    bytes are needed (a delete kept until its order comes, a dead letter)."""
+
+    def encoded(self) -> bytes:
+        return self.raw if self.raw is not None else encode(self.delivery)
 
 
 def router_key(routable: Routable, config: RuleConfig) -> str:
@@ -124,7 +130,7 @@ def product_key(delivery: Delivery, body: ShopifyModel, config: RuleConfig) -> s
 
 def _route(state: OrderMemory | None, routable: Routable, now: datetime, config: RuleConfig) -> Outcome:
     try:
-        routed = route(routable.delivery, routable.body, routable.raw, state, config)
+        routed = route(routable.delivery, routable.body, routable.encoded, state, config)
     except UnroutableError as exc:
         raise PoisonError(str(exc)) from exc
     forwards = [Forward(name, key, routable.delivery, routable.raw) for name, key in routed.targets]

@@ -80,18 +80,17 @@ class InProcessPipeline:
     def deliver(self, delivery: Delivery) -> list[AnyCommand]:
         """Process one Shopify delivery (and everything it causes); return the new commands."""
         start = len(self.commands)
-        raw = encode(delivery)
         try:
             body, problems = delivery.parse_body_with_problems()
         except (ValidationError, ValueError) as exc:
-            self.dead_letters.append((f"body does not fit {delivery.topic}: {exc}", raw))
+            self.dead_letters.append((f"body does not fit {delivery.topic}: {exc}", encode(delivery)))
             return []
         self.field_problems += [(delivery.topic, problem) for problem in problems]
         if delivery.resource == "products":
-            self._run(PRODUCTS, product_key(delivery, body, self.config), delivery, raw)
-        else:
-            routable = Routable(delivery, body, raw)
-            self._run(ROUTER, router_key(routable, self.config), routable, raw)
+            self._run(PRODUCTS, product_key(delivery, body, self.config), delivery, None)
+        else:  # the bytes are made only if a rule needs them (Routable.encoded)
+            routable = Routable(delivery, body)
+            self._run(ROUTER, router_key(routable, self.config), routable, None)
         return self.commands[start:]
 
     def deletion(self, event: HubSpotContactDeletion) -> list[AnyCommand]:
@@ -135,5 +134,5 @@ class InProcessPipeline:
 
 def _bytes_of(record: Any) -> bytes:
     if isinstance(record, Routable):
-        return record.raw
+        return record.encoded()
     return encode(record)

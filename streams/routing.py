@@ -6,6 +6,7 @@ a delivery is forwarded under are decided in one place.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -43,11 +44,16 @@ class Routed:
 
 
 def route(
-    delivery: Delivery, body: ShopifyModel, raw: bytes, memory: OrderMemory | None, config: RuleConfig
+    delivery: Delivery,
+    body: ShopifyModel,
+    raw: Callable[[], bytes],
+    memory: OrderMemory | None,
+    config: RuleConfig,
 ) -> Routed:
     """Targets of a validated delivery. ``memory`` is the orders router's record of this order id
-    (in its shop). X3: journeys and companies are keyed in the delivery's shop; contacts by email
-    alone (one contact per email across shops)."""
+    (in its shop); ``raw`` gives the delivery's bytes, kept when a delete comes before its order.
+    X3: journeys and companies are keyed in the delivery's shop; contacts by email alone (one
+    contact per email across shops)."""
     targets: list[Target] = []
     prefix = config.key_prefix(delivery.shop_domain)
     email = email_of(body)
@@ -65,7 +71,7 @@ def route(
             if known.journey is not None:
                 contact: list[Target] = [("contacts", known.email)] if known.email else []
                 return Routed(targets=[*targets, *contact, ("journeys", known.journey)])
-            return Routed(targets=targets, memory=OrderMemory(pending_delete=raw))
+            return Routed(targets=targets, memory=OrderMemory(pending_delete=raw()))
         key = journey_key(body, prefix)
         if key is None:  # pragma: no cover - every order has a journey (its own id at worst)
             raise UnroutableError(f"{delivery.topic} has no journey")

@@ -47,6 +47,8 @@ class ObjectKind:
 
 def diff_object(kind: ObjectKind, key: str, before: ObjectView, after: ObjectView) -> list[AnyCommand]:
     """The commands that take one object of journey ``key`` from ``before`` to ``after``."""
+    if before == after:  # the usual tick or repeat: nothing to say (and no refs to build)
+        return []
     record = kind.record(key)
     commands: list[AnyCommand] = []
     if not after.exists:
@@ -57,8 +59,10 @@ def diff_object(kind: ObjectKind, key: str, before: ObjectView, after: ObjectVie
     emitted_props = before.properties if before.exists else None
     commands += upsert_if_changed(record, after.properties, emitted_props)
     for line_key, props in sorted(after.lines.items()):
-        ref = kind.line(key, line_key)
         previous = before.lines.get(line_key) if before.exists else None
+        if previous == props:  # sent as it is: no upsert, no association (and no ref to build)
+            continue
+        ref = kind.line(key, line_key)
         commands += upsert_if_changed(ref, props, previous)
         if previous is None:
             commands.append(Associate(record=ref, to=record, association_type_id=kind.line_to_record))
