@@ -404,7 +404,7 @@ class PlanRunner:
                 found, unsure = await self._resolve_products(last)
                 later = [r for r in group if self._product_later(r, found, unsure)]
                 for record in later:  # its product's id is unknown for now: not without it
-                    self._hold(record, tuple(self._product_keys(record.upsert or {})))
+                    self._hold(record, tuple(self._product_keys(record)))
                 group = [r for r in group if r not in later]
             now = self.clock.monotonic()
             group, carry = self.linger.split(("upsert", *key), group, _record_key, now)
@@ -502,7 +502,7 @@ class PlanRunner:
             if stage is not None:
                 props["hs_pipeline_stage"] = self.schema.order_stage_ids.get(stage, stage)
         if record.ref.object_type == "line_items":
-            product = self._product_id_for(props)
+            product = self._product_id_for(props, record.ref.id_value)
             if product is not None:
                 props["hs_product_id"] = product
         return {k: "" if v is None else v for k, v in props.items()}
@@ -515,10 +515,13 @@ class PlanRunner:
         found = self.schema.association_type(command.record.object_type, command.to.object_type)
         return found if found is not None else command.association_type_id
 
-    def _product_keys(self, props: dict[str, PropertyValue]) -> list[str]:
+    def _product_keys(self, record: RecordPlan) -> list[str]:
+        return self._product_keys_of(record.upsert or {}, record.ref.id_value)
+
+    def _product_keys_of(self, props: dict[str, PropertyValue], own_key: str) -> list[str]:
         """The id-map keys of a line item's variant and product, in its shop (X3: a non-primary
-        shop's line item names its shop, and its products are keyed with that shop's prefix)."""
-        prefix = shop_prefix_of(props.get(SHOP_PROPERTY))
+        shop's line item's key and its products' keys carry that shop's prefix)."""
+        prefix = shop_prefix_of(props.get(SHOP_PROPERTY), own_key)
         keys = []
         if props.get("shopify_variant_id"):
             keys.append(f"products:shopify_product_key:{prefix}variant:{props['shopify_variant_id']}")
@@ -526,9 +529,9 @@ class PlanRunner:
             keys.append(f"products:shopify_product_key:{prefix}product:{props['shopify_product_id']}")
         return keys
 
-    def _product_id_for(self, props: dict[str, PropertyValue]) -> str | None:
+    def _product_id_for(self, props: dict[str, PropertyValue], own_key: str) -> str | None:
         """P2/P5: a line item points at its variant's product, else its product's."""
-        for key in self._product_keys(props):
+        for key in self._product_keys_of(props, own_key):
             found = self.ids.get(key)
             if found is not None:
                 return found
@@ -543,7 +546,7 @@ class PlanRunner:
         is never pointed at its product afterwards. The second case waits a bounded time
         (``PRODUCT_WAIT_TRIES`` rounds, about half a minute), then writes it without one: a
         product that never comes (not synced, deleted) must not hold its partition back."""
-        keys = self._product_keys(record.upsert or {})
+        keys = self._product_keys(record)
         if not keys or any(k in found or self.ids.get(k) is not None for k in keys):
             return False
         if set(keys) & unsure:
@@ -555,7 +558,7 @@ class PlanRunner:
         could not say anything about this time."""
         refs = []
         for record in group:
-            for key in self._product_keys(record.upsert or {}):
+            for key in self._product_keys(record):
                 if self.ids.get(key) is None:
                     _, _, value = key.partition(":shopify_product_key:")
                     refs.append(

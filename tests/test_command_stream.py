@@ -26,10 +26,10 @@ from schemas.commands import encode_command
 from streams.inprocess import InProcessPipeline
 
 DIGESTS = {
-    ("deals", False): "9599cdac6f94fcdb5ac313243ff25312c034c50c60f2a651998d051c9ee4527a",
-    ("orders", False): "8d64134d14d337a2942b6258f92ab3fb481fe201a81d8cf2a7fdb57ca6f0bb77",
-    ("deals,orders", False): "804667e68caf8f8dc00f43d13bc965a469c35edb8fcf022f65ad723916ec85b0",
-    ("deals,orders", True): "52e233fd305a4f5d0deeb1ea2d79dcc0027d4537bbd60813385dffc05afa6bf0",
+    ("deals", False): "00a5adc9d054726dd0a09530c9ddaca058d44848009111f1388b56bb05c33a5b",
+    ("orders", False): "e3e2edbfd7d8c8de5ee1a5bd66142d918580390cee3258185b46e7d95f3b83ad",
+    ("deals,orders", False): "53e00b1bc7a406d2c01334a39c3cade04b9fdce61e1c48d5056d4049860637ed",
+    ("deals,orders", True): "7837a96dc5c3e8fd9516d4245da0cc420e985a2f4c8e79664c743643d3541961",
 }
 """(commerce mode, bodies enlarged to Shopify's samples as the benchmarks send them): digest."""
 

@@ -45,13 +45,13 @@ from streams.mapping import format_value
 from streams.rules.common import Version, evolve, remember, upsert_if_changed, version_of
 from streams.rules.company_members import CompanyMember
 from streams.rules.keys import (
-    SHOP_PROPERTY,
     company_ref,
     contact_ref,
     deal_ref,
     journey_key,
     normalize_email,
     order_ref,
+    shop_mark,
 )
 
 COMPANY_TO_CONTACT = 280
@@ -210,8 +210,7 @@ def render(state: CompanyState, config: RuleConfig) -> CompanyView:
     if state.company is None and not state.orders and not state.locations and not state.members:
         return CompanyView()
     props: dict[str, PropertyValue] = {"shopify_company_id": f"{state.prefix}{state.company_id}"}
-    if state.prefix:  # X3: a non-primary shop's company names its shop
-        props[SHOP_PROPERTY] = state.prefix.removesuffix("/")
+    props |= shop_mark(state.prefix, config)  # X3: the company names its shop
     if state.company is not None:
         props |= state.company.properties
     if state.locations or state.orders:

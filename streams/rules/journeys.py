@@ -53,7 +53,7 @@ from schemas.shopify import (
 from schemas.types import FinancialStatus, FulfillmentStatus
 from streams.mapping import DEAL_FIELDS, carried_commerce_properties, carried_deal_properties, format_value
 from streams.rules.common import Version, evolve, remember, version_of
-from streams.rules.keys import SHOP_PROPERTY, deal_ref, line_item_ref, normalize_email
+from streams.rules.keys import deal_ref, line_item_ref, normalize_email, shop_mark
 from streams.rules.views import ObjectKind, ObjectView, diff_object
 
 Stage = Literal[
@@ -384,10 +384,8 @@ def deal_fields(state: JourneyState) -> dict[str, PropertyValue]:
 
 
 def shop_marks(state: JourneyState, config: RuleConfig) -> dict[str, PropertyValue]:
-    """X3: the property naming a non-primary shop, on each of its journey's records (none for the
-    primary shop, whose records keep exactly their properties)."""
-    prefix = config.key_prefix(state.shop)  # the domain in lower case, as its keys have it
-    return {SHOP_PROPERTY: prefix.removesuffix("/")} if prefix else {}
+    """X3: the property naming the journey's shop, on each of its records (``keys.shop_mark``)."""
+    return shop_mark(config.key_prefix(state.shop), config)  # the domain in lower case, as its keys
 
 
 def line_views(
@@ -399,20 +397,24 @@ def line_views(
 
 
 def new_customer_flag(state: JourneyState, current: str | None) -> bool | None:
-    """W1's ``shopify_new_customer_order`` of the journey's deal (and Order) in stage ``current``.
+    """W1's ``shopify_new_customer_order`` of the journey's deal (and Order) in stage ``current``:
+    true on the buyer's first purchase, false on every other order of a known buyer, empty on an
+    order without one (a guest checkout with no email: no contact to be new).
 
-    The contact rules' facts set it (``decide_first_purchase``). A cancelled or deleted order is no
-    purchase, whatever they said: its flag is false as soon as the order has a buyer, told or not.
-    Whether a deleted order was ever told anything depends on how the deletions of one contact's
-    orders interleave at the contact (its orders sit on other partitions): of two deleted orders,
-    the second is told "first" and then "not first" if the first's deletion came before the
-    second's, and nothing otherwise. Deciding from the order alone makes every arrival order, and
-    so every replay, end in the same value.
+    The contact rules' facts say which order is the first (``decide_first_purchase``); an order
+    they never spoke of is not it. Deciding "not first" from silence matters: whether the contact
+    speaks of an order that is not its first depends on arrival order (an order that was first
+    until an earlier one arrived is told "not first"; one that came after the first is told
+    nothing; of two deleted orders, the second is told "first" and then "not first" only if the
+    first's deletion came before the second's), and the contact's orders sit on other partitions
+    than it, so that order differs between a live run and a replay. A cancelled or deleted order
+    is no purchase, whatever was said. Every arrival order thus ends in the same value.
     """
-    if current == "Cancelled":
+    told = state.new_customer
+    if told is None:
         has_buyer = state.order is not None and state.order.email is not None
-        return False if has_buyer or state.new_customer is not None else None
-    return state.new_customer
+        return False if has_buyer else None
+    return False if current == "Cancelled" else told
 
 
 def render(state: JourneyState, config: RuleConfig) -> DealView:

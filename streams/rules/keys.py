@@ -11,7 +11,7 @@ or tokens never share a record. Contacts are keyed by email alone: HubSpot dedup
 
 from __future__ import annotations
 
-from config.rules import shop_key_prefix
+from config.rules import RuleConfig, shop_key_prefix
 from schemas.commands import PropertyValue, RecordRef
 from schemas.shopify import Cart, Checkout, CheckoutDeleted, Order, ShopifyModel
 
@@ -24,8 +24,8 @@ UNIQUE_PROPERTY: dict[str, str] = {
 }
 """The property each object type is upserted by (and identified by in an account's dump)."""
 SHOP_PROPERTY = "shopify_shop_domain"
-"""X3: the shop a record of a non-primary shop came from (deals, line items, products, Orders,
-Carts, companies); the primary shop's records keep exactly the properties they always had."""
+"""X3: the shop a record came from (deals, line items, products, Orders, Carts, companies), on
+every record once shops are told apart (``shop_mark``)."""
 CONTACT_SHOPS_PROPERTY = "shopify_shops"
 """X3: the shops a contact's records came from (``;``-separated domains), with several shops."""
 COMMERCE_UNIQUE_PROPERTY: dict[str, str] = {"orders": "shopify_order_key", "carts": "shopify_cart_key"}
@@ -93,10 +93,26 @@ def variant_ref(variant_id: int, prefix: str = "") -> RecordRef:
     )
 
 
-def shop_prefix_of(shop_domain: PropertyValue) -> str:
-    """The key prefix of a record carrying ``shopify_shop_domain`` (set only on records of a
-    non-primary shop): how the writer finds the products of such a shop's line items."""
-    return shop_key_prefix(shop_domain) if isinstance(shop_domain, str) and shop_domain else ""
+def shop_prefix_of(shop_domain: PropertyValue, own_key: str) -> str:
+    """The key prefix of a record carrying ``shopify_shop_domain`` whose own key is ``own_key``:
+    how the writer finds the products of a line item in its shop. Every record names its shop once
+    shops are told apart, the primary shop's too, but only the other shops' keys carry the prefix,
+    so the line item's own key says which it is."""
+    if not isinstance(shop_domain, str) or not shop_domain:
+        return ""
+    prefix = shop_key_prefix(shop_domain)
+    return prefix if own_key.startswith(prefix) else ""
+
+
+def shop_mark(prefix: str, config: RuleConfig) -> dict[str, PropertyValue]:
+    """X3: the ``shopify_shop_domain`` a record of the shop with key ``prefix`` carries: on every
+    deal, line item, product, Order, Cart and company once shops are told apart (a primary shop
+    is set), so HubSpot's lists and reports can tell the shops apart; none in a single-shop
+    deployment, whose records keep exactly their properties. The prefix is the shop's domain, or
+    empty for the primary shop."""
+    if config.primary_shop is None:
+        return {}
+    return {SHOP_PROPERTY: prefix.removesuffix("/") if prefix else config.primary_shop}
 
 
 def split_key(key: str) -> tuple[str, str]:

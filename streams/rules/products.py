@@ -25,7 +25,7 @@ from schemas.envelope import Delivery
 from schemas.shopify import Deleted, Product, Variant
 from streams.mapping import format_value, product_properties
 from streams.rules.common import Version, evolve, remember, upsert_if_changed, version_of
-from streams.rules.keys import SHOP_PROPERTY, product_ref, variant_ref
+from streams.rules.keys import product_ref, shop_mark, variant_ref
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,9 +120,9 @@ def diff(product_id: int, before: ProductView, after: ProductView, prefix: str =
     return commands
 
 
-def _with_shop(props: dict[str, PropertyValue], prefix: str) -> dict[str, PropertyValue]:
-    """X3: a non-primary shop's product (or variant) names its shop."""
-    return {**props, SHOP_PROPERTY: prefix.removesuffix("/")} if prefix else props
+def _with_shop(props: dict[str, PropertyValue], prefix: str, config: RuleConfig) -> dict[str, PropertyValue]:
+    """X3: a product (or variant) names its shop once shops are told apart."""
+    return {**props, **shop_mark(prefix, config)}
 
 
 def decide(state: ProductState, delivery: Delivery, now: datetime, config: RuleConfig) -> Outcome:
@@ -140,12 +140,12 @@ def decide(state: ProductState, delivery: Delivery, now: datetime, config: RuleC
         if version.newer_than(after.version):
             props = product_properties(record)
             props["shopify_product_id"] = str(record.id)
-            variants = {v: _with_shop(p, state.prefix) for v, p in _variants(after, record).items()}
+            variants = {v: _with_shop(p, state.prefix, config) for v, p in _variants(after, record).items()}
             after = evolve(
                 after,
                 {
                     "version": version,
-                    "properties": _with_shop(props, state.prefix),
+                    "properties": _with_shop(props, state.prefix, config),
                     "variants": variants,
                 },
             )

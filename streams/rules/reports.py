@@ -177,9 +177,9 @@ def facts_of(key: str, stage: str | None, props: Props, lines: Iterable[Props]) 
     Built without validation (every value is made here with its field's type): the journeys call
     this for every deal change the reports can see."""
     currency = props.get("shopify_currency") or UNKNOWN
-    # X3: a non-primary shop's deals (only they name their shop) are reported apart, as a currency
-    # of their own ("USD (b.myshopify.com)"), so two shops' orders, customer ids and product ids
-    # never mix in one report.
+    # X3: once shops are told apart every deal names its shop, and each shop is reported apart, as
+    # a currency of its own ("USD (b.myshopify.com)"), so two shops' orders, customer ids and
+    # product ids never mix in one report (a single shop's deals name none: "USD").
     shop = props.get("shopify_shop_domain")
     return DealFacts.model_construct(
         key=key,
