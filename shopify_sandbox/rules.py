@@ -61,10 +61,15 @@ RULES: tuple[Rule, ...] = (
     Rule(
         "api-versions",
         "The endpoint is /admin/api/{version}/graphql.json; the sandbox serves 2025-10, 2026-01, 2026-04"
-        " and 2026-07 (Shopify falls forward from an unsupported version; the sandbox refuses it)",
-        "404 for any other version",
+        " and 2026-07; an older dated version falls forward to the oldest served, as Shopify answers an"
+        " unsupported version in its oldest supported stable one; every answer names its version in"
+        " X-Shopify-API-Version",
+        "404 for a version not released, or not a version",
         "inferred",
-        (BULK_GUIDE,),
+        (
+            BULK_GUIDE,
+            "https://community.shopify.com/t/is-the-older-version-of-shopify-api-2021-10-still-working/164634/2",
+        ),
         "server.py, schema.py",
     ),
     Rule(

@@ -16,6 +16,19 @@ from graphql import GraphQLSchema, build_schema
 VERSIONS = ("2025-10", "2026-01", "2026-04", "2026-07")
 """The API versions served; 2025-10 keeps the old one-operation-at-a-time bulk limit."""
 
+
+def served_version(requested: str) -> str | None:
+    """The version a request to ``/admin/api/{requested}/`` is answered in: a served one as asked;
+    an older dated one (no longer supported) falls forward to the oldest served, as Shopify
+    answers an unsupported version with its oldest supported stable one; None (404) for anything
+    else (a version not released, or not a version)."""
+    if requested in VERSIONS:
+        return requested
+    year, dash, month = requested.partition("-")
+    dated = dash == "-" and len(year) == 4 and len(month) == 2 and (year + month).isdigit()
+    return VERSIONS[0] if dated and requested < VERSIONS[0] else None
+
+
 _CONNECTION = """
 type {name}Connection {{ edges: [{name}Edge!]! nodes: [{name}!]! pageInfo: PageInfo! }}
 type {name}Edge {{ cursor: String! node: {name}! }}

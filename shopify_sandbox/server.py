@@ -32,7 +32,7 @@ from shopify_sandbox.config import ShopifySandboxConfig
 from shopify_sandbox.cost import MAX_QUERY_COST, Bucket, Coster
 from shopify_sandbox.operations import Failure, Operations
 from shopify_sandbox.resolvers import Context, wire
-from shopify_sandbox.schema import VERSIONS, schema_for
+from shopify_sandbox.schema import VERSIONS, schema_for, served_version
 from shopify_sandbox.shop import ShopData
 
 log = logging.getLogger(__name__)
@@ -104,10 +104,17 @@ async def _request_body(request: web.Request) -> tuple[str, dict[str, Any], str 
 
 
 async def _graphql(request: web.Request) -> web.Response:
-    sandbox = request.app[SANDBOX]
-    version = request.match_info["version"]
-    if version not in VERSIONS:
+    """Every answer says the version it was made in (``X-Shopify-API-Version``), as Shopify's do."""
+    version = served_version(request.match_info["version"])
+    if version is None:
         return _json({"errors": "Not Found"}, 404)
+    response = await _graphql_in(request, version)
+    response.headers["X-Shopify-API-Version"] = version
+    return response
+
+
+async def _graphql_in(request: web.Request, version: str) -> web.Response:
+    sandbox = request.app[SANDBOX]
     if not _authorized(request, sandbox.config.token):
         return _json(errors.UNAUTHORIZED, 401)
     try:

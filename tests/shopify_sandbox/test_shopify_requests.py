@@ -24,13 +24,24 @@ async def test_no_token_and_a_wrong_token_get_401(admin: Admin) -> None:
         }
 
 
-async def test_an_unserved_version_is_404(admin: Admin) -> None:
-    response = await admin.http.post(
-        "/admin/api/2019-04/graphql.json",
-        json={"query": CUSTOMERS},
-        headers={"X-Shopify-Access-Token": TOKEN},
-    )
-    assert response.status_code == 404
+async def test_an_old_version_falls_forward_and_an_unreleased_one_is_404(admin: Admin) -> None:
+    """Shopify answers a no longer supported version in its oldest supported one and says so in
+    ``X-Shopify-API-Version``; a version that is not (yet) one is not found."""
+    for asked, status, answered in (
+        ("2019-04", 200, "2025-10"),
+        ("2026-04", 200, "2026-04"),
+        ("2031-01", 404, None),
+        ("latest", 404, None),
+    ):
+        response = await admin.http.post(
+            f"/admin/api/{asked}/graphql.json",
+            json={"query": CUSTOMERS},
+            headers={"X-Shopify-Access-Token": TOKEN},
+        )
+        assert response.status_code == status, asked
+        assert response.headers.get("X-Shopify-API-Version") == answered, asked
+        if status == 200:
+            assert response.json()["data"]["customers"]["nodes"], asked
 
 
 async def test_an_unknown_field_is_a_validation_error_in_shopifys_shape(admin: Admin) -> None:
