@@ -37,6 +37,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -58,9 +59,9 @@ log = logging.getLogger("shopsync.bridge")
 SIMULATED_RECEIVED_AT = "X-Shopsync-Simulated-Received-At"
 
 
-def _event(kind: str, **fields: Any) -> None:
+def _event(kind: str, level: int = logging.INFO, **fields: Any) -> None:
     """One structured log line (never a payload, a signature or a secret)."""
-    log.info(orjson.dumps({"event": kind, **fields}).decode())
+    log.log(level, orjson.dumps({"event": kind, **fields}).decode())
 
 
 async def _read_body(request: web.Request, limit: int) -> bytes:
@@ -122,6 +123,27 @@ def _positive_int(value: object) -> int:
     return number
 
 
+@dataclass
+class ShopWatch:
+    """X3: notices a deployment taking several shops' deliveries with no primary shop, where shops
+    are not told apart (one app's secret signs every shop's webhooks, and ``SHOPSYNC_PRIMARY_SHOP``
+    is unset), so records of two shops with the same ids would merge. ``seen`` answers the first
+    shop when a shop other than it signs a delivery for the first time (once per shop)."""
+
+    primary: str | None
+    shops: set[str] = field(default_factory=set)
+    first: str | None = None
+
+    def seen(self, shop: str) -> str | None:
+        if self.primary is not None or not shop or shop in self.shops:
+            return None
+        self.shops.add(shop)
+        if self.first is None:
+            self.first = shop
+            return None
+        return self.first
+
+
 class Bridge:
     """The bridge's request handlers, bound to its settings and Kafka appender."""
 
@@ -130,6 +152,7 @@ class Bridge:
         self.appender = appender
         self.simulated_now: datetime | None = None  # simulation mode only: the scenario's clock
         self.key_prefix = settings.rule_config().key_prefix  # X3: a shop's Kafka keys
+        self.shops = ShopWatch(settings.rule_config().primary_shop)
 
     async def shopify(self, request: web.Request) -> web.Response:
         raw = await _read_body(request, self.settings.bridge_body_limit())
@@ -149,6 +172,11 @@ class Bridge:
                 "shopify.rejected", reason="bad or missing signature", topic=headers.get("X-Shopify-Topic")
             )
             return _error(401, "invalid or missing X-Shopify-Hmac-Sha256")
+        if (first := self.shops.seen(shop)) is not None:
+            _event(
+                "shopify.several_shops_without_primary", level=logging.WARNING, shop=shop, first_shop=first,
+                hint="set SHOPSYNC_PRIMARY_SHOP to the shop synced so far, so that shops are told apart",
+            )  # fmt: skip
         try:
             loaded = load_body(raw)
         except ValueError:
