@@ -119,7 +119,7 @@ def import_delivery(resource: str, record: dict[str, Any], shop: str, api_versio
     )  # fmt: skip
 
 
-def _placed(
+def placed(
     settings: Settings, resource: str, record: object, shop: str, api_version: str
 ) -> tuple[str, bytes | None, bytes]:
     """Where a listed record is appended, under which key, as which bytes: its resource's topic,
@@ -228,7 +228,7 @@ async def run_import(
                         raise ShopifyImportError(f"Shopify answered {url} with no {resource} list") from exc
                     sent, lost = [], 0
                     for record in records:
-                        target, key, value = _placed(settings, resource, record, shop, api_version)
+                        target, key, value = placed(settings, resource, record, shop, api_version)
                         if target == topic_name(settings, "shopify.deadletter"):
                             lost += 1
                             report.dead_letter("shopify.deadletter", orjson.loads(value)["reason"])

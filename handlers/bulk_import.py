@@ -1,0 +1,407 @@
+"""The initial import through GraphQL bulk operations (SPEC I1, beside the REST path of
+``handlers.importer``): per resource, start ``bulkOperationRunQuery``, poll the operation until
+it stops, stream its JSONL with httpx, rebuild parents from ``__parentId``, convert each record to
+the webhook body the rules parse (``handlers.bulk_convert``) and append it as an import delivery
+exactly as the REST import does (same topics, keys and event ids from record id + updated_at, so
+a re-import is a duplicate the rules drop; dead letters for what cannot be read or keyed).
+
+Resumable at any point: the state file keeps each resource's operation id, its download URL and
+the byte offset (and line count) up to which every record is appended and acknowledged by Kafka.
+A crash or a dropped connection resumes with an HTTP Range request from that offset (the start of
+the first root not yet appended), so nothing is skipped, and nothing acknowledged is appended
+twice; an interruption the process sees (an error, Ctrl-C) first waits for what it has sent, so
+only a hard kill can re-append, at most one batch, which the event ids make harmless.
+
+A FAILED (or CANCELED) operation is reported with its error code and how much partial data it
+left, never taken as complete; its state is cleared so the next run starts a fresh operation.
+``import_jsonl`` imports a file downloaded elsewhere, with no network (an air gap).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import random
+import time
+from collections.abc import AsyncIterator, Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+from aiokafka import AIOKafkaProducer
+
+from config import Settings
+from handlers import bulk_queries
+from handlers.bulk_convert import CONVERTERS, ConversionError
+from handlers.bulk_jsonl import ParentRebuilder, Rebuilt, split_lines
+from handlers.importer import RESOURCES, ShopifyImportError, placed
+from handlers.loss import LossReport, dead_letter_record
+from streams.topics import ensure_topics, topic_name
+
+log = logging.getLogger(__name__)
+BULK_API_VERSION = "2026-07"
+"""The newest version: the first whose orders carry cartToken and checkoutToken (D4's join)."""
+FINISHED = ("COMPLETED", "FAILED", "CANCELED", "EXPIRED")
+
+
+class BulkOperationFailedError(ShopifyImportError):
+    """An operation ended FAILED, CANCELED or EXPIRED: the resource is not imported."""
+
+
+@dataclass
+class BulkResourceState:
+    operation_id: str | None = None
+    url: str | None = None
+    offset: int = 0
+    """Bytes of the export whose records are all appended and acknowledged."""
+    lines: int = 0
+    count: int = 0
+    lost: int = 0
+    done: bool = False
+
+
+@dataclass
+class BulkImportState:
+    """Where the bulk import is, per resource; saved atomically after every acknowledged batch."""
+
+    path: Path
+    resources: dict[str, BulkResourceState] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, path: Path) -> BulkImportState:
+        raw = orjson.loads(path.read_bytes()) if path.exists() else {}
+        return cls(path, {k: BulkResourceState(**v) for k, v in raw.items()})
+
+    def save(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_bytes(orjson.dumps({k: vars(v) for k, v in self.resources.items()}))
+        os.replace(tmp, self.path)
+
+
+class InterruptedImportError(Exception):
+    """``stop_after_lines`` was reached (tests: a crash at a chosen line)."""
+
+
+@dataclass
+class Appender:
+    """Turns rebuilt roots into appended records, a batch at a time, and moves the state's
+    offset only once Kafka acknowledged every record before it."""
+
+    settings: Settings
+    producer: AIOKafkaProducer
+    resource: str
+    shop: str
+    api_version: str
+    state: BulkResourceState
+    report: LossReport
+    save: Callable[[], None]
+    batch: int = 1000
+    _sent: list[asyncio.Future[Any]] = field(default_factory=list)
+    _pending_count: int = 0
+    _pending_lost: int = 0
+    _started: float = field(default_factory=time.monotonic)
+    _logged: float = 0.0
+    _before: int = 0
+
+    def __post_init__(self) -> None:
+        self._before = self.state.count
+
+    async def add(self, root: Rebuilt) -> None:
+        target, key, value = self._placed(root)
+        if target == topic_name(self.settings, "shopify.deadletter"):
+            self._pending_lost += 1
+            self.report.dead_letter("shopify.deadletter", orjson.loads(value)["reason"])
+        else:
+            self._pending_count += 1
+        self._sent.append(await self.producer.send(target, value, key=key))
+
+    def _placed(self, root: Rebuilt) -> tuple[str, bytes | None, bytes]:
+        problem = root.problem
+        if root.record is not None:
+            try:
+                body = CONVERTERS[self.resource](root.record)
+            except (ConversionError, KeyError, TypeError, ValueError) as exc:
+                problem = f"a {self.resource} record the import cannot read: {type(exc).__name__}"
+            else:
+                return placed(self.settings, self.resource, body, self.shop, self.api_version)
+        reason = f"import {self.resource}: {problem}"
+        letter = dead_letter_record(reason, topic=f"import:{self.resource}", key=None, original=root.raw)
+        return topic_name(self.settings, "shopify.deadletter"), None, letter
+
+    def due(self) -> bool:
+        return len(self._sent) >= self.batch
+
+    async def commit(self, offset: int, lines: int) -> None:
+        """Wait for every record sent, then record ``offset`` (the bytes they came from)."""
+        await asyncio.gather(*self._sent)
+        self._sent.clear()
+        self.state.count += self._pending_count
+        self.state.lost += self._pending_lost
+        self._pending_count = self._pending_lost = 0
+        self.state.offset, self.state.lines = offset, lines
+        self.save()
+        now = time.monotonic()
+        if now - self._logged >= 2.0:
+            self._logged = now
+            self.log_progress()
+
+    def log_progress(self) -> None:
+        rate = (self.state.count - self._before) / max(time.monotonic() - self._started, 1e-6)
+        log.info(
+            "bulk import %s: %d records (%d dead-lettered), %d lines, %.1f MB read, %.0f records/s",
+            self.resource, self.state.count, self.state.lost, self.state.lines,
+            self.state.offset / 1e6, rate,
+        )  # fmt: skip
+
+
+async def append_lines(
+    appender: Appender, lines: AsyncIterator[tuple[int, bytes]], stop_after_lines: int | None = None
+) -> None:
+    """Rebuild and append every root of ``lines`` (which start at the state's offset); commit a
+    batch at a time. However it ends, what was sent is awaited and the offset saved."""
+    state = appender.state
+    rebuilder = ParentRebuilder()
+    consumed, consumed_lines, seen = state.offset, state.lines, 0
+    try:
+        async for offset, line in lines:
+            for root in rebuilder.feed(offset, line):
+                await appender.add(root)
+                consumed, consumed_lines = root.end, consumed_lines + root.lines
+            seen += 1
+            if appender.due():
+                await appender.commit(consumed, consumed_lines)
+            if stop_after_lines is not None and seen >= stop_after_lines:
+                raise InterruptedImportError(f"stopped after {seen} lines")
+        for root in rebuilder.finish():
+            await appender.add(root)
+            consumed, consumed_lines = root.end, consumed_lines + root.lines
+    finally:
+        await appender.commit(consumed, consumed_lines)
+
+
+@dataclass
+class AdminGraphQL:
+    """GraphQL against one shop's Admin API: retries transport errors and 5xx, waits out
+    THROTTLED answers by the bucket's restore rate (``throttleStatus``)."""
+
+    http: httpx.AsyncClient
+    api_version: str
+    attempts: int = 8
+
+    async def data(self, document: str, /, **variables: Any) -> dict[str, Any]:
+        path = f"/admin/api/{self.api_version}/graphql.json"
+        for attempt in range(self.attempts):
+            try:
+                response = await self.http.post(path, json={"query": document, "variables": variables})
+            except (httpx.TimeoutException, httpx.TransportError):
+                await asyncio.sleep(min(10.0, 0.2 * 2**attempt) * random.random())
+                continue
+            if response.status_code in (401, 403):
+                raise ShopifyImportError(
+                    f"Shopify refused the token ({response.status_code}): check SHOPIFY_ADMIN_TOKEN"
+                )
+            if response.status_code == 429 or response.status_code >= 500:
+                await asyncio.sleep(min(10.0, 0.2 * 2**attempt) * random.random())
+                continue
+            response.raise_for_status()
+            body = response.json()
+            errors = body.get("errors") or []
+            if any((e.get("extensions") or {}).get("code") == "THROTTLED" for e in errors):
+                await asyncio.sleep(_throttle_wait(body))
+                continue
+            if errors or not isinstance(body.get("data"), dict):
+                raise ShopifyImportError(f"Shopify refused the query: {errors[0].get('message', errors)}")
+            data: dict[str, Any] = body["data"]
+            return data
+        raise ShopifyImportError("Shopify's GraphQL Admin API kept failing")
+
+
+def _throttle_wait(body: dict[str, Any]) -> float:
+    """Seconds until the bucket holds the requested cost again."""
+    cost = (body.get("extensions") or {}).get("cost") or {}
+    status = cost.get("throttleStatus") or {}
+    missing = float(cost.get("requestedQueryCost") or 10) - float(status.get("currentlyAvailable") or 0)
+    return max(0.1, missing / max(float(status.get("restoreRate") or 50), 1.0))
+
+
+async def start_operation(admin: AdminGraphQL, resource: str) -> str:
+    query = bulk_queries.bulk_query(resource, admin.api_version)
+    payload = (await admin.data(bulk_queries.RUN, query=query))["bulkOperationRunQuery"]
+    if payload["userErrors"] or not payload.get("bulkOperation"):
+        error = payload["userErrors"][0] if payload["userErrors"] else {"message": "no operation"}
+        raise ShopifyImportError(
+            f"Shopify did not start the {resource} export: {error.get('code')} {error['message']}"
+        )
+    return str(payload["bulkOperation"]["id"])
+
+
+async def wait_for(admin: AdminGraphQL, operation_id: str, poll_s: float) -> dict[str, Any]:
+    """Poll until the operation stops; its last answer. The wait between polls grows to 10 s."""
+    wait = poll_s
+    while True:
+        if bulk_queries.polls_by_id(admin.api_version):
+            op = (await admin.data(bulk_queries.POLL_BY_ID, id=operation_id))["bulkOperation"]
+        else:
+            op = (await admin.data(bulk_queries.POLL_CURRENT))["currentBulkOperation"]
+            if op is not None and op["id"] != operation_id:
+                raise ShopifyImportError(f"another bulk operation ({op['id']}) replaced {operation_id}")
+        if op is None:
+            raise ShopifyImportError(f"Shopify no longer knows bulk operation {operation_id}")
+        if op["status"] in FINISHED:
+            return dict(op)
+        log.info("bulk operation %s: %s, %s objects so far", operation_id, op["status"], op["objectCount"])
+        await asyncio.sleep(wait)
+        wait = min(10.0, max(wait * 1.5, 0.5)) if poll_s > 0 else 0.0
+
+
+async def download(
+    http: httpx.AsyncClient, url: str, appender: Appender, stop_after_lines: int | None, attempts: int = 6
+) -> None:
+    """Stream the export into ``appender`` from the state's offset; a dropped connection resumes
+    with a Range request from the last committed offset."""
+    for attempt in range(attempts):
+        offset = appender.state.offset
+        headers = {"Range": f"bytes={offset}-"} if offset else {}
+        try:
+            async with http.stream("GET", url, headers=headers) as response:
+                if response.status_code == 416:  # nothing after the offset: already complete
+                    return
+                if offset and response.status_code != 206:
+                    raise ShopifyImportError(
+                        f"the export's host ignored the Range request ({response.status_code})"
+                    )
+                response.raise_for_status()
+                await append_lines(appender, split_lines(response.aiter_bytes(), offset), stop_after_lines)
+                return
+        except (httpx.TimeoutException, httpx.TransportError):
+            log.warning(
+                "bulk import %s: download interrupted at byte %d; resuming", appender.resource, offset
+            )
+            await asyncio.sleep(min(10.0, 0.2 * 2**attempt) * random.random())
+    raise ShopifyImportError(f"the {appender.resource} export kept failing to download")
+
+
+def _producer(settings: Settings) -> AIOKafkaProducer:
+    return AIOKafkaProducer(
+        bootstrap_servers=settings.kafka_bootstrap_servers, acks="all", enable_idempotence=True, linger_ms=20,
+        max_request_size=settings.kafka_message_bytes(),
+    )  # fmt: skip
+
+
+async def run_bulk_import(
+    settings: Settings,
+    admin_url: str,
+    token: str,
+    state_path: Path,
+    *,
+    resources: Iterable[str] = RESOURCES,
+    api_version: str = BULK_API_VERSION,
+    poll_s: float = 1.0,
+    stop_after_lines: int | None = None,
+    report: LossReport | None = None,
+) -> dict[str, int]:
+    """Import (or resume importing) ``resources`` through bulk operations; the records appended
+    per resource in this run. Raises BulkOperationFailedError for an operation that did not complete
+    (after importing the resources before it)."""
+    report = report if report is not None else LossReport()
+    await ensure_topics(settings)
+    shop = httpx.URL(admin_url).host
+    state = BulkImportState.load(state_path)
+    producer = _producer(settings)
+    await producer.start()
+    appended: dict[str, int] = {}
+    headers = {"X-Shopify-Access-Token": token, "Accept": "application/json"}
+    try:
+        async with (
+            httpx.AsyncClient(base_url=admin_url.rstrip("/"), headers=headers, timeout=30) as api,
+            httpx.AsyncClient(timeout=httpx.Timeout(30, read=120)) as storage,  # signed URLs: no token
+        ):
+            admin = AdminGraphQL(api, api_version)
+            chosen = [r for r in resources if not state.resources.get(r, BulkResourceState()).done]
+            if bulk_queries.polls_by_id(api_version):  # up to five run at once: start them all
+                for resource in chosen:
+                    rs = state.resources.setdefault(resource, BulkResourceState())
+                    if rs.operation_id is None:
+                        rs.operation_id = await start_operation(admin, resource)
+                        state.save()
+            for resource in chosen:
+                rs = state.resources.setdefault(resource, BulkResourceState())
+                before = rs.count
+                if rs.url is None:
+                    if rs.operation_id is None:
+                        rs.operation_id = await start_operation(admin, resource)
+                        state.save()
+                    op = await wait_for(admin, rs.operation_id, poll_s)
+                    if op["status"] != "COMPLETED":
+                        state.resources[resource] = BulkResourceState()  # the next run starts afresh
+                        state.save()
+                        raise BulkOperationFailedError(_failure(resource, op))
+                    rs.url = op["url"]
+                    state.save()
+                    log.info("bulk import %s: export ready, %s objects", resource, op["objectCount"])
+                if rs.url:  # an empty export has no url: nothing to read
+                    appender = Appender(
+                        settings, producer, resource, shop, api_version, rs, report, state.save
+                    )
+                    try:
+                        await download(storage, rs.url, appender, stop_after_lines)
+                    except InterruptedImportError:
+                        appended[resource] = rs.count - before
+                        return appended
+                    appender.log_progress()
+                rs.done = True
+                state.save()
+                appended[resource] = rs.count - before
+    finally:
+        await producer.stop()
+    return appended
+
+
+def _failure(resource: str, op: dict[str, Any]) -> str:
+    partial = (
+        f"; partial data ({op['objectCount']} objects, {op['rootObjectCount']} {resource}) at its "
+        "partialDataUrl, which `import --graphql --from-jsonl` can read once downloaded"
+        if op.get("partialDataUrl")
+        else ""
+    )
+    return (
+        f"the {resource} bulk operation {op['id']} ended {op['status']} "
+        f"(errorCode {op.get('errorCode')}){partial}; nothing of it was imported, run again to retry"
+    )
+
+
+async def _file_lines(path: Path) -> AsyncIterator[tuple[int, bytes]]:
+    offset = 0
+    with path.open("rb") as source:
+        for line in source:
+            yield offset, line
+            offset += len(line)
+
+
+async def import_jsonl(
+    settings: Settings,
+    path: Path,
+    resource: str,
+    shop: str,
+    *,
+    api_version: str = BULK_API_VERSION,
+    report: LossReport | None = None,
+) -> int:
+    """Import one downloaded export (an air gap: no Shopify, only Kafka); the records appended.
+    ``api_version`` is the version the export was made in (it is recorded on each delivery)."""
+    report = report if report is not None else LossReport()
+    await ensure_topics(settings)
+    producer = _producer(settings)
+    await producer.start()
+    rs = BulkResourceState()
+    try:
+        appender = Appender(settings, producer, resource, shop, api_version, rs, report, lambda: None)
+        await append_lines(appender, _file_lines(path))
+        appender.log_progress()
+    finally:
+        await producer.stop()
+    return rs.count

@@ -1,0 +1,45 @@
+"""Helpers of the bulk-import tests: a local Shopify Admin API (the sandbox) over the sample
+store, and a bulk export of one resource taken from it over HTTP, as the import takes it."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from handlers import bulk_queries
+from handlers.bulk_import import BULK_API_VERSION, AdminGraphQL, start_operation, wait_for
+from shopify_sandbox import ShopifySandbox, ShopifySandboxConfig, running_shopify_sandbox
+
+TOKEN = "shpat_bulk-test"
+
+
+@asynccontextmanager
+async def sandbox(tmp_path: Path, **overrides: Any) -> AsyncIterator[ShopifySandbox]:
+    config = ShopifySandboxConfig(token=TOKEN, data_dir=tmp_path / "exports", **overrides)
+    async with running_shopify_sandbox(config) as running:
+        yield running
+
+
+async def export(shop: ShopifySandbox, resource: str, version: str = BULK_API_VERSION) -> bytes:
+    """The JSONL of one resource's bulk query, fetched as the import fetches it."""
+    headers = {"X-Shopify-Access-Token": TOKEN}
+    async with httpx.AsyncClient(base_url=shop.url, headers=headers) as http:
+        admin = AdminGraphQL(http, version)
+        op = await wait_for(admin, await start_operation(admin, resource), 0.0)
+        assert op["status"] == "COMPLETED", op
+        content = (await http.get(op["url"])).content
+    assert bulk_queries.bulk_query(resource, version) in shop.operations.all[-1].query
+    return content
+
+
+def numbered(content: bytes) -> list[tuple[int, bytes]]:
+    """A whole file's lines with their byte offsets."""
+    lines, offset = [], 0
+    for line in content.splitlines(keepends=True):
+        lines.append((offset, line))
+        offset += len(line)
+    return lines
