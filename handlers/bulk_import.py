@@ -104,7 +104,7 @@ class Appender:
     _pending_count: int = 0
     _pending_lost: int = 0
     _started: float = field(default_factory=time.monotonic)
-    _logged: float = 0.0
+    _logged: float = field(default_factory=time.monotonic)
     _before: int = 0
 
     def __post_init__(self) -> None:
@@ -303,13 +303,15 @@ async def run_bulk_import(
     poll_s: float = 1.0,
     stop_after_lines: int | None = None,
     report: LossReport | None = None,
+    shop: str | None = None,
 ) -> dict[str, int]:
     """Import (or resume importing) ``resources`` through bulk operations; the records appended
-    per resource in this run. Raises BulkOperationFailedError for an operation that did not complete
-    (after importing the resources before it)."""
+    per resource in this run. Raises BulkOperationFailedError for an operation that did not
+    complete (after importing the resources before it). ``shop``: the domain the records are of
+    (default: the Admin API's host; a local Admin API serves a store under another name)."""
     report = report if report is not None else LossReport()
     await ensure_topics(settings)
-    shop = httpx.URL(admin_url).host
+    shop = shop or httpx.URL(admin_url).host
     state = BulkImportState.load(state_path)
     producer = _producer(settings)
     await producer.start()

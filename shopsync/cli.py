@@ -168,7 +168,6 @@ def bridge() -> None:
 @click.option(
     "--shop",
     "shops",
-    required=True,
     multiple=True,
     help="The shop: example.myshopify.com, or a full base URL; repeat it for several shops (X3).",
 )
@@ -176,16 +175,49 @@ def bridge() -> None:
     "--state",
     "state_path",
     type=click.Path(path_type=Path),
-    default=Path(".local/import-state.json"),
-    show_default=True,
-    help="Where progress is kept (delete it to import from scratch); with several shops, one file "
-    "per shop beside it (import-state.<shop>.json).",
+    default=None,
+    help="Where progress is kept (delete it to import from scratch) [default: "
+    ".local/import-state.json, with --graphql .local/bulk-import-state.json]; with several shops, "
+    "one file per shop beside it (import-state.<shop>.json).",
 )
 @click.option("--resources", default="products,customers,orders,checkouts", show_default=True)
-@click.option("--api-version", default="2026-04", show_default=True)
+@click.option("--api-version", default=None, help="[default: 2026-04, with --graphql 2026-07]")
+@click.option(
+    "--graphql",
+    is_flag=True,
+    help="Through the GraphQL Admin API's bulk operations (SPEC I1): one JSONL export per "
+    "resource, downloaded resumably, instead of REST pages.",
+)
+@click.option(
+    "--from-jsonl",
+    "from_jsonl",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="With --graphql: import this downloaded bulk export with no network but Kafka (an air "
+    "gap); needs --resource and one --shop (the records' shop).",
+)
+@click.option("--resource", default=None, help="What the --from-jsonl file holds: customers, orders, "
+              "products or checkouts (abandoned checkouts).")  # fmt: skip
+@click.option(
+    "--sample-store",
+    "sample_customers",
+    type=int,
+    default=None,
+    metavar="CUSTOMERS",
+    help="With --graphql: serve the sample store of CUSTOMERS customers through a local Admin API "
+    "in this process and import it (the demo; no Shopify, no token needed).",
+)
 @ALLOW_LOSS
 def import_(
-    shops: tuple[str, ...], state_path: Path, resources: str, api_version: str, allow_loss: bool
+    shops: tuple[str, ...],
+    state_path: Path | None,
+    resources: str,
+    api_version: str | None,
+    graphql: bool,
+    from_jsonl: Path | None,
+    resource: str | None,
+    sample_customers: int | None,
+    allow_loss: bool,
 ) -> None:
     """Initial import (C5): append each shop's customers, orders, products and abandoned
     checkouts as import events, each record with its shop (X3). Resumable: run it again after a
@@ -194,13 +226,20 @@ def import_(
 
     Records without an identity (no id or token) cannot be appended where they belong: they are
     dead-lettered, reported by reason, and the command exits 3, unless --allow-loss."""
-    from handlers.importer import RESOURCES, ShopifyImportError, import_plan, run_import
+    if graphql or from_jsonl or sample_customers is not None:
+        _graphql_import(
+            shops, state_path, resources, api_version, from_jsonl, resource, sample_customers, allow_loss
+        )
+        return
+    if not shops:
+        raise click.UsageError("--shop is required (or --graphql --sample-store N)")
+    state_path = state_path or Path(".local/import-state.json")
+    api_version = api_version or "2026-04"
+    from handlers.importer import import_plan, run_import
+    from shopsync import import_cli
 
     settings = _settings()
-    chosen = tuple(r.strip() for r in resources.split(",") if r.strip())
-    unknown = set(chosen) - set(RESOURCES)
-    if unknown:
-        raise click.BadParameter(f"unknown resources {sorted(unknown)}; choose from {RESOURCES}")
+    chosen = _import_resources(resources)
     plan = import_plan(settings, shops, state_path)
     missing = [p.shop for p in plan if not p.token]
     if missing:
@@ -211,26 +250,59 @@ def import_(
 
     report = LossReport()
     tune_gc()
-    for shop in plan:
-        try:
-            counts = asyncio.run(
-                run_import(
-                    settings,
-                    shop.url,
-                    shop.token,
-                    shop.state_path,
-                    resources=chosen,
-                    api_version=api_version,
-                    report=report,
-                )
-            )
-        except ShopifyImportError as exc:
-            raise click.ClickException(str(exc)) from exc
-        except KeyboardInterrupt:
-            raise click.ClickException(
-                f"interrupted; run the same command again to resume ({shop.state_path})"
-            ) from None
-        click.echo(f"imported {shop.shop}: {counts}")
+    import_cli.each_shop(
+        plan,
+        lambda shop: run_import(
+            settings, shop.url, shop.token, shop.state_path,
+            resources=chosen, api_version=api_version, report=report,
+        ),
+    )  # fmt: skip
+    _report_and_exit(report, allow_loss)
+
+
+def _import_resources(resources: str) -> tuple[str, ...]:
+    from handlers.importer import RESOURCES
+
+    chosen = tuple(r.strip() for r in resources.split(",") if r.strip())
+    unknown = set(chosen) - set(RESOURCES)
+    if unknown:
+        raise click.BadParameter(f"unknown resources {sorted(unknown)}; choose from {RESOURCES}")
+    return chosen
+
+
+def _graphql_import(
+    shops: tuple[str, ...],
+    state_path: Path | None,
+    resources: str,
+    api_version: str | None,
+    from_jsonl: Path | None,
+    resource: str | None,
+    sample_customers: int | None,
+    allow_loss: bool,
+) -> None:
+    """``import --graphql``: a shop's bulk operations, a downloaded export, or the sample store."""
+    from handlers.bulk_import import BULK_API_VERSION
+    from handlers.importer import RESOURCES, import_plan
+    from shopsync import import_cli
+
+    settings = _settings()
+    chosen = _import_resources(resources)
+    report = LossReport()
+    version = api_version or BULK_API_VERSION
+    if sample_customers is not None:
+        import_cli.import_sample_store(settings, sample_customers, chosen, report)
+    elif from_jsonl is not None:
+        if resource not in RESOURCES or len(shops) != 1:
+            raise click.UsageError(f"--from-jsonl needs --resource (one of {RESOURCES}) and one --shop")
+        import_cli.import_file(settings, from_jsonl, str(resource), shops[0], version, report)
+    else:
+        if not shops:
+            raise click.UsageError("--shop is required (or --sample-store N)")
+        plan = import_plan(settings, shops, state_path or Path(".local/bulk-import-state.json"))
+        missing = [p.shop for p in plan if not p.token]
+        if missing:
+            raise click.ClickException(f"SHOPIFY_ADMIN_TOKEN has no token for {', '.join(missing)}")
+        import_cli.import_shops(settings, plan, chosen, version, report)
     _report_and_exit(report, allow_loss)
 
 

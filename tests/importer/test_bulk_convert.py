@@ -15,8 +15,8 @@ import pytest
 
 from devtools import samplestore
 from handlers.bulk_convert import CONVERTERS, ConversionError, checkout_token, gid_number
-from handlers.importer import import_delivery
 from handlers.bulk_jsonl import rebuild, split_lines
+from handlers.importer import import_delivery
 from tests.importer.bulk_support import export, numbered, sandbox
 
 CUSTOMERS = 12
@@ -24,7 +24,12 @@ CUSTOMERS = 12
 
 def sample_rest() -> dict[str, dict[Any, dict[str, Any]]]:
     """The sample store's final REST bodies, by id (checkouts by token), as the webhooks had them."""
-    found: dict[str, dict[Any, dict[str, Any]]] = {"customers": {}, "orders": {}, "products": {}, "checkouts": {}}
+    found: dict[str, dict[Any, dict[str, Any]]] = {
+        "customers": {},
+        "orders": {},
+        "products": {},
+        "checkouts": {},
+    }
     for _, topic, body in samplestore.happenings(CUSTOMERS, 7):
         resource, _, action = topic.partition("/")
         key = body.get("token") if resource == "checkouts" else body.get("id")
@@ -78,9 +83,9 @@ async def test_orders_keep_their_line_items_money_and_tokens(tmp_path: Path) -> 
         assert body["financial_status"] == original["financial_status"]
         assert body["cart_token"] == original["cart_token"], "2026-07 carries the order's tokens"
         assert body["customer"]["id"] == original["customer"]["id"]
-        assert [(li["id"], li["variant_id"], li["product_id"], li["quantity"]) for li in body["line_items"]] == [
-            (li["id"], li["variant_id"], li["product_id"], li["quantity"]) for li in original["line_items"]
-        ]
+        assert [
+            (li["id"], li["variant_id"], li["product_id"], li["quantity"]) for li in body["line_items"]
+        ] == [(li["id"], li["variant_id"], li["product_id"], li["quantity"]) for li in original["line_items"]]
         assert [Decimal(li["price"]) for li in body["line_items"]] == [
             Decimal(li["price"]) for li in original["line_items"]
         ]

@@ -17,13 +17,15 @@ from handlers.loss import LossReport
 from schemas.envelope import Delivery, decode_log_record
 from streams.inprocess import InProcessPipeline
 from streams.topic_reader import read_all
-from streams.topics import topic_name
+from streams.topics import TopicName, topic_name
 from tests.importer.bulk_support import TOKEN, export, sandbox
 
 pytestmark = pytest.mark.kafka
 CUSTOMERS = 15
-TOPICS = {"customers": "shopify.customers", "orders": "shopify.orders", "products": "shopify.products",
-          "checkouts": "shopify.checkouts"}  # fmt: skip
+TOPICS: dict[str, TopicName] = {
+    "customers": "shopify.customers", "orders": "shopify.orders", "products": "shopify.products",
+    "checkouts": "shopify.checkouts",
+}  # fmt: skip
 SHOP_KINDS = {"customers": "customers", "orders": "orders", "products": "products",
               "checkouts": "abandonedCheckouts"}  # fmt: skip
 
@@ -86,7 +88,9 @@ async def test_killed_twice_mid_download_it_resumes_with_range_and_appends_each_
             second = await run_bulk_import(
                 settings, shop.url, TOKEN, state_path, resources=("orders",), poll_s=0, stop_after_lines=9
             )
-            rest = await run_bulk_import(settings, shop.url, TOKEN, state_path, resources=("orders",), poll_s=0)
+            rest = await run_bulk_import(
+                settings, shop.url, TOKEN, state_path, resources=("orders",), poll_s=0
+            )
         expected = store_ids(shop, "orders")
         whole = await export(shop, "orders")
     assert len(shop.operations.all) == 2, "one import operation (the last is the test's own export)"
@@ -99,10 +103,7 @@ async def test_killed_twice_mid_download_it_resumes_with_range_and_appends_each_
     deliveries = (await imported(settings, ("orders",)))["orders"]
     assert sorted(str(d.body["id"]) for d in deliveries) == sorted(expected), "each order once"
     lines = {str(d.body["id"]): len(d.body["line_items"]) for d in deliveries}
-    whole_orders = {
-        str(o["id"]).rpartition("/")[2]: len(o["lineItems"])
-        for o in shop.shop.nodes("orders")  # type: ignore[attr-defined]
-    }
+    whole_orders = {str(o["id"]).rpartition("/")[2]: len(o["lineItems"]) for o in shop.shop.nodes("orders")}
     assert lines == whole_orders, "no order lost a line item at a cut"
 
 
@@ -137,7 +138,9 @@ async def test_unreadable_records_are_dead_lettered_and_reported(settings: Setti
     assert "wrong.kind@example.com" not in "\n".join(report.render())
 
 
-async def test_a_failed_operation_is_reported_not_taken_as_complete(settings: Settings, tmp_path: Path) -> None:
+async def test_a_failed_operation_is_reported_not_taken_as_complete(
+    settings: Settings, tmp_path: Path
+) -> None:
     state_path = tmp_path / "state.json"
     async with sandbox(tmp_path, customers=CUSTOMERS) as shop:
         async with httpx.AsyncClient(base_url=shop.url) as http:
