@@ -4,20 +4,36 @@ air gap), and an operation that fails with partial data."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 import orjson
 import pytest
+from aiohttp import web
+from aiokafka import AIOKafkaProducer
 
 from config import Settings
-from handlers.bulk_import import BulkImportState, BulkOperationFailedError, import_jsonl, run_bulk_import
+from handlers import bulk_import
+from handlers.bulk_import import (
+    Appender,
+    BulkImportState,
+    BulkOperationFailedError,
+    BulkResourceState,
+    download,
+    import_jsonl,
+    run_bulk_import,
+)
 from handlers.importer import RESOURCES
 from handlers.loss import LossReport
+from localkafka.broker import free_port
 from schemas.envelope import Delivery, decode_log_record
+from shopify_sandbox.cost import Plan
 from streams.inprocess import InProcessPipeline
 from streams.topic_reader import read_all
-from streams.topics import TopicName, topic_name
+from streams.topics import TopicName, ensure_topics, topic_name
 from tests.importer.bulk_support import TOKEN, export, sandbox
 
 pytestmark = pytest.mark.kafka
@@ -153,3 +169,75 @@ async def test_a_failed_operation_is_reported_not_taken_as_complete(
             settings, shop.url, TOKEN, state_path, resources=("customers",), poll_s=0
         )
     assert retried == {"customers": CUSTOMERS}, "the next run starts a fresh operation"
+
+
+@asynccontextmanager
+async def cutting_storage(content: bytes, cut_at: int) -> AsyncIterator[tuple[str, list[str]]]:
+    """Serves ``content`` as Cloud Storage does (Range honoured), but drops the first download's
+    connection after ``cut_at`` bytes, mid-line."""
+    ranges: list[str] = []
+
+    async def get(request: web.Request) -> web.StreamResponse:
+        ranges.append(request.headers.get("Range", ""))
+        if len(ranges) == 1:
+            response = web.StreamResponse(headers={"Content-Length": str(len(content))})
+            await response.prepare(request)
+            await response.write(content[:cut_at])
+            assert request.transport is not None
+            request.transport.close()  # the connection drops part way
+            return response
+        start = int(ranges[-1].removeprefix("bytes=").rstrip("-"))
+        headers = {"Content-Range": f"bytes {start}-{len(content) - 1}/{len(content)}"}
+        return web.Response(body=content[start:], status=206, headers=headers)
+
+    app = web.Application()
+    app.router.add_get("/export.jsonl", get)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        yield f"http://127.0.0.1:{port}/export.jsonl", ranges
+    finally:
+        await runner.cleanup()
+
+
+async def test_a_dropped_download_resumes_by_range_in_one_run(settings: Settings, tmp_path: Path) -> None:
+    async with sandbox(tmp_path, customers=CUSTOMERS) as shop:
+        content = await export(shop, "orders")
+        expected = store_ids(shop, "orders")
+    cut_at = content.index(b"\n", len(content) // 2) - 5  # inside a line, past some whole orders
+    state = BulkResourceState()
+    await ensure_topics(settings)
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers, acks="all")
+    await producer.start()
+    try:
+        appender = Appender(settings, producer, "orders", "s.myshopify.com", "2026-07", state, LossReport(),
+                            lambda: None)  # fmt: skip
+        async with cutting_storage(content, cut_at) as (url, ranges), httpx.AsyncClient() as http:
+            await download(http, url, appender, None)
+    finally:
+        await producer.stop()
+    assert ranges[0] == "" and len(ranges) == 2 and ranges[1].startswith("bytes=")
+    resumed_at = int(ranges[1].removeprefix("bytes=").rstrip("-"))
+    assert 0 < resumed_at <= cut_at and content[resumed_at - 1 : resumed_at] == b"\n"
+    assert state.offset == len(content) and state.count == len(expected)
+    deliveries = (await imported(settings, ("orders",)))["orders"]
+    assert sorted(str(d.body["id"]) for d in deliveries) == sorted(expected), "each order once"
+
+
+async def test_throttled_calls_are_waited_out_by_the_restore_rate(
+    settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    waits: list[float] = []
+    real_wait = bulk_import._throttle_wait
+
+    def counted(body: dict[str, Any]) -> float:
+        waits.append(real_wait(body))
+        return waits[-1]
+
+    monkeypatch.setattr(bulk_import, "_throttle_wait", counted)
+    async with sandbox(tmp_path, customers=CUSTOMERS, plan=Plan(maximum=12.0, restore_rate=400.0)) as shop:
+        counts = await run_bulk_import(settings, shop.url, TOKEN, tmp_path / "state.json", poll_s=0)
+    assert counts["customers"] == CUSTOMERS and all(counts.values())
+    assert waits and all(0 < w < 1 for w in waits), "THROTTLED answers met, each waited out briefly"
