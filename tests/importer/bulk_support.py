@@ -9,9 +9,11 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from aiohttp import web
 
 from handlers import bulk_queries
 from handlers.bulk_import import BULK_API_VERSION, AdminGraphQL, start_operation, wait_for
+from localkafka.broker import free_port
 from shopify_sandbox import ShopifySandbox, ShopifySandboxConfig, running_shopify_sandbox
 
 TOKEN = "shpat_bulk-test"
@@ -43,3 +45,16 @@ def numbered(content: bytes) -> list[tuple[int, bytes]]:
         lines.append((offset, line))
         offset += len(line)
     return lines
+
+
+@asynccontextmanager
+async def serving(app: web.Application) -> AsyncIterator[str]:
+    """``app`` over real HTTP on a free local port; its base URL."""
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        await runner.cleanup()

@@ -28,13 +28,12 @@ from handlers.bulk_import import (
 )
 from handlers.importer import RESOURCES
 from handlers.loss import LossReport
-from localkafka.broker import free_port
 from schemas.envelope import Delivery, decode_log_record
 from shopify_sandbox.cost import Plan
 from streams.inprocess import InProcessPipeline
 from streams.topic_reader import read_all
 from streams.topics import TopicName, ensure_topics, topic_name
-from tests.importer.bulk_support import TOKEN, export, sandbox
+from tests.importer.bulk_support import TOKEN, export, sandbox, serving
 
 pytestmark = pytest.mark.kafka
 CUSTOMERS = 15
@@ -192,14 +191,8 @@ async def cutting_storage(content: bytes, cut_at: int) -> AsyncIterator[tuple[st
 
     app = web.Application()
     app.router.add_get("/export.jsonl", get)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    try:
-        yield f"http://127.0.0.1:{port}/export.jsonl", ranges
-    finally:
-        await runner.cleanup()
+    async with serving(app) as base:
+        yield f"{base}/export.jsonl", ranges
 
 
 async def test_a_dropped_download_resumes_by_range_in_one_run(settings: Settings, tmp_path: Path) -> None:
