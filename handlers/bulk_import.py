@@ -270,16 +270,25 @@ async def download(
             async with http.stream("GET", url, headers=headers) as response:
                 if response.status_code == 416:  # nothing after the offset: already complete
                     return
+                if response.status_code >= 500:
+                    await asyncio.sleep(min(10.0, 0.2 * 2**attempt) * random.random())
+                    continue
+                if response.is_error:  # a signed URL lives a week (Shopify), then answers 4xx
+                    raise ShopifyImportError(
+                        f"the {appender.resource} export's URL answered {response.status_code} (expired?); "
+                        f"remove {appender.resource!r} from the state file to start a fresh export"
+                    )
                 if offset and response.status_code != 206:
                     raise ShopifyImportError(
                         f"the export's host ignored the Range request ({response.status_code})"
                     )
-                response.raise_for_status()
                 await append_lines(appender, split_lines(response.aiter_bytes(), offset), stop_after_lines)
                 return
         except (httpx.TimeoutException, httpx.TransportError):
             log.warning(
-                "bulk import %s: download interrupted at byte %d; resuming", appender.resource, offset
+                "bulk import %s: download interrupted; resuming at byte %d",
+                appender.resource,
+                appender.state.offset,
             )
             await asyncio.sleep(min(10.0, 0.2 * 2**attempt) * random.random())
     raise ShopifyImportError(f"the {appender.resource} export kept failing to download")

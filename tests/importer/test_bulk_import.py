@@ -26,7 +26,7 @@ from handlers.bulk_import import (
     import_jsonl,
     run_bulk_import,
 )
-from handlers.importer import RESOURCES
+from handlers.importer import RESOURCES, ShopifyImportError
 from handlers.loss import LossReport
 from schemas.envelope import Delivery, decode_log_record
 from shopify_sandbox.cost import Plan
@@ -234,3 +234,16 @@ async def test_throttled_calls_are_waited_out_by_the_restore_rate(
         counts = await run_bulk_import(settings, shop.url, TOKEN, tmp_path / "state.json", poll_s=0)
     assert counts["customers"] == CUSTOMERS and all(counts.values())
     assert waits and all(0 < w < 1 for w in waits), "THROTTLED answers met, each waited out briefly"
+
+
+async def test_an_expired_download_url_stops_with_what_to_do(settings: Settings, tmp_path: Path) -> None:
+    state_path = tmp_path / "state.json"
+    async with sandbox(tmp_path, customers=CUSTOMERS) as shop:
+        state = BulkImportState(state_path)
+        state.resources["customers"] = BulkResourceState(
+            "gid://shopify/BulkOperation/9", f"{shop.url}/_sandbox/bulk/9.jsonl"
+        )
+        state.save()
+        with pytest.raises(ShopifyImportError, match=r"answered 404 \(expired\?\); remove 'customers'"):
+            await run_bulk_import(settings, shop.url, TOKEN, state_path, resources=("customers",), poll_s=0)
+    assert shop.operations.all == [], "no fresh export was started behind the operator's back"
