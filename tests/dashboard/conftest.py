@@ -65,6 +65,37 @@ async def _settled(http: httpx.AsyncClient, url: str, deals: int, timeout_s: flo
     raise TimeoutError("the dashboard never caught up with the pipeline")
 
 
+ENDPOINTS = ("/api/reports.json", "/api/summary.json", "/api/health.json")
+
+
+async def _endpoints(http: httpx.AsyncClient, url: str) -> dict[str, Any]:
+    return {endpoint: (await http.get(url + endpoint.lstrip("/"))).json() for endpoint in ENDPOINTS}
+
+
+def _moving(document: dict[str, Any]) -> dict[str, Any]:
+    """What changes while the pipeline works (every number but the refresh's own time)."""
+    return {e: {k: v for k, v in body.items() if k != "refreshed_at"} for e, body in document.items()}
+
+
+async def _still_capture(
+    http: httpx.AsyncClient, url: str, timeout_s: float = 120
+) -> tuple[dict[str, Any], str]:
+    """The JSON endpoints and the page's DOM of one moment: the endpoints are read before and
+    after the browser loads the page, and the pair counts only when nothing moved in between.
+    Once the deals are all in, the worker may still fire or cancel a timer or the writer make a
+    call (a CI run saw ``timers_pending`` go 7 -> 5 between the JSON and the page); a page
+    compared with numbers of another moment would fail for a change, not for a wrong number."""
+    started = time.time()
+    while time.time() - started < timeout_s:
+        before = await _endpoints(http, url)
+        dom = await _chromium("--dump-dom", url)
+        after = await _endpoints(http, url)
+        if _moving(before) == _moving(after):
+            return after, dom
+        await asyncio.sleep(1.0)
+    raise TimeoutError("the dashboard's numbers never held still while the page was loaded")
+
+
 async def _chromium(*args: str) -> str:
     assert CHROMIUM is not None, "chromium is not installed (.ci/run installs Debian's package)"
     proc = await asyncio.create_subprocess_exec(
@@ -106,9 +137,7 @@ async def live_run(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactor
         collected.account = live.account
         async with httpx.AsyncClient(timeout=10) as http:
             await _settled(http, url, len(live.account["deals"]))
-            for endpoint in ("/api/reports.json", "/api/summary.json", "/api/health.json"):
-                collected.json[endpoint] = (await http.get(url + endpoint.lstrip("/"))).json()
-            collected.dom = await _chromium("--dump-dom", url)
+            collected.json, collected.dom = await _still_capture(http, url)
             ARTIFACTS.mkdir(exist_ok=True)
             shot = ARTIFACTS / "dashboard.png"
             await _chromium(f"--screenshot={shot}", url)
