@@ -215,7 +215,74 @@ def abandoned_checkout(node: JSON) -> JSON:
     }  # fmt: skip
 
 
+def company_address(node: object) -> JSON | None:
+    """A CompanyAddress as REST's address (``zoneCode`` is the province code, ``companyName`` the
+    company, ``recipient`` the name)."""
+    if not isinstance(node, dict):
+        return None
+    return {
+        "id": gid_number(node.get("id")), "first_name": node.get("firstName"),
+        "last_name": node.get("lastName"), "name": node.get("recipient"),
+        "company": node.get("companyName"), "address1": node.get("address1"),
+        "address2": node.get("address2"), "city": node.get("city"), "province": node.get("province"),
+        "province_code": node.get("zoneCode"), "country": node.get("country"),
+        "country_code": node.get("countryCode"), "zip": node.get("zip"), "phone": node.get("phone"),
+    }  # fmt: skip
+
+
+def company_records(node: JSON) -> list[tuple[str, JSON]]:
+    """A GraphQL Company (its ``contacts`` and ``locations`` rebuilt as lists) as the webhook
+    bodies Shopify sends for it, each with its topic: ``companies/create``, then one
+    ``company_locations/create`` a location and one ``company_contacts/create`` a contact (X2).
+    Named by global ids as Shopify's company payloads are (``schemas.shopify.Company``); a contact
+    whose customer has no id cannot join anyone and fails the whole company, which is then
+    dead-lettered with the reason (nothing half-imported)."""
+    gid_number(node["id"], "Company")  # a company gid, or ConversionError
+    ref = {"admin_graphql_api_id": node["id"], "name": node.get("name")}
+    records: list[tuple[str, JSON]] = [(
+        "companies/create",
+        {
+            "admin_graphql_api_id": node["id"], "name": node.get("name"),
+            "external_id": node.get("externalId"), "note": node.get("note"),
+            "customer_since": node.get("customerSince"), "created_at": node.get("createdAt"),
+            "updated_at": node.get("updatedAt"),
+        },
+    )]  # fmt: skip
+    for location in node.get("locations") or []:
+        if gid_number(location.get("id"), "CompanyLocation") is None:
+            raise ConversionError("a company location without its id")
+        records.append((
+            "company_locations/create",
+            {
+                "admin_graphql_api_id": location["id"], "company": ref, "name": location.get("name"),
+                "external_id": location.get("externalId"), "phone": location.get("phone"),
+                "created_at": location.get("createdAt"), "updated_at": location.get("updatedAt"),
+                "billing_address": company_address(location.get("billingAddress")),
+                "shipping_address": company_address(location.get("shippingAddress")),
+            },
+        ))  # fmt: skip
+    for contact in node.get("contacts") or []:
+        customer_gid = (contact.get("customer") or {}).get("id")
+        if (
+            gid_number(contact.get("id"), "CompanyContact") is None
+            or gid_number(customer_gid, "Customer") is None
+        ):
+            raise ConversionError("a company contact without its id or its customer's")
+        records.append((
+            "company_contacts/create",
+            {
+                "admin_graphql_api_id": contact["id"], "customer_admin_graphql_api_id": customer_gid,
+                "title": contact.get("title"), "company": ref,
+                "created_at": contact.get("createdAt"), "updated_at": contact.get("updatedAt"),
+            },
+        ))  # fmt: skip
+    return records
+
+
 CONVERTERS: dict[str, Callable[[JSON], JSON]] = {
     "customers": customer, "orders": order, "products": product, "checkouts": abandoned_checkout,
 }  # fmt: skip
 """Per import resource (``handlers.importer.RESOURCES``), its GraphQL-to-REST conversion."""
+
+EXPANDERS: dict[str, Callable[[JSON], list[tuple[str, JSON]]]] = {"companies": company_records}
+"""Resources whose one GraphQL record is several webhook bodies (on their own topics)."""

@@ -35,7 +35,7 @@ from aiokafka import AIOKafkaProducer
 
 from config import Settings
 from handlers import bulk_queries
-from handlers.bulk_convert import CONVERTERS, ConversionError
+from handlers.bulk_convert import CONVERTERS, EXPANDERS, ConversionError
 from handlers.bulk_jsonl import ParentRebuilder, Rebuilt, split_lines
 from handlers.importer import RESOURCES, ShopifyImportError, placed
 from handlers.loss import LossReport, dead_letter_record
@@ -44,6 +44,9 @@ from streams.topics import ensure_topics, topic_name
 log = logging.getLogger(__name__)
 BULK_API_VERSION = "2026-07"
 """The newest version: the first whose orders carry cartToken and checkoutToken (D4's join)."""
+BULK_RESOURCES = (*RESOURCES, "companies")
+"""What bulk operations can import: the REST resources and B2B companies (X2; Shopify Plus shops
+only, so they are imported when asked for: ``--resources ...,companies``)."""
 FINISHED = ("COMPLETED", "FAILED", "CANCELED", "EXPIRED")
 
 
@@ -111,26 +114,37 @@ class Appender:
         self._before = self.state.count
 
     async def add(self, root: Rebuilt) -> None:
-        target, key, value = self._placed(root)
-        if target == topic_name(self.settings, "shopify.deadletter"):
-            self._pending_lost += 1
-            self.report.dead_letter("shopify.deadletter", orjson.loads(value)["reason"])
-        else:
-            self._pending_count += 1
-        self._sent.append(await self.producer.send(target, value, key=key))
+        for target, key, value in self._placed(root):
+            if target == topic_name(self.settings, "shopify.deadletter"):
+                self._pending_lost += 1
+                self.report.dead_letter("shopify.deadletter", orjson.loads(value)["reason"])
+            else:
+                self._pending_count += 1
+            self._sent.append(await self.producer.send(target, value, key=key))
 
-    def _placed(self, root: Rebuilt) -> tuple[str, bytes | None, bytes]:
+    def _placed(self, root: Rebuilt) -> list[tuple[str, bytes | None, bytes]]:
+        """The records one root becomes: one body (a company: the company, its locations and its
+        contacts, each on its topic), or one dead letter with the reason."""
         problem = root.problem
         if root.record is not None:
             try:
-                body = CONVERTERS[self.resource](root.record)
+                bodies = self._bodies(root.record)
             except (ConversionError, KeyError, TypeError, ValueError) as exc:
                 problem = f"a {self.resource} record the import cannot read: {type(exc).__name__}"
             else:
-                return placed(self.settings, self.resource, body, self.shop, self.api_version)
+                return [
+                    placed(self.settings, self.resource, body, self.shop, self.api_version, topic)
+                    for topic, body in bodies
+                ]
         reason = f"import {self.resource}: {problem}"
         letter = dead_letter_record(reason, topic=f"import:{self.resource}", key=None, original=root.raw)
-        return topic_name(self.settings, "shopify.deadletter"), None, letter
+        return [(topic_name(self.settings, "shopify.deadletter"), None, letter)]
+
+    def _bodies(self, record: dict[str, Any]) -> list[tuple[str | None, dict[str, Any]]]:
+        expand = EXPANDERS.get(self.resource)
+        if expand is not None:
+            return list(expand(record))
+        return [(None, CONVERTERS[self.resource](record))]
 
     def due(self) -> bool:
         return len(self._sent) >= self.batch

@@ -33,6 +33,14 @@ _CHECKOUTS = """{ abandonedCheckouts { edges { node { id name abandonedCheckoutU
   totalLineItemsPriceSet { ...Money }
   lineItems { edges { node { id title sku quantity variantTitle variant { id } product { id }
     originalUnitPriceSet { ...Money } originalTotalPriceSet { ...Money } } } } } } } }"""
+_COMPANY_ADDRESS = """fragment CompanyAddress on CompanyAddress { id address1 address2 city companyName
+  country countryCode zip zoneCode firstName lastName recipient phone }"""
+_COMPANIES = """{ companies { edges { node { id name externalId note customerSince createdAt updatedAt
+  contacts { edges { node { id title isMainContact createdAt updatedAt customer { id } } } }
+  locations { edges { node { id name externalId phone createdAt updatedAt
+    billingAddress { ...CompanyAddress } shippingAddress { ...CompanyAddress } } } } } } } }"""
+"""Companies (X2: a Shopify Plus shop's B2B customers) with their contacts and locations: two
+connections under the root, within the bulk limits (five connections, two levels)."""
 
 RUN = """mutation($query: String!) { bulkOperationRunQuery(query: $query) {
   bulkOperation { id status } userErrors { code field message } } }"""
@@ -54,9 +62,11 @@ def polls_by_id(api_version: str) -> bool:
 
 def bulk_query(resource: str, api_version: str) -> str:
     """The bulk query of one import resource in one API version, with the fragments it uses."""
-    body = {"customers": _CUSTOMERS, "products": _PRODUCTS, "orders": _ORDERS, "checkouts": _CHECKOUTS}
+    body = {"customers": _CUSTOMERS, "products": _PRODUCTS, "orders": _ORDERS, "checkouts": _CHECKOUTS,
+            "companies": _COMPANIES}  # fmt: skip
     text = body[resource].replace("TOKENS", "cartToken checkoutToken" if order_tokens(api_version) else "")
-    fragments = [f for name, f in (("...Address", _ADDRESS), ("...Money", _MONEY)) if name in text]
+    named = (("...Address", _ADDRESS), ("...Money", _MONEY), ("...CompanyAddress", _COMPANY_ADDRESS))
+    fragments = [f for name, f in named if f"{name} " in text or f"{name}}}" in text]
     if "...CustomerFields" in text:
         fragments.append(_CUSTOMER)
         if _ADDRESS not in fragments:

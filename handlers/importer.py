@@ -108,28 +108,35 @@ def next_link(header: str | None) -> str | None:
     return None
 
 
-def import_delivery(resource: str, record: dict[str, Any], shop: str, api_version: str) -> Delivery:
-    """A record as an import event; its id is stable per record version (repeats are dropped)."""
+def import_delivery(
+    resource: str, record: dict[str, Any], shop: str, api_version: str, topic: str | None = None
+) -> Delivery:
+    """A record as an import event; its id is stable per record version (repeats are dropped).
+    ``topic``: the webhook topic it stands for, when a resource's records are of several (a bulk
+    company is also its locations and contacts); records named only by a global id (companies
+    and theirs) are identified by it."""
     version = record.get("updated_at") or record.get("created_at") or ""
-    ident = record.get("id") or record.get("token")
-    event_id = f"import:{resource}:{ident}:{version}"
+    ident = record.get("id") or record.get("token") or record.get("admin_graphql_api_id")
+    kind = topic.partition("/")[0] if topic else resource
+    event_id = f"import:{kind}:{ident}:{version}"
     return Delivery(
-        topic=TOPICS[resource], shop_domain=shop, webhook_id=event_id, event_id=event_id,
+        topic=topic or TOPICS[resource], shop_domain=shop, webhook_id=event_id, event_id=event_id,
         api_version=api_version, received_at=datetime.now(UTC), source="import", body=record,
     )  # fmt: skip
 
 
 def placed(
-    settings: Settings, resource: str, record: object, shop: str, api_version: str
+    settings: Settings, resource: str, record: object, shop: str, api_version: str, topic: str | None = None
 ) -> tuple[str, bytes | None, bytes]:
-    """Where a listed record is appended, under which key, as which bytes: its resource's topic,
-    or, when it has no identity to be keyed by, the dead-letter topic with the reason."""
+    """Where a listed record is appended, under which key, as which bytes: its resource's topic
+    (or ``topic``'s, see :func:`import_delivery`), or, when it has no identity to be keyed by,
+    the dead-letter topic with the reason."""
     if not isinstance(record, dict):
         reason = f"import {resource}: the listed record is not a JSON object"
         original = orjson.dumps(record)
     else:
         prefix = settings.rule_config().key_prefix(shop)  # X3: the shop's keys
-        delivery = import_delivery(resource, record, shop, api_version)
+        delivery = import_delivery(resource, record, shop, api_version, topic)
         try:
             name, key = route(delivery.topic, record, prefix)
             return topic_name(settings, name), key, encode(delivery)

@@ -13,7 +13,8 @@ Where Shopify is needlessly complex here, the sandbox simplifies, and says so:
   ``reverse`` is applied.
 - The customer an order or a checkout names lists no orders of its own (no reference cycles, so
   records are freed as soon as they are written).
-- Companies exist in the schema but the sample store has none (the connection is empty).
+- The sample store sells to no company: ``companies`` N (``--companies``) makes N companies of its
+  first 3N customers (``b2b``); their orders are not B2B orders (no ``purchasingEntity``).
 - One app on one shop: one bucket, one list of operations; no access scopes.
 """
 

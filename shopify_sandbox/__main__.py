@@ -31,6 +31,13 @@ from shopify_sandbox.server import serve
     help="Later purchases of each customer who bought (100,000 customers and 3: ~245,000 orders).",
 )
 @click.option(
+    "--companies",
+    type=int,
+    default=0,
+    show_default=True,
+    help="B2B companies made from the first customers (three contacts, two locations each).",
+)
+@click.option(
     "--fixtures/--no-fixtures",
     default=False,
     show_default=True,
@@ -49,6 +56,7 @@ def main(
     customers: int,
     seed: int,
     repeat_orders: int,
+    companies: int,
     fixtures: bool,
     data_dir: Path | None,
 ) -> None:
@@ -62,6 +70,7 @@ def main(
             customers=customers,
             seed=seed,
             repeat_orders=repeat_orders,
+            companies=companies,
             fixtures_dir=FIXTURES if fixtures else None,
             data_dir=data_dir,
         )

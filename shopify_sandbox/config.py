@@ -25,6 +25,8 @@ class ShopifySandboxConfig:
     seed: int = 7
     repeat_orders: int = 0
     """Later purchases of every customer who bought: 100,000 customers and 3 make ~245,000 orders."""
+    companies: int = 0
+    """B2B companies made from the first customers, three contacts each (``shopify_sandbox.b2b``)."""
     fixtures_dir: Path | None = None
     data_dir: Path | None = None
     """Where bulk exports are written (a fresh temporary folder when None)."""

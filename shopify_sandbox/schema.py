@@ -142,13 +142,18 @@ type CompanyContact implements Node {
   id: ID! customer: Customer! isMainContact: Boolean! title: String locale: String
   createdAt: DateTime! updatedAt: DateTime!
 }
+type CompanyAddress implements Node {
+  id: ID! address1: String! address2: String city: String companyName: String! country: String
+  countryCode: String! zip: String zoneCode: String province: String firstName: String
+  lastName: String recipient: String phone: String
+}
 type CompanyLocation implements Node {
   id: ID! name: String! externalId: String note: String phone: String createdAt: DateTime!
-  updatedAt: DateTime!
+  updatedAt: DateTime! billingAddress: CompanyAddress shippingAddress: CompanyAddress
 }
 type Company implements Node {
   id: ID! name: String! externalId: String note: String createdAt: DateTime! updatedAt: DateTime!
-  mainContact: CompanyContact
+  customerSince: DateTime! mainContact: CompanyContact
   contacts(PAGING): CompanyContactConnection!
   locations(PAGING): CompanyLocationConnection!
 }

@@ -56,7 +56,9 @@ class ShopifySandbox:
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.config = config
-        self.shop = ShopData(config.customers, config.seed, config.fixtures_dir, config.repeat_orders)
+        self.shop = ShopData(
+            config.customers, config.seed, config.fixtures_dir, config.repeat_orders, config.companies
+        )
         self.operations = Operations(
             self.shop, now or (lambda: datetime.now(UTC)), config.data_dir, config.poll_wait_s
         )

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Literal
 
 from devtools import samplestore
-from shopify_sandbox import convert
+from shopify_sandbox import b2b, convert
 from shopify_sandbox.convert import JSON
 
 Kind = Literal["customers", "orders", "products", "abandonedCheckouts", "companies"]
@@ -43,6 +43,8 @@ class ShopData:
     fixtures_dir: Path | None = None
     repeat_orders: int = 0
     """Later purchases of every customer who bought (``samplestore.happenings``)."""
+    companies: int = 0
+    """B2B companies made from the first customers (``shopify_sandbox.b2b``)."""
 
     @cached_property
     def _products_rest(self) -> list[JSON]:
@@ -117,7 +119,8 @@ class ShopData:
             yield from self.products
             return
         if kind == "companies":
-            return  # the sample store and the fixtures hold no B2B companies (yet)
+            yield from b2b.companies(self.nodes("customers"), self.companies)
+            return
         yield from self._fixture_nodes(kind)
         for journey in self._journeys():
             buyer, orders, checkouts = self._customer_records(journey)

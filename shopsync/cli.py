@@ -180,7 +180,12 @@ def bridge() -> None:
     ".local/import-state.json, with --graphql .local/bulk-import-state.json]; with several shops, "
     "one file per shop beside it (import-state.<shop>.json).",
 )
-@click.option("--resources", default="products,customers,orders,checkouts", show_default=True)
+@click.option(
+    "--resources",
+    default=None,
+    help="[default: products,customers,orders,checkouts; with --sample-store also companies] With "
+    "--graphql, companies too (B2B, Shopify Plus).",
+)
 @click.option("--api-version", default=None, help="[default: 2026-04, with --graphql 2026-07]")
 @click.option(
     "--graphql",
@@ -211,7 +216,7 @@ def bridge() -> None:
 def import_(
     shops: tuple[str, ...],
     state_path: Path | None,
-    resources: str,
+    resources: str | None,
     api_version: str | None,
     graphql: bool,
     from_jsonl: Path | None,
@@ -260,20 +265,23 @@ def import_(
     _report_and_exit(report, allow_loss)
 
 
-def _import_resources(resources: str) -> tuple[str, ...]:
+def _import_resources(resources: str | None, known: tuple[str, ...] | None = None) -> tuple[str, ...]:
     from handlers.importer import RESOURCES
 
+    if resources is None:
+        return RESOURCES
+    known = known or RESOURCES
     chosen = tuple(r.strip() for r in resources.split(",") if r.strip())
-    unknown = set(chosen) - set(RESOURCES)
+    unknown = set(chosen) - set(known)
     if unknown:
-        raise click.BadParameter(f"unknown resources {sorted(unknown)}; choose from {RESOURCES}")
+        raise click.BadParameter(f"unknown resources {sorted(unknown)}; choose from {known}")
     return chosen
 
 
 def _graphql_import(
     shops: tuple[str, ...],
     state_path: Path | None,
-    resources: str,
+    resources: str | None,
     api_version: str | None,
     from_jsonl: Path | None,
     resource: str | None,
@@ -281,19 +289,20 @@ def _graphql_import(
     allow_loss: bool,
 ) -> None:
     """``import --graphql``: a shop's bulk operations, a downloaded export, or the sample store."""
-    from handlers.bulk_import import BULK_API_VERSION
-    from handlers.importer import RESOURCES, import_plan
+    from handlers.bulk_import import BULK_API_VERSION, BULK_RESOURCES
+    from handlers.importer import import_plan
     from shopsync import import_cli
 
     settings = _settings()
-    chosen = _import_resources(resources)
+    chosen = _import_resources(resources, BULK_RESOURCES)
     report = LossReport()
     version = api_version or BULK_API_VERSION
     if sample_customers is not None:
+        chosen = BULK_RESOURCES if resources is None else chosen
         import_cli.import_sample_store(settings, sample_customers, chosen, report)
     elif from_jsonl is not None:
-        if resource not in RESOURCES or len(shops) != 1:
-            raise click.UsageError(f"--from-jsonl needs --resource (one of {RESOURCES}) and one --shop")
+        if resource not in BULK_RESOURCES or len(shops) != 1:
+            raise click.UsageError(f"--from-jsonl needs --resource (one of {BULK_RESOURCES}) and one --shop")
         import_cli.import_file(settings, from_jsonl, str(resource), shops[0], version, report)
     else:
         if not shops:

@@ -76,6 +76,12 @@ def import_file(
     click.echo(f"imported {shop}: {{'{resource}': {count}}} from {path}")
 
 
+def sample_companies(customers: int) -> int:
+    """The sample store's B2B companies when imported: one for every hundred customers (at
+    least one), three of its customers each (``shopify_sandbox.b2b``)."""
+    return max(1, customers // 100) if customers >= 3 else 0
+
+
 def import_sample_store(
     settings: Settings, customers: int, resources: tuple[str, ...], report: LossReport
 ) -> None:
@@ -91,7 +97,7 @@ def import_sample_store(
     token = secrets.token_urlsafe(16)
 
     async def run() -> dict[str, int]:
-        config = ShopifySandboxConfig(token=token, customers=customers)
+        config = ShopifySandboxConfig(token=token, customers=customers, companies=sample_companies(customers))
         with tempfile.TemporaryDirectory(prefix="shopsync-sample-import-") as scratch:
             async with running_shopify_sandbox(config) as shop:
                 return await run_bulk_import(
