@@ -147,7 +147,23 @@ def order(node: JSON) -> JSON:
         "subtotal_price": _amount(node.get("subtotalPriceSet")),
         "total_price": _amount(node.get("totalPriceSet")), "total_tax": _amount(node.get("totalTaxSet")),
         "total_discounts": _amount(node.get("totalDiscountsSet")), "line_items": lines,
+        "company": purchasing_company(node.get("purchasingEntity")),
     }  # fmt: skip
+
+
+def purchasing_company(entity: object) -> JSON | None:
+    """A B2B order's ``purchasingEntity`` (a PurchasingCompany: the company and the location it
+    was placed for) as REST's ``company: {id, location_id}`` (X2); None for a customer's order
+    (the export writes the union's other member as an empty object)."""
+    if not isinstance(entity, dict) or not isinstance(entity.get("company"), dict):
+        return None
+    location = entity.get("location")
+    return {
+        "id": gid_number(entity["company"].get("id"), "Company"),
+        "location_id": gid_number(location.get("id"), "CompanyLocation")
+        if isinstance(location, dict)
+        else None,
+    }
 
 
 def product(node: JSON) -> JSON:

@@ -20,7 +20,9 @@ _PRODUCTS = """{ products { edges { node { id title handle vendor productType st
   compareAtPrice barcode position inventoryQuantity taxable createdAt updatedAt } } } } } } }"""
 _ORDERS = """{ orders { edges { node { id name email phone createdAt updatedAt processedAt
   cancelledAt cancelReason closedAt currencyCode displayFinancialStatus displayFulfillmentStatus
-  tags note test sourceName TOKENS customer { ...CustomerFields } billingAddress { ...Address }
+  tags note test sourceName TOKENS customer { ...CustomerFields }
+  purchasingEntity { ... on PurchasingCompany { company { id } location { id } } }
+  billingAddress { ...Address }
   shippingAddress { ...Address } subtotalPriceSet { ...Money } totalPriceSet { ...Money }
   totalTaxSet { ...Money } totalDiscountsSet { ...Money }
   lineItems { edges { node { id name title sku quantity currentQuantity variantTitle vendor

@@ -21,6 +21,7 @@ from graphql import (
     GraphQLInterfaceType,
     GraphQLObjectType,
     GraphQLSchema,
+    GraphQLUnionType,
     InlineFragmentNode,
     OperationDefinitionNode,
     OperationType,
@@ -122,14 +123,13 @@ class Coster:
         return 0
 
     def _selection(self, selection_set: SelectionSetNode | None, parent: Any, data: Any, actual: bool) -> int:
-        if isinstance(parent, GraphQLInterfaceType):
-            return max(
-                (
-                    self._selection(selection_set, t, data, actual)
-                    for t in self.schema.get_implementations(parent).objects
-                ),
-                default=0,
+        if isinstance(parent, GraphQLInterfaceType | GraphQLUnionType):  # the costliest member
+            members = (
+                parent.types
+                if isinstance(parent, GraphQLUnionType)
+                else self.schema.get_implementations(parent).objects
             )
+            return max((self._selection(selection_set, t, data, actual) for t in members), default=0)
         if not isinstance(parent, GraphQLObjectType):
             return 0
         total = 0

@@ -24,6 +24,7 @@ from graphql import (
     GraphQLObjectType,
     GraphQLOutputType,
     GraphQLSchema,
+    GraphQLUnionType,
     InlineFragmentNode,
     SelectionSetNode,
     get_named_type,
@@ -99,7 +100,7 @@ class Projector:
             value = record.get(name)
             if target.name.endswith("Connection"):
                 self._connection(node, target, value or [], record.get("id", owner), children)
-            elif isinstance(target, GraphQLObjectType | GraphQLInterfaceType):
+            elif isinstance(target, GraphQLObjectType | GraphQLInterfaceType | GraphQLUnionType):
                 line[key] = self._nested(value, node, definition.type, owner, children)
             else:
                 line[key] = value
@@ -118,7 +119,10 @@ class Projector:
         return self._object(value, node.selection_set, typename, owner, children)
 
     def _typename(self, value: JSON, declared: str) -> str:
-        if isinstance(self.schema.get_type(declared), GraphQLInterfaceType):
+        kind = self.schema.get_type(declared)
+        if isinstance(kind, GraphQLUnionType):  # a union member names itself (no gid of its own)
+            return str(value["__typename"])
+        if isinstance(kind, GraphQLInterfaceType):
             return str(value["id"]).removeprefix("gid://shopify/").partition("/")[0]
         return declared
 

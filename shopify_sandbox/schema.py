@@ -117,7 +117,7 @@ type Order implements Node {
   processedAt: DateTime! cancelledAt: DateTime cancelReason: OrderCancelReason closedAt: DateTime
   currencyCode: CurrencyCode! displayFinancialStatus: OrderDisplayFinancialStatus
   displayFulfillmentStatus: OrderDisplayFulfillmentStatus! tags: [String!]! note: String
-  test: Boolean! sourceName: String customer: Customer
+  test: Boolean! sourceName: String customer: Customer purchasingEntity: PurchasingEntity
   billingAddress: MailingAddress shippingAddress: MailingAddress
   subtotalPriceSet: MoneyBag totalPriceSet: MoneyBag! totalTaxSet: MoneyBag
   totalDiscountsSet: MoneyBag
@@ -151,6 +151,8 @@ type CompanyLocation implements Node {
   id: ID! name: String! externalId: String note: String phone: String createdAt: DateTime!
   updatedAt: DateTime! billingAddress: CompanyAddress shippingAddress: CompanyAddress
 }
+type PurchasingCompany { company: Company! contact: CompanyContact location: CompanyLocation! }
+union PurchasingEntity = Customer | PurchasingCompany
 type Company implements Node {
   id: ID! name: String! externalId: String note: String createdAt: DateTime! updatedAt: DateTime!
   customerSince: DateTime! mainContact: CompanyContact

@@ -103,14 +103,33 @@ class ShopData:
         # Without the back reference (customer -> orders -> customer): no reference cycles, so
         # each record is freed as soon as it is written instead of at the next cyclic collection.
         seen_from_order = {**buyer, "orders": []}
+        purchasing = self._b2b_buyers.get(buyer["id"]) or {"__typename": "Customer", **seen_from_order}
         for o in orders:
             o["customer"] = seen_from_order
+            o["purchasingEntity"] = purchasing
         checkouts = [
             convert.abandoned_checkout(c, self.catalogue, seen_from_order)
             for c in journey.checkouts.values()
             if self._abandoned(c)
         ]
         return buyer, orders, checkouts
+
+    @cached_property
+    def _b2b_buyers(self) -> dict[str, JSON]:
+        """The purchasing company of each company contact's orders, by customer gid: a company
+        contact's orders are placed for its company at its first location (``b2b``)."""
+        if self.companies <= 0:
+            return {}
+        plain = (convert.customer(journey.customer) for journey in self._journeys())
+        found: dict[str, JSON] = {}
+        for company in b2b.companies(plain, self.companies):
+            own = {k: v for k, v in company.items() if k not in ("contacts", "locations", "mainContact")}
+            for contact in company["contacts"]:
+                found[contact["customer"]["id"]] = {
+                    "__typename": "PurchasingCompany", "company": own, "contact": contact,
+                    "location": company["locations"][0],
+                }  # fmt: skip
+        return found
 
     def nodes(self, kind: Kind) -> Iterator[JSON]:
         """Every ``kind`` record as the GraphQL Admin API returns it, in id-independent but
@@ -119,7 +138,7 @@ class ShopData:
             yield from self.products
             return
         if kind == "companies":
-            yield from b2b.companies(self.nodes("customers"), self.companies)
+            yield from b2b.companies((convert.customer(j.customer) for j in self._journeys()), self.companies)
             return
         yield from self._fixture_nodes(kind)
         for journey in self._journeys():

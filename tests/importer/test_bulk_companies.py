@@ -21,7 +21,7 @@ from schemas.shopify import Company, CompanyContact, CompanyLocation
 from shopify_sandbox import b2b
 from shopify_sandbox.shop import ShopData
 from streams.inprocess import InProcessPipeline
-from streams.rules.companies import COMPANY_TO_CONTACT
+from streams.rules.companies import COMPANY_TO_CONTACT, COMPANY_TO_DEAL
 from streams.rules.keys import company_ref
 from streams.topic_reader import read_all
 from streams.topics import topic_name
@@ -120,3 +120,45 @@ async def test_imported_companies_link_their_contacts_as_their_webhooks_do(
         customers = [int(c["customer"]["id"].rpartition("/")[2]) for c in root.record["contacts"]]
         wanted = {emails[c].lower() for c in customers if emails[c]}
         assert wanted and linked == wanted, ref
+
+
+@pytest.mark.kafka
+async def test_imported_b2b_orders_name_their_company_and_link_it_to_their_deals(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """A company contact's orders are placed for its company (the sandbox's B2B store): the bulk
+    order's ``purchasingEntity`` becomes REST's ``company: {id, location_id}``, and each such
+    order's deal is linked to its company (342), every other order to none."""
+    resources = ("products", "customers", "orders", "companies")
+    async with sandbox(tmp_path, customers=CUSTOMERS, companies=COMPANIES) as shop:
+        await run_bulk_import(
+            settings, shop.url, TOKEN, tmp_path / "state.json", resources=resources, poll_s=0
+        )
+        companies = {int(c["id"].rpartition("/")[2]): c for c in shop.shop.nodes("companies")}
+    deliveries: list[Delivery] = []
+    for name in ("shopify.products", "shopify.customers", "shopify.companies", "shopify.orders"):
+        records = await read_all(settings.kafka_bootstrap_servers, topic_name(settings, name))
+        deliveries += [
+            d for d in map(decode_log_record, (r.value for r in records)) if isinstance(d, Delivery)
+        ]
+    orders = [d.body for d in deliveries if d.topic == "orders/create"]
+    b2b_orders = [o for o in orders if o.get("company")]
+    assert b2b_orders and len(b2b_orders) < len(orders), "the store has B2B and direct orders"
+    for body in b2b_orders:
+        company = companies[body["company"]["id"]]
+        buyers = {c["customer"]["id"] for c in company["contacts"]}
+        assert f"gid://shopify/Customer/{body['customer']['id']}" in buyers
+        first_location = int(company["locations"][0]["id"].rpartition("/")[2])
+        assert body["company"]["location_id"] == first_location
+
+    pipeline = InProcessPipeline()
+    for delivery in deliveries:
+        pipeline.deliver(delivery)
+    assert not pipeline.dead_letters and not pipeline.field_problems
+    linked = {
+        (c.record.id_value, c.to.id_value)
+        for c in pipeline.commands
+        if isinstance(c, Associate) and c.association_type_id == COMPANY_TO_DEAL
+    }
+    assert {company for company, _ in linked} == {str(o["company"]["id"]) for o in b2b_orders}
+    assert len({deal for _, deal in linked}) == len(b2b_orders)
