@@ -258,6 +258,12 @@ class Pipeline:
         known = {"order-journeys", "hubspot-objects", "products", "reports", "companies", "company-members"}
         assert {*known, *self.tables} == set(TABLES)
         self.product_states = table("products")
+        self._all_tables = {
+            "order-journeys": self.order_journeys, "hubspot-objects": self.hubspot_objects,
+            **self.tables, "reports": self.report_facts, "companies": self.company_states,
+            "company-members": self.member_states, "products": self.product_states,
+        }  # fmt: skip
+        assert set(self._all_tables) == set(TABLES)
         # Stream time and timer indexes per partition, derived from the tables after each
         # assignment and dropped on every rebalance (streams.partition_time).
         self.time: dict[str, PartitionTime] = {
@@ -330,6 +336,10 @@ class Pipeline:
         self.app.timer(STALL_CHECK_S, name="stall-healer")(self._heal_stalls)
         if settings.tick_interval_s > 0:
             self.app.timer(settings.tick_interval_s, on_leader=True, name="ticker")(self._live_tick)
+
+    def all_tables(self) -> dict[str, Any]:
+        """Every faust table of the worker, by name (its metrics read their stores)."""
+        return dict(self._all_tables)
 
     def _raw_topic(self, name: str) -> Any:
         return self.app.topic(

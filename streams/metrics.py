@@ -51,6 +51,18 @@ TIMERS_FIRED = Counter(
 TIMERS_PENDING = Gauge(
     "shopsync_worker_timers_pending", "Timers pending in the partitions this worker owns, by kind.", ["kind"]
 )
+ROCKSDB_MEMORY = Gauge(
+    "shopsync_worker_rocksdb_memory_bytes",
+    "RocksDB's own memory over the tables' open databases, by table and part: memtables "
+    "(rocksdb.cur-size-all-mem-tables), table readers (index and filter blocks outside the block "
+    "cache, rocksdb.estimate-table-readers-mem) and the block cache in use (rocksdb.block-cache-usage).",
+    ["table", "part"],
+)
+ROCKSDB_PROPERTIES = {
+    "memtables": "rocksdb.cur-size-all-mem-tables",
+    "table_readers": "rocksdb.estimate-table-readers-mem",
+    "block_cache": "rocksdb.block-cache-usage",
+}
 CONSUMER_LAG = Gauge(
     "shopsync_worker_consumer_lag",
     "Records not yet committed by the worker's group on the partitions it owns, by topic.",
@@ -113,6 +125,25 @@ def refresh_gauges(pending: dict[str, int], consumer: Any) -> None:
         return
     for topic, n in lag.items():
         CONSUMER_LAG.labels(topic).set(n)
+
+
+def refresh_rocksdb(tables: dict[str, Any]) -> None:
+    """RocksDB's memory per table (summed over its partitions' databases), read from the open
+    databases of faust's RocksDB store (``_dbs``); tables on another store are skipped. Where a
+    worker's memory goes beyond Python's heap (``bench/README.md``, ``worker_rss``)."""
+    for name, table in tables.items():
+        databases = getattr(getattr(table, "data", None), "_dbs", None)
+        if not isinstance(databases, dict):
+            continue
+        totals = dict.fromkeys(ROCKSDB_PROPERTIES, 0)
+        for db in list(databases.values()):
+            for part, prop in ROCKSDB_PROPERTIES.items():
+                try:
+                    totals[part] += int(db.property_int_value(prop) or 0)
+                except (AttributeError, TypeError, ValueError, RuntimeError):  # closed, or no such property
+                    continue
+        for part, value in totals.items():
+            ROCKSDB_MEMORY.labels(name, part).set(value)
 
 
 async def metrics_page(request: web.Request) -> web.Response:

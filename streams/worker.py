@@ -55,6 +55,7 @@ def _watch(pipeline: Pipeline) -> None:
     async def refresh() -> None:
         pending = {name: time.pending() for name, time in pipeline.time.items()}
         metrics.refresh_gauges(pending, pipeline.app.consumer)
+        metrics.refresh_rocksdb(pipeline.all_tables())
 
     pipeline.app.task(serve)
     pipeline.app.timer(metrics.REFRESH_S, name="metrics")(refresh)

@@ -108,3 +108,39 @@ async def test_a_dashboard_port_in_use_leaves_the_bridge_running_without_it() ->
         port = taken.getsockname()[1]
         assert await start_dashboard(Settings(dashboard_port=port)) is None
     assert await start_dashboard(Settings(dashboard_port=0)) is None
+
+
+def test_rocksdb_memory_is_read_from_each_tables_open_databases(tmp_path: Any) -> None:
+    """The gauge sums RocksDB's own memory over a table's partition databases (real RocksDB
+    databases through rocksdict, as faust's store holds them in ``_dbs``); a table on another
+    store is skipped."""
+    import rocksdict
+
+    class Store:
+        def __init__(self, dbs: dict[int, Any]) -> None:
+            self._dbs = dbs
+
+    class Table:
+        def __init__(self, data: Any) -> None:
+            self.data = data
+
+    dbs = {p: rocksdict.Rdict(str(tmp_path / f"db-{p}")) for p in range(2)}
+    for p, db in dbs.items():
+        for i in range(500):
+            db[f"key-{p}-{i}".encode()] = b"x" * 200
+    try:
+        metrics.refresh_rocksdb({"journeys": Table(Store(dbs)), "elsewhere": Table(object())})
+        memtables = REGISTRY.get_sample_value(
+            "shopsync_worker_rocksdb_memory_bytes", {"table": "journeys", "part": "memtables"}
+        )
+        expected = sum(db.property_int_value("rocksdb.cur-size-all-mem-tables") or 0 for db in dbs.values())
+        assert memtables == expected and memtables > 2 * 500 * 200
+        assert (
+            REGISTRY.get_sample_value(
+                "shopsync_worker_rocksdb_memory_bytes", {"table": "elsewhere", "part": "memtables"}
+            )
+            is None
+        )
+    finally:
+        for db in dbs.values():
+            db.close()
