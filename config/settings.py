@@ -16,12 +16,14 @@ from config.bridge import ENVELOPE_RESERVE_BYTES, BridgeSettings
 from config.importer import ImporterSettings
 from config.kafka import KafkaSettings
 from config.observability import ObservabilitySettings
+from config.privacy import PrivacySettings
 from config.rules import RuleConfig, RuleSettings
 from config.worker import WorkerSettings
 from config.writer import WriterSettings
 
 
 class Settings(
+    PrivacySettings,
     ObservabilitySettings,
     ImporterSettings,
     BridgeSettings,
@@ -55,6 +57,11 @@ class Settings(
                 value = ""
             env[self.env_name(field)] = str(value)
         return env
+
+    def privacy_key(self) -> bytes:
+        """The key of the compliance pseudonyms (G1): ``SHOPSYNC_PRIVACY_SECRET``, else derived from
+        the first configured Shopify secret (``PrivacySettings.pseudonym_key``)."""
+        return self.pseudonym_key([secret for _, secret in self._secret_entries()])
 
     def bridge_body_limit(self) -> int:
         """The largest webhook body the bridge reads (413 beyond): the envelope's headers and

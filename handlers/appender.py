@@ -74,6 +74,7 @@ T = TypeVar("T")
 BRIDGE_TOPICS: tuple[TopicName, ...] = (
     *SHOPIFY_RESOURCE_TOPICS.values(),
     "shopify.parking",
+    "shopify.compliance",
     "hubspot.events",
 )
 """Every topic the bridge appends to: readiness probes them all."""

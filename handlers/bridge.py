@@ -20,6 +20,12 @@ Bad input never crashes it or blocks others: bad or missing signature 401, a bod
 record, like ``orders/edited``), or a body without an id, is kept in ``shopify.parking`` with the
 reason (200, so Shopify does not drop the subscription).
 
+Shopify's compliance webhooks (``customers/data_request``, ``customers/redact``, ``shop/redact``;
+SPEC G1) are signed and checked like every topic (a bad HMAC is 401, as Shopify's "Privacy law
+compliance" page requires) and appended to ``shopify.compliance`` keyed by shop, as a
+``schemas.compliance.ComplianceRequest``: the ids, and the customer's email and phone as
+pseudonyms only (``streams.privacy``), never the body as sent.
+
 What is stored is what Shopify sent (``schemas.rawjson``): integers beyond 64 bits are kept as
 their exact digits (orjson would make them floats), and a subtree nested deeper than
 ``MAX_BODY_DEPTH`` is stored as null with a field problem in the envelope, so a pathological body
@@ -53,7 +59,8 @@ from handlers.signatures import hubspot_verified, shopify_verified
 from schemas.envelope import Delivery, HubSpotContactDeletion, encode
 from schemas.rawjson import load_body
 from streams.metrics import metrics_page
-from streams.topics import UnroutableError, ensure_topics, route
+from streams.privacy import compliance_key, compliance_request, is_compliance_topic
+from streams.topics import TopicName, UnroutableError, ensure_topics, route
 
 log = logging.getLogger("shopsync.bridge")
 SIMULATED_RECEIVED_AT = "X-Shopsync-Simulated-Received-At"
@@ -197,8 +204,14 @@ class Bridge:
         except ValidationError as exc:
             return _error(400, f"bad delivery headers: {exc.errors()[0]['loc']} {exc.errors()[0]['msg']}")
         try:
-            name, key = route(topic, body, self.key_prefix(delivery.shop_domain))
-            value = encode_delivery(delivery)
+            if is_compliance_topic(topic):  # G1: kept pseudonymised, never as sent
+                request_record = compliance_request(delivery, self.settings.privacy_key())
+                name: TopicName = "shopify.compliance"
+                key = compliance_key(request_record)
+                value = encode(request_record)
+            else:
+                name, key = route(topic, body, self.key_prefix(delivery.shop_domain))
+                value = encode_delivery(delivery)
         except UnroutableError as exc:
             name, key = "shopify.parking", event_id.encode()
             value = orjson.dumps({"reason": str(exc), "delivery": delivery.model_dump(mode="json")})

@@ -25,6 +25,7 @@ from schemas.types import gid_number
 
 FOREVER = -1
 DAY_MS = 24 * 60 * 60 * 1000
+COMPLIANCE_RETENTION_MS = 90 * DAY_MS
 
 TopicName = Literal[
     "shopify.customers",
@@ -36,6 +37,7 @@ TopicName = Literal[
     "shopify.deadletter",
     "shopify.field-problems",
     "shopify.parking",
+    "shopify.compliance",
     "hubspot.events",
     "hubspot.commands",
     "hubspot.commands.dlq",
@@ -106,6 +108,14 @@ TOPICS: tuple[TopicSpec, ...] = (
     TopicSpec(
         "shopify.parking", "event id", "signed deliveries the product does not consume (unknown topic, "
         "no id), with the reason, kept so nothing Shopify sent is lost", retention_ms=30 * DAY_MS,
+    ),
+    TopicSpec(
+        "shopify.compliance", "shop domain", "Shopify's compliance webhooks (G1: customers/data_request, "
+        "customers/redact, shop/redact), one record each, the customer's email and phone as pseudonyms "
+        "(keyed hashes) only; one shop's requests in order on one partition; not compacted (every "
+        "request is an obligation, and compaction by shop would keep only the last); kept 90 days: "
+        "Shopify's 30 days to act, and two months more to show what was asked and done",
+        retention_ms=COMPLIANCE_RETENTION_MS,
     ),
     TopicSpec("hubspot.events", "HubSpot object id", "HubSpot webhooks (contact.deletion, C4)"),
     TopicSpec(

@@ -1,0 +1,40 @@
+"""Privacy (SPEC G1): the secret pseudonyms are keyed with, and where compliance reports are written."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+
+from pydantic import AliasChoices, Field, SecretStr
+
+from config.base import SettingsPart
+
+PSEUDONYM_CONTEXT = b"shopsync pseudonym v1"
+"""What a pseudonym key derived from the Shopify secret is labelled with, so it is never the
+webhook secret itself (a leaked pseudonym key must not sign webhooks)."""
+
+
+class PrivacySettings(SettingsPart):
+    """Shopify's compliance webhooks: how the personal identifiers they carry are pseudonymised."""
+
+    privacy_secret: SecretStr = Field(
+        SecretStr(""),
+        validation_alias=AliasChoices("SHOPSYNC_PRIVACY_SECRET"),
+        description="The key of the pseudonyms (keyed hashes) that stand for a customer's email and "
+        "phone on shopify.compliance; empty: derived from the first SHOPIFY_WEBHOOK_SECRETS entry.",
+    )
+    compliance_dir: str = Field(
+        ".local/compliance",
+        description="Where `shopsync compliance report` writes one JSON report per data request.",
+    )
+
+    def pseudonym_key(self, shopify_secrets: list[bytes]) -> bytes:
+        """The key pseudonyms are made with: ``SHOPSYNC_PRIVACY_SECRET`` if set, else one derived
+        from the first Shopify secret. Rotating that secret (with the derived key) changes every
+        pseudonym, so a deployment that rotates sets its own ``SHOPSYNC_PRIVACY_SECRET``."""
+        own = self.privacy_secret.get_secret_value().encode()
+        if own:
+            return own
+        if not shopify_secrets:
+            raise ValueError("no SHOPSYNC_PRIVACY_SECRET and no SHOPIFY_WEBHOOK_SECRETS to derive it from")
+        return hmac.new(shopify_secrets[0], PSEUDONYM_CONTEXT, hashlib.sha256).digest()
