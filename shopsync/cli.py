@@ -360,6 +360,32 @@ def replay(dry_run: bool, until: str | None, allow_loss: bool) -> None:
 
 
 @main.group()
+def compliance() -> None:
+    """Shopify's compliance webhooks (SPEC G1): what the product holds on a customer."""
+
+
+@compliance.command("report")
+@click.option("--dir", "out", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Where to write the reports [default: SHOPSYNC_COMPLIANCE_DIR].")  # fmt: skip
+def compliance_report(out: Path | None) -> None:
+    """Write a JSON report for every customers/data_request on shopify.compliance: the worker's
+    state for that customer, every record of the topics that names them, the writer's HubSpot id
+    map entries, and the note that HubSpot's records are the merchant's and untouched. One file per
+    request (shop and data request id); send it to the merchant. Prints file names and counts only."""
+    from datetime import UTC, datetime
+
+    from handlers.compliance import write_reports
+
+    settings = _settings()
+    written = asyncio.run(write_reports(settings, datetime.now(UTC), out))
+    for w in written:
+        click.echo(
+            f"{w.path}: {w.records} records, {w.state_rows} state rows, {w.id_map_entries} id map entries"
+        )
+    click.echo(f"{len(written)} data request report(s) written", err=True)
+
+
+@main.group()
 def hubspot() -> None:
     """Set up the HubSpot account (what the writer cannot or should not do by itself)."""
 

@@ -1,0 +1,164 @@
+"""``customers/data_request``: the pure matcher over records, and the whole report against a real
+worker's topics and changelogs."""
+
+from __future__ import annotations
+
+import base64
+from datetime import UTC, datetime
+from pathlib import Path
+
+import orjson
+import pytest
+from aiokafka import AIOKafkaProducer
+from hypothesis import given
+from hypothesis import strategies as st
+from pydantic import SecretStr
+
+from config import Settings
+from devtools.localrun import ServiceProcess, append_events, wait_until_worker_idle
+from devtools.samplestore import SHOP_DOMAIN, SampleEvent, customer_body, order_body
+from handlers.compliance import write_reports
+from handlers.compliance_report import HUBSPOT_NOTE, Sources, Subject, collect, report, report_name
+from schemas.compliance import ComplianceRequest
+from schemas.envelope import Delivery, encode
+from streams.privacy import compliance_request, pseudonym
+from streams.topic_reader import Record
+from streams.topics import ensure_topics, topic_name
+
+KEY = b"report-test-key"
+AT = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+ADA, GRACE = "ada.lovelace@example.com", "grace@example.com"
+SOURCES = Sources(
+    orders="shopify.orders", customer_keyed=frozenset({"shopify.customers", "cl-company-members"}),
+    tables={"cl-contacts": "contacts", "cl-company-members": "company-members"}, id_map="hubspot.ids",
+)  # fmt: skip
+
+
+def subject(email: str = ADA, customer_id: int | None = 4242, phone: str | None = None) -> Subject:
+    return Subject(
+        SHOP_DOMAIN, customer_id, pseudonym(KEY, "email", email), pseudonym(KEY, "phone", phone),
+        frozenset({5001}),
+    )  # fmt: skip
+
+
+def rec(topic: str, key: str, value: object, offset: int = 0) -> Record:
+    raw = b"" if value is None else value if isinstance(value, bytes) else orjson.dumps(value)
+    return Record(topic, 0, offset, key.encode(), raw)
+
+
+def envelope(body: dict[str, object], topic: str, shop: str = SHOP_DOMAIN) -> dict[str, object]:
+    return {"kind": "delivery", "topic": topic, "shop_domain": shop, "body": body}
+
+
+def test_what_names_the_customer_is_found_and_nothing_else() -> None:
+    ada = customer_body(4242, " Ada.Lovelace@Example.COM", "Ada", "Lovelace", AT)
+    grace = customer_body(99, GRACE, "Grace", "Hopper", AT)
+    original = orjson.dumps(envelope(ada, "customers/update"))
+    letter = {"reason": "x", "original_base64": base64.b64encode(original).decode()}
+    records = [
+        rec("shopify.customers", "4242", envelope(ada, "customers/create")),  # 0: by email and id
+        rec("shopify.customers", "99", envelope(grace, "customers/create")),  # someone else
+        rec("shopify.customers", "4242", envelope(ada, "customers/create", shop="other.myshopify.com")),
+        rec("shopify.orders", "5001", envelope({"id": 5001}, "orders/create")),  # the request names it
+        rec("shopify.orders", "6001", envelope({"id": 6001, "customer": {"id": 4242}}, "orders/create")),
+        rec("shopify.orders", "6002", envelope({"id": 6002, "customer": {"id": 99}}, "orders/create")),
+        rec("shopify.deadletter", "4242", letter),  # the original names them
+        rec("shopify.checkouts", "t1", envelope({"phone": "+1 555 625 1199"}, "checkouts/create")),
+        rec("cl-contacts", ADA, {"email": ADA, "v": 1}, 1),
+        rec("cl-contacts", ADA, {"email": ADA, "v": 2}, 2),  # the newest value wins
+        rec("cl-contacts", GRACE, {"email": GRACE}, 3),
+        rec("cl-company-members", "4242", {"companies": {"7": {}}}, 4),
+        rec("cl-company-members", "4242", None, 5),  # a tombstone: no longer held
+        rec("hubspot.ids", f"contacts:{ADA}", b"901"),
+        rec("hubspot.ids", f"contacts:{GRACE}", b"902"),
+    ]  # fmt: skip
+    found = collect({"r": subject(phone="+15556251199")}, records, KEY, SOURCES)["r"]
+    assert [(r["topic"], r["key"]) for r in found.records] == [
+        ("shopify.customers", "4242"), ("shopify.orders", "5001"), ("shopify.orders", "6001"),
+        ("shopify.deadletter", "4242"), ("shopify.checkouts", "t1"),
+    ]  # fmt: skip
+    assert found.state == {("contacts", ADA): {"email": ADA, "v": 2}}
+    assert found.ids == {f"contacts:{ADA}": "901"}
+    assert found.emails == {" Ada.Lovelace@Example.COM", ADA} and found.phones == {"+1 555 625 1199"}
+    made = report(request(), found, AT)
+    assert made["hubspot"] == HUBSPOT_NOTE and "not read or changed" in made["hubspot"]
+    assert made["summary"] == {
+        "records_by_topic": {"shopify.checkouts": 1, "shopify.customers": 1, "shopify.deadletter": 1,
+                             "shopify.orders": 2},
+        "state_rows": 1, "id_map_entries": 1,
+    }  # fmt: skip
+    assert GRACE not in orjson.dumps(made).decode()
+
+
+@given(st.emails())
+def test_another_address_never_names_the_customer(email: str) -> None:
+    if email.strip().lower() == ADA:
+        return
+    body = customer_body(99, email, "X", "Y", AT)
+    records = [rec("shopify.customers", "99", envelope(body, "customers/create"))]
+    found = collect({"r": subject()}, records, KEY, SOURCES)["r"]
+    assert found.records == [] and found.emails == set()
+
+
+def request(**update: object) -> ComplianceRequest:
+    fields: dict[str, object] = {
+        "topic": "customers/data_request", "shop_domain": SHOP_DOMAIN, "webhook_id": "w", "event_id": "e",
+        "received_at": AT, "customer_id": 4242, "data_request_id": 9999, **update,
+    }  # fmt: skip
+    return ComplianceRequest.model_validate(fields)
+
+
+def test_the_report_is_named_by_shop_and_request_never_by_person() -> None:
+    assert report_name(request()) == "sample-store.myshopify.com-9999.json"
+    assert report_name(request(data_request_id=None, event_id="e/1")) == "sample-store.myshopify.com-e_1.json"
+
+
+@pytest.mark.kafka
+async def test_the_report_holds_the_workers_state_the_topics_and_the_id_map(
+    settings: Settings, tmp_path: Path
+) -> None:
+    settings = settings.model_copy(update={"privacy_secret": SecretStr("privacy-test-secret")})
+    await ensure_topics(settings, internal=True)
+    ada_customer = {"id": 4242, "email": ADA}
+    events = [
+        SampleEvent(AT, "customers/create", customer_body(4242, ADA, "Ada", "Lovelace", AT), "e1"),
+        SampleEvent(AT, "customers/create", customer_body(99, GRACE, "Grace", "Hopper", AT), "e2"),
+        SampleEvent(AT, "orders/create", order_body(5001, 1, [], AT, customer=ada_customer, email=ADA,
+                                                    checkout_token=None, cart_token=None), "e3"),
+    ]  # fmt: skip
+    worker = ServiceProcess("worker", settings, tmp_path / "worker.log")
+    try:
+        await append_events(settings, events)
+        await wait_until_worker_idle(settings, 90, worker)
+    finally:
+        worker.stop()
+    asked = Delivery(
+        topic="customers/data_request", shop_domain=SHOP_DOMAIN, webhook_id="w9", event_id="e9",
+        received_at=AT,
+        body={"shop_id": 1, "shop_domain": SHOP_DOMAIN, "customer": {"id": 4242, "email": ADA},
+              "orders_requested": [5001], "data_request": {"id": 9999}},
+    )  # fmt: skip
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers)
+    await producer.start()
+    try:
+        request_record = compliance_request(asked, settings.privacy_key())
+        await producer.send_and_wait(topic_name(settings, "shopify.compliance"), encode(request_record), b"s")
+        await producer.send_and_wait(topic_name(settings, "hubspot.ids"), b"901", f"contacts:{ADA}".encode())
+    finally:
+        await producer.stop()
+
+    (written,) = await write_reports(settings, AT, tmp_path / "reports")
+    assert written.path == tmp_path / "reports" / "sample-store.myshopify.com-9999.json"
+    made = orjson.loads(written.path.read_bytes())
+    topics = made["summary"]["records_by_topic"]
+    assert topics[topic_name(settings, "shopify.customers")] == 1
+    assert topics[topic_name(settings, "shopify.orders")] == 1
+    assert topics[topic_name(settings, "shopify.compliance")] == 1, "the request itself (pseudonymised)"
+    assert any(name.endswith(".contacts") for name in topics), "the worker's internal topic, by email"
+    tables = {row["table"] for row in made["state"]}
+    assert "contacts" in tables, f"the worker's contact state from its changelog: {tables}"
+    contact = next(row for row in made["state"] if row["table"] == "contacts")
+    assert contact["key"] == ADA
+    assert made["id_map"] == [{"key": f"contacts:{ADA}", "hubspot_id": "901"}]
+    assert made["identifiers_found"]["emails"] == [ADA]
+    assert GRACE.encode() not in written.path.read_bytes() and b"Hopper" not in written.path.read_bytes()
