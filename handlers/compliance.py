@@ -23,6 +23,7 @@ from datetime import datetime
 from pathlib import Path
 
 import orjson
+from aiokafka.admin import AIOKafkaAdminClient
 from pydantic import ValidationError
 
 from config import Settings
@@ -67,12 +68,21 @@ def every_topic(settings: Settings) -> list[str]:
     ]
 
 
-async def data_requests(settings: Settings) -> list[ComplianceRequest]:
+async def existing_topics(settings: Settings) -> set[str]:
+    """The topics the cluster has (a worker that never ran has no internal topics yet)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
+    await admin.start()
+    try:
+        return set(await admin.list_topics())
+    finally:
+        await admin.close()
+
+
+async def data_requests(settings: Settings, existing: set[str]) -> list[ComplianceRequest]:
     """The data requests on ``shopify.compliance``, one per request (a redelivery is one)."""
     seen: dict[str, ComplianceRequest] = {}
-    for record in await read_all(
-        settings.kafka_bootstrap_servers, topic_name(settings, "shopify.compliance")
-    ):
+    name = topic_name(settings, "shopify.compliance")
+    for record in await read_all(settings.kafka_bootstrap_servers, name) if name in existing else []:
         try:
             request = ComplianceRequest.model_validate_json(record.value)
         except ValidationError:
@@ -86,11 +96,12 @@ async def data_requests(settings: Settings) -> list[ComplianceRequest]:
 async def write_reports(settings: Settings, now: datetime, out: Path | None = None) -> list[Written]:
     """Write the report of every data request on ``shopify.compliance`` (again, if written before:
     a report shows what is held when it is made)."""
-    requests = await data_requests(settings)
+    existing = await existing_topics(settings)
+    requests = await data_requests(settings, existing)
     if not requests:
         return []
     records: list[Record] = []
-    for name in every_topic(settings):
+    for name in (n for n in every_topic(settings) if n in existing):
         records += await read_all(settings.kafka_bootstrap_servers, name, timeout_s=120)
     subjects = {report_name(r): Subject.of(r) for r in requests}
     found = collect(subjects, records, settings.privacy_key(), sources(settings))

@@ -162,3 +162,12 @@ async def test_the_report_holds_the_workers_state_the_topics_and_the_id_map(
     assert made["id_map"] == [{"key": f"contacts:{ADA}", "hubspot_id": "901"}]
     assert made["identifiers_found"]["emails"] == [ADA]
     assert GRACE.encode() not in written.path.read_bytes() and b"Hopper" not in written.path.read_bytes()
+
+
+@pytest.mark.kafka
+async def test_no_compliance_topic_yet_is_no_report_rather_than_an_error(
+    settings: Settings, tmp_path: Path
+) -> None:
+    settings = settings.model_copy(update={"privacy_secret": SecretStr("s")})
+    assert await write_reports(settings, AT, tmp_path / "reports") == []
+    assert not (tmp_path / "reports").exists()
