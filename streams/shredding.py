@@ -6,19 +6,19 @@ this module): it is the design of the README's "Privacy (G1)" section made execu
 property-tested, so the wiring can be done path by path on top of it.
 
 - A **data subject** is one customer of one shop, named by a **key id**: a keyed hash of the shop
-  and the customer's identity (the normalised email, else the Shopify customer id), so the key id
-  shows neither. The key id is what the key topic is keyed by and what every encrypted field names.
-- A **data key** is 32 random bytes (AES-256-GCM). It is kept on the compacted key topic, wrapped
-  (encrypted) under a key-encryption key derived from ``SHOPSYNC_PRIVACY_SECRET``, so a copy of the
-  topics without the secret holds no usable key.
+  and the customer's identity (the email's pseudonym, else the Shopify customer id), so the key id
+  shows neither. A subject has one or more **data keys** (32 random bytes, AES-256-GCM), each
+  named by a **key ref** ``<key id>~<version>``; the key topic holds each under
+  ``<shop>/<key ref>``, wrapped (encrypted) under a key-encryption key derived from
+  ``SHOPSYNC_PRIVACY_SECRET``, so a copy of the topics without the secret holds no usable key.
 - A record's personal values travel together in one envelope, a JSON string
-  ``e1.<key id>.<base64url(nonce | ciphertext | tag)>`` under ``_shopsync_sealed``: the field's
-  name and the key id are the AEAD's associated data, so a ciphertext moved to another field or
-  another subject does not decrypt. The rest of the record stays readable.
-- **Redaction** is the key topic's tombstone for the key id: once compaction has dropped the
-  earlier value (and every reader's copy of it is gone), every copy of every field encrypted with
-  it, in every topic, changelog, RocksDB store, dead letter and backup, is noise, and a replay
-  from offset 0 reads the fields as erased.
+  ``e1.<key ref>.<base64url(nonce | ciphertext | tag)>`` under ``_shopsync_sealed``; the field's
+  name and the key ref are the AEAD's associated data, so a ciphertext moved to another field or
+  another subject does not open. The rest of the record stays readable.
+- **Redaction** is the key topic's tombstones for every key of the subject (``customers/redact``)
+  or of the shop (``shop/redact``): once compaction has dropped the earlier values and every
+  reader has dropped its copy, every field sealed with them, in every topic, changelog, RocksDB
+  store, dead letter and backup, is noise, and a replay from offset 0 reads them as erased.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ import base64
 import binascii
 import hashlib
 import hmac
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -35,7 +35,8 @@ import orjson
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from streams.rules.keys import normalize_email
+from schemas.compliance import ComplianceRequest
+from streams.privacy import pseudonym
 
 ENVELOPE_PREFIX: Final = "e1."
 NONCE_BYTES: Final = 12  # AES-GCM's standard nonce (NIST SP 800-38D): random per encryption
@@ -43,9 +44,20 @@ DATA_KEY_BYTES: Final = 32  # AES-256
 KEY_ID_BYTES: Final = 16
 KEK_CONTEXT: Final = b"shopsync key-encryption key v1"
 KEY_TOPIC: Final = "privacy.keys"
-"""The compacted topic of data keys: key = key id, value = the wrapped data key, a tombstone
-(null) once the subject is redacted. Declared here and not in ``streams.topics.TOPICS`` while no
+"""The compacted topic of data keys: key = ``<shop>/<key ref>``, value = the wrapped data key, a
+tombstone (null) once the subject is redacted. Declared here and not in ``streams.topics.TOPICS`` while no
 part of the product writes it."""
+
+DAY_MS: Final = 24 * 60 * 60 * 1000
+KEY_TOPIC_CONFIGS: Final = {
+    "cleanup.policy": "compact",
+    "segment.ms": str(DAY_MS),  # the active segment is never compacted: roll it daily
+    "max.compaction.lag.ms": str(7 * DAY_MS),  # a redacted key's old value is cleaned within 7 days
+    "delete.retention.ms": str(DAY_MS),  # readers have a day to see a tombstone (Kafka's default)
+    "min.cleanable.dirty.ratio": "0.01",
+}
+"""The key topic's configuration: a tombstone's old value must leave the brokers' logs well within
+Shopify's 30 days (README, "The 30 days and compaction")."""
 
 PERSONAL_CUSTOMER_FIELDS: Final = ("email", "phone", "first_name", "last_name", "note")
 PERSONAL_ADDRESS_FIELDS: Final = (
@@ -66,16 +78,49 @@ class Shredded:
 SHREDDED: Final = Shredded()
 
 
-def key_id(secret: bytes, shop: str, email: str | None, customer_id: int | None) -> str | None:
-    """The subject's key id: the normalised email if any (contacts are one per email), else the
-    customer id; None when neither names anyone (such a record has no subject to encrypt for)."""
-    normal = normalize_email(email)
-    ident = f"email:{normal}" if normal else (f"customer:{customer_id}" if customer_id else None)
-    if ident is None:
-        return None
+def _subject(secret: bytes, shop: str, ident: str) -> str:
     digest = hmac.new(secret, b"subject\x00" + shop.strip().lower().encode() + b"\x00" + ident.encode(),
                       hashlib.sha256).digest()  # fmt: skip
     return base64.urlsafe_b64encode(digest[:KEY_ID_BYTES]).rstrip(b"=").decode()
+
+
+def key_id(secret: bytes, shop: str, email: str | None, customer_id: int | None) -> str | None:
+    """The subject's key id: by the email's pseudonym if there is an email (contacts are one per
+    email), else by the customer id; None when neither names anyone (nothing to encrypt for). Made
+    from the pseudonym, not the email, so a redaction that knows only the pseudonym (all that
+    ``shopify.compliance`` keeps) finds the same key id."""
+    email_pseudonym = pseudonym(secret, "email", email)
+    if email_pseudonym is not None:
+        return _subject(secret, shop, f"email:{email_pseudonym}")
+    return _subject(secret, shop, f"customer:{customer_id}") if customer_id else None
+
+
+def subject_key_ids(
+    secret: bytes, shop: str, email_pseudonym: str | None, customer_id: int | None
+) -> set[str]:
+    """Every key id a customer's records may be sealed under: by email (records that carried one)
+    and by customer id (a customer's records from before they had an email)."""
+    kids = set()
+    if email_pseudonym is not None:
+        kids.add(_subject(secret, shop, f"email:{email_pseudonym}"))
+    if customer_id:
+        kids.add(_subject(secret, shop, f"customer:{customer_id}"))
+    return kids
+
+
+KEY_REF_SEPARATOR: Final = "~"  # in neither base64url nor a key id
+
+
+def key_ref(kid: str, version: bytes) -> str:
+    """One data key of a subject: ``<key id>~<version>``. A subject may have several keys (two
+    bridges meeting a new customer at once each make one): every key is its own record on the key
+    topic, so no key ever replaces another that a record was sealed with, and a redaction
+    tombstones them all."""
+    return f"{kid}{KEY_REF_SEPARATOR}{_b64(version)}"
+
+
+def kid_of(ref: str) -> str:
+    return ref.split(KEY_REF_SEPARATOR, 1)[0]
 
 
 def key_encryption_key(secret: bytes) -> bytes:
@@ -91,27 +136,27 @@ def _unb64(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
-def wrap(kek: bytes, kid: str, data_key: bytes, nonce: bytes) -> bytes:
-    """The key topic's value for a data key: nonce | AES-GCM(kek, data key, aad = key id)."""
-    return nonce + AESGCM(kek).encrypt(nonce, data_key, kid.encode())
+def wrap(kek: bytes, ref: str, data_key: bytes, nonce: bytes) -> bytes:
+    """The key topic's value for a data key: nonce | AES-GCM(kek, data key, aad = key ref)."""
+    return nonce + AESGCM(kek).encrypt(nonce, data_key, ref.encode())
 
 
-def unwrap(kek: bytes, kid: str, wrapped: bytes) -> bytes:
-    return AESGCM(kek).decrypt(wrapped[:NONCE_BYTES], wrapped[NONCE_BYTES:], kid.encode())
+def unwrap(kek: bytes, ref: str, wrapped: bytes) -> bytes:
+    return AESGCM(kek).decrypt(wrapped[:NONCE_BYTES], wrapped[NONCE_BYTES:], ref.encode())
 
 
 def is_envelope(value: object) -> bool:
     return isinstance(value, str) and value.startswith(ENVELOPE_PREFIX)
 
 
-def encrypt(data_key: bytes, kid: str, path: str, plaintext: str, nonce: bytes) -> str:
-    """One field, sealed: ``e1.<key id>.<base64url(nonce | ciphertext | tag)>``. ``nonce`` must be
+def encrypt(data_key: bytes, ref: str, path: str, plaintext: str, nonce: bytes) -> str:
+    """One field, sealed: ``e1.<key ref>.<base64url(nonce | ciphertext | tag)>``. ``nonce`` must be
     fresh random bytes for each call (the shell passes ``os.urandom(12)``); it is a parameter so
     the function stays pure and testable."""
     if len(nonce) != NONCE_BYTES:
         raise ValueError(f"a nonce is {NONCE_BYTES} bytes")
-    sealed = AESGCM(data_key).encrypt(nonce, plaintext.encode(), f"{kid}\x00{path}".encode())
-    return f"{ENVELOPE_PREFIX}{kid}.{_b64(nonce + sealed)}"
+    sealed = AESGCM(data_key).encrypt(nonce, plaintext.encode(), f"{ref}\x00{path}".encode())
+    return f"{ENVELOPE_PREFIX}{ref}.{_b64(nonce + sealed)}"
 
 
 def envelope_key_id(value: str) -> str:
@@ -121,15 +166,15 @@ def envelope_key_id(value: str) -> str:
 def decrypt(keys: Mapping[str, bytes], path: str, value: str) -> str | Shredded:
     """The field's plaintext, or :data:`SHREDDED` when its subject's key is gone (redacted).
     Raises ``ValueError`` for an envelope that is damaged or was moved to another field."""
-    kid, _, body = value[len(ENVELOPE_PREFIX) :].partition(".")
-    data_key = keys.get(kid)
+    ref, _, body = value[len(ENVELOPE_PREFIX) :].partition(".")
+    data_key = keys.get(ref)
     if data_key is None:
         return SHREDDED
     try:
         raw = _unb64(body)
         return (
             AESGCM(data_key)
-            .decrypt(raw[:NONCE_BYTES], raw[NONCE_BYTES:], f"{kid}\x00{path}".encode())
+            .decrypt(raw[:NONCE_BYTES], raw[NONCE_BYTES:], f"{ref}\x00{path}".encode())
             .decode()
         )
     except (InvalidTag, binascii.Error, ValueError) as exc:
@@ -180,7 +225,7 @@ def _without(body: dict[str, Any], part: Mapping[str, Mapping[str, Any]], fill: 
     return out
 
 
-def encrypt_customer(body: dict[str, Any], kid: str, data_key: bytes, nonce: bytes) -> dict[str, Any]:
+def encrypt_customer(body: dict[str, Any], ref: str, data_key: bytes, nonce: bytes) -> dict[str, Any]:
     """A ``customers/*`` body with its personal values moved into one sealed envelope
     (:data:`SEALED_FIELD`), a new dict; the body is not changed. One envelope per record, not
     one per field: the bench (``bench/bench_privacy.py``) measured a field-by-field seal at 1.9x
@@ -190,7 +235,7 @@ def encrypt_customer(body: dict[str, Any], kid: str, data_key: bytes, nonce: byt
     if not part:
         return dict(body)
     out = _without(body, part, fill=False)
-    out[SEALED_FIELD] = encrypt(data_key, kid, SEALED_FIELD, orjson.dumps(part).decode(), nonce)
+    out[SEALED_FIELD] = encrypt(data_key, ref, SEALED_FIELD, orjson.dumps(part).decode(), nonce)
     return out
 
 
@@ -213,26 +258,55 @@ def decrypt_customer(body: dict[str, Any], keys: Mapping[str, bytes]) -> dict[st
 
 @dataclass(frozen=True)
 class KeyRecord:
-    """One record of the key topic: a key id and its wrapped data key, or None (a tombstone)."""
+    """One record of the key topic, keyed ``<shop>/<key ref>`` (the shop in the clear, so a
+    ``shop/redact`` finds every key of the shop): the wrapped data key, or None (a tombstone)."""
 
-    kid: str
+    shop: str
+    ref: str
     wrapped: bytes | None
 
+    @property
+    def topic_key(self) -> bytes:
+        return f"{self.shop}/{self.ref}".encode()
 
-def redaction(kids: list[str]) -> list[KeyRecord]:
-    """``customers/redact`` (one key id) or ``shop/redact`` (every key id of the shop): tombstones."""
-    return [KeyRecord(kid, None) for kid in dict.fromkeys(kids)]
+    @classmethod
+    def from_topic(cls, key: bytes, value: bytes | None) -> KeyRecord:
+        shop, _, ref = key.decode().rpartition("/")
+        return cls(shop, ref, value or None)
 
 
-def fold_keys(records: list[KeyRecord], kek: bytes) -> dict[str, bytes]:
-    """The key ring a reader holds after reading the key topic in order: the newest value of each
-    key id, unwrapped; a tombstone removes it."""
+def redaction(held: Iterable[KeyRecord], shop: str, kids: set[str] | None) -> list[KeyRecord]:
+    """The tombstones of a redaction: every live key of the shop whose key id is one of ``kids``
+    (``customers/redact``), or every live key of the shop (``kids`` None: ``shop/redact``)."""
+    live: dict[str, KeyRecord] = {}
+    for record in held:
+        if record.wrapped is None:
+            live.pop(record.ref, None)
+        elif record.shop == shop and (kids is None or kid_of(record.ref) in kids):
+            live[record.ref] = record
+    return [KeyRecord(shop, ref, None) for ref in live]
+
+
+def redaction_for(request: ComplianceRequest, secret: bytes, held: Iterable[KeyRecord]) -> list[KeyRecord]:
+    """What a compliance request appends to the key topic: nothing for a data request; the
+    customer's keys for ``customers/redact``; every key of the shop for ``shop/redact``."""
+    if request.topic == "customers/data_request":
+        return []
+    if request.topic == "shop/redact":
+        return redaction(held, request.shop_domain, None)
+    kids = subject_key_ids(secret, request.shop_domain, request.email_pseudonym, request.customer_id)
+    return redaction(held, request.shop_domain, kids) if kids else []
+
+
+def fold_keys(records: Iterable[KeyRecord], kek: bytes) -> dict[str, bytes]:
+    """The key ring a reader holds after reading the key topic in order: each key ref's data key,
+    unwrapped; a tombstone removes it."""
     ring: dict[str, bytes] = {}
     for record in records:
         if record.wrapped is None:
-            ring.pop(record.kid, None)
+            ring.pop(record.ref, None)
         else:
-            ring[record.kid] = unwrap(kek, record.kid, record.wrapped)
+            ring[record.ref] = unwrap(kek, record.ref, record.wrapped)
     return ring
 
 

@@ -17,7 +17,11 @@ from hypothesis import strategies as st
 
 from config import Settings
 from devtools.samplestore import customer_body
+from schemas.compliance import ComplianceRequest
+from schemas.envelope import Delivery
+from streams.privacy import compliance_request
 from streams.shredding import (
+    KEY_TOPIC_CONFIGS,
     SHREDDED,
     KeyRecord,
     decrypt,
@@ -27,8 +31,11 @@ from streams.shredding import (
     fold_keys,
     key_encryption_key,
     key_id,
+    key_ref,
+    kid_of,
     personal_values,
     redaction,
+    redaction_for,
     unwrap,
     wrap,
 )
@@ -96,22 +103,73 @@ def test_a_customer_body_round_trips_and_its_sealed_form_holds_no_personal_value
     assert decrypt_customer(sealed, {KID: DATA_KEY}) == body
 
 
+SHOP, OTHER_SHOP = "s.myshopify.com", "t.myshopify.com"
+
+
+def held_keys() -> list[KeyRecord]:
+    """Ada has two keys by email (two bridges met her at once) and one by customer id (a record
+    from before she had an email); Grace one; Ada in another shop one."""
+    ada = key_id(SECRET, SHOP, "ada@example.com", None)
+    ada_by_id = key_id(SECRET, SHOP, None, 1)
+    grace = key_id(SECRET, SHOP, "grace@example.com", None)
+    ada_elsewhere = key_id(SECRET, OTHER_SHOP, "ada@example.com", None)
+    assert ada and ada_by_id and grace and ada_elsewhere
+    refs = [
+        (SHOP, key_ref(ada, b"v1")), (SHOP, key_ref(ada, b"v2")), (SHOP, key_ref(ada_by_id, b"v1")),
+        (SHOP, key_ref(grace, b"v1")), (OTHER_SHOP, key_ref(ada_elsewhere, b"v1")),
+    ]  # fmt: skip
+    return [KeyRecord(shop, ref, wrap(KEK, ref, DATA_KEY, b"\x01" * 12)) for shop, ref in refs]
+
+
+def compliance(topic: str, body: dict[str, object], shop: str = SHOP) -> ComplianceRequest:
+    delivery = Delivery(
+        topic=topic, shop_domain=shop, webhook_id="w", event_id="e", received_at=AT, body=body
+    )
+    return compliance_request(delivery, SECRET)
+
+
+def test_customers_redact_tombstones_every_key_of_that_customer_in_that_shop_and_no_other() -> None:
+    held = held_keys()
+    request = compliance(
+        "customers/redact", {"shop_domain": SHOP, "customer": {"id": 1, "email": "ADA@example.com"}}
+    )
+    stones = redaction_for(request, SECRET, held)
+    assert {s.ref for s in stones} == {k.ref for k in held[:3]} and all(s.wrapped is None for s in stones)
+    ring = fold_keys([*held, *stones], KEK)
+    assert set(ring) == {held[3].ref, held[4].ref}, "Grace, and Ada's record in another shop, are kept"
+    assert redaction_for(request, SECRET, [*held, *stones]) == [], "a redelivered request finds nothing left"
+
+
+def test_shop_redact_tombstones_every_key_of_the_shop_and_a_data_request_none() -> None:
+    held = held_keys()
+    stones = redaction_for(compliance("shop/redact", {"shop_domain": SHOP}), SECRET, held)
+    assert {s.ref for s in stones} == {k.ref for k in held[:4]}
+    asked = compliance("customers/data_request", {"shop_domain": SHOP, "customer": {"id": 1}})
+    assert redaction_for(asked, SECRET, held) == []
+
+
+def test_a_key_record_names_its_shop_in_its_topic_key() -> None:
+    (record, *_) = held_keys()
+    assert KeyRecord.from_topic(record.topic_key, record.wrapped) == record
+    assert KeyRecord.from_topic(record.topic_key, None).wrapped is None
+
+
 @given(customers)
 def test_after_redaction_every_personal_field_reads_as_absent(body: dict[str, object]) -> None:
-    other = "kid-2"
-    wrapped = [
-        KeyRecord(KID, wrap(KEK, KID, DATA_KEY, b"\x01" * 12)),
-        KeyRecord(other, wrap(KEK, other, bytes(32), b"\x02" * 12)),
-    ]
-    ring = fold_keys([*wrapped, *redaction([KID, KID])], KEK)
-    assert set(ring) == {other}, "the tombstone removes only the redacted subject's key"
-    opened = decrypt_customer(encrypt_customer(body, KID, DATA_KEY, b"\x07" * 12), ring)
+    held = held_keys()
+    ada_ref = held[0].ref
+    stones = redaction(held, SHOP, {kid_of(ada_ref)})
+    ring = fold_keys([*held, *stones], KEK)
+    assert ada_ref not in ring and held[3].ref in ring, (
+        "the tombstone removes only the redacted subject's keys"
+    )
+    opened = decrypt_customer(encrypt_customer(body, ada_ref, DATA_KEY, b"\x07" * 12), ring)
     assert opened["email"] is None and opened["first_name"] is None and opened["id"] == body["id"]
     assert "_shopsync_sealed" not in opened and opened.keys() >= body.keys(), "the shape is kept"
     assert personal_values(opened) == []
 
 
-def test_a_data_key_is_wrapped_under_the_secret_and_bound_to_its_key_id() -> None:
+def test_a_data_key_is_wrapped_under_the_secret_and_bound_to_its_key_ref() -> None:
     wrapped = wrap(KEK, KID, DATA_KEY, b"\x00" * 12)
     assert DATA_KEY not in wrapped and unwrap(KEK, KID, wrapped) == DATA_KEY
     with pytest.raises(InvalidTag):
@@ -126,36 +184,43 @@ async def test_after_the_tombstone_no_byte_of_the_customer_is_readable_on_the_br
 ) -> None:
     """The foundation end to end on Kafka (not the product's topics: nothing in the product
     writes sealed records yet): sealed customers on a data topic, their keys on a compacted key
-    topic, a redaction's tombstone, then everything read back from offset 0."""
+    topic, ``customers/redact`` as the compliance record the bridge keeps, its tombstones, then
+    everything read back from offset 0."""
     data, keys = f"{settings.topic_prefix}sealed.customers", f"{settings.topic_prefix}privacy.keys"
-    shop = "s.myshopify.com"
     people = {
         "ada": customer_body(1, "ada.lovelace@example.com", "Ada", "Lovelace", AT, phone="+15556251199"),
         "grace": customer_body(2, "grace.hopper@example.com", "Grace", "Hopper", AT, phone="+15550000002"),
     }
-    kids = {name: key_id(SECRET, shop, str(body["email"]), None) for name, body in people.items()}
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
     await admin.start()
-    try:  # the key topic as the design declares it: compacted, kept until compaction drops a key
+    try:  # the key topic as the design declares it: compacted
         await admin.create_topics([
-            NewTopic(data, 1, 1), NewTopic(keys, 1, 1, topic_configs={"cleanup.policy": "compact"}),
+            NewTopic(data, 1, 1), NewTopic(keys, 1, 1, topic_configs=dict(KEY_TOPIC_CONFIGS)),
         ])  # fmt: skip
     finally:
         await admin.close()
     producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers, acks="all")
     await producer.start()
     try:
-        for name, body in people.items():
-            kid, data_key = kids[name], os.urandom(32)
+        for body in people.values():
+            kid = key_id(SECRET, SHOP, str(body["email"]), None)
             assert kid is not None
-            await producer.send_and_wait(keys, wrap(KEK, kid, data_key, os.urandom(12)), kid.encode())
-            for _ in range(2):  # two versions of each customer
-                sealed = encrypt_customer(body, kid, data_key, os.urandom(12))
+            for version in (b"v1", b"v2"):  # two keys of one subject, each sealing one version
+                ref, data_key = key_ref(kid, version), os.urandom(32)
+                record = KeyRecord(SHOP, ref, wrap(KEK, ref, data_key, os.urandom(12)))
+                await producer.send_and_wait(keys, record.wrapped, record.topic_key)
+                sealed = encrypt_customer(body, ref, data_key, os.urandom(12))
                 await producer.send_and_wait(data, orjson.dumps(sealed), str(body["id"]).encode())
-        ada_kid = kids["ada"]
-        assert ada_kid is not None
-        for record in redaction([ada_kid]):  # customers/redact for Ada
-            await producer.send_and_wait(keys, record.wrapped, record.kid.encode())
+        held = [
+            KeyRecord.from_topic(r.key or b"", r.value)
+            for r in await read_all(settings.kafka_bootstrap_servers, keys)
+        ]
+        request = compliance(
+            "customers/redact",
+            {"shop_domain": SHOP, "customer": {"id": 1, "email": "ada.lovelace@example.com"}},
+        )
+        for stone in redaction_for(request, SECRET, held):
+            await producer.send_and_wait(keys, None, stone.topic_key)
     finally:
         await producer.stop()
 
@@ -164,11 +229,11 @@ async def test_after_the_tombstone_no_byte_of_the_customer_is_readable_on_the_br
     for value in (*personal_values(people["ada"]), *personal_values(people["grace"])):
         if len(value) >= 4:
             assert value.encode() not in raw, "nothing personal is stored in the clear"
-    key_records = [
-        KeyRecord(r.key.decode() if r.key else "", r.value or None)
+    read_back = [
+        KeyRecord.from_topic(r.key or b"", r.value)
         for r in await read_all(settings.kafka_bootstrap_servers, keys)
     ]
-    ring = fold_keys(key_records, KEK)
+    ring = fold_keys(read_back, KEK)
     opened = [decrypt_customer(orjson.loads(r.value), ring) for r in stored]
     ada = [o for o in opened if o["id"] == 1]
     grace = [o for o in opened if o["id"] == 2]
