@@ -31,7 +31,7 @@ from typing import Any
 import orjson
 
 from schemas.compliance import ComplianceRequest
-from streams.privacy import pseudonym
+from streams.privacy import IdentifierKind, pseudonym
 from streams.topic_reader import Record
 
 GID_PREFIX = "gid://shopify/Customer/"
@@ -147,6 +147,16 @@ class Matcher:
     def __init__(self, key: bytes, sources: Sources) -> None:
         self.key = key
         self.sources = sources
+        self._made: dict[tuple[IdentifierKind, str], str | None] = {}
+
+    def _pseudonym(self, kind: IdentifierKind, text: str) -> str | None:
+        """``pseudonym``, remembered: one store names the same few addresses over and over."""
+        made = self._made.get((kind, text), ...)
+        if made is ...:
+            made = self._made[(kind, text)] = pseudonym(self.key, kind, text)
+            if len(self._made) > 100_000:
+                self._made.clear()
+        return made
 
     def identifiers(self, subject: Subject, record: Record, value: Any) -> tuple[bool, set[str], set[str]]:
         """(names them, their emails shown, their phones shown)."""
@@ -155,7 +165,7 @@ class Matcher:
         named = False
         key = table_key(record.key) if record.topic in self.sources.tables else _text(record.key)
         for candidate in _email_candidates(key):
-            if subject.email_pseudonym and pseudonym(self.key, "email", candidate) == subject.email_pseudonym:
+            if subject.email_pseudonym and self._pseudonym("email", candidate) == subject.email_pseudonym:
                 emails.add(candidate)
         if subject.customer_id is not None and record.topic in self.sources.customer_keyed:
             named |= _as_id(_last_part(key)) == subject.customer_id
@@ -165,10 +175,10 @@ class Matcher:
             if isinstance(item, str):
                 if subject.email_pseudonym:
                     for candidate in _email_candidates(item):
-                        if pseudonym(self.key, "email", candidate) == subject.email_pseudonym:
+                        if self._pseudonym("email", candidate) == subject.email_pseudonym:
                             emails.add(candidate)
                 is_phone = under == "phone" and subject.phone_pseudonym is not None
-                if is_phone and pseudonym(self.key, "phone", item) == subject.phone_pseudonym:
+                if is_phone and self._pseudonym("phone", item) == subject.phone_pseudonym:
                     phones.add(item)
                 if subject.customer_id is not None and item == f"{GID_PREFIX}{subject.customer_id}":
                     named = True

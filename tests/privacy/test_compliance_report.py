@@ -171,3 +171,56 @@ async def test_no_compliance_topic_yet_is_no_report_rather_than_an_error(
     settings = settings.model_copy(update={"privacy_secret": SecretStr("s")})
     assert await write_reports(settings, AT, tmp_path / "reports") == []
     assert not (tmp_path / "reports").exists()
+
+
+json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**63), 2**63 - 1)
+    | st.text(alphabet="abc xyz.:/", max_size=12),
+    lambda inner: (
+        st.lists(inner, max_size=3)
+        | st.dictionaries(st.text("kmn", min_size=1, max_size=3), inner, max_size=3)
+    ),
+    max_leaves=12,
+)
+
+
+def plant(tree: object, value: object, path: list[int]) -> object:
+    """The tree with ``value`` placed somewhere along ``path`` (choices at each container)."""
+    if not path or not isinstance(tree, dict | list) or not tree:
+        return [tree, value]
+    if isinstance(tree, list):
+        i = path[0] % len(tree)
+        return [plant(v, value, path[1:]) if n == i else v for n, v in enumerate(tree)]
+    keys = sorted(tree)
+    chosen = keys[path[0] % len(keys)]
+    return {k: plant(v, value, path[1:]) if k == chosen else v for k, v in tree.items()}
+
+
+@given(
+    json_values,
+    st.lists(st.integers(0, 10), max_size=5),
+    st.sampled_from([ADA, " ADA.Lovelace@example.com ", f"contacts:{ADA}"]),
+)
+def test_the_email_is_found_wherever_a_record_holds_it(tree: object, path: list[int], spelled: str) -> None:
+    value = {"kind": "delivery", "body": plant(tree, spelled, path)}
+    found = collect({"r": subject(customer_id=None)}, [rec("shopify.carts", "t", value)], KEY, SOURCES)["r"]
+    assert len(found.records) == 1 and found.emails
+
+
+@given(json_values, st.lists(st.integers(0, 10), max_size=5))
+def test_the_customer_id_is_found_wherever_a_record_holds_it_as_a_customer(
+    tree: object, path: list[int]
+) -> None:
+    for planted in ({"customer": {"id": 4242}}, {"customer_id": "4242"}, "gid://shopify/Customer/4242"):
+        value = {"body": plant(tree, planted, path)}
+        found = collect({"r": subject(email=GRACE)}, [rec("shopify.orders", "1", value)], KEY, SOURCES)["r"]
+        assert len(found.records) == 1, planted
+    stranger = {"body": plant(tree, {"customer": {"id": 4243}, "id": 4242}, path)}
+    assert (
+        collect({"r": subject(email=GRACE)}, [rec("shopify.orders", "1", stranger)], KEY, SOURCES)[
+            "r"
+        ].records
+        == []
+    )
