@@ -114,6 +114,7 @@ async def write_reports(settings: Settings, now: datetime, out: Path | None = No
         path = folder / name
         partial = path.with_suffix(".json.partial")
         partial.write_bytes(orjson.dumps(body, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS))
+        partial.chmod(0o600)  # the customer's personal data: the operator's eyes only
         os.replace(partial, path)
         summary = body["summary"]
         written.append(
