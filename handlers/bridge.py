@@ -234,6 +234,12 @@ class Bridge:
             "shopify.stored", topic=topic, event_id=event_id, kafka_topic=name,
             cut_subtrees=len(loaded.problems),
         )  # fmt: skip
+        if topic in ("customers/redact", "shop/redact"):  # G1: stored; erasing is not built yet
+            _event(
+                "compliance.redact_not_applied", logging.WARNING, topic=topic, event_id=event_id,
+                shop=delivery.shop_domain, due_within_days=30,
+                hint="this version stores redact requests but does not erase yet (README, Privacy (G1))",
+            )  # fmt: skip
         return web.json_response({"status": "stored", "topic": name})
 
     def _received_at(self, headers: Any) -> str:

@@ -78,9 +78,12 @@ async def existing_topics(settings: Settings) -> set[str]:
         await admin.close()
 
 
-async def data_requests(settings: Settings, existing: set[str]) -> list[ComplianceRequest]:
-    """The data requests on ``shopify.compliance``, one per request (a redelivery is one)."""
-    seen: dict[str, ComplianceRequest] = {}
+async def compliance_requests(
+    settings: Settings, existing: set[str] | None = None
+) -> list[ComplianceRequest]:
+    """Every request on ``shopify.compliance``, in log order, a redelivery once (by event id)."""
+    existing = await existing_topics(settings) if existing is None else existing
+    seen: dict[tuple[str, str], ComplianceRequest] = {}
     name = topic_name(settings, "shopify.compliance")
     for record in await read_all(settings.kafka_bootstrap_servers, name) if name in existing else []:
         try:
@@ -88,9 +91,17 @@ async def data_requests(settings: Settings, existing: set[str]) -> list[Complian
         except ValidationError:
             log.warning(orjson.dumps({"event": "compliance.unreadable", "offset": record.offset}).decode())
             continue
-        if request.topic == "customers/data_request":
-            seen.setdefault(report_name(request), request)
+        seen.setdefault((request.topic, request.event_id), request)
     return list(seen.values())
+
+
+async def data_requests(settings: Settings, existing: set[str]) -> list[ComplianceRequest]:
+    """The data requests, one per report (a request redelivered under another event id too)."""
+    reports: dict[str, ComplianceRequest] = {}
+    for request in await compliance_requests(settings, existing):
+        if request.topic == "customers/data_request":
+            reports.setdefault(report_name(request), request)
+    return list(reports.values())
 
 
 async def write_reports(settings: Settings, now: datetime, out: Path | None = None) -> list[Written]:

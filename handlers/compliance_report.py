@@ -25,7 +25,7 @@ import binascii
 import contextlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
@@ -283,3 +283,29 @@ def report_name(request: ComplianceRequest) -> str:
     ident = request.data_request_id if request.data_request_id is not None else request.event_id
     safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in f"{request.shop_domain}-{ident}")
     return f"{safe}.json"
+
+
+SHOPIFY_DEADLINE = timedelta(days=30)
+"""Shopify's time to complete a compliance request ("Privacy law compliance": 30 days)."""
+
+
+@dataclass(frozen=True)
+class Outstanding:
+    """A redact request this version stores but does not apply, and when Shopify's 30 days end."""
+
+    topic: str
+    shop_domain: str
+    event_id: str
+    due: datetime
+
+
+def outstanding_redactions(requests: Iterable[ComplianceRequest]) -> list[Outstanding]:
+    """Every ``customers/redact`` and ``shop/redact`` received, oldest due first: redaction is
+    designed, not built (README, Privacy (G1)), so each is an obligation an operator must meet by
+    hand until it is."""
+    found = [
+        Outstanding(r.topic, r.shop_domain, r.event_id, r.received_at + SHOPIFY_DEADLINE)
+        for r in requests
+        if r.topic in ("customers/redact", "shop/redact")
+    ]
+    return sorted(found, key=lambda o: (o.due, o.shop_domain, o.event_id))

@@ -371,10 +371,12 @@ def compliance_report(out: Path | None) -> None:
     """Write a JSON report for every customers/data_request on shopify.compliance: the worker's
     state for that customer, every record of the topics that names them, the writer's HubSpot id
     map entries, and the note that HubSpot's records are the merchant's and untouched. One file per
-    request (shop and data request id); send it to the merchant. Prints file names and counts only."""
+    request (shop and data request id); send it to the merchant. Prints file names and counts only,
+    and a warning with the first deadline when redact requests are stored (they are not applied yet)."""
     from datetime import UTC, datetime
 
-    from handlers.compliance import write_reports
+    from handlers.compliance import compliance_requests, write_reports
+    from handlers.compliance_report import outstanding_redactions
 
     settings = _settings()
     written = asyncio.run(write_reports(settings, datetime.now(UTC), out))
@@ -383,6 +385,12 @@ def compliance_report(out: Path | None) -> None:
             f"{w.path}: {w.records} records, {w.state_rows} state rows, {w.id_map_entries} id map entries"
         )
     click.echo(f"{len(written)} data request report(s) written", err=True)
+    pending = outstanding_redactions(asyncio.run(compliance_requests(settings)))
+    if pending:
+        first = pending[0]
+        click.echo(f"WARNING: {len(pending)} redact request(s) stored and not applied (this version does not "
+                   f"erase yet; see the README's Privacy (G1)); the first is due {first.due:%Y-%m-%d} "
+                   f"({first.topic}, {first.shop_domain}, event {first.event_id})", err=True)  # fmt: skip
 
 
 @main.group()

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import httpx
 import orjson
 import pytest
@@ -34,7 +36,10 @@ BODIES = {
 }  # fmt: skip
 
 
-async def test_each_compliance_topic_is_kept_pseudonymised_on_its_own_topic(settings: Settings) -> None:
+async def test_each_compliance_topic_is_kept_pseudonymised_on_its_own_topic(
+    settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="shopsync.bridge")
     settings = bridge_settings(settings)
     await ensure_topics(settings)
     async with bridge(settings) as url, httpx.AsyncClient(base_url=url) as http:
@@ -64,6 +69,13 @@ async def test_each_compliance_topic_is_kept_pseudonymised_on_its_own_topic(sett
         for secret in (b"jane.doe", b"Jane.Doe", b"example.com", b"Example.COM", b"625-1199", b"6251199"):
             assert secret not in record.value, secret
     assert await records(settings, "shopify.parking") == [], "no longer parked whole"
+    warned = [orjson.loads(r.getMessage()) for r in caplog.records if "redact_not_applied" in r.getMessage()]
+    assert [w["topic"] for w in warned] == ["customers/redact", "shop/redact"], (
+        "a redact is not silently kept"
+    )
+    assert "Jane" not in caplog.text and "jane" not in caplog.text and "1199" not in caplog.text, (
+        "never logged"
+    )
 
 
 @pytest.mark.parametrize("topic", COMPLIANCE_TOPICS)

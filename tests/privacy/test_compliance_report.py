@@ -3,6 +3,7 @@ worker's topics and changelogs."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 from datetime import UTC, datetime
 from pathlib import Path
@@ -10,6 +11,7 @@ from pathlib import Path
 import orjson
 import pytest
 from aiokafka import AIOKafkaProducer
+from click.testing import CliRunner
 from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import SecretStr
@@ -18,9 +20,18 @@ from config import Settings
 from devtools.localrun import ServiceProcess, append_events, wait_until_worker_idle
 from devtools.samplestore import SHOP_DOMAIN, SampleEvent, customer_body, order_body
 from handlers.compliance import write_reports
-from handlers.compliance_report import HUBSPOT_NOTE, Sources, Subject, collect, report, report_name
+from handlers.compliance_report import (
+    HUBSPOT_NOTE,
+    Sources,
+    Subject,
+    collect,
+    outstanding_redactions,
+    report,
+    report_name,
+)
 from schemas.compliance import ComplianceRequest
 from schemas.envelope import Delivery, encode
+from shopsync.cli import main
 from streams.privacy import compliance_request, pseudonym
 from streams.topic_reader import Record
 from streams.topics import ensure_topics, topic_name
@@ -225,3 +236,55 @@ def test_the_customer_id_is_found_wherever_a_record_holds_it_as_a_customer(
         ].records
         == []
     )
+
+
+def test_redacts_are_listed_with_their_deadline_until_redaction_is_built() -> None:
+    later = datetime(2026, 3, 5, tzinfo=UTC)
+    requests = [
+        request(),
+        request(topic="shop/redact", event_id="s", received_at=later, customer_id=None, data_request_id=None),
+        request(topic="customers/redact", event_id="c", data_request_id=None),
+    ]
+    pending = outstanding_redactions(requests)
+    assert [(p.topic, p.event_id, p.due) for p in pending] == [
+        ("customers/redact", "c", datetime(2026, 4, 1, 9, 0, tzinfo=UTC)),
+        ("shop/redact", "s", datetime(2026, 4, 4, tzinfo=UTC)),
+    ]
+
+
+@pytest.mark.kafka
+def test_the_command_writes_the_reports_and_warns_of_redacts_without_personal_data(
+    settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = settings.model_copy(update={"privacy_secret": SecretStr("cli-secret")})
+    key = settings.privacy_key()
+
+    async def append() -> None:
+        await ensure_topics(settings)
+        producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers)
+        await producer.start()
+        try:
+            for topic, event in (("customers/data_request", "d1"), ("customers/redact", "r1")):
+                body = {"shop_domain": SHOP_DOMAIN, "customer": {"id": 4242, "email": ADA},
+                        "data_request": {"id": 77}}  # fmt: skip
+                delivery = Delivery(topic=topic, shop_domain=SHOP_DOMAIN, webhook_id=event, event_id=event,
+                                    received_at=AT, body=body)  # fmt: skip
+                value = encode(compliance_request(delivery, key))
+                await producer.send_and_wait(topic_name(settings, "shopify.compliance"), value, b"s")
+        finally:
+            await producer.stop()
+
+    asyncio.run(append())
+    for name, value in {
+        "KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
+        "SHOPSYNC_TOPIC_PREFIX": settings.topic_prefix, "SHOPSYNC_APP_ID": settings.app_id,
+        "SHOPSYNC_PRIVACY_SECRET": "cli-secret",
+        "SHOPSYNC_COMPLIANCE_DIR": str(tmp_path / "out"),
+    }.items():  # fmt: skip
+        monkeypatch.setenv(name, value)
+    result = CliRunner().invoke(main, ["compliance", "report"])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "out" / "sample-store.myshopify.com-77.json").exists()
+    assert "1 data request report(s) written" in result.stderr
+    assert "1 redact request(s) stored and not applied" in result.stderr and "due 2026-04-01" in result.stderr
+    assert ADA not in result.output and "lovelace" not in result.stderr.lower(), "names and counts only"
