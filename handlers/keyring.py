@@ -1,0 +1,145 @@
+"""The key ring of crypto-shredding (SPEC G1), the shell around ``streams.shredding``: a
+process's copy of the data keys on the compacted key topic, and the appends that make and shred
+them.
+
+**Not wired into the product yet** (nothing imports it but its tests): step 1 of the README's
+"Wiring it, in order".
+
+- ``start`` reads the key topic from the beginning to its end offsets, so a process begins with
+  every live key (each unwrapped with the key-encryption key; a tombstone removes its key).
+- ``key_for(shop, kid)`` returns a live key of that subject, or makes one: 32 random bytes under a
+  fresh key ref, appended (acks=all) and acknowledged **before** it is returned, so no record is
+  ever sealed with a key the topic does not hold. Two processes meeting a new subject at once
+  each make a key under its own ref; neither replaces the other.
+- ``ensure(refs)`` is for readers: a record may name a key made by another process moments ago,
+  so when a ref is not held the ring reads the topic up to its current end offsets; a ref still
+  missing then was tombstoned (or never made), and its fields open as absent.
+- ``follow`` keeps reading, so a tombstone written elsewhere removes the key here too, and a
+  writer stops sealing with a shredded key (``key_for`` then makes a new one).
+- ``shred(records)`` appends tombstones (``streams.shredding.redaction_for``'s) and waits for them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Iterable, Mapping
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+from streams.shredding import DATA_KEY_BYTES, NONCE_BYTES, KeyRecord, key_ref, kid_of, unwrap, wrap
+
+VERSION_BYTES = 8
+
+
+class KeyRing:
+    """One process's data keys, backed by the key topic."""
+
+    def __init__(self, bootstrap: str, topic: str, kek: bytes) -> None:
+        self.topic = topic
+        self._kek = kek
+        self._bootstrap = bootstrap
+        self._consumer: AIOKafkaConsumer | None = None
+        self._producer: AIOKafkaProducer | None = None
+        self._parts: list[TopicPartition] = []
+        self._keys: dict[str, bytes] = {}  # key ref -> data key
+        self._live: dict[str, KeyRecord] = {}  # key ref -> its record (wrapped), for redactions
+        self._by_subject: dict[tuple[str, str], str] = {}  # (shop, key id) -> a live key ref
+        self.changed = asyncio.Event()  # set whenever a record is applied (tests and followers wait on it)
+
+    @property
+    def keys(self) -> Mapping[str, bytes]:
+        """Key ref -> data key: what ``streams.shredding.decrypt_customer`` opens with."""
+        return self._keys
+
+    @property
+    def held(self) -> list[KeyRecord]:
+        """The live key records (what ``redaction_for`` picks tombstones from)."""
+        return list(self._live.values())
+
+    async def start(self) -> None:
+        self._producer = AIOKafkaProducer(
+            bootstrap_servers=self._bootstrap, acks="all", enable_idempotence=True
+        )
+        await self._producer.start()
+        self._consumer = AIOKafkaConsumer(bootstrap_servers=self._bootstrap, enable_auto_commit=False)
+        await self._consumer.start()
+        await self._consumer._client.force_metadata_update()
+        parts = self._consumer.partitions_for_topic(self.topic) or set()
+        if not parts:
+            raise RuntimeError(f"the key topic {self.topic} does not exist")
+        self._parts = [TopicPartition(self.topic, p) for p in sorted(parts)]
+        self._consumer.assign(self._parts)
+        await self._consumer.seek_to_beginning(*self._parts)
+        await self.catch_up()
+
+    async def stop(self) -> None:
+        if self._consumer is not None:
+            await self._consumer.stop()
+        if self._producer is not None:
+            await self._producer.stop()
+
+    def _apply(self, key: bytes | None, value: bytes | None) -> None:
+        record = KeyRecord.from_topic(key or b"", value)
+        if record.wrapped is None:
+            self._keys.pop(record.ref, None)
+            self._live.pop(record.ref, None)
+            subject = (record.shop, kid_of(record.ref))
+            if self._by_subject.get(subject) == record.ref:  # another live key of theirs, if any
+                del self._by_subject[subject]
+                for other in self._live.values():
+                    if (other.shop, kid_of(other.ref)) == subject:
+                        self._by_subject[subject] = other.ref
+                        break
+        else:
+            self._keys[record.ref] = unwrap(self._kek, record.ref, record.wrapped)
+            self._live[record.ref] = record
+            self._by_subject.setdefault((record.shop, kid_of(record.ref)), record.ref)
+        self.changed.set()
+
+    async def _read_some(self, timeout_ms: int) -> None:
+        assert self._consumer is not None, "start the ring first"
+        batch = await self._consumer.getmany(*self._parts, timeout_ms=timeout_ms)
+        for messages in batch.values():
+            for message in messages:
+                self._apply(message.key, message.value)
+
+    async def catch_up(self) -> None:
+        """Read the key topic up to its end offsets as of now."""
+        assert self._consumer is not None, "start the ring first"
+        ends = await self._consumer.end_offsets(self._parts)
+        while [tp for tp in self._parts if await self._consumer.position(tp) < ends[tp]]:
+            await self._read_some(500)
+
+    async def follow(self) -> None:
+        """Keep reading until cancelled (a task beside the service's own work)."""
+        while True:
+            await self._read_some(1000)
+
+    async def ensure(self, refs: Iterable[str]) -> None:
+        """Every ref a batch of records names is held, or known to be gone: read to the end once
+        if one is not held."""
+        if any(ref not in self._keys for ref in refs):
+            await self.catch_up()
+
+    async def key_for(self, shop: str, kid: str) -> tuple[str, bytes]:
+        """A live key of the subject, made (and acknowledged by Kafka) if there is none."""
+        ref = self._by_subject.get((shop, kid))
+        if ref is not None and ref in self._keys:
+            return ref, self._keys[ref]
+        assert self._producer is not None, "start the ring first"
+        ref, data_key = key_ref(kid, os.urandom(VERSION_BYTES)), os.urandom(DATA_KEY_BYTES)
+        record = KeyRecord(shop, ref, wrap(self._kek, ref, data_key, os.urandom(NONCE_BYTES)))
+        await self._producer.send_and_wait(self.topic, record.wrapped, key=record.topic_key)
+        self._apply(record.topic_key, record.wrapped)
+        return ref, data_key
+
+    async def shred(self, tombstones: Iterable[KeyRecord]) -> int:
+        """Append the tombstones, wait for Kafka's acknowledgements, drop the keys here; the count."""
+        assert self._producer is not None, "start the ring first"
+        sent = [record for record in tombstones if record.wrapped is None]
+        futures = [await self._producer.send(self.topic, None, key=record.topic_key) for record in sent]
+        await asyncio.gather(*futures)
+        for record in sent:
+            self._apply(record.topic_key, None)
+        return len(sent)
