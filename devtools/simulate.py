@@ -20,6 +20,7 @@ import base64
 import functools
 import hashlib
 import hmac
+import logging
 import tempfile
 import uuid
 from collections.abc import Awaitable, Callable
@@ -252,6 +253,7 @@ async def _pipeline(
     return Result(account=account, lines=len(scenario), dead_letters=dead, report=report)
 
 
+log = logging.getLogger(__name__)
 DELIVERIES_IN_FLIGHT = 8
 """Shopify lines posted to the bridge at once. A customer's lines still go one after another, in
 file order, and every other kind of line waits for all deliveries before it (and they for it);
@@ -322,15 +324,32 @@ class _Posts:
                 raise result
 
 
-async def _post_delivery(session: aiohttp.ClientSession, bridge: str, number: int, line: Line) -> None:
+SHOPIFY_RETRIES = 8
+"""After a failed delivery Shopify retries it 8 times (over about 4 hours: REFERENCE.md); the
+simulation retries as often, a second apart and more each time (its Kafka is local)."""
+
+
+async def _post_delivery(
+    session: aiohttp.ClientSession, bridge: str, number: int, line: Line,
+    pause: Callable[[float], Awaitable[None]] = asyncio.sleep,
+) -> None:  # fmt: skip
     """One delivery, posted with aiohttp (about half of what httpx costs a request here: the
-    posts of a 1,100-delivery demo are CPU on the loop the bridge runs on too)."""
+    posts of a 1,100-delivery demo are CPU on the loop the bridge runs on too). A 503 (Kafka did
+    not acknowledge in time, as on a loaded machine) is retried as Shopify retries it; the
+    bridge's event ids make an append that landed after all harmless."""
     body = orjson.dumps(line.body)
-    async with session.post(
-        f"{bridge}/webhooks/shopify", data=body, headers=shopify_headers(body, line)
-    ) as answer:
-        if answer.status not in (200, 401):  # 401: a line that sends a bad signature on purpose
-            raise ScenarioError(f"line {number}: the bridge answered {answer.status}: {await answer.text()}")
+    headers = shopify_headers(body, line)  # a retry is the same delivery: the same ids
+    for attempt in range(SHOPIFY_RETRIES + 1):
+        async with session.post(f"{bridge}/webhooks/shopify", data=body, headers=headers) as answer:
+            if answer.status in (200, 401):  # 401: a line that sends a bad signature on purpose
+                return
+            text = await answer.text()
+        if answer.status != 503 or attempt == SHOPIFY_RETRIES:
+            raise ScenarioError(f"line {number}: the bridge answered {answer.status}: {text}")
+        log.warning(
+            "simulate: line %d answered 503, retried as Shopify would (attempt %d)", number, attempt + 1
+        )
+        await pause(1.0 + attempt)
 
 
 async def _live(live: LiveHook, settings: Settings, account: dict[str, Any], report: LossReport) -> None:

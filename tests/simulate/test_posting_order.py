@@ -8,9 +8,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from aiohttp import ClientSession, web
 
 from devtools import simulate
 from devtools.simulate import Line, _identities, _Posts
+from tests.importer.bulk_support import serving
 
 AT = datetime(2026, 3, 1, tzinfo=UTC)
 
@@ -78,3 +80,28 @@ async def test_finish_raises_a_failed_post_and_waits_for_the_rest() -> None:
     with pytest.raises(simulate.ScenarioError, match="line 1"):
         await posts.finish()
     assert done == [2]
+
+
+async def test_a_delivery_the_bridge_could_not_append_is_retried_as_the_same_delivery() -> None:
+    """A 503 (Kafka did not acknowledge in time, as on a loaded machine) is retried as Shopify
+    retries a failed delivery, with the same webhook and event ids; anything else fails the line."""
+    seen: list[tuple[str, str]] = []
+    answers = [503, 503, 200, 500]
+
+    async def webhook(request: web.Request) -> web.Response:
+        seen.append((request.headers["X-Shopify-Webhook-Id"], request.headers["X-Shopify-Event-Id"]))
+        return web.Response(status=answers[len(seen) - 1])
+
+    app = web.Application()
+    app.router.add_post("/webhooks/shopify", webhook)
+    pauses: list[float] = []
+
+    async def pause(seconds: float) -> None:
+        pauses.append(seconds)
+
+    async with serving(app) as url, ClientSession() as session:
+        await simulate._post_delivery(session, url, 1, line("orders/create", {"id": 1}), pause)
+        assert len(seen) == 3 and len(set(seen)) == 1, seen
+        assert pauses == [1.0, 2.0]
+        with pytest.raises(simulate.ScenarioError, match="500"):
+            await simulate._post_delivery(session, url, 2, line("orders/create", {"id": 2}), pause)
