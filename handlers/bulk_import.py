@@ -23,7 +23,6 @@ import asyncio
 import logging
 import os
 import random
-import time
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,6 +38,7 @@ from handlers.bulk_convert import CONVERTERS, EXPANDERS, ConversionError
 from handlers.bulk_jsonl import ParentRebuilder, Rebuilt, split_lines
 from handlers.importer import RESOURCES, ShopifyImportError, placed
 from handlers.loss import LossReport, dead_letter_record
+from handlers.progress import NoProgress, Progress, Totals
 from streams.topics import ensure_topics, topic_name
 
 log = logging.getLogger(__name__)
@@ -64,6 +64,10 @@ class BulkResourceState:
     count: int = 0
     lost: int = 0
     done: bool = False
+    roots: int | None = None
+    """The completed operation's ``rootObjectCount``: the records to come (the progress total)."""
+    size: int | None = None
+    """Its ``fileSize`` in bytes, when Shopify says it."""
 
 
 @dataclass
@@ -103,15 +107,11 @@ class Appender:
     report: LossReport
     save: Callable[[], None]
     batch: int = 1000
+    progress: Progress = field(default_factory=NoProgress)
+    """Told the records and bytes done after every acknowledged batch (``start`` is the caller's)."""
     _sent: list[asyncio.Future[Any]] = field(default_factory=list)
     _pending_count: int = 0
     _pending_lost: int = 0
-    _started: float = field(default_factory=time.monotonic)
-    _logged: float = field(default_factory=time.monotonic)
-    _before: int = 0
-
-    def __post_init__(self) -> None:
-        self._before = self.state.count
 
     async def add(self, root: Rebuilt) -> None:
         for target, key, value in self._placed(root):
@@ -158,18 +158,22 @@ class Appender:
         self._pending_count = self._pending_lost = 0
         self.state.offset, self.state.lines = offset, lines
         self.save()
-        now = time.monotonic()
-        if now - self._logged >= 2.0:
-            self._logged = now
-            self.log_progress()
+        self.progress.update(self.state.count + self.state.lost, self.state.offset)
 
-    def log_progress(self) -> None:
-        rate = (self.state.count - self._before) / max(time.monotonic() - self._started, 1e-6)
-        log.info(
-            "bulk import %s: %d records (%d dead-lettered), %d lines, %.1f MB read, %.0f records/s",
-            self.resource, self.state.count, self.state.lost, self.state.lines,
-            self.state.offset / 1e6, rate,
-        )  # fmt: skip
+    def start_progress(self) -> None:
+        """Open this resource's phase: its total (when the operation said it) and where it is."""
+        rs = self.state
+        self.progress.start(
+            f"import {self.resource}", Totals(rs.roots, rs.size), rs.count + rs.lost, rs.offset
+        )
+
+    def summary(self) -> str:
+        """What the resource's import amounted to (logged once it is complete)."""
+        rs = self.state
+        return (
+            f"bulk import {self.resource}: {rs.count} records ({rs.lost} dead-lettered), "
+            f"{rs.lines} lines, {rs.offset / 1e6:.1f} MB read"
+        )
 
 
 async def append_lines(
@@ -327,11 +331,16 @@ async def run_bulk_import(
     stop_after_lines: int | None = None,
     report: LossReport | None = None,
     shop: str | None = None,
+    progress: Progress | None = None,
 ) -> dict[str, int]:
     """Import (or resume importing) ``resources`` through bulk operations; the records appended
     per resource in this run. Raises BulkOperationFailedError for an operation that did not
     complete (after importing the resources before it). ``shop``: the domain the records are of
-    (default: the Admin API's host; a local Admin API serves a store under another name)."""
+    (default: the Admin API's host; a local Admin API serves a store under another name).
+    ``progress``: told each resource's records as they are acknowledged, against the total the
+    completed operation reported (``rootObjectCount``), so a display knows the ETA before the
+    download begins."""
+    shown = progress if progress is not None else NoProgress()
     report = report if report is not None else LossReport()
     await ensure_topics(settings)
     shop = shop or httpx.URL(admin_url).host
@@ -365,25 +374,38 @@ async def run_bulk_import(
                         state.resources[resource] = BulkResourceState()  # the next run starts afresh
                         state.save()
                         raise BulkOperationFailedError(_failure(resource, op))
-                    rs.url = op["url"]
+                    rs.url, rs.roots = op["url"], _count(op, "rootObjectCount")
+                    rs.size = _count(op, "fileSize")
                     state.save()
                     log.info("bulk import %s: export ready, %s objects", resource, op["objectCount"])
                 if rs.url:  # an empty export has no url: nothing to read
                     appender = Appender(
-                        settings, producer, resource, shop, api_version, rs, report, state.save
-                    )
+                        settings, producer, resource, shop, api_version, rs, report, state.save,
+                        progress=shown,
+                    )  # fmt: skip
+                    appender.start_progress()
                     try:
                         await download(storage, rs.url, appender, stop_after_lines)
                     except InterruptedImportError:
                         appended[resource] = rs.count - before
                         return appended
-                    appender.log_progress()
+                    finally:
+                        shown.finish()
+                    log.info("%s", appender.summary())
                 rs.done = True
                 state.save()
                 appended[resource] = rs.count - before
     finally:
         await producer.stop()
     return appended
+
+
+def _count(op: dict[str, Any], name: str) -> int | None:
+    """A count of the operation (Shopify's ``UnsignedInt64`` is a string in JSON), if given."""
+    try:
+        return int(op[name])
+    except (KeyError, TypeError, ValueError):
+        return None
 
 
 def _failure(resource: str, op: dict[str, Any]) -> str:
@@ -415,18 +437,27 @@ async def import_jsonl(
     *,
     api_version: str = BULK_API_VERSION,
     report: LossReport | None = None,
+    progress: Progress | None = None,
 ) -> int:
     """Import one downloaded export (an air gap: no Shopify, only Kafka); the records appended.
-    ``api_version`` is the version the export was made in (it is recorded on each delivery)."""
+    ``api_version`` is the version the export was made in (it is recorded on each delivery).
+    The file's record count is not known before it is read, its size is: the progress is by bytes."""
     report = report if report is not None else LossReport()
+    shown = progress if progress is not None else NoProgress()
     await ensure_topics(settings)
     producer = _producer(settings)
     await producer.start()
-    rs = BulkResourceState()
+    rs = BulkResourceState(size=await asyncio.to_thread(os.path.getsize, path))
     try:
-        appender = Appender(settings, producer, resource, shop, api_version, rs, report, lambda: None)
-        await append_lines(appender, _file_lines(path))
-        appender.log_progress()
+        appender = Appender(
+            settings, producer, resource, shop, api_version, rs, report, lambda: None, progress=shown
+        )
+        appender.start_progress()
+        try:
+            await append_lines(appender, _file_lines(path))
+        finally:
+            shown.finish()
+        log.info("%s", appender.summary())
     finally:
         await producer.stop()
     return rs.count

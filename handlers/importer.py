@@ -15,8 +15,6 @@ from __future__ import annotations
 import asyncio
 import os
 import random
-import sys
-import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,6 +26,7 @@ from aiokafka import AIOKafkaProducer
 
 from config import Settings
 from handlers.loss import LossReport, dead_letter_record
+from handlers.progress import NoProgress, Progress, Totals
 from schemas.envelope import Delivery, encode
 from streams.topics import UnroutableError, ensure_topics, route, topic_name
 
@@ -196,15 +195,18 @@ async def run_import(
     api_version: str = "2026-04",
     page_size: int = 250,
     stop_after_pages: int | None = None,
-    progress: bool = True,
+    progress: Progress | None = None,
     report: LossReport | None = None,
 ) -> dict[str, int]:
     """Import (or resume importing) ``resources``; return the records appended per resource.
+    ``progress`` is told each resource's records after every acknowledged page (REST pages say
+    no total, so it shows the count and the rate, no ETA).
 
     A record that cannot be appended where it belongs (not a JSON object, or no id or token, so no
     key) is appended to ``shopify.deadletter`` with the reason and its bytes instead, and counted
     in ``report`` (R2: never skipped silently; R7: the command shows it)."""
     report = report if report is not None else LossReport()
+    shown = progress if progress is not None else NoProgress()
     await ensure_topics(settings)
     shop = httpx.URL(admin_url).host
     state = ImportState.load(state_path)
@@ -221,12 +223,14 @@ async def run_import(
             admin = ShopifyAdmin(http)
             for resource in resources:
                 rs = state.resources.setdefault(resource, ResourceState())
-                started, before = time.monotonic(), rs.count
+                if not rs.done:
+                    shown.start(f"import {resource}", Totals(), rs.count)
                 url = rs.next_url or f"/admin/api/{api_version}/" + ENDPOINTS[resource].format(
                     limit=page_size
                 )
                 while not rs.done:
                     if stop_after_pages is not None and pages >= stop_after_pages:
+                        shown.finish()
                         return appended
                     response = await admin.get(url)
                     try:
@@ -249,13 +253,8 @@ async def run_import(
                         url = following
                     state.save()
                     pages += 1
-                    if progress:
-                        rate = (rs.count - before) / max(time.monotonic() - started, 1e-6)
-                        print(
-                            f"\r{resource:10} {rs.count:>8} records  {rate:8.0f}/s", end="", file=sys.stderr
-                        )
-                if progress:
-                    print(file=sys.stderr)
+                    shown.update(rs.count)
+                shown.finish()
     finally:
         await producer.stop()
     return appended

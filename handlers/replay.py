@@ -39,12 +39,13 @@ from handlers import hubspot_paths as paths
 from handlers.account_fold import Account
 from handlers.hubspot_client import HubSpotClient
 from handlers.loss import LossReport, from_pipeline
+from handlers.progress import NoProgress, Progress, Totals
 from schemas.commands import AnyCommand, Archive, Associate, RecordRef, Upsert, command_key, encode_command
 from schemas.envelope import Delivery, HubSpotContactDeletion, decode_log_record
 from streams.inprocess import InProcessPipeline
 from streams.rules.keys import UNIQUE_PROPERTY
 from streams.rules.reports import compute
-from streams.topic_reader import read_all
+from streams.topic_reader import offsets_spanned, read_all
 from streams.topics import ROUTED_TOPICS, TopicName, ensure_topics, topic_name
 
 SOURCES: tuple[TopicName, ...] = (*ROUTED_TOPICS, "shopify.products")
@@ -66,11 +67,16 @@ class Rebuilt:
     reports: dict[str, Any] = field(default_factory=dict)  # E1: the ecommerce reports, rebuilt
 
 
-async def rebuild(settings: Settings, until: datetime | None = None, progress: bool = False) -> Rebuilt:
+async def rebuild(
+    settings: Settings, until: datetime | None = None, progress: Progress | None = None
+) -> Rebuilt:
     """Fold every record of the source topics, in a deterministic order, through the rules.
 
     The records are held as their bytes until their turn (a parsed delivery of a few KB takes
-    about eight times its size in memory): only the instant they are sorted by is read up front."""
+    about eight times its size in memory): only the instant they are sorted by is read up front.
+    ``progress`` sees two phases, each with its total known: reading (the topics' end offsets
+    minus their beginnings) and folding (the records read)."""
+    shown = progress if progress is not None else NoProgress()
     entries: list[tuple[datetime, str, int, int, bytes]] = []
     skipped: list[str] = []
     unreadable = LossReport()
@@ -79,9 +85,20 @@ async def rebuild(settings: Settings, until: datetime | None = None, progress: b
         skipped.append(f"{full}[{partition}]@{offset}")
         unreadable.dead_letter("replay", f"not a readable {name} record: {exc}")
 
-    for name in SOURCES:
-        full = topic_name(settings, name)
-        for record in await read_all(settings.kafka_bootstrap_servers, full, timeout_s=120):
+    fulls = [topic_name(settings, name) for name in SOURCES]
+    read = 0
+
+    def counted(records: int) -> None:
+        nonlocal read
+        read += records
+        shown.update(read)
+
+    if progress is not None:
+        spanned = await offsets_spanned(settings.kafka_bootstrap_servers, fulls)
+        shown.start("replay: read", Totals(records=spanned))
+    for name, full in zip(SOURCES, fulls, strict=True):
+        records = await read_all(settings.kafka_bootstrap_servers, full, timeout_s=120, on_batch=counted)
+        for record in records:
             try:
                 at = _sort_instant(name, record.value)
             except (ValidationError, ValueError) as exc:
@@ -89,8 +106,8 @@ async def rebuild(settings: Settings, until: datetime | None = None, progress: b
                 continue
             if at is not None:
                 entries.append((at, full, record.partition, record.offset, record.value))
-        if progress:
-            print(f"read {full}: {len(entries)} records so far", flush=True)
+        del records
+    shown.finish()
     entries.sort(key=lambda e: (e[0], e[1], e[2], e[3]))
     newest = entries[-1][0] if entries else None
     events = topic_name(settings, "hubspot.events")
@@ -98,8 +115,12 @@ async def rebuild(settings: Settings, until: datetime | None = None, progress: b
     folded = _Folded()
     used = 0
     queue = deque(entries)  # each record's bytes are let go once applied
+    total = len(entries)
     del entries
+    shown.start("replay: fold", Totals(records=total))
     while queue:
+        if len(queue) % PROGRESS_EVERY == 0:
+            shown.update(total - len(queue))
         at, full, partition, offset, raw = queue.popleft()
         if len(pipeline.commands) >= FOLD_EVERY:
             folded.take(pipeline.commands)
@@ -120,6 +141,8 @@ async def rebuild(settings: Settings, until: datetime | None = None, progress: b
     if end is not None:
         pipeline.tick(end)
     folded.take(pipeline.commands)
+    shown.update(total)
+    shown.finish()
     deleted = {e for e, state in pipeline.contact_states.items() if state.deleted_in_hubspot_at is not None}
     report = unreadable.merge(from_pipeline(pipeline, "replay"))
     reports = compute(pipeline.report_facts.values())
@@ -127,6 +150,9 @@ async def rebuild(settings: Settings, until: datetime | None = None, progress: b
         folded.count, folded.digest.hexdigest(), folded.account, used, skipped, deleted, report, reports
     )
 
+
+PROGRESS_EVERY = 1_000
+"""Records folded between two progress updates (an update per record would cost more than it shows)."""
 
 FOLD_EVERY = 10_000
 """Commands held before they are folded into the account (replay once kept every command until

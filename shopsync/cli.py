@@ -255,11 +255,12 @@ def import_(
 
     report = LossReport()
     tune_gc()
+    progress = import_cli.progress_display()
     import_cli.each_shop(
         plan,
         lambda shop: run_import(
             settings, shop.url, shop.token, shop.state_path,
-            resources=chosen, api_version=api_version, report=report,
+            resources=chosen, api_version=api_version, report=report, progress=progress,
         ),
     )  # fmt: skip
     _report_and_exit(report, allow_loss)
@@ -331,12 +332,13 @@ def replay(dry_run: bool, until: str | None, allow_loss: bool) -> None:
 
     from handlers.hubspot_client import HubSpotClient
     from handlers.replay import desired_commands, diff, read_account, rebuild, send
+    from shopsync.import_cli import progress_display
     from streams.runtime import tune_gc
 
     settings = _settings()
     end = datetime.fromisoformat(until) if until else None
     tune_gc()
-    rebuilt = asyncio.run(rebuild(settings, end, progress=True))
+    rebuilt = asyncio.run(rebuild(settings, end, progress=progress_display()))
     click.echo(f"replayed {rebuilt.records_read} records ({len(rebuilt.skipped)} unreadable, skipped); "
                f"{rebuilt.command_count} commands from the rules", err=True)  # fmt: skip
     if not dry_run:

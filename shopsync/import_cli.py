@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+import sys
 import tempfile
 from collections.abc import Callable, Coroutine
 from pathlib import Path
@@ -19,13 +20,18 @@ import httpx
 from config import Settings
 from handlers.importer import ShopifyImportError, ShopImport
 from handlers.loss import LossReport
+from handlers.progress import Progress, choose
 
 
-def _progress_logs() -> None:
-    """Progress as log lines on stderr (records, rate): the import's own logger at INFO."""
+def progress_display() -> Progress:
+    """Progress on stderr, for the imports and ``replay``: one redrawn line (records of the total,
+    rate, ETA) on a terminal, log lines every few seconds otherwise; the commands' own log lines
+    (exports started, ready, done) at INFO either way."""
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(message)s")
-    logging.getLogger("handlers.bulk_import").setLevel(logging.INFO)
+    for name in ("handlers.bulk_import", "handlers.importer", "handlers.progress", "handlers.replay"):
+        logging.getLogger(name).setLevel(logging.INFO)
     logging.getLogger("aiokafka").setLevel(logging.ERROR)
+    return choose(sys.stderr)
 
 
 def each_shop(
@@ -54,12 +60,12 @@ def import_shops(
     """Each shop of ``plan`` through its bulk operations, one after the other."""
     from handlers.bulk_import import run_bulk_import
 
-    _progress_logs()
+    progress = progress_display()
     each_shop(
         plan,
         lambda shop: run_bulk_import(
             settings, shop.url, shop.token, shop.state_path,
-            resources=resources, api_version=api_version, report=report,
+            resources=resources, api_version=api_version, report=report, progress=progress,
         ),
     )  # fmt: skip
 
@@ -70,9 +76,13 @@ def import_file(
     """One downloaded export, no network but Kafka; ``shop`` a domain or a base URL."""
     from handlers.bulk_import import import_jsonl
 
-    _progress_logs()
+    progress = progress_display()
     shop = httpx.URL(shop).host if shop.startswith("http") else shop
-    count = asyncio.run(import_jsonl(settings, path, resource, shop, api_version=api_version, report=report))
+    count = asyncio.run(
+        import_jsonl(
+            settings, path, resource, shop, api_version=api_version, report=report, progress=progress
+        )
+    )
     click.echo(f"imported {shop}: {{'{resource}': {count}}} from {path}")
 
 
@@ -93,7 +103,7 @@ def import_sample_store(
     from handlers.bulk_import import BULK_API_VERSION, run_bulk_import
     from shopify_sandbox import ShopifySandboxConfig, running_shopify_sandbox
 
-    _progress_logs()
+    progress = progress_display()
     token = secrets.token_urlsafe(16)
 
     async def run() -> dict[str, int]:
@@ -103,6 +113,7 @@ def import_sample_store(
                 return await run_bulk_import(
                     settings, shop.url, token, Path(scratch) / "state.json", resources=resources,
                     api_version=BULK_API_VERSION, report=report, shop=SHOP_DOMAIN, poll_s=0.2,
+                    progress=progress,
                 )  # fmt: skip
 
     try:

@@ -7,6 +7,7 @@ the local-run helpers and tests read what a service wrote with it.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -21,8 +22,11 @@ class Record:
     value: bytes
 
 
-async def read_all(bootstrap: str, topic: str, timeout_s: float = 10.0) -> list[Record]:
-    """Every record now in ``topic``, from the beginning up to its end offsets."""
+async def read_all(
+    bootstrap: str, topic: str, timeout_s: float = 10.0, on_batch: Callable[[int], None] | None = None
+) -> list[Record]:
+    """Every record now in ``topic``, from the beginning up to its end offsets; ``on_batch`` is
+    told how many records each fetched batch held (a progress display counts them)."""
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     await consumer.start()
     try:
@@ -42,6 +46,28 @@ async def read_all(bootstrap: str, topic: str, timeout_s: float = 10.0) -> list[
             batch = await consumer.getmany(*tps, timeout_ms=500)
             for tp, msgs in batch.items():
                 out.extend(Record(tp.topic, tp.partition, m.offset, m.key, m.value or b"") for m in msgs)
+                if on_batch is not None:
+                    on_batch(len(msgs))
         return out
+    finally:
+        await consumer.stop()
+
+
+async def offsets_spanned(bootstrap: str, topics: Iterable[str]) -> int:
+    """How many offsets the topics span now (end minus beginning, summed over partitions): the
+    records a read of them from the beginning will meet, at most (transaction markers and
+    compacted-away records take offsets too), so a progress display's total before reading."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        await consumer._client.force_metadata_update()  # a new consumer knows no topic yet (as read_all)
+        tps = [
+            TopicPartition(topic, p)
+            for topic in topics
+            for p in sorted(consumer.partitions_for_topic(topic) or ())
+        ]
+        ends = await consumer.end_offsets(tps)
+        starts = await consumer.beginning_offsets(tps)
+        return sum(ends[tp] - starts[tp] for tp in tps)
     finally:
         await consumer.stop()

@@ -34,6 +34,7 @@ from streams.inprocess import InProcessPipeline
 from streams.topic_reader import read_all
 from streams.topics import TopicName, ensure_topics, topic_name
 from tests.importer.bulk_support import TOKEN, export, sandbox, serving
+from tests.recorded_progress import RecordedProgress
 
 pytestmark = pytest.mark.kafka
 CUSTOMERS = 15
@@ -247,3 +248,40 @@ async def test_an_expired_download_url_stops_with_what_to_do(settings: Settings,
         with pytest.raises(ShopifyImportError, match=r"answered 404 \(expired\?\); remove 'customers'"):
             await run_bulk_import(settings, shop.url, TOKEN, state_path, resources=("customers",), poll_s=0)
     assert shop.operations.all == [], "no fresh export was started behind the operator's back"
+
+
+async def test_progress_knows_each_export_s_total_before_its_download_and_resumes_from_the_state(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """The completed operation's rootObjectCount is the total; a resumed run starts its count at
+    what the state holds, so its rate and ETA are its own."""
+    state_path = tmp_path / "state.json"
+    async with sandbox(tmp_path, customers=CUSTOMERS) as shop:
+        first = RecordedProgress()
+        await run_bulk_import(settings, shop.url, TOKEN, state_path, poll_s=0, stop_after_lines=7,
+                              resources=("customers",), progress=first)  # fmt: skip
+        second = RecordedProgress()
+        await run_bulk_import(settings, shop.url, TOKEN, state_path, poll_s=0, progress=second)
+    interrupted = first.by_label()["import customers"]
+    assert interrupted.totals.records == CUSTOMERS and interrupted.first == 0 and interrupted.finished
+    resumed = second.by_label()
+    assert [p.label for p in second.phases] == [f"import {r}" for r in RESOURCES]
+    assert resumed["import customers"].first == interrupted.updates[-1] > 0
+    assert resumed["import customers"].updates[-1] == CUSTOMERS
+    for phase in second.phases:
+        assert phase.finished and phase.totals.records == phase.updates[-1], phase
+        assert phase.totals.bytes is not None and phase.totals.bytes > 0
+    saved = BulkImportState.load(state_path).resources["orders"]
+    assert saved.roots == resumed["import orders"].totals.records
+
+
+async def test_an_air_gapped_file_is_paced_by_its_size(settings: Settings, tmp_path: Path) -> None:
+    async with sandbox(tmp_path, customers=CUSTOMERS) as shop:
+        content = await export(shop, "customers")
+    path = tmp_path / "customers.jsonl"
+    path.write_bytes(content)
+    shown = RecordedProgress()
+    count = await import_jsonl(settings, path, "customers", "s.myshopify.com", progress=shown)
+    (phase,) = shown.phases
+    assert phase.totals.bytes == len(content) and phase.totals.records is None
+    assert phase.updates[-1] == count == CUSTOMERS and phase.finished

@@ -111,7 +111,7 @@ async def test_import_pages_through_everything_honouring_limits_and_marks_record
 ) -> None:
     data = catalogue()
     async with fake_shopify(data) as (url, calls):
-        counts = await run_import(settings, url, TOKEN, tmp_path / "state.json", page_size=3, progress=False)
+        counts = await run_import(settings, url, TOKEN, tmp_path / "state.json", page_size=3)
     assert counts == {r: len(data[r]) for r in RESOURCES}
     assert all(calls[r] >= 3 for r in RESOURCES), "pagination, a 429 and a 503 were met and retried"
     deliveries = await imported(settings)
@@ -128,12 +128,10 @@ async def test_an_interrupted_import_resumes_where_it_stopped(settings: Settings
     data = catalogue()
     state = tmp_path / "state.json"
     async with fake_shopify(data) as (url, _):
-        partial = await run_import(
-            settings, url, TOKEN, state, page_size=3, stop_after_pages=4, progress=False
-        )
+        partial = await run_import(settings, url, TOKEN, state, page_size=3, stop_after_pages=4)
         assert 0 < sum(partial.values()) < sum(len(v) for v in data.values())
-        rest = await run_import(settings, url, TOKEN, state, page_size=3, progress=False)
-        again = await run_import(settings, url, TOKEN, state, page_size=3, progress=False)
+        rest = await run_import(settings, url, TOKEN, state, page_size=3)
+        again = await run_import(settings, url, TOKEN, state, page_size=3)
     total = {r: partial.get(r, 0) + rest.get(r, 0) for r in RESOURCES}
     assert total == {r: len(data[r]) for r in RESOURCES}, "resumed, not restarted from zero"
     assert again == {}, "a finished import has nothing left to do"
@@ -146,7 +144,7 @@ async def test_a_bad_token_stops_with_a_clear_message(settings: Settings, tmp_pa
 
     async with fake_shopify(catalogue()) as (url, _):
         with pytest.raises(ShopifyImportError, match="SHOPIFY_ADMIN_TOKEN"):
-            await run_import(settings, url, "wrong", tmp_path / "s.json", progress=False)
+            await run_import(settings, url, "wrong", tmp_path / "s.json")
 
 
 async def test_a_record_without_identity_is_dead_lettered_and_reported_not_dropped(
@@ -162,9 +160,7 @@ async def test_a_record_without_identity_is_dead_lettered_and_reported_not_dropp
     data["orders"][1:1] = [{"email": "no.id@example.com", "total_price": "1.00"}, "not an object"]  # type: ignore[list-item]
     report = LossReport()
     async with fake_shopify(data) as (url, _):
-        counts = await run_import(
-            settings, url, TOKEN, tmp_path / "state.json", page_size=3, progress=False, report=report
-        )
+        counts = await run_import(settings, url, TOKEN, tmp_path / "state.json", page_size=3, report=report)
     assert counts["orders"] == good
     assert report.lost == 2 and report.exit_code() != 0
     assert set(report.dead_letters) == {

@@ -42,7 +42,7 @@ async def test_two_shops_with_the_same_records_are_imported_each_with_its_shop(
     async with fake_shopify(data) as (url, _):
         other = url.replace("127.0.0.1", "localhost")
         for base, state in ((url, "a.json"), (other, "b.json")):
-            await run_import(settings, base, TOKEN, tmp_path / state, page_size=50, progress=False)
+            await run_import(settings, base, TOKEN, tmp_path / state, page_size=50)
     deliveries = await imported(settings)
     assert {d.shop_domain for d in deliveries} == {"127.0.0.1", "localhost"}
     assert len(deliveries) == 2 * sum(len(v) for v in data.values())

@@ -20,6 +20,7 @@ from handlers.writer import run_writer
 from hubspot_sandbox import Sandbox
 from schemas.envelope import HubSpotContactDeletion, encode
 from streams.topics import ensure_topics, topic_name
+from tests.recorded_progress import RecordedProgress
 from tests.writer.conftest import TOKEN, admin
 
 pytestmark = pytest.mark.kafka
@@ -136,3 +137,20 @@ async def test_replay_reports_the_records_it_could_not_rebuild(settings: Setting
     assert any(r.startswith("not a readable shopify.orders record") for r in reasons), reasons
     assert any(r.startswith("body does not fit orders/create") for r in reasons), reasons
     assert "lost@example.com" not in "\n".join(rebuilt.report.render())
+
+
+async def test_replay_shows_its_read_and_fold_phases_against_known_totals(settings: Settings) -> None:
+    """The read's total comes from the topics' offsets before reading, the fold's from what was
+    read; both end at their totals, and the rebuild is the one without a display."""
+    await ensure_topics(settings)
+    store = generate(customers=8, seed=14)
+    await append_events(settings, store.ordered())
+    shown = RecordedProgress()
+    rebuilt = await rebuild(settings, progress=shown)
+    phases = shown.by_label()
+    assert list(phases) == ["replay: read", "replay: fold"]
+    read, fold = phases["replay: read"], phases["replay: fold"]
+    assert read.totals.records == read.updates[-1] >= rebuilt.records_read == len(store.events)
+    assert fold.totals.records == fold.updates[-1] == rebuilt.records_read
+    assert read.finished and fold.finished
+    assert (await rebuild(settings)).command_digest == rebuilt.command_digest
