@@ -212,6 +212,14 @@ def bridge() -> None:
     help="With --graphql: serve the sample store of CUSTOMERS customers through a local Admin API "
     "in this process and import it (the demo; no Shopify, no token needed).",
 )
+@click.option(
+    "--checkpoint-every",
+    type=click.IntRange(min=1),
+    default=1000,
+    show_default=True,
+    help="With --graphql: records appended between two saved offsets (a hard kill re-appends at "
+    "most this many, which their event ids make harmless).",
+)
 @ALLOW_LOSS
 def import_(
     shops: tuple[str, ...],
@@ -222,6 +230,7 @@ def import_(
     from_jsonl: Path | None,
     resource: str | None,
     sample_customers: int | None,
+    checkpoint_every: int,
     allow_loss: bool,
 ) -> None:
     """Initial import (C5): append each shop's customers, orders, products and abandoned
@@ -233,8 +242,9 @@ def import_(
     dead-lettered, reported by reason, and the command exits 3, unless --allow-loss."""
     if graphql or from_jsonl or sample_customers is not None:
         _graphql_import(
-            shops, state_path, resources, api_version, from_jsonl, resource, sample_customers, allow_loss
-        )
+            shops, state_path, resources, api_version, from_jsonl, resource, sample_customers, allow_loss,
+            checkpoint_every,
+        )  # fmt: skip
         return
     if not shops:
         raise click.UsageError("--shop is required (or --graphql --sample-store N)")
@@ -288,6 +298,7 @@ def _graphql_import(
     resource: str | None,
     sample_customers: int | None,
     allow_loss: bool,
+    checkpoint_every: int = 1000,
 ) -> None:
     """``import --graphql``: a shop's bulk operations, a downloaded export, or the sample store."""
     from handlers.bulk_import import BULK_API_VERSION, BULK_RESOURCES
@@ -312,7 +323,7 @@ def _graphql_import(
         missing = [p.shop for p in plan if not p.token]
         if missing:
             raise click.ClickException(f"SHOPIFY_ADMIN_TOKEN has no token for {', '.join(missing)}")
-        import_cli.import_shops(settings, plan, chosen, version, report)
+        import_cli.import_shops(settings, plan, chosen, version, report, checkpoint_every)
     _report_and_exit(report, allow_loss)
 
 

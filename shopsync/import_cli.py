@@ -56,6 +56,7 @@ def import_shops(
     resources: tuple[str, ...],
     api_version: str,
     report: LossReport,
+    checkpoint_every: int = 1000,
 ) -> None:
     """Each shop of ``plan`` through its bulk operations, one after the other."""
     from handlers.bulk_import import run_bulk_import
@@ -66,6 +67,7 @@ def import_shops(
         lambda shop: run_bulk_import(
             settings, shop.url, shop.token, shop.state_path,
             resources=resources, api_version=api_version, report=report, progress=progress,
+            checkpoint_every=checkpoint_every,
         ),
     )  # fmt: skip
 

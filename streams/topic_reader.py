@@ -7,7 +7,7 @@ the local-run helpers and tests read what a service wrote with it.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -27,6 +27,17 @@ async def read_all(
 ) -> list[Record]:
     """Every record now in ``topic``, from the beginning up to its end offsets; ``on_batch`` is
     told how many records each fetched batch held (a progress display counts them)."""
+    out: list[Record] = []
+    async for batch in batches(bootstrap, topic, timeout_s):
+        out.extend(batch)
+        if on_batch is not None:
+            on_batch(len(batch))
+    return out
+
+
+async def batches(bootstrap: str, topic: str, timeout_s: float = 10.0) -> AsyncIterator[list[Record]]:
+    """The records now in ``topic``, from the beginning up to its end offsets, a fetched batch at
+    a time (a reader that folds them as they come holds none of them: a benchmark's gigabytes)."""
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     await consumer.start()
     try:
@@ -38,17 +49,13 @@ async def read_all(
         consumer.assign(tps)
         await consumer.seek_to_beginning(*tps)
         ends = await consumer.end_offsets(tps)
-        out: list[Record] = []
         deadline = time.monotonic() + timeout_s
         while [tp for tp in tps if await consumer.position(tp) < ends[tp]]:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"could not read {topic} to its end in {timeout_s} s")
             batch = await consumer.getmany(*tps, timeout_ms=500)
             for tp, msgs in batch.items():
-                out.extend(Record(tp.topic, tp.partition, m.offset, m.key, m.value or b"") for m in msgs)
-                if on_batch is not None:
-                    on_batch(len(msgs))
-        return out
+                yield [Record(tp.topic, tp.partition, m.offset, m.key, m.value or b"") for m in msgs]
     finally:
         await consumer.stop()
 
