@@ -23,7 +23,8 @@ import asyncio
 import logging
 import os
 import random
-from collections.abc import AsyncIterator, Callable, Iterable
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,7 @@ from config import Settings
 from handlers import bulk_queries
 from handlers.bulk_convert import CONVERTERS, EXPANDERS, ConversionError
 from handlers.bulk_jsonl import ParentRebuilder, Rebuilt, split_lines
+from handlers.graphql_cost import Bucket, requested_cost, throttled_wait, wait_before
 from handlers.importer import RESOURCES, ShopifyImportError, placed
 from handlers.loss import LossReport, dead_letter_record
 from handlers.progress import NoProgress, Progress, Totals
@@ -203,16 +205,30 @@ async def append_lines(
 
 @dataclass
 class AdminGraphQL:
-    """GraphQL against one shop's Admin API: retries transport errors and 5xx, waits out
-    THROTTLED answers by the bucket's restore rate (``throttleStatus``)."""
+    """GraphQL against one shop's Admin API: retries transport errors and 5xx, paces each query by
+    the bucket the last answer described (``handlers.graphql_cost``: it waits until the bucket
+    holds what the same query requested last time), and waits out a THROTTLED answer anyway (the
+    bucket is the app's on the store, shared with its other clients). ``clock`` and ``sleep`` are
+    the shell's; tests pass their own."""
 
     http: httpx.AsyncClient
     api_version: str
     attempts: int = 8
+    clock: Callable[[], float] = time.monotonic
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
+    paced_s: float = 0.0
+    """Seconds waited so far before queries (pacing), not counting THROTTLED waits."""
+    _bucket: Bucket | None = None
+    _answered_at: float = 0.0
+    _costs: dict[str, float] = field(default_factory=dict)
 
     async def data(self, document: str, /, **variables: Any) -> dict[str, Any]:
         path = f"/admin/api/{self.api_version}/graphql.json"
         for attempt in range(self.attempts):
+            pause = wait_before(self._bucket, self.clock() - self._answered_at, self._costs.get(document))
+            if pause > 0:
+                self.paced_s += pause
+                await self.sleep(pause)
             try:
                 response = await self.http.post(path, json={"query": document, "variables": variables})
             except (httpx.TimeoutException, httpx.TransportError):
@@ -227,9 +243,10 @@ class AdminGraphQL:
                 continue
             response.raise_for_status()
             body = response.json()
+            self._learn(document, body)
             errors = body.get("errors") or []
             if any((e.get("extensions") or {}).get("code") == "THROTTLED" for e in errors):
-                await asyncio.sleep(_throttle_wait(body))
+                await self.sleep(throttled_wait(body))
                 continue
             if errors or not isinstance(body.get("data"), dict):
                 raise ShopifyImportError(f"Shopify refused the query: {errors[0].get('message', errors)}")
@@ -237,13 +254,14 @@ class AdminGraphQL:
             return data
         raise ShopifyImportError("Shopify's GraphQL Admin API kept failing")
 
-
-def _throttle_wait(body: dict[str, Any]) -> float:
-    """Seconds until the bucket holds the requested cost again."""
-    cost = (body.get("extensions") or {}).get("cost") or {}
-    status = cost.get("throttleStatus") or {}
-    missing = float(cost.get("requestedQueryCost") or 10) - float(status.get("currentlyAvailable") or 0)
-    return max(0.1, missing / max(float(status.get("restoreRate") or 50), 1.0))
+    def _learn(self, document: str, body: dict[str, Any]) -> None:
+        """Remember the bucket this answer describes, and what the query asked of it."""
+        bucket = Bucket.from_answer(body)
+        if bucket is not None:
+            self._bucket, self._answered_at = bucket, self.clock()
+        cost = requested_cost(body)
+        if cost is not None:
+            self._costs[document] = cost
 
 
 async def start_operation(admin: AdminGraphQL, resource: str) -> str:

@@ -58,3 +58,17 @@ async def serving(app: web.Application) -> AsyncIterator[str]:
         yield f"http://127.0.0.1:{port}"
     finally:
         await runner.cleanup()
+
+
+class SharedClock:
+    """One clock for the sandbox's bucket and the import's client (``AdminGraphQL(clock=...,
+    sleep=clock.sleep)``): a sleep moves it on, so pacing and throttling take no real time."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.now += seconds

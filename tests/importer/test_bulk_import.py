@@ -4,8 +4,10 @@ air gap), and an operation that fails with partial data."""
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -16,8 +18,9 @@ from aiohttp import web
 from aiokafka import AIOKafkaProducer
 
 from config import Settings
-from handlers import bulk_import
+from handlers import bulk_import, graphql_cost
 from handlers.bulk_import import (
+    AdminGraphQL,
     Appender,
     BulkImportState,
     BulkOperationFailedError,
@@ -29,11 +32,12 @@ from handlers.bulk_import import (
 from handlers.importer import RESOURCES, ShopifyImportError
 from handlers.loss import LossReport
 from schemas.envelope import Delivery, decode_log_record
+from shopify_sandbox import ShopifySandboxConfig, running_shopify_sandbox
 from shopify_sandbox.cost import Plan
 from streams.inprocess import InProcessPipeline
 from streams.topic_reader import read_all
 from streams.topics import TopicName, ensure_topics, topic_name
-from tests.importer.bulk_support import TOKEN, export, sandbox, serving
+from tests.importer.bulk_support import TOKEN, SharedClock, export, sandbox, serving
 from tests.recorded_progress import RecordedProgress
 
 pytestmark = pytest.mark.kafka
@@ -223,18 +227,35 @@ async def test_a_dropped_download_resumes_by_range_in_one_run(settings: Settings
 async def test_throttled_calls_are_waited_out_by_the_restore_rate(
     settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """The bucket is the app's on the store: another client of the same app empties it now and
+    then (every third query here), so the pacing falls short and Shopify answers THROTTLED; each
+    is waited out by the restore rate (on a clock shared with the sandbox: nothing sleeps)."""
+    clock = SharedClock()
     waits: list[float] = []
-    real_wait = bulk_import._throttle_wait
+    real_wait = graphql_cost.throttled_wait
 
     def counted(body: dict[str, Any]) -> float:
         waits.append(real_wait(body))
         return waits[-1]
 
-    monkeypatch.setattr(bulk_import, "_throttle_wait", counted)
-    async with sandbox(tmp_path, customers=CUSTOMERS, plan=Plan(maximum=12.0, restore_rate=400.0)) as shop:
+    monkeypatch.setattr(bulk_import, "throttled_wait", counted)
+    monkeypatch.setattr(bulk_import, "AdminGraphQL", partial(AdminGraphQL, clock=clock, sleep=clock.sleep))
+    config = ShopifySandboxConfig(token=TOKEN, customers=CUSTOMERS, data_dir=tmp_path / "exports",
+                                  plan=Plan(maximum=12.0, restore_rate=400.0))  # fmt: skip
+    async with running_shopify_sandbox(config, monotonic=clock) as shop:
+        take, queries = shop.bucket.take, itertools.count()
+
+        def shared(cost: int) -> bool:
+            if next(queries) % 3 == 0:
+                shop.bucket.refill()
+                shop.bucket.available = 0.0  # another client of the app spent it all
+            return take(cost)
+
+        monkeypatch.setattr(shop.bucket, "take", shared)
         counts = await run_bulk_import(settings, shop.url, TOKEN, tmp_path / "state.json", poll_s=0)
     assert counts["customers"] == CUSTOMERS and all(counts.values())
     assert waits and all(0 < w < 1 for w in waits), "THROTTLED answers met, each waited out briefly"
+    assert clock.now > 1000.0, "the waits passed on the shared clock"
 
 
 async def test_an_expired_download_url_stops_with_what_to_do(settings: Settings, tmp_path: Path) -> None:
