@@ -15,6 +15,7 @@ Neither sleeps: they are fed samples and read the clock they are given.
 from __future__ import annotations
 
 import logging
+import shutil
 import sys
 import time
 from collections.abc import Callable
@@ -131,8 +132,6 @@ class Progress(Protocol):
 
     def update(self, records: int, bytes_: int = 0) -> None: ...
 
-    def total(self, totals: Totals) -> None: ...
-
     def finish(self) -> None: ...
 
 
@@ -160,11 +159,6 @@ class _Display:
         first = Sample(self.clock(), records, bytes_)
         self.phase = _Phase(label, totals, first, first)
         self._shown = float("-inf")
-
-    def total(self, totals: Totals) -> None:
-        """The total became known part way (a replay's records once every topic is read)."""
-        if self.phase is not None:
-            self.phase.totals = totals
 
     def update(self, records: int, bytes_: int = 0) -> None:
         if self.phase is None:
@@ -228,17 +222,12 @@ class NoProgress:
     def update(self, records: int, bytes_: int = 0) -> None:
         pass
 
-    def total(self, totals: Totals) -> None:
-        pass
-
     def finish(self) -> None:
         pass
 
 
 def choose(stream: TextIO | None = None) -> Progress:
     """A redrawn line when ``stream`` (stderr) is a terminal, log lines otherwise."""
-    import shutil
-
     out = stream if stream is not None else sys.stderr
     if out.isatty():
         return TerminalProgress(out, columns=lambda: shutil.get_terminal_size().columns)

@@ -27,9 +27,6 @@ class RecordedProgress:
     def update(self, records: int, bytes_: int = 0) -> None:
         self.phases[-1].updates.append(records)
 
-    def total(self, totals: Totals) -> None:
-        self.phases[-1].totals = totals
-
     def finish(self) -> None:
         if self.phases:
             self.phases[-1].finished = True
