@@ -70,6 +70,12 @@ class BulkResourceState:
     """The completed operation's ``rootObjectCount``: the records to come (the progress total)."""
     size: int | None = None
     """Its ``fileSize`` in bytes, when Shopify says it."""
+    done_roots: int | None = None
+    """Roots (export records) appended, what ``roots`` counts; None: every root was one record
+    (a state written before companies, whose one root is several records)."""
+
+    def roots_done(self) -> int:
+        return self.done_roots if self.done_roots is not None else self.count + self.lost
 
 
 @dataclass
@@ -114,8 +120,10 @@ class Appender:
     _sent: list[asyncio.Future[Any]] = field(default_factory=list)
     _pending_count: int = 0
     _pending_lost: int = 0
+    _pending_roots: int = 0
 
     async def add(self, root: Rebuilt) -> None:
+        self._pending_roots += 1
         for target, key, value in self._placed(root):
             if target == topic_name(self.settings, "shopify.deadletter"):
                 self._pending_lost += 1
@@ -155,19 +163,18 @@ class Appender:
         """Wait for every record sent, then record ``offset`` (the bytes they came from)."""
         await asyncio.gather(*self._sent)
         self._sent.clear()
+        self.state.done_roots = self.state.roots_done() + self._pending_roots
         self.state.count += self._pending_count
         self.state.lost += self._pending_lost
-        self._pending_count = self._pending_lost = 0
+        self._pending_count = self._pending_lost = self._pending_roots = 0
         self.state.offset, self.state.lines = offset, lines
         self.save()
-        self.progress.update(self.state.count + self.state.lost, self.state.offset)
+        self.progress.update(self.state.roots_done(), self.state.offset)
 
     def start_progress(self) -> None:
         """Open this resource's phase: its total (when the operation said it) and where it is."""
         rs = self.state
-        self.progress.start(
-            f"import {self.resource}", Totals(rs.roots, rs.size), rs.count + rs.lost, rs.offset
-        )
+        self.progress.start(f"import {self.resource}", Totals(rs.roots, rs.size), rs.roots_done(), rs.offset)
 
     def summary(self) -> str:
         """What the resource's import amounted to (logged once it is complete)."""

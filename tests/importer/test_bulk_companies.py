@@ -13,7 +13,7 @@ import pytest
 
 from config import Settings
 from handlers.bulk_convert import ConversionError, company_records
-from handlers.bulk_import import run_bulk_import
+from handlers.bulk_import import BulkImportState, run_bulk_import
 from handlers.bulk_jsonl import rebuild
 from schemas.commands import Associate, Upsert
 from schemas.envelope import Delivery, decode_log_record
@@ -79,6 +79,8 @@ async def test_imported_companies_link_their_contacts_as_their_webhooks_do(
         )
     per_company = 1 + 2 + b2b.CONTACTS_PER_COMPANY
     assert counts == {"customers": CUSTOMERS, "companies": COMPANIES * per_company}
+    state = BulkImportState.load(tmp_path / "state.json").resources["companies"]
+    assert state.roots == state.roots_done() == COMPANIES, "progress counts companies, not their records"
 
     found: dict[str, list[Delivery]] = {}
     for name in ("shopify.customers", "shopify.companies"):
