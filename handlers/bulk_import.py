@@ -38,7 +38,7 @@ from handlers import bulk_queries
 from handlers.bulk_convert import CONVERTERS, EXPANDERS, ConversionError
 from handlers.bulk_jsonl import ParentRebuilder, Rebuilt, split_lines
 from handlers.graphql_cost import Bucket, requested_cost, throttled_wait, wait_before
-from handlers.importer import RESOURCES, ShopifyImportError, placed
+from handlers.importer import RESOURCES, ShopifyImportError, load_states, placed, save_states
 from handlers.loss import LossReport, dead_letter_record
 from handlers.progress import NoProgress, Progress, Totals
 from streams.topics import ensure_topics, topic_name
@@ -87,14 +87,10 @@ class BulkImportState:
 
     @classmethod
     def load(cls, path: Path) -> BulkImportState:
-        raw = orjson.loads(path.read_bytes()) if path.exists() else {}
-        return cls(path, {k: BulkResourceState(**v) for k, v in raw.items()})
+        return cls(path, load_states(path, BulkResourceState))
 
     def save(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_bytes(orjson.dumps({k: vars(v) for k, v in self.resources.items()}))
-        os.replace(tmp, self.path)
+        save_states(self.path, self.resources)
 
 
 class InterruptedImportError(Exception):

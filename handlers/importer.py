@@ -15,10 +15,11 @@ from __future__ import annotations
 import asyncio
 import os
 import random
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import orjson
@@ -29,6 +30,8 @@ from handlers.loss import LossReport, dead_letter_record
 from handlers.progress import NoProgress, Progress, Totals
 from schemas.envelope import Delivery, encode
 from streams.topics import UnroutableError, ensure_topics, route, topic_name
+
+S = TypeVar("S")
 
 RESOURCES = ("products", "customers", "orders", "checkouts")
 """In this order: products first, so line items find them; then the people and their purchases."""
@@ -63,17 +66,24 @@ class ImportState:
 
     @classmethod
     def load(cls, path: Path) -> ImportState:
-        state = cls(path)
-        if path.exists():
-            raw = orjson.loads(path.read_bytes())
-            state.resources = {k: ResourceState(**v) for k, v in raw.items()}
-        return state
+        return cls(path, load_states(path, ResourceState))
 
     def save(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_bytes(orjson.dumps({k: vars(v) for k, v in self.resources.items()}))
-        os.replace(tmp, self.path)
+        save_states(self.path, self.resources)
+
+
+def load_states(path: Path, kind: Callable[..., S]) -> dict[str, S]:
+    """A progress file's per-resource states (none when there is no file yet)."""
+    raw = orjson.loads(path.read_bytes()) if path.exists() else {}
+    return {k: kind(**v) for k, v in raw.items()}
+
+
+def save_states(path: Path, resources: Mapping[str, object]) -> None:
+    """Write a progress file atomically (a crash leaves the old one or the new one, whole)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_bytes(orjson.dumps({k: vars(v) for k, v in resources.items()}))
+    os.replace(tmp, path)
 
 
 @dataclass(frozen=True)
