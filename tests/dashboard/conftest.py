@@ -96,6 +96,21 @@ async def _still_capture(
     raise TimeoutError("the dashboard's numbers never held still while the page was loaded")
 
 
+async def _idle_worker_metrics(http: httpx.AsyncClient, url: str, timeout_s: float = 30) -> str:
+    """The worker's metrics once its lag gauges read 0 (they refresh every few seconds, so a
+    scrape right after the pipeline went idle can still show the last commits pending: a CI run
+    saw it). A lag that never falls to 0 is returned as it is, and the test fails on it."""
+    started = time.time()
+    while True:
+        text = (await http.get(url)).text
+        lags = [line for line in text.splitlines() if line.startswith("shopsync_worker_consumer_lag{")]
+        if (
+            lags and all(float(line.rsplit(" ", 1)[1]) == 0 for line in lags)
+        ) or time.time() - started > timeout_s:
+            return text
+        await asyncio.sleep(1.0)
+
+
 async def _chromium(*args: str) -> str:
     assert CHROMIUM is not None, "chromium is not installed (.ci/run installs Debian's package)"
     proc = await asyncio.create_subprocess_exec(
@@ -143,9 +158,12 @@ async def live_run(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactor
             await _chromium(f"--screenshot={shot}", url)
             collected.screenshot = shot
             collected.bridge_metrics = generate_latest(REGISTRY).decode()
-            for name, port in (("worker", s.worker_metrics_port), ("writer", s.writer_metrics_port)):
-                text = (await http.get(f"http://{s.metrics_host}:{port}/metrics")).text
-                setattr(collected, f"{name}_metrics", text)
+            collected.worker_metrics = await _idle_worker_metrics(
+                http, f"http://{s.metrics_host}:{s.worker_metrics_port}/metrics"
+            )
+            collected.writer_metrics = (
+                await http.get(f"http://{s.metrics_host}:{s.writer_metrics_port}/metrics")
+            ).text
             collected.sandbox_stats = (await http.get(f"{s.hubspot_base_url}/_sandbox/stats")).json()
         shopify = [topic_name(s, name) for name in SHOPIFY_RESOURCE_TOPICS.values()]
         collected.end_offsets = await _end_offsets(s.kafka_bootstrap_servers, shopify)
