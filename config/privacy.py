@@ -1,4 +1,5 @@
-"""Privacy (SPEC G1): the secret pseudonyms are keyed with, and where compliance reports are written."""
+"""Privacy (SPEC G1): the secret pseudonyms and key ids are keyed with, whether personal values are
+sealed (crypto-shredding), and where compliance reports are written."""
 
 from __future__ import annotations
 
@@ -22,6 +23,13 @@ class PrivacySettings(SettingsPart):
         validation_alias=AliasChoices("SHOPSYNC_PRIVACY_SECRET"),
         description="The key of the pseudonyms (keyed hashes) that stand for a customer's email and "
         "phone on shopify.compliance; empty: derived from the first SHOPIFY_WEBHOOK_SECRETS entry.",
+    )
+    seal_personal_data: bool = Field(
+        False,
+        description="G1, crypto-shredding (step 3 of its wiring): the bridge and the importers seal "
+        "a delivery's personal values under its customer's key on privacy.keys before they append "
+        "it, and the worker and replay open them where a body is parsed. Off: nothing is sealed, "
+        "and a sealed record met is dead-lettered (no keys to open it).",
     )
     compliance_dir: str = Field(
         ".local/compliance",

@@ -55,6 +55,7 @@ from config import Settings
 from config.logs import configure_logging
 from handlers import bridge_metrics, dashboard
 from handlers.appender import SIZE_ERRORS, KafkaAppender
+from handlers.sealer import sealer_for
 from handlers.signatures import hubspot_verified, shopify_verified
 from schemas.envelope import Delivery, HubSpotContactDeletion, encode
 from schemas.rawjson import load_body
@@ -151,6 +152,10 @@ class ShopWatch:
         return self.first
 
 
+class SealError(Exception):
+    """Sealing a delivery failed (its key could not be made or acknowledged): answered 503."""
+
+
 class Bridge:
     """The bridge's request handlers, bound to its settings and Kafka appender."""
 
@@ -160,6 +165,7 @@ class Bridge:
         self.simulated_now: datetime | None = None  # simulation mode only: the scenario's clock
         self.key_prefix = settings.rule_config().key_prefix  # X3: a shop's Kafka keys
         self.shops = ShopWatch(settings.rule_config().primary_shop)
+        self.sealer = sealer_for(settings, follow=True)  # G1: None unless SHOPSYNC_SEAL_PERSONAL_DATA
 
     async def shopify(self, request: web.Request) -> web.Response:
         raw = await _read_body(request, self.settings.bridge_body_limit())
@@ -211,10 +217,16 @@ class Bridge:
                 value = encode(request_record)
             else:
                 name, key = route(topic, body, self.key_prefix(delivery.shop_domain))
-                value = encode_delivery(delivery)
+                value = encode_delivery(await self._sealed(delivery, parked=False))
         except UnroutableError as exc:
             name, key = "shopify.parking", event_id.encode()
-            value = orjson.dumps({"reason": str(exc), "delivery": delivery.model_dump(mode="json")})
+            try:
+                parked = await self._sealed(delivery, parked=True)
+            except Exception as seal_exc:
+                return self._unsealed(topic, event_id, seal_exc)
+            value = orjson.dumps({"reason": str(exc), "delivery": parked.model_dump(mode="json")})
+        except SealError as exc:
+            return self._unsealed(topic, event_id, exc.__cause__ or exc)
         if len(value) > self.settings.max_delivery_bytes():
             _event("shopify.too_large", topic=topic, event_id=event_id, record_bytes=len(value))
             return _error(413, f"the delivery's record is {len(value)} bytes, over the limit of "
@@ -241,6 +253,22 @@ class Bridge:
                 hint="this version stores redact requests but does not erase yet (README, Privacy (G1))",
             )  # fmt: skip
         return web.json_response({"status": "stored", "topic": name})
+
+    async def _sealed(self, delivery: Delivery, parked: bool) -> Delivery:
+        """G1: the delivery with its personal values sealed under its customer's key (whose key
+        record is acknowledged by Kafka first), within the append budget; as it is when sealing
+        is off. The HMAC was checked over the bytes Shopify sent, before this."""
+        if self.sealer is None:
+            return delivery
+        seal = self.sealer.seal_parked(delivery) if parked else self.sealer.seal(delivery)
+        try:
+            return await asyncio.wait_for(seal, self.settings.bridge_append_timeout_s)
+        except Exception as exc:
+            raise SealError() from exc
+
+    def _unsealed(self, topic: str, event_id: str, exc: BaseException) -> web.Response:
+        _event("shopify.unavailable", topic=topic, event_id=event_id, error=type(exc).__name__, stage="seal")
+        return _error(503, "the delivery's data key was not acknowledged by Kafka; retry later")
 
     def _received_at(self, headers: Any) -> str:
         simulated = headers.get(SIMULATED_RECEIVED_AT)
@@ -364,6 +392,8 @@ def build_app(settings: Settings) -> web.Application:
 
     async def close(_: web.Application) -> None:
         await appender.close()
+        if bridge.sealer is not None:
+            await bridge.sealer.stop()
 
     if settings.simulation_mode:
         app.add_routes([web.post("/_simulation/clock", bridge.simulation_clock)])

@@ -38,9 +38,17 @@ from handlers import bulk_queries
 from handlers.bulk_convert import CONVERTERS, EXPANDERS, ConversionError
 from handlers.bulk_jsonl import ParentRebuilder, Rebuilt, split_lines
 from handlers.graphql_cost import Bucket, requested_cost, throttled_wait, wait_before
-from handlers.importer import RESOURCES, ShopifyImportError, load_states, placed, save_states
+from handlers.importer import (
+    RESOURCES,
+    ShopifyImportError,
+    import_delivery,
+    load_states,
+    placed,
+    save_states,
+)
 from handlers.loss import LossReport, dead_letter_record
 from handlers.progress import NoProgress, Progress, Totals
+from handlers.sealer import Sealer, sealer_for
 from streams.topics import ensure_topics, topic_name
 
 log = logging.getLogger(__name__)
@@ -113,6 +121,8 @@ class Appender:
     batch: int = 1000
     progress: Progress = field(default_factory=NoProgress)
     """Told the records and bytes done after every acknowledged batch (``start`` is the caller's)."""
+    sealer: Sealer | None = None
+    """G1: seals each body's personal values before it is appended (None: sealing is off)."""
     _sent: list[asyncio.Future[Any]] = field(default_factory=list)
     _pending_count: int = 0
     _pending_lost: int = 0
@@ -120,7 +130,7 @@ class Appender:
 
     async def add(self, root: Rebuilt) -> None:
         self._pending_roots += 1
-        for target, key, value in self._placed(root):
+        for target, key, value in await self._placed(root):
             if target == topic_name(self.settings, "shopify.deadletter"):
                 self._pending_lost += 1
                 self.report.dead_letter("shopify.deadletter", orjson.loads(value)["reason"])
@@ -128,9 +138,10 @@ class Appender:
                 self._pending_count += 1
             self._sent.append(await self.producer.send(target, value, key=key))
 
-    def _placed(self, root: Rebuilt) -> list[tuple[str, bytes | None, bytes]]:
+    async def _placed(self, root: Rebuilt) -> list[tuple[str, bytes | None, bytes]]:
         """The records one root becomes: one body (a company: the company, its locations and its
-        contacts, each on its topic), or one dead letter with the reason."""
+        contacts, each on its topic), or one dead letter with the reason. Sealed (G1) once the
+        keys of the subjects they name are acknowledged."""
         problem = root.problem
         if root.record is not None:
             try:
@@ -138,8 +149,15 @@ class Appender:
             except (ConversionError, KeyError, TypeError, ValueError) as exc:
                 problem = f"a {self.resource} record the import cannot read: {type(exc).__name__}"
             else:
+                seal = None
+                if self.sealer is not None:
+                    await self.sealer.prepare(
+                        import_delivery(self.resource, body, self.shop, self.api_version, topic)
+                        for topic, body in bodies
+                    )
+                    seal = self.sealer.seal_held
                 return [
-                    placed(self.settings, self.resource, body, self.shop, self.api_version, topic)
+                    placed(self.settings, self.resource, body, self.shop, self.api_version, topic, seal)
                     for topic, body in bodies
                 ]
         reason = f"import {self.resource}: {problem}"
@@ -372,6 +390,7 @@ async def run_bulk_import(
     state = BulkImportState.load(state_path)
     producer = import_producer(settings)
     await producer.start()
+    sealer = sealer_for(settings)  # G1: None unless SHOPSYNC_SEAL_PERSONAL_DATA
     appended: dict[str, int] = {}
     headers = {"X-Shopify-Access-Token": token, "Accept": "application/json"}
     try:
@@ -406,7 +425,7 @@ async def run_bulk_import(
                 if rs.url:  # an empty export has no url: nothing to read
                     appender = Appender(
                         settings, producer, resource, shop, api_version, rs, report, state.save,
-                        batch=checkpoint_every, progress=shown,
+                        batch=checkpoint_every, progress=shown, sealer=sealer,
                     )  # fmt: skip
                     appender.start_progress()
                     try:
@@ -422,6 +441,8 @@ async def run_bulk_import(
                 appended[resource] = rs.count - before
     finally:
         await producer.stop()
+        if sealer is not None:
+            await sealer.stop()
     return appended
 
 
@@ -472,10 +493,20 @@ async def import_jsonl(
     await ensure_topics(settings)
     producer = import_producer(settings)
     await producer.start()
+    sealer = sealer_for(settings)
     rs = BulkResourceState(size=await asyncio.to_thread(os.path.getsize, path))
     try:
         appender = Appender(
-            settings, producer, resource, shop, api_version, rs, report, lambda: None, progress=shown
+            settings,
+            producer,
+            resource,
+            shop,
+            api_version,
+            rs,
+            report,
+            lambda: None,
+            progress=shown,
+            sealer=sealer,
         )
         appender.start_progress()
         try:
@@ -485,4 +516,6 @@ async def import_jsonl(
         log.info("%s", appender.summary())
     finally:
         await producer.stop()
+        if sealer is not None:
+            await sealer.stop()
     return rs.count

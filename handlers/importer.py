@@ -28,6 +28,7 @@ from aiokafka import AIOKafkaProducer
 from config import Settings
 from handlers.loss import LossReport, dead_letter_record
 from handlers.progress import NoProgress, Progress, Totals
+from handlers.sealer import sealer_for
 from schemas.envelope import Delivery, encode
 from streams.topics import UnroutableError, ensure_topics, route, topic_name
 
@@ -135,17 +136,26 @@ def import_delivery(
 
 
 def placed(
-    settings: Settings, resource: str, record: object, shop: str, api_version: str, topic: str | None = None
+    settings: Settings,
+    resource: str,
+    record: object,
+    shop: str,
+    api_version: str,
+    topic: str | None = None,
+    seal: Callable[[Delivery], Delivery] | None = None,
 ) -> tuple[str, bytes | None, bytes]:
     """Where a listed record is appended, under which key, as which bytes: its resource's topic
     (or ``topic``'s, see :func:`import_delivery`), or, when it has no identity to be keyed by,
-    the dead-letter topic with the reason."""
+    the dead-letter topic with the reason. ``seal`` (G1, ``handlers.sealer.Sealer.seal_held``):
+    the delivery's personal values sealed before it is encoded, the dead letter's original too."""
     if not isinstance(record, dict):
         reason = f"import {resource}: the listed record is not a JSON object"
         original = orjson.dumps(record)
     else:
         prefix = settings.rule_config().key_prefix(shop)  # X3: the shop's keys
         delivery = import_delivery(resource, record, shop, api_version, topic)
+        if seal is not None:
+            delivery = seal(delivery)
         try:
             name, key = route(delivery.topic, record, prefix)
             return topic_name(settings, name), key, encode(delivery)
@@ -225,6 +235,7 @@ async def run_import(
         max_request_size=settings.kafka_message_bytes(),  # R6: the size every topic takes
     )  # fmt: skip
     await producer.start()
+    sealer = sealer_for(settings)  # G1: None unless SHOPSYNC_SEAL_PERSONAL_DATA
     appended: dict[str, int] = {}
     pages = 0
     headers = {"X-Shopify-Access-Token": token, "Accept": "application/json"}
@@ -248,8 +259,16 @@ async def run_import(
                     except (ValueError, AttributeError) as exc:
                         raise ShopifyImportError(f"Shopify answered {url} with no {resource} list") from exc
                     sent, lost = [], 0
+                    seal = None
+                    if sealer is not None:  # the page's new subjects' keys, acknowledged first
+                        await sealer.prepare(
+                            import_delivery(resource, r, shop, api_version)
+                            for r in records
+                            if isinstance(r, dict)
+                        )
+                        seal = sealer.seal_held
                     for record in records:
-                        target, key, value = placed(settings, resource, record, shop, api_version)
+                        target, key, value = placed(settings, resource, record, shop, api_version, seal=seal)
                         if target == topic_name(settings, "shopify.deadletter"):
                             lost += 1
                             report.dead_letter("shopify.deadletter", orjson.loads(value)["reason"])
@@ -267,4 +286,6 @@ async def run_import(
                 shown.finish()
     finally:
         await producer.stop()
+        if sealer is not None:
+            await sealer.stop()
     return appended

@@ -122,11 +122,19 @@ class KeyRing:
         if any(ref not in self._keys for ref in refs):
             await self.catch_up()
 
-    async def key_for(self, shop: str, kid: str) -> tuple[str, bytes]:
-        """A live key of the subject, made (and acknowledged by Kafka) if there is none."""
+    def held_key(self, shop: str, kid: str) -> tuple[str, bytes] | None:
+        """A live key of the subject this ring holds now, or None (no I/O: for a caller that made
+        its batch's keys first with ``key_for`` and seals synchronously after)."""
         ref = self._by_subject.get((shop, kid))
         if ref is not None and ref in self._keys:
             return ref, self._keys[ref]
+        return None
+
+    async def key_for(self, shop: str, kid: str) -> tuple[str, bytes]:
+        """A live key of the subject, made (and acknowledged by Kafka) if there is none."""
+        held = self.held_key(shop, kid)
+        if held is not None:
+            return held
         assert self._producer is not None, "start the ring first"
         ref, data_key = key_ref(kid, os.urandom(VERSION_BYTES)), os.urandom(DATA_KEY_BYTES)
         record = KeyRecord(shop, ref, wrap(self._kek, ref, data_key, os.urandom(NONCE_BYTES)))

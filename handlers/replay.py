@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import deque
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -40,8 +41,10 @@ from handlers.account_fold import Account
 from handlers.hubspot_client import HubSpotClient
 from handlers.loss import LossReport, from_pipeline
 from handlers.progress import NoProgress, Progress, Totals
+from handlers.sealer import opener_for
 from schemas.commands import AnyCommand, Archive, Associate, RecordRef, Upsert, command_key, encode_command
 from schemas.envelope import Delivery, HubSpotContactDeletion, decode_log_record
+from schemas.sealing import opening
 from streams.inprocess import InProcessPipeline
 from streams.rules.keys import UNIQUE_PROPERTY
 from streams.rules.reports import compute
@@ -108,6 +111,7 @@ async def rebuild(
                 entries.append((at, full, record.partition, record.offset, record.value))
         del records
     shown.finish()
+    keys = await _keys_for(settings, [e[4] for e in entries])
     entries.sort(key=lambda e: (e[0], e[1], e[2], e[3]))
     newest = entries[-1][0] if entries else None
     events = topic_name(settings, "hubspot.events")
@@ -118,25 +122,28 @@ async def rebuild(
     total = len(entries)
     del entries
     shown.start("replay: fold", Totals(records=total))
-    while queue:
-        if len(queue) % PROGRESS_EVERY == 0:
-            shown.update(total - len(queue))
-        at, full, partition, offset, raw = queue.popleft()
-        if len(pipeline.commands) >= FOLD_EVERY:
-            folded.take(pipeline.commands)
-        try:
-            item = (
-                HubSpotContactDeletion.model_validate_json(raw) if full == events else decode_log_record(raw)
-            )
-        except (ValidationError, ValueError) as exc:
-            unusable(full, full.removeprefix(settings.topic_prefix), partition, offset, exc)
-            continue
-        used += 1
-        pipeline.tick(at)
-        if isinstance(item, Delivery):
-            pipeline.deliver(item)
-        elif isinstance(item, HubSpotContactDeletion):
-            pipeline.deletion(item)
+    with opening(keys):  # G1: sealed bodies open where they are parsed (nothing awaits below)
+        while queue:
+            if len(queue) % PROGRESS_EVERY == 0:
+                shown.update(total - len(queue))
+            at, full, partition, offset, raw = queue.popleft()
+            if len(pipeline.commands) >= FOLD_EVERY:
+                folded.take(pipeline.commands)
+            try:
+                item = (
+                    HubSpotContactDeletion.model_validate_json(raw)
+                    if full == events
+                    else decode_log_record(raw)
+                )
+            except (ValidationError, ValueError) as exc:
+                unusable(full, full.removeprefix(settings.topic_prefix), partition, offset, exc)
+                continue
+            used += 1
+            pipeline.tick(at)
+            if isinstance(item, Delivery):
+                pipeline.deliver(item)
+            elif isinstance(item, HubSpotContactDeletion):
+                pipeline.deletion(item)
     end = until or newest
     if end is not None:
         pipeline.tick(end)
@@ -149,6 +156,19 @@ async def rebuild(
     return Rebuilt(
         folded.count, folded.digest.hexdigest(), folded.account, used, skipped, deleted, report, reports
     )
+
+
+async def _keys_for(settings: Settings, raws: list[bytes]) -> Mapping[str, bytes]:
+    """G1: the data keys the records name, from the key topic (none while sealing is off: a
+    sealed body then fails its parse and is counted as unusable, never read as erased)."""
+    opener = opener_for(settings)
+    if opener is None:
+        return {}
+    try:
+        await opener.ensure(raws)
+        return dict(opener.keys)
+    finally:
+        await opener.stop()
 
 
 PROGRESS_EVERY = 1_000

@@ -19,6 +19,7 @@ import orjson
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 from schemas.problems import FieldProblem, IdentityError
+from schemas.sealing import open_body
 from schemas.shopify import (
     Cart,
     Checkout,
@@ -137,6 +138,12 @@ class Delivery(BaseModel):
         A clean body costs one validation, and a delivery read again soon (by the router, then
         its rules) is not parsed again (:data:`RECENT_PARSES`); the same body always yields the
         same problems. Bodies are read-only: nothing may change one in place once it is parsed.
+
+        A sealed body (SPEC G1, ``schemas.sealing``) is opened here, the one place a delivery's
+        body is read, with the keys the shell gave (``with schemas.sealing.opening(keys):``
+        around the batch): the rules see the values as sent, or, for a subject whose key was
+        shredded, its personal fields as absent. A sealed body read outside any ``opening``
+        raises ``schemas.sealing.SealedBodyError`` (a ``ValueError``: a dead letter that says so).
         """
         recent = _RECENT.get(id(self))
         if recent is not None and recent[0] is self:
@@ -144,7 +151,7 @@ class Delivery(BaseModel):
         model = BODY_MODELS.get(self.topic)
         if model is None:
             raise ValueError(f"unsupported Shopify topic {self.topic!r}")
-        parsed = parse_tolerant(model, self.body, self.topic)
+        parsed = parse_tolerant(model, open_body(self.body, self.topic), self.topic)
         if self.problems:
             parsed = parsed._replace(problems=self.problems + parsed.problems)
         _RECENT[id(self)] = (self, parsed)

@@ -144,9 +144,11 @@ def topics() -> None:
 @main.command()
 def worker() -> None:
     """Run the stream worker (faust): Shopify topics in, HubSpot commands out."""
+    from handlers.sealer import opener_for
     from streams.worker import run_worker
 
-    run_worker(_settings())
+    settings = _settings()
+    run_worker(settings, opener_for(settings))
 
 
 @main.command()

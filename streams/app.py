@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import functools
 import logging
 import os
@@ -53,6 +54,7 @@ from schemas.commands import command_key, encode_command
 from schemas.envelope import Delivery, HubSpotContactDeletion, Tick, encode
 from schemas.problems import FieldProblem, FieldProblemRecord
 from schemas.reasons import reason_kind
+from schemas.sealing import KeySource, opening
 from streams import codec, faust_fixes, metrics
 from streams.deletions import ContactIdMapping, contact_id_mapping
 from streams.entities import (
@@ -200,7 +202,13 @@ class _TableStore:
 class Pipeline:
     """The faust app plus handles on its topics and tables (one per worker process)."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, keys: KeySource | None = None) -> None:
+        if settings.seal_personal_data and keys is None:
+            raise ValueError(
+                "SHOPSYNC_SEAL_PERSONAL_DATA is on: the worker needs the key ring to open sealed "
+                "bodies (handlers.sealer.opener_for)"
+            )
+        self.keys = keys  # G1: the key ring sealed bodies open with (None: nothing is sealed)
         codec.register()
         faust_fixes.install(frozenset(topic_name(settings, spec.name) for spec in TOPICS if spec.compacted))
         self.healer = faust_fixes.StallHealer()
@@ -375,6 +383,8 @@ class Pipeline:
         self.app.agent(topic, name=stage.name, concurrency=1)(agent)
 
     async def _handle_batch(self, stage: Stage, events: Sequence[Any]) -> None:
+        if self.keys is not None:  # G1: every key the batch's sealed bodies name, before any parse
+            await self.keys.ensure(_value_bytes(event) for event in events)
         parts = self._plan(stage, events)
         try:
             await self._send([s for part in parts for s in part.sends])
@@ -404,7 +414,12 @@ class Pipeline:
 
     def _plan(self, stage: Stage, events: Sequence[Any]) -> list[_Part]:
         """Decode the events and run them through the stage's kind, per partition; the batch's
-        outputs and writes, in log order per partition."""
+        outputs and writes, in log order per partition. Synchronous, so the keys it opens sealed
+        bodies with (G1: caught up by ``_handle_batch`` first) are the ones given here."""
+        with opening(self.keys.keys) if self.keys is not None else contextlib.nullcontext():
+            return self._plan_opened(stage, events)
+
+    def _plan_opened(self, stage: Stage, events: Sequence[Any]) -> list[_Part]:
         by_partition: dict[int, list[Any]] = {}
         for event in events:
             by_partition.setdefault(event.message.partition, []).append(event)
@@ -692,5 +707,5 @@ def rocksdb_options(settings: Settings) -> dict[str, int]:
     }
 
 
-def build(settings: Settings) -> Pipeline:
-    return Pipeline(settings)
+def build(settings: Settings, keys: KeySource | None = None) -> Pipeline:
+    return Pipeline(settings, keys)

@@ -1,9 +1,10 @@
 """Crypto-shredding (SPEC G1), the pure foundation: data keys per data subject, an envelope for
 encrypted fields, the key topic's records, and redaction as a tombstone.
 
-**Not wired into the product yet** (nothing in the bridge, the worker or the importer imports
-this module): it is the design of the README's "Privacy (G1)" section made executable and
-property-tested, so the wiring can be done path by path on top of it.
+Wired behind ``SHOPSYNC_SEAL_PERSONAL_DATA`` (off by default): the bridge and the importers seal
+with it (``handlers.sealer``), the worker and replay open (``schemas.sealing``); the redaction
+itself (step 4 of the README's "Wiring it, in order") is not wired yet. It is the design of the
+README's "Privacy (G1)" section made executable and property-tested.
 
 - A **data subject** is one customer of one shop, named by a **key id**: a keyed hash of the shop
   and the customer's identity (the email's pseudonym, else the Shopify customer id), so the key id
@@ -24,29 +25,49 @@ property-tested, so the wiring can be done path by path on top of it.
 from __future__ import annotations
 
 import base64
-import binascii
 import hashlib
 import hmac
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
-import orjson
-from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from schemas.compliance import ComplianceRequest
+from schemas.sealing import (
+    ADDRESS,
+    CUSTOMER,
+    ENVELOPE_PREFIX,
+    NONCE_BYTES,
+    SEALED_FIELD,
+    SHREDDED,
+    Shredded,
+    decrypt,
+    encrypt,
+    envelope_key_id,
+    is_envelope,
+    open_sealed,
+    seal,
+)
+from schemas.sealing import personal_part as personal_part_of
+from schemas.types import gid_number
 from streams.privacy import pseudonym
 
-ENVELOPE_PREFIX: Final = "e1."
-NONCE_BYTES: Final = 12  # AES-GCM's standard nonce (NIST SP 800-38D): random per encryption
+__all__ = [
+    "ENVELOPE_PREFIX", "NONCE_BYTES", "SEALED_FIELD", "SHREDDED", "Shredded", "decrypt", "encrypt",
+    "envelope_key_id", "is_envelope",
+]  # fmt: skip
+"""The envelope itself lives in ``schemas.sealing`` (the one parse of a body opens it); these
+names are re-exported for the callers of this module."""
+
 DATA_KEY_BYTES: Final = 32  # AES-256
 KEY_ID_BYTES: Final = 16
 KEK_CONTEXT: Final = b"shopsync key-encryption key v1"
 KEY_TOPIC: Final = "privacy.keys"
 """The compacted topic of data keys: key = ``<shop>/<key ref>``, value = the wrapped data key, a
-tombstone (null) once the subject is redacted. Declared here and not in ``streams.topics.TOPICS`` while no
-part of the product writes it."""
+tombstone (null) once the subject is redacted. Declared by ``streams.topics.ensure_topics`` (with
+:data:`KEY_TOPIC_CONFIGS`) when ``SHOPSYNC_SEAL_PERSONAL_DATA`` is on, and not in
+``streams.topics.TOPICS``: the topic is the keys, never a record anyone replays."""
 
 DAY_MS: Final = 24 * 60 * 60 * 1000
 KEY_TOPIC_CONFIGS: Final = {
@@ -59,23 +80,11 @@ KEY_TOPIC_CONFIGS: Final = {
 """The key topic's configuration: a tombstone's old value must leave the brokers' logs well within
 Shopify's 30 days (README, "The 30 days and compaction")."""
 
-PERSONAL_CUSTOMER_FIELDS: Final = ("email", "phone", "first_name", "last_name", "note")
-PERSONAL_ADDRESS_FIELDS: Final = (
-    "first_name", "last_name", "name", "company", "address1", "address2", "city", "zip", "phone",
-    "latitude", "longitude",
-)  # fmt: skip
+PERSONAL_CUSTOMER_FIELDS: Final = CUSTOMER.names
+PERSONAL_ADDRESS_FIELDS: Final = ADDRESS.names
 """The personal fields of a ``customers/*`` body and of each of its addresses (Shopify's Customer
-resource: contact details and up to ten addresses); country, province and ids stay readable."""
-
-
-class Shredded:
-    """What a field whose data key is gone reads as: erased (the rules treat it as absent)."""
-
-    def __repr__(self) -> str:
-        return "SHREDDED"
-
-
-SHREDDED: Final = Shredded()
+resource: contact details and up to ten addresses); country, province and ids stay readable. The
+other body kinds' are in ``schemas.sealing.SPECS``."""
 
 
 def _subject(secret: bytes, shop: str, ident: str) -> str:
@@ -108,6 +117,51 @@ def subject_key_ids(
     return kids
 
 
+def shop_key_id(secret: bytes, shop: str) -> str:
+    """The key id of what names no customer the product can tell (a parked delivery of an
+    unknown kind without one, a cart's note): the shop's own subject, shredded by ``shop/redact``."""
+    return _subject(secret, shop, "shop")
+
+
+def _customer_id(value: object) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value if value > 0 else None
+    if isinstance(value, str):
+        if value.isascii() and value.isdigit():
+            return int(value) or None
+        return gid_number(value)
+    return None
+
+
+def _text(value: object) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def body_key_id(secret: bytes, shop: str, topic: str, body: Mapping[str, Any]) -> str:
+    """Whose key seals a delivery body: the customer it is about, by email if it has one (a
+    customer's own, else the order's or checkout's), else by Shopify customer id (the body's id
+    for ``customers/*``, the customer's for orders and checkouts, the global id a company contact
+    names), else the shop's subject. ``customers/redact`` names the customer by both (email and
+    id: :func:`subject_key_ids`), so either finds the records."""
+    resource = topic.partition("/")[0]
+    customer = body.get("customer")
+    customer = customer if isinstance(customer, Mapping) else {}
+    if resource == "customers":
+        email, cid = _text(body.get("email")), _customer_id(body.get("id"))
+    elif resource == "company_contacts":
+        email, cid = None, _customer_id(body.get("customer_admin_graphql_api_id"))
+    else:
+        email = next(
+            (e for e in map(_text, (customer.get("email"), body.get("email"), body.get("contact_email")))
+             if pseudonym(secret, "email", e) is not None),
+            None,
+        )  # fmt: skip
+        cid = _customer_id(customer.get("id")) or _customer_id(body.get("customer_id"))
+    return key_id(secret, shop, email, cid) or shop_key_id(secret, shop)
+
+
 KEY_REF_SEPARATOR: Final = "~"  # in neither base64url nor a key id
 
 
@@ -128,14 +182,6 @@ def key_encryption_key(secret: bytes) -> bytes:
     return hmac.new(secret, KEK_CONTEXT, hashlib.sha256).digest()
 
 
-def _b64(raw: bytes) -> str:
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
-
-
-def _unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-
-
 def wrap(kek: bytes, ref: str, data_key: bytes, nonce: bytes) -> bytes:
     """The key topic's value for a data key: nonce | AES-GCM(kek, data key, aad = key ref)."""
     return nonce + AESGCM(kek).encrypt(nonce, data_key, ref.encode())
@@ -145,115 +191,27 @@ def unwrap(kek: bytes, ref: str, wrapped: bytes) -> bytes:
     return AESGCM(kek).decrypt(wrapped[:NONCE_BYTES], wrapped[NONCE_BYTES:], ref.encode())
 
 
-def is_envelope(value: object) -> bool:
-    return isinstance(value, str) and value.startswith(ENVELOPE_PREFIX)
-
-
-def encrypt(data_key: bytes, ref: str, path: str, plaintext: str, nonce: bytes) -> str:
-    """One field, sealed: ``e1.<key ref>.<base64url(nonce | ciphertext | tag)>``. ``nonce`` must be
-    fresh random bytes for each call (the shell passes ``os.urandom(12)``); it is a parameter so
-    the function stays pure and testable."""
-    if len(nonce) != NONCE_BYTES:
-        raise ValueError(f"a nonce is {NONCE_BYTES} bytes")
-    sealed = AESGCM(data_key).encrypt(nonce, plaintext.encode(), f"{ref}\x00{path}".encode())
-    return f"{ENVELOPE_PREFIX}{ref}.{_b64(nonce + sealed)}"
-
-
-def envelope_key_id(value: str) -> str:
-    return value[len(ENVELOPE_PREFIX) :].split(".", 1)[0]
-
-
-def decrypt(keys: Mapping[str, bytes], path: str, value: str) -> str | Shredded:
-    """The field's plaintext, or :data:`SHREDDED` when its subject's key is gone (redacted).
-    Raises ``ValueError`` for an envelope that is damaged or was moved to another field."""
-    ref, _, body = value[len(ENVELOPE_PREFIX) :].partition(".")
-    data_key = keys.get(ref)
-    if data_key is None:
-        return SHREDDED
-    try:
-        raw = _unb64(body)
-        return (
-            AESGCM(data_key)
-            .decrypt(raw[:NONCE_BYTES], raw[NONCE_BYTES:], f"{ref}\x00{path}".encode())
-            .decode()
-        )
-    except (InvalidTag, binascii.Error, ValueError) as exc:
-        raise ValueError(f"the encrypted field at {path!r} does not open with its subject's key") from exc
-
-
-SEALED_FIELD: Final = "_shopsync_sealed"
-"""Where a record's sealed personal fields travel: one envelope per record, in the record."""
-
-
-def _is_value(value: object) -> bool:
-    return isinstance(value, str | int | float) and not isinstance(value, bool)
-
-
-def _parts(body: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any], tuple[str, ...]]]:
-    """(place, object, its personal fields) of the body and each of its addresses."""
-    yield "", body, PERSONAL_CUSTOMER_FIELDS
-    if isinstance(body.get("default_address"), dict):
-        yield "default_address", body["default_address"], PERSONAL_ADDRESS_FIELDS
-    for i, address in enumerate(body.get("addresses") or []):
-        if isinstance(address, dict):
-            yield f"addresses.{i}", address, PERSONAL_ADDRESS_FIELDS
+def _b64(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
 
 
 def personal_part(body: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """The body's personal values, by place: ``{"": {"email": ...}, "addresses.0": {...}}``."""
-    part: dict[str, dict[str, Any]] = {}
-    for place, record, fields in _parts(body):
-        values = {name: record[name] for name in fields if _is_value(record.get(name))}
-        if values:
-            part[place] = values
-    return part
-
-
-def _without(body: dict[str, Any], part: Mapping[str, Mapping[str, Any]], fill: bool) -> dict[str, Any]:
-    """A copy of the body without the part's fields (``fill``: every personal field set to null)."""
-    out = dict(body)
-    if isinstance(out.get("default_address"), dict):
-        out["default_address"] = dict(out["default_address"])
-    if isinstance(out.get("addresses"), list):
-        out["addresses"] = [dict(a) if isinstance(a, dict) else a for a in out["addresses"]]
-    for place, record, fields in _parts(out):
-        for name in fields if fill else part.get(place, {}):
-            if fill:
-                record[name] = None
-            else:
-                record.pop(name, None)
-    return out
+    """A customer body's personal values, by place: ``{"": {"email": ...}, "addresses.0": {...}}``."""
+    return personal_part_of(body, CUSTOMER)
 
 
 def encrypt_customer(body: dict[str, Any], ref: str, data_key: bytes, nonce: bytes) -> dict[str, Any]:
     """A ``customers/*`` body with its personal values moved into one sealed envelope
-    (:data:`SEALED_FIELD`), a new dict; the body is not changed. One envelope per record, not
-    one per field: the bench (``bench/bench_privacy.py``) measured a field-by-field seal at 1.9x
-    the body's bytes and ~70 us, one envelope at +250 bytes and ~5 us. Ids, timestamps, consent,
-    tags, country and province stay readable: what the rules key and order by needs no key."""
-    part = personal_part(body)
-    if not part:
-        return dict(body)
-    out = _without(body, part, fill=False)
-    out[SEALED_FIELD] = encrypt(data_key, ref, SEALED_FIELD, orjson.dumps(part).decode(), nonce)
-    return out
+    (:data:`SEALED_FIELD`), a new dict; the body is not changed (``schemas.sealing.seal`` with
+    the customer's fields). Ids, timestamps, consent, tags, country and province stay readable:
+    what the rules key and order by needs no key."""
+    return seal(body, CUSTOMER, ref, data_key, nonce)
 
 
 def decrypt_customer(body: dict[str, Any], keys: Mapping[str, bytes]) -> dict[str, Any]:
     """The body as it was sealed; if its subject's key is gone (redacted), every personal field
     reads as null, as a redacted customer's email must: the rules then see no contact (C2)."""
-    sealed = body.get(SEALED_FIELD)
-    if not (isinstance(sealed, str) and is_envelope(sealed)):
-        return body
-    out = {k: v for k, v in body.items() if k != SEALED_FIELD}
-    opened = decrypt(keys, SEALED_FIELD, sealed)
-    if isinstance(opened, Shredded):
-        return _without(out, {}, fill=True)
-    out = _without(out, {}, fill=False)  # copies of the nested objects, filled in below
-    part: dict[str, dict[str, Any]] = orjson.loads(opened)
-    for place, record, _ in _parts(out):
-        record.update(part.get(place, {}))
-    return out
+    return open_sealed(body, keys, CUSTOMER)
 
 
 @dataclass(frozen=True)

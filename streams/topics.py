@@ -22,6 +22,7 @@ from aiokafka.errors import MessageSizeTooLargeError, RecordTooLargeError, Topic
 from config import Settings
 from schemas.envelope import BODY_MODELS
 from schemas.types import gid_number
+from streams.shredding import KEY_TOPIC, KEY_TOPIC_CONFIGS
 
 FOREVER = -1
 DAY_MS = 24 * 60 * 60 * 1000
@@ -198,6 +199,13 @@ def topic_name(settings: Settings, name: TopicName) -> str:
     return f"{settings.topic_prefix}{name}"
 
 
+def key_topic(settings: Settings) -> str:
+    """G1's key topic (``streams.shredding.KEY_TOPIC``), under the configured prefix. Made by
+    :func:`ensure_topics` only while ``SHOPSYNC_SEAL_PERSONAL_DATA`` is on, with
+    ``KEY_TOPIC_CONFIGS`` (compacted, so a redacted key leaves the logs within days)."""
+    return f"{settings.topic_prefix}{KEY_TOPIC}"
+
+
 def spec(name: TopicName) -> TopicSpec:
     return next(t for t in TOPICS if t.name == name)
 
@@ -218,6 +226,8 @@ async def ensure_topics(
         result: dict[str, bool] = {}
         wanted = []
         declared = [(topic_name(settings, t.name), t.partitions, t.configs(settings)) for t in TOPICS]
+        if settings.seal_personal_data:  # G1: the data keys the bridge and importers seal with
+            declared.append((key_topic(settings), None, {**KEY_TOPIC_CONFIGS, **size_configs(settings)}))
         if internal:
             internal_cfg = {"retention.ms": str(INTERNAL_RETENTION_MS), "cleanup.policy": "delete"}
             internal_cfg.update(size_configs(settings))

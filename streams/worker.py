@@ -9,17 +9,19 @@ import faust
 
 from config import Settings
 from config.logs import logging_config
+from schemas.sealing import KeySource
 from streams import metrics
 from streams.app import Pipeline, build
 from streams.runtime import tune_gc
 from streams.topics import ensure_topics
 
 
-def run_worker(settings: Settings) -> None:
-    """Block until the worker is stopped (SIGINT/SIGTERM stop it cleanly)."""
+def run_worker(settings: Settings, keys: KeySource | None = None) -> None:
+    """Block until the worker is stopped (SIGINT/SIGTERM stop it cleanly). ``keys``: G1's key
+    ring, required while ``SHOPSYNC_SEAL_PERSONAL_DATA`` is on (the CLI passes it)."""
     asyncio.run(ensure_topics(settings, internal=True))
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    pipeline = build(settings)
+    pipeline = build(settings, keys)
     _watch(pipeline)
     tune_gc()  # the app is set up: freeze it, and collect less often (streams.runtime)
     worker = _Worker(

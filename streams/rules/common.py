@@ -23,6 +23,7 @@ import orjson
 from pydantic import BaseModel
 
 from schemas.commands import AnyCommand, PropertyValue, RecordRef, Upsert
+from schemas.sealing import open_body
 
 M = TypeVar("M", bound=BaseModel)
 _set = object.__setattr__
@@ -67,7 +68,10 @@ def body_digest(body: dict[str, Any]) -> str:
     known = _DIGESTS.get(id(body))
     if known is not None and known[0] is body:
         return known[1]
-    digest = hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest()[:16]
+    # A sealed body (G1) is hashed opened: the same record sealed twice (a fresh nonce each time)
+    # is one version, and versions order as they do unsealed.
+    opened = open_body(body)
+    digest = hashlib.sha256(orjson.dumps(opened, option=orjson.OPT_SORT_KEYS)).hexdigest()[:16]
     _DIGESTS[id(body)] = (body, digest)
     if len(_DIGESTS) > 256:
         _DIGESTS.popitem(last=False)

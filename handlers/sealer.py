@@ -1,0 +1,167 @@
+"""Sealing at the edges (SPEC G1, crypto-shredding, step 3 of the README's wiring): the shell that
+seals a delivery's personal values under its customer's key before the bridge or an importer
+appends it, and the readers' side, a key ring caught up on a batch's key refs.
+
+The pure parts are ``schemas.sealing`` (which fields, the envelope, opening) and
+``streams.shredding`` (whose key: ``body_key_id``); the keys are ``handlers.keyring.KeyRing``'s,
+on the key topic. A subject's key is made and acknowledged by Kafka (acks=all) inside
+``KeyRing.key_for``, before this returns the sealed body: no record is ever appended sealed under
+a key the key topic does not hold.
+
+Used only while ``SHOPSYNC_SEAL_PERSONAL_DATA`` is on (:func:`sealer_for` and :func:`opener_for`
+return None otherwise, and the callers then do what they always did).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+from collections.abc import Iterable, Mapping
+
+from config import Settings
+from handlers.keyring import KeyRing
+from schemas.envelope import Delivery
+from schemas.sealing import NONCE_BYTES, personal_part, refs_in, seal, seal_whole, spec_for
+from streams.shredding import body_key_id, key_encryption_key
+from streams.topics import key_topic
+
+
+def _ring(settings: Settings) -> KeyRing:
+    kek = key_encryption_key(settings.privacy_key())
+    return KeyRing(settings.kafka_bootstrap_servers, key_topic(settings), kek)
+
+
+class Sealer:
+    """Seals deliveries for one writer process (the bridge, an import run). Its ring starts on the
+    first seal (Kafka may be down when the bridge starts: that delivery then fails, and Shopify
+    retries) and, with ``follow``, keeps reading the key topic, so a key shredded elsewhere is
+    never sealed with again (``KeyRing.key_for`` then makes a new one)."""
+
+    def __init__(self, settings: Settings, follow: bool = False) -> None:
+        self.settings = settings
+        self.secret = settings.privacy_key()
+        self.ring = _ring(settings)
+        self._follow = follow
+        self._started = False
+        self._starting = asyncio.Lock()
+        self._follower: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        async with self._starting:
+            if self._started:
+                return
+            try:
+                await self.ring.start()
+            except BaseException:
+                with contextlib.suppress(Exception):
+                    await self.ring.stop()
+                self.ring = _ring(self.settings)  # a fresh one for the next try
+                raise
+            self._started = True
+            if self._follow:
+                self._follower = asyncio.ensure_future(self.ring.follow())
+
+    async def stop(self) -> None:
+        if self._follower is not None:
+            self._follower.cancel()
+            with contextlib.suppress(BaseException):
+                await self._follower
+        if self._started:
+            await self.ring.stop()
+        self._started = False
+
+    def _subject(self, delivery: Delivery) -> tuple[str, str] | None:
+        """(shop, key id) whose key seals the delivery, or None when it holds nothing personal."""
+        spec = spec_for(delivery.topic)
+        if spec is None or not personal_part(delivery.body, spec):
+            return None
+        shop = delivery.shop_domain.strip().lower()
+        return shop, body_key_id(self.secret, shop, delivery.topic, delivery.body)
+
+    async def prepare(self, deliveries: Iterable[Delivery]) -> None:
+        """Make (and have Kafka acknowledge) the key of every subject these deliveries name that
+        the ring does not hold, concurrently: an import page's new customers cost one round of
+        appends, not one each. Then :meth:`seal_held` seals them without I/O."""
+        subjects = {s for s in map(self._subject, deliveries) if s is not None}
+        if not subjects:
+            return
+        await self.start()
+        missing = [s for s in subjects if self.ring.held_key(*s) is None]
+        await asyncio.gather(*(self.ring.key_for(shop, kid) for shop, kid in missing))
+
+    def seal_held(self, delivery: Delivery) -> Delivery:
+        """:meth:`seal` for a delivery whose subject's key was made by :meth:`prepare`; raises
+        ``KeyError`` when it was not (never appends a record under a key not yet acknowledged)."""
+        subject = self._subject(delivery)
+        if subject is None:
+            return delivery
+        held = self.ring.held_key(*subject)
+        if held is None:
+            raise KeyError("the subject's key was not prepared")
+        spec = spec_for(delivery.topic)
+        assert spec is not None, "a delivery with a subject has a spec"
+        body = seal(delivery.body, spec, held[0], held[1], os.urandom(NONCE_BYTES))
+        return delivery.model_copy(update={"body": body})
+
+    async def seal(self, delivery: Delivery) -> Delivery:
+        """The delivery with its body's personal values sealed (the delivery itself when its kind
+        holds none, ``schemas.sealing.SPECS``, or this body has none); a new subject's key is
+        appended and acknowledged first."""
+        await self.prepare([delivery])
+        return self.seal_held(delivery)
+
+    async def seal_parked(self, delivery: Delivery) -> Delivery:
+        """A delivery the product does not consume, parked: its whole body sealed, under the
+        customer it names if one can be told (else the shop's subject: ``shop/redact`` erases it,
+        and parking's 30-day retention drops it anyway)."""
+        if not delivery.body:
+            return delivery
+        await self.start()
+        shop = delivery.shop_domain.strip().lower()
+        kid = body_key_id(self.secret, shop, delivery.topic, delivery.body)
+        ref, data_key = await self.ring.key_for(shop, kid)
+        body = seal_whole(delivery.body, ref, data_key, os.urandom(NONCE_BYTES))
+        return delivery.model_copy(update={"body": body})
+
+
+def sealer_for(settings: Settings, follow: bool = False) -> Sealer | None:
+    """A sealer when ``SHOPSYNC_SEAL_PERSONAL_DATA`` is on, else None (nothing is sealed)."""
+    return Sealer(settings, follow) if settings.seal_personal_data else None
+
+
+class Opener:
+    """A reader's keys (the worker, replay, the compliance report): a ring read to the end at
+    start, and caught up before a batch whose records name a ref it does not hold. The batch is
+    then parsed inside ``schemas.sealing.opening(opener.keys)``."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.ring = _ring(settings)
+        self._started = False
+        self._starting = asyncio.Lock()
+
+    @property
+    def keys(self) -> Mapping[str, bytes]:
+        return self.ring.keys
+
+    async def ensure(self, raws: Iterable[bytes]) -> None:
+        """Every key ref these records' bytes name is held, or known to be gone (shredded)."""
+        refs: set[str] = set()
+        for raw in raws:
+            refs |= refs_in(raw)
+        async with self._starting:
+            if not self._started:
+                await self.ring.start()
+                self._started = True
+        if refs:
+            await self.ring.ensure(refs)
+
+    async def stop(self) -> None:
+        if self._started:
+            await self.ring.stop()
+        self._started = False
+
+
+def opener_for(settings: Settings) -> Opener | None:
+    """An opener when ``SHOPSYNC_SEAL_PERSONAL_DATA`` is on, else None."""
+    return Opener(settings) if settings.seal_personal_data else None
