@@ -26,6 +26,10 @@ compliance" page requires) and appended to ``shopify.compliance`` keyed by shop,
 ``schemas.compliance.ComplianceRequest``: the ids, and the customer's email and phone as
 pseudonyms only (``streams.privacy``), never the body as sent.
 
+With ``SHOPSYNC_SEAL_PERSONAL_DATA`` on (G1, ``handlers.sealer``), a delivery's personal values
+are sealed under its customer's key after the HMAC check (over the bytes as sent) and before the
+append; the key of a new subject is acknowledged on ``privacy.keys`` first (503 if it cannot be).
+
 What is stored is what Shopify sent (``schemas.rawjson``): integers beyond 64 bits are kept as
 their exact digits (orjson would make them floats), and a subtree nested deeper than
 ``MAX_BODY_DEPTH`` is stored as null with a field problem in the envelope, so a pathological body

@@ -9,6 +9,9 @@ temporary name and renamed, so a half-written report never sits under the final 
 and prints counts and file names only: the reports hold the customer's personal data, the logs
 never do.
 
+With ``SHOPSYNC_SEAL_PERSONAL_DATA`` on it reads the key topic too and opens every sealed body
+before matching (a customer whose key was shredded is no longer found in them: erased).
+
 It reads topics rather than asking the worker, so it runs beside a live worker (or without one),
 and what it reports of the worker's state is what the tables' changelogs hold: the state a
 restarted worker would load.
@@ -16,8 +19,10 @@ restarted worker would load.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -28,7 +33,9 @@ from pydantic import ValidationError
 
 from config import Settings
 from handlers.compliance_report import Sources, Subject, collect, report, report_name
+from handlers.sealer import opener_for
 from schemas.compliance import ComplianceRequest
+from schemas.sealing import opening
 from streams.topic_reader import Record, read_all
 from streams.topics import INTERNAL_TOPICS, TABLES, TOPICS, changelog_topic, internal_topic, topic_name
 
@@ -115,7 +122,16 @@ async def write_reports(settings: Settings, now: datetime, out: Path | None = No
     for name in (n for n in every_topic(settings) if n in existing):
         records += await read_all(settings.kafka_bootstrap_servers, name, timeout_s=120)
     subjects = {report_name(r): Subject.of(r) for r in requests}
-    found = collect(subjects, records, settings.privacy_key(), sources(settings))
+    opener = opener_for(settings)  # G1: sealed records are opened, so they are matched and shown
+    keys: Mapping[str, bytes] = {}
+    if opener is not None:
+        try:
+            await opener.ensure(r.value for r in records if r.value)
+            keys = dict(opener.keys)
+        finally:
+            await opener.stop()
+    with opening(keys) if opener is not None else contextlib.nullcontext():
+        found = collect(subjects, records, settings.privacy_key(), sources(settings))
     folder = out or Path(settings.compliance_dir)
     folder.mkdir(parents=True, exist_ok=True)
     written = []

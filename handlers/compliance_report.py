@@ -31,6 +31,7 @@ from typing import Any
 import orjson
 
 from schemas.compliance import ComplianceRequest
+from schemas.sealing import open_tree
 from streams.privacy import IdentifierKind, pseudonym
 from streams.topic_reader import Record
 
@@ -97,8 +98,10 @@ def table_key(raw: bytes | None) -> str:
 
 
 def _json(raw: bytes) -> Any:
+    """A record's value as JSON, every sealed body in it opened (G1: with the keys the shell gave,
+    ``schemas.sealing.opening``), so the report matches and shows what the customer's data is."""
     try:
-        return orjson.loads(raw)
+        return open_tree(orjson.loads(raw))
     except orjson.JSONDecodeError:
         return _text(raw)
 

@@ -347,6 +347,26 @@ def open_body(body: dict[str, Any], topic: str | None = None) -> dict[str, Any]:
     return open_sealed(body, keys, spec_for(topic) if topic is not None else None)
 
 
+def open_tree(value: Any) -> Any:
+    """Any JSON value with every sealed body inside it opened with the current keys (a body whose
+    key is gone loses its envelope: nothing of it is left to read). For readers that take records
+    whole without knowing their kind (``shopsync compliance report``); outside any
+    :func:`opening` the value is returned as it is (still sealed: nothing is read as erased)."""
+    keys = current_keys()
+    if keys is None:
+        return value
+    return _open_tree(value, keys)
+
+
+def _open_tree(value: Any, keys: Mapping[str, bytes]) -> Any:
+    if isinstance(value, dict):
+        opened = open_sealed(value, keys, None) if SEALED_FIELD in value else value
+        return {k: _open_tree(v, keys) for k, v in opened.items()}
+    if isinstance(value, list):
+        return [_open_tree(v, keys) for v in value]
+    return value
+
+
 _REF = re.compile(rb'_shopsync_sealed\\?"\s*:\s*\\?"e1\.([A-Za-z0-9_\-]+~[A-Za-z0-9_\-]+)\.')
 
 

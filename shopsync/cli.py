@@ -124,7 +124,7 @@ def kafka_fetch(version: str | None) -> None:
 @main.command()
 def topics() -> None:
     """Create every topic the project declares (idempotent) and list them."""
-    from streams.topics import TOPICS, ensure_topics, topic_name
+    from streams.topics import TOPICS, ensure_topics, key_topic, topic_name
 
     settings = _settings()
     try:
@@ -139,6 +139,10 @@ def topics() -> None:
         policy = "compact" if t.compacted else "delete"
         retention = "forever" if t.retention_ms < 0 else f"{t.retention_ms // 86_400_000} d"
         click.echo(f"{state:8} {name:40} key={t.key}; {policy}, retention {retention}")
+    if settings.seal_personal_data:  # G1: the data keys sealed records open with
+        name = key_topic(settings)
+        state = "created" if created[name] else "exists"
+        click.echo(f"{state:8} {name:40} key=<shop>/<key ref>; compact, the data keys (G1)")
 
 
 @main.command()

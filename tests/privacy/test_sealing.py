@@ -15,6 +15,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from handlers.compliance_report import Sources, Subject, collect
+from schemas.commands import Upsert
 from schemas.envelope import Delivery, encode
 from schemas.sealing import (
     CART,
@@ -35,8 +37,11 @@ from schemas.sealing import (
     sealed_ref,
     spec_for,
 )
+from streams.inprocess import InProcessPipeline
+from streams.privacy import pseudonym
 from streams.rules.common import body_digest
 from streams.shredding import body_key_id, key_id, key_ref, shop_key_id
+from streams.topic_reader import Record
 from tests.shared_fixtures import webhook_bodies
 
 SECRET = b"sealing-test-secret"
@@ -138,13 +143,17 @@ def test_a_shredded_key_opens_every_personal_field_as_absent_and_the_rest_intact
     assert readable(opened, spec) == readable(body, spec)
 
 
+def containers(inner: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    return st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3)
+
+
 json_values = st.recursive(
     st.none()
     | st.booleans()
     | st.integers(-(2**63), 2**63)
     | st.floats(allow_nan=False, allow_infinity=False)
     | st.text(),
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
+    containers,
     max_leaves=8,
 )
 
@@ -213,3 +222,40 @@ def test_a_body_is_sealed_under_its_customer_else_the_shop() -> None:
         SECRET, SHOP, None, 7
     )
     assert body_key_id(SECRET, SHOP, "carts/update", fixture("carts/update")) == shop_key_id(SECRET, SHOP)
+
+
+def test_the_compliance_report_opens_sealed_records_and_a_shredded_one_no_longer_names_anyone() -> None:
+    body = fixture("customers/update")
+    sealed = orjson.dumps(
+        {"kind": "delivery", "shop_domain": SHOP, "body": seal(body, CUSTOMER, REF, KEY, b"\x06" * 12)}
+    )
+    subject = Subject(SHOP, None, pseudonym(SECRET, "email", body["email"]), None)
+    sources = Sources(orders="o", customer_keyed=frozenset(), tables={}, id_map="ids")
+    record = Record("shopify.carts", 0, 0, b"k", sealed)
+    assert collect({"r": subject}, [record], SECRET, sources)["r"].records == [], "sealed, unopened: unseen"
+    with opening({REF: KEY}):
+        (found,) = collect({"r": subject}, [record], SECRET, sources)["r"].records
+    assert found["value"]["body"] == body, "the report shows the record opened"
+    with opening({}):
+        assert collect({"r": subject}, [record], SECRET, sources)["r"].records == [], "shredded: erased"
+
+
+def test_a_customer_whose_key_is_shredded_makes_no_contact_and_others_are_untouched() -> None:
+    """C2 on the opened record: the rules see a customer without an email, so no contact."""
+    ada, grace = (
+        fixture("customers/create"),
+        {**fixture("customers/create"), "id": 2, "email": "g@example.com"},
+    )
+    other = key_ref("kid-2", b"v1")
+    sealed = [
+        delivery("customers/create", seal(ada, CUSTOMER, REF, KEY, b"\x07" * 12)),
+        delivery("customers/update", seal(grace, CUSTOMER, other, KEY, b"\x08" * 12)).model_copy(
+            update={"event_id": "e2"}
+        ),
+    ]
+    pipeline = InProcessPipeline()
+    with opening({other: KEY}):  # Ada's key is gone, Grace's held
+        for d in sealed:
+            pipeline.deliver(d)
+    emails = {c.record.id_value for c in pipeline.commands if isinstance(c, Upsert)}
+    assert emails == {"g@example.com"} and pipeline.dead_letters == []
