@@ -23,6 +23,13 @@ class PrivacySettings(SettingsPart):
         description="The key of the pseudonyms (keyed hashes) that stand for a customer's email and "
         "phone on shopify.compliance; empty: derived from the first SHOPIFY_WEBHOOK_SECRETS entry.",
     )
+    redactable: bool = Field(
+        False,
+        description="G1 redact, wiring step 2 (off by default): every Kafka key, table key, natural key "
+        "and id map key that is a customer's email today is the email's pseudonym instead (the email "
+        "still reaches HubSpot as the contact's `email` property). Changes every contact key: set it on "
+        "a fresh deployment (or replay into one), never flip it under a running one.",
+    )
     compliance_dir: str = Field(
         ".local/compliance",
         description="Where `shopsync compliance report` writes one JSON report per data request.",

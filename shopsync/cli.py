@@ -353,7 +353,7 @@ def replay(dry_run: bool, until: str | None, allow_loss: bool) -> None:
     click.echo(f"replayed {rebuilt.records_read} records ({len(rebuilt.skipped)} unreadable, skipped); "
                f"{rebuilt.command_count} commands from the rules", err=True)  # fmt: skip
     if not dry_run:
-        sent = asyncio.run(send(settings, desired_commands(rebuilt)))
+        sent = asyncio.run(send(settings, desired_commands(rebuilt, settings.rule_config())))
         click.echo(f"sent {sent} commands to {settings.topic_prefix}hubspot.commands")
         _report_and_exit(rebuilt.report, allow_loss)
         return
