@@ -30,6 +30,7 @@ from devtools.localrun import delivery_for, schedule
 from devtools.samplestore import SampleStore, generate
 from handlers.account_fold import fold
 from handlers.compliance_report import Matcher, Sources, Subject
+from handlers.replay import Rebuilt, desired_commands
 from schemas.commands import AnyCommand, Associate, Dissociate, RecordRef, Upsert, command_key, encode_command
 from schemas.envelope import HubSpotContactDeletion
 from streams.deletions import HubSpotObjectState, contact_id_mapping, on_deletion
@@ -218,3 +219,18 @@ def test_a_data_request_finds_the_customer_by_their_pseudonym_key() -> None:
     assert matcher.identifiers(subject, ids, "501")[0]
     assert not matcher.identifiers(subject, other, "7")[0]
     assert matcher.identifiers(subject, Record("t", 0, 3, b"x", b"{}"), {"email": key})[0]
+
+
+def test_replay_sends_pseudonym_refs_and_leaves_out_a_contact_deleted_in_hubspot() -> None:
+    """``replay`` folds by what HubSpot holds (emails) and sends refs keyed as the rules key them."""
+    pipeline = _run(ON, customers=10)
+    account = fold(pipeline.commands)
+    deleted = {s.address for s in pipeline.contact_states.values() if s.deleted_in_hubspot_at is not None}
+    assert len(deleted) == 1 and all(isinstance(a, str) for a in deleted)
+    rebuilt = Rebuilt(len(pipeline.commands), "", account, deleted_in_hubspot={a for a in deleted if a})
+    sent = desired_commands(rebuilt, ON)
+    refs = [ref for command in sent for ref in _refs(command) if ref.object_type == "contacts"]
+    assert refs and all(is_pseudonym(r.id_value) and r.address is not None for r in refs)
+    assert {r.address for r in refs} == {key for kind, key in account.records if kind == "contacts"} - deleted
+    assert {r.key for r in refs} == {contact_record(r.hubspot_value, ON).key for r in refs}
+    assert not [r for r in refs if r.address in deleted], "C4: never re-created"
