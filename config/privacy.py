@@ -31,6 +31,13 @@ class PrivacySettings(SettingsPart):
         "it, and the worker and replay open them where a body is parsed. Off: nothing is sealed, "
         "and a sealed record met is dead-lettered (no keys to open it).",
     )
+    redactable: bool = Field(
+        False,
+        description="G1 redact, wiring step 2 (off by default): every Kafka key, table key, natural key "
+        "and id map key that is a customer's email today is the email's pseudonym instead (the email "
+        "still reaches HubSpot as the contact's `email` property). Changes every contact key: set it on "
+        "a fresh deployment (or replay into one), never flip it under a running one.",
+    )
     compliance_dir: str = Field(
         ".local/compliance",
         description="Where `shopsync compliance report` writes one JSON report per data request.",

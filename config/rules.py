@@ -2,7 +2,10 @@
 
 ``RuleConfig`` is what the pure rules take (a plain frozen model, no environment); ``RuleSettings``
 reads the same fields from the environment and hands them over with ``rule_config()``, a plain
-``RuleConfig``, so the rules never hold the services' settings (or their secrets).
+``RuleConfig``, so the rules never hold the services' settings (or their secrets). The one secret
+the rules are given, ``RuleConfig.contact_pseudonym_key`` (G1, ``SHOPSYNC_REDACTABLE``), is not
+an environment setting of its own: ``config.Settings.rule_config`` derives it from
+``SHOPSYNC_PRIVACY_SECRET``, so the rules stay pure functions of what they are handed.
 """
 
 from __future__ import annotations
@@ -10,7 +13,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, SecretBytes, field_validator
 
 from config.base import SettingsPart
 
@@ -33,9 +36,10 @@ LegalBasis = Literal[
 """HubSpot's legal bases for a subscription status change (communication preferences API)."""
 
 
-class RuleConfig(BaseModel, frozen=True):
-    """Every delay of the rules (W4: all configurable) and the variant switch (P5). (Frozen by a
-    class argument, so ``RuleSettings`` can add the environment's settings config beside it.)"""
+class RuleFields(BaseModel, frozen=True):
+    """Every delay of the rules (W4: all configurable) and the variant switch (P5): what the
+    environment sets. (Frozen by a class argument, so ``RuleSettings`` can add the environment's
+    settings config beside it.)"""
 
     abandon_after: timedelta = Field(
         timedelta(minutes=15),
@@ -141,7 +145,24 @@ class RuleConfig(BaseModel, frozen=True):
         return kind in self.commerce_objects.split(",")
 
 
-class RuleSettings(SettingsPart, RuleConfig):
+class RuleConfig(RuleFields, frozen=True):
+    """What the pure rules take: the environment's fields, and the key of the contact pseudonyms."""
+
+    contact_pseudonym_key: SecretBytes | None = Field(
+        None,
+        exclude=True,
+        description="G1, wiring step 2 (``SHOPSYNC_REDACTABLE``): set, a contact is keyed by its "
+        "email's pseudonym (``streams.privacy.pseudonym`` under this key) in every Kafka key, table "
+        "key, natural key and id map key; None (the default): by the email, as before.",
+    )
+
+    @property
+    def redactable(self) -> bool:
+        """Whether contacts are keyed by their email's pseudonym (G1, ``SHOPSYNC_REDACTABLE``)."""
+        return self.contact_pseudonym_key is not None
+
+
+class RuleSettings(SettingsPart, RuleFields):
     """``RuleConfig``'s fields read from the environment (``SHOPSYNC_ABANDON_AFTER`` and so on);
     durations are seconds or ISO 8601 (``900``, ``PT15M``, ``P90D``)."""
 
@@ -161,4 +182,4 @@ class RuleSettings(SettingsPart, RuleConfig):
 
     def rule_config(self) -> RuleConfig:
         """The rules' settings (W4: every delay configurable): the fields both classes share."""
-        return RuleConfig(**{name: getattr(self, name) for name in RuleConfig.model_fields})
+        return RuleConfig(**{name: getattr(self, name) for name in RuleFields.model_fields})

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, Field, SecretBytes, SecretStr
 
 from config.bridge import ENVELOPE_RESERVE_BYTES, BridgeSettings
 from config.importer import ImporterSettings
@@ -70,10 +70,14 @@ class Settings(
 
     def rule_config(self) -> RuleConfig:
         """The rules' settings; X3's primary shop defaults to the first shop given its own
-        secret (``SHOPIFY_WEBHOOK_SECRETS``), so listing the existing shop first keeps its keys."""
+        secret (``SHOPIFY_WEBHOOK_SECRETS``), so listing the existing shop first keeps its keys.
+        With ``SHOPSYNC_REDACTABLE`` (G1) they carry the pseudonym key (``privacy_key``), so
+        every service that keys contacts (router, rules, the writer's readers) keys them alike."""
         config = super().rule_config()
         if config.primary_shop is None and self.first_webhook_shop() is not None:
             config = config.model_copy(update={"primary_shop": self.first_webhook_shop()})
+        if self.redactable:  # G1 step 2: contacts keyed by their email's pseudonym
+            config = config.model_copy(update={"contact_pseudonym_key": SecretBytes(self.privacy_key())})
         return config
 
     def writer_group(self) -> str:

@@ -4,6 +4,11 @@ Upserts create or merge, archives remove, associations are a set: the meaning th
 commands. Replay folds the rules' commands into the account HubSpot should hold; tests assert on
 "what HubSpot ends up holding" rather than on the exact command stream (``devtools.account``
 compares two accounts).
+
+Records are keyed by the unique property's value as HubSpot holds it (``RecordRef.hubspot_value``):
+a contact by its email even when its commands name it by the email's pseudonym (G1,
+``SHOPSYNC_REDACTABLE``), so an account folded with the setting equals one folded without it, and
+compares with HubSpot's own read (``replay --dry-run``).
 """
 
 from __future__ import annotations
@@ -46,7 +51,7 @@ class Account:
             self._ends.get(end, set()).discard(link)
 
     def apply(self, command: AnyCommand) -> None:
-        ref = (command.record.object_type, command.record.id_value)
+        ref = (command.record.object_type, command.record.hubspot_value)
         if isinstance(command, Upsert):
             self.records.setdefault(ref, {}).update(command.properties)
             self.archived.discard(ref)
@@ -56,11 +61,13 @@ class Account:
             for link in list(self._ends.pop(ref, ())):
                 self._unlink(link)
         elif isinstance(command, Associate):
-            self._link((ref, (command.to.object_type, command.to.id_value), command.association_type_id))
+            self._link((ref, (command.to.object_type, command.to.hubspot_value), command.association_type_id))
         elif isinstance(command, Dissociate):
-            self._unlink((ref, (command.to.object_type, command.to.id_value), command.association_type_id))
+            self._unlink(
+                (ref, (command.to.object_type, command.to.hubspot_value), command.association_type_id)
+            )
         elif isinstance(command, SetSubscription):
-            self.subscriptions[(command.record.id_value, command.subscription)] = command.state
+            self.subscriptions[(command.record.hubspot_value, command.subscription)] = command.state
 
     def of(self, object_type: str) -> dict[str, dict[str, PropertyValue]]:
         return {key: props for (kind, key), props in self.records.items() if kind == object_type}

@@ -7,7 +7,9 @@ request's shop:
 
 - a string in its key or value is the customer's email (compared by pseudonym, since the request on
   ``shopify.compliance`` keeps nothing else of it; a key such as ``contacts:a@b.c`` or
-  ``b.myshopify.com/a@b.c`` counts by its last part), or a ``phone`` field is their phone;
+  ``b.myshopify.com/a@b.c`` counts by its last part), or their email's pseudonym itself (G1,
+  ``SHOPSYNC_REDACTABLE``: a key ending ``p1:...`` such as the id map's
+  ``contacts:email:p1:...``, or a value that is it), or a ``phone`` field is their phone;
 - it carries the customer's id (``customer.id``, ``customer_id``, or the global id
   ``gid://shopify/Customer/<id>``), or it is keyed by that id on a topic keyed by customer id;
 - it is one of the orders the request names, on ``shopify.orders``;
@@ -170,12 +172,15 @@ class Matcher:
         for candidate in _email_candidates(key):
             if subject.email_pseudonym and self._pseudonym("email", candidate) == subject.email_pseudonym:
                 emails.add(candidate)
+        if subject.email_pseudonym and key.endswith(subject.email_pseudonym):  # G1: keyed by pseudonym
+            named = True
         if subject.customer_id is not None and record.topic in self.sources.customer_keyed:
             named |= _as_id(_last_part(key)) == subject.customer_id
         if subject.orders and record.topic == self.sources.orders:
             named |= _as_id(_last_part(key)) in subject.orders
         for under, item in [("", value), *_walk(value)]:
             if isinstance(item, str):
+                named |= item == subject.email_pseudonym  # G1: a contact key held as a value
                 if subject.email_pseudonym:
                     for candidate in _email_candidates(item):
                         if self._pseudonym("email", candidate) == subject.email_pseudonym:

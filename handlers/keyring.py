@@ -67,6 +67,7 @@ class KeyRing:
         await self._consumer._client.force_metadata_update()
         parts = self._consumer.partitions_for_topic(self.topic) or set()
         if not parts:
+            await self.stop()
             raise RuntimeError(f"the key topic {self.topic} does not exist")
         self._parts = [TopicPartition(self.topic, p) for p in sorted(parts)]
         self._consumer.assign(self._parts)

@@ -36,6 +36,7 @@ from aiokafka import AIOKafkaProducer
 from pydantic import ValidationError
 
 from config import Settings
+from config.rules import RuleConfig
 from handlers import hubspot_paths as paths
 from handlers.account_fold import Account
 from handlers.hubspot_client import HubSpotClient
@@ -46,6 +47,8 @@ from schemas.commands import AnyCommand, Archive, Associate, RecordRef, Upsert, 
 from schemas.envelope import Delivery, HubSpotContactDeletion, decode_log_record
 from schemas.sealing import opening
 from streams.inprocess import InProcessPipeline
+from streams.rules.contact_keys import contact_record
+from streams.rules.contacts import address_of
 from streams.rules.keys import UNIQUE_PROPERTY
 from streams.rules.reports import compute
 from streams.topic_reader import offsets_spanned, read_all
@@ -150,7 +153,11 @@ async def rebuild(
     folded.take(pipeline.commands)
     shown.update(total)
     shown.finish()
-    deleted = {e for e, state in pipeline.contact_states.items() if state.deleted_in_hubspot_at is not None}
+    deleted = {  # by address, as the account is keyed (G1: the states by pseudonym)
+        address
+        for state in pipeline.contact_states.values()
+        if state.deleted_in_hubspot_at is not None and (address := address_of(state)) is not None
+    }
     report = unreadable.merge(from_pipeline(pipeline, "replay"))
     reports = compute(pipeline.report_facts.values())
     return Rebuilt(
@@ -214,17 +221,27 @@ def _sort_instant(name: str, raw: bytes) -> datetime | None:
     return decoded.received_at if isinstance(decoded, Delivery) else None
 
 
-def _ref(object_type: str, key: str) -> RecordRef:
+def _record_ref(object_type: str, key: str, config: RuleConfig) -> RecordRef:
+    """The ref of an account's record (keyed as HubSpot holds it): a contact's by its key in the
+    commands, the email or (G1) its pseudonym."""
+    if object_type == "contacts":
+        return contact_record(key, config)
     return RecordRef.model_validate(
         {"object_type": object_type, "id_property": UNIQUE_PROPERTY[object_type], "id_value": key}
     )
 
 
-def desired_commands(rebuilt: Rebuilt) -> list[AnyCommand]:
+def desired_commands(rebuilt: Rebuilt, config: RuleConfig | None = None) -> list[AnyCommand]:
     """The commands that make HubSpot hold the rebuilt account, in a stable order: archives, full
     upserts, then associations. Re-sending them changes nothing. Contacts HubSpot deleted are
-    left out (C4: never re-created)."""
+    left out (C4: never re-created). ``config``: the rules' settings, which say how contacts are
+    keyed (G1)."""
     account = rebuilt.account
+    rules = config or RuleConfig()
+
+    def _ref(object_type: str, key: str) -> RecordRef:
+        return _record_ref(object_type, key, rules)
+
     gone = {("contacts", email) for email in rebuilt.deleted_in_hubspot}
     out: list[AnyCommand] = [Archive(record=_ref(t, k)) for t, k in sorted(account.archived)]
     for (object_type, key), props in sorted(account.records.items()):

@@ -149,12 +149,12 @@ class Opener:
         refs: set[str] = set()
         for raw in raws:
             refs |= refs_in(raw)
-        async with self._starting:
+        async with self._starting:  # one catch-up at a time: the worker's agents share the ring
             if not self._started:
                 await self.ring.start()
                 self._started = True
-        if refs:
-            await self.ring.ensure(refs)
+            if refs:
+                await self.ring.ensure(refs)
 
     async def stop(self) -> None:
         if self._started:

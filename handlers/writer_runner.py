@@ -423,7 +423,7 @@ class PlanRunner:
     async def _upsert_chunk(
         self, object_type: str, id_property: str, create: bool, chunk: list[RecordPlan]
     ) -> None:
-        inputs = [RecordInput(r.ref.id_value, id_property, self._properties(r)) for r in chunk]
+        inputs = [RecordInput(r.ref.hubspot_value, id_property, self._properties(r)) for r in chunk]
 
         async def again(part: list[RecordPlan]) -> None:
             await self._upsert_chunk(object_type, id_property, create, part)
@@ -458,7 +458,7 @@ class PlanRunner:
         single = len(chunk) == 1
         unknown: list[RecordPlan] = []
         for record in chunk:
-            value = norm(record.ref.id_value)
+            value = norm(record.ref.hubspot_value)  # a contact's email, under a pseudonym key too (G1)
             hubspot_id = found.get(value)
             if hubspot_id is not None:
                 await self.ids.put(record.ref.key, hubspot_id)
@@ -767,7 +767,7 @@ class PlanRunner:
 
         sent_at_repair = self._repairs
         try:
-            status, answer = await self.api.read(object_type, id_property, [r.id_value for r in chunk])
+            status, answer = await self.api.read(object_type, id_property, [r.hubspot_value for r in chunk])
         except HubSpotError as exc:
             if await self._drift_repaired(exc.body, sent_at_repair):
                 return await self._read(object_type, id_property, chunk)
@@ -786,7 +786,7 @@ class PlanRunner:
         found: dict[str, str] = {}
         unsure: set[str] = set()
         for ref in chunk:
-            value = norm(ref.id_value)
+            value = norm(ref.hubspot_value)
             hubspot_id = by_value.get(value)
             if hubspot_id is not None:
                 found[ref.key] = hubspot_id

@@ -59,11 +59,13 @@ class SubscriptionWriter:
                 outcome.refused.append(Refusal(plan, reason, {}, None))
             else:
                 typed.append((plan, type_id))
-        subscribing = [(p.command.record.id_value, t) for p, t in typed if p.command.state == "SUBSCRIBED"]
+        subscribing = [
+            (p.command.record.hubspot_value, t) for p, t in typed if p.command.state == "SUBSCRIBED"
+        ]
         blocked, unanswered = await self._unsubscribed(subscribing) if subscribing else (set(), set())
         sending = []
         for plan, type_id in typed:
-            address, subscribe = plan.command.record.id_value, plan.command.state == "SUBSCRIBED"
+            address, subscribe = plan.command.record.hubspot_value, plan.command.state == "SUBSCRIBED"
             if subscribe and address in unanswered:
                 reason = (
                     "HubSpot did not say whether the address unsubscribed: it is not subscribed unchecked"
@@ -128,7 +130,7 @@ class SubscriptionWriter:
 
 def _input(plan: SubscriptionPlan, type_id: int) -> dict[str, Any]:
     command = plan.command
-    body: dict[str, Any] = {"subscriberIdString": command.record.id_value, "channel": "EMAIL",
+    body: dict[str, Any] = {"subscriberIdString": command.record.hubspot_value, "channel": "EMAIL",
                             "statusState": command.state, "subscriptionId": type_id}  # fmt: skip
     if command.legal_basis is not None:
         body["legalBasis"] = command.legal_basis

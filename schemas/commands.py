@@ -30,17 +30,31 @@ PropertyValue = str | None
 
 class RecordRef(BaseModel):
     """A HubSpot record named by a unique property: ``email`` for contacts, a custom
-    ``hasUniqueValue`` property (a Shopify id) for the others."""
+    ``hasUniqueValue`` property (a Shopify id) for the others.
+
+    G1 (``SHOPSYNC_REDACTABLE``): a contact's ``id_value`` is then its email's pseudonym, so no
+    key (the command's Kafka key, the id map's key) holds the address, and ``address`` carries the
+    email itself as a value: what HubSpot is asked by (it upserts and reads contacts by email).
+    Without the setting ``address`` is absent, and left out of the encoded command, so the
+    command stream is byte for byte what it was."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     object_type: ObjectType
     id_property: str
     id_value: str
+    address: str | None = Field(None, exclude_if=lambda value: value is None)
 
     @property
     def key(self) -> str:
+        """The natural key: object type, unique property and ``id_value`` (never ``address``)."""
         return f"{self.object_type}:{self.id_property}:{self.id_value}"
+
+    @property
+    def hubspot_value(self) -> str:
+        """The unique property's value as HubSpot holds it: the email when ``id_value`` is its
+        pseudonym, else ``id_value``."""
+        return self.address if self.address is not None else self.id_value
 
 
 class Upsert(BaseModel):

@@ -359,7 +359,7 @@ def replay(dry_run: bool, until: str | None, allow_loss: bool) -> None:
     click.echo(f"replayed {rebuilt.records_read} records ({len(rebuilt.skipped)} unreadable, skipped); "
                f"{rebuilt.command_count} commands from the rules", err=True)  # fmt: skip
     if not dry_run:
-        sent = asyncio.run(send(settings, desired_commands(rebuilt)))
+        sent = asyncio.run(send(settings, desired_commands(rebuilt, settings.rule_config())))
         click.echo(f"sent {sent} commands to {settings.topic_prefix}hubspot.commands")
         _report_and_exit(rebuilt.report, allow_loss)
         return
@@ -410,6 +410,42 @@ def compliance_report(out: Path | None) -> None:
         click.echo(f"WARNING: {len(pending)} redact request(s) stored and not applied (this version does not "
                    f"erase yet; see the README's Privacy (G1)); the first is due {first.due:%Y-%m-%d} "
                    f"({first.topic}, {first.shop_domain}, event {first.event_id})", err=True)  # fmt: skip
+
+
+@compliance.command("redact")
+@click.option(
+    "--follow", is_flag=True, help="Keep applying requests as they arrive (a service), until stopped."
+)
+def compliance_redact(follow: bool) -> None:
+    """Apply the customers/redact and shop/redact requests on shopify.compliance: append the
+    tombstones of the customer's (or the shop's) data keys to privacy.keys, so everything sealed
+    under them opens as erased everywhere, replays included. Each request is applied once (the
+    consumer group SHOPSYNC_APP_ID.redactor commits it after Kafka acknowledged its tombstones).
+    Prints counts only. Personal data is sealed only with SHOPSYNC_SEAL_PERSONAL_DATA on (see the
+    README's Privacy (G1))."""
+    from handlers.redactor import redact_forever, redact_once
+    from streams.shredding import KEY_TOPIC, key_encryption_key
+    from streams.topics import topic_name
+
+    settings = _settings()
+    secret = settings.privacy_key()
+    args = (
+        settings.kafka_bootstrap_servers, topic_name(settings, "shopify.compliance"),
+        f"{settings.topic_prefix}{KEY_TOPIC}", f"{settings.app_id}.redactor",
+        key_encryption_key(secret), secret,
+    )  # fmt: skip
+    try:
+        if follow:
+            asyncio.run(redact_forever(*args))
+            return
+        applied = asyncio.run(redact_once(*args))
+    except RuntimeError as exc:  # the key topic is missing: nothing was ever sealed on this cluster
+        raise click.ClickException(f"{exc}: run `shopsync topics` (or any service) to declare it") from exc
+    redacts = [a for a in applied if a.topic != "customers/data_request"]
+    click.echo(
+        f"{len(redacts)} redact request(s) applied, {sum(a.shredded for a in redacts)} key(s) shredded",
+        err=True,
+    )
 
 
 @main.group()

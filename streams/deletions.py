@@ -15,6 +15,11 @@ holds every contact the product wrote:
 - a deletion of a contact the product never wrote never resolves: it waits, harmlessly (it is a
   few bytes, and nothing of ours is to be kept from that contact).
 
+G1 (``SHOPSYNC_REDACTABLE``): the id map's contact keys are ``contacts:email:<pseudonym>``, so
+the "email" the join carries (``ContactIdMapping.email``, ``HubSpotObjectState.email``, a released
+deletion's ``email``) is the contact key, the pseudonym, and never the address: the contacts
+stage is keyed by it, which is all the join is for.
+
 Pure functions over a small frozen state, like the other rules; the faust shell only moves data.
 """
 
@@ -23,6 +28,7 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict
 
 from schemas.envelope import HubSpotContactDeletion
+from streams.rules.contact_keys import is_pseudonym
 from streams.rules.keys import normalize_email
 
 CONTACT_ID_PREFIX = "contacts:email:"
@@ -60,7 +66,8 @@ def contact_id_mapping(key: bytes | None, value: bytes | None) -> ContactIdMappi
     text = key.decode("utf-8", "replace")
     if not text.startswith(CONTACT_ID_PREFIX):
         return None
-    email = normalize_email(text[len(CONTACT_ID_PREFIX) :])
+    named = text[len(CONTACT_ID_PREFIX) :]
+    email = named if is_pseudonym(named) else normalize_email(named)  # G1: a pseudonym is the key
     raw = value.decode("utf-8", "replace")
     try:
         object_id = int(raw.removeprefix(GONE_PREFIX))

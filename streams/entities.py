@@ -27,8 +27,9 @@ from streams.report_stage import REPORTS, report_forwards
 from streams.routing import OrderMemory, UnroutableError, route
 from streams.rules import companies, company_members, contacts, journeys, products
 from streams.rules.company_members import CompanyMember
+from streams.rules.contact_keys import email_contact_key
 from streams.rules.journeys import FirstPurchase
-from streams.rules.keys import normalize_email, split_key
+from streams.rules.keys import split_key
 from streams.rules.reports import DealFacts
 
 ContactInput = Delivery | Tick | HubSpotContactDeletion
@@ -160,8 +161,9 @@ def _route_deletion(
     state: None, deletion: HubSpotContactDeletion, now: datetime, config: RuleConfig
 ) -> Outcome:
     """HubSpot's contact.deletion: to the contact if it came with an email (an older bridge),
-    else to the join with the id map, by HubSpot object id (``streams.deletions``)."""
-    email = normalize_email(deletion.email)
+    else to the join with the id map, by HubSpot object id (``streams.deletions``). The contact
+    is keyed by the email, or its pseudonym (G1)."""
+    email = email_contact_key(deletion.email, config)
     if email is not None:
         return Outcome(state, forwards=[Forward("contacts", email, deletion)])
     return Outcome(state, forwards=[Forward("hubspot-objects", str(deletion.object_id), deletion)])

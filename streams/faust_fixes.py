@@ -66,7 +66,56 @@ def install(compacted_topics: frozenset[str] = frozenset()) -> None:
     if not _installed:
         AIOKafkaConsumerThread.seek_to_committed = _seek_to_committed  # type: ignore[method-assign]
         Consumer._new_offset = _new_offset  # type: ignore[method-assign]
+        Consumer.getmany = _getmany  # type: ignore[method-assign]
         _installed = True
+
+
+# ---- never move the fetch position past a record that was not handed on ----
+#
+# faust's ``getmany`` takes a batch of records from aiokafka (which moves the fetch position past
+# all of them) and yields them one by one; a record whose partition is not active at that moment
+# (paused, or between a rebalance's pause and resume) is skipped, and nothing reads it again. The
+# drain loop then sees the partition's next record after a hole, records the hole as a gap (as
+# if compaction had removed those offsets), and ``_new_offset`` counted it as acknowledged. Seen
+# in the two-worker benchmark: a joining worker read offset 2 of a partition, then 195. The
+# commit rule below refused to commit past the unhandled head, so nothing was lost, but the
+# partition waited for the stall healer, and the gap's offsets, acknowledged again when the
+# records were read again, filled the list of acknowledged offsets with duplicates that broke
+# faust's run of consecutive offsets: the commit then moved one offset a second (268 s for 1,000
+# deliveries). Three changes: the replacement below skips nothing silently (the first record of
+# a partition it does not hand on is where that partition is fetched from again); whatever path
+# made a hole, ``_new_offset`` no longer counts a gap as acknowledged on a topic that is not
+# compacted; and acknowledged offsets count once.
+
+
+async def _getmany(self: Any, timeout: float) -> Any:  # noqa: ASYNC109 (faust's signature)
+    records, active_partitions = await self._wait_next_records(timeout)
+    generation_id = self.app.consumer_generation_id
+    if records is None or self.should_stop:
+        return
+    if not self.flow_active:  # as faust: a rebalance began; its end seeks every partition
+        with contextlib.suppress(Exception):
+            await self.perform_seek()
+        return
+    to_message = self._to_message
+    held: dict[Any, int] = {}  # partition -> the first offset not handed on
+    rebalanced = False
+    for tp, record in self.scheduler.iterate(records):
+        if not self.flow_active or self.app.consumer_generation_id != generation_id:
+            rebalanced = True  # the rebalance's seek to the committed offsets re-reads the rest
+            break
+        if tp in held:
+            continue  # never hand on a later record of a partition whose earlier one was held
+        if active_partitions is None or tp in active_partitions or tp in self._buffered_partitions:
+            self.app.monitor.track_tp_end_offset(tp, self.highwater(tp))
+            yield tp, to_message(tp, record)
+        else:
+            held[tp] = record.offset
+    if held and not rebalanced and self.app.consumer_generation_id == generation_id:
+        assigned = self.assignment()
+        for tp, offset in held.items():
+            if tp in assigned and _is_stream_topic(tp.topic):  # changelogs: faust's recovery seeks
+                await self.seek(tp, offset)
 
 
 # ---- never commit past a record that was not acknowledged ----
@@ -92,7 +141,12 @@ def _new_offset(self: Any, tp: Any) -> int | None:
         return None
     max_offset = max(acked)
     gaps = self._gap[tp]
-    if gaps:  # offsets faust knows are missing (compaction, transaction markers): count as acked
+    if gaps and tp.topic not in _compacted:
+        # the worker reads without transactions (at least once), so on a topic that is not
+        # compacted every offset is a record: a "gap" is records faust did not hand on, never
+        # offsets to count as done (counted, a handled head would commit past them unhandled)
+        gaps.clear()
+    if gaps:  # a compacted topic's offsets that compaction removed: count as acked
         candidates = sorted(gaps.overlap(0, max_offset), key=lambda interval: interval.begin)
         if candidates:
             filled: list[int] = []
@@ -100,7 +154,7 @@ def _new_offset(self: Any, tp: Any) -> int | None:
                 filled.extend(range(interval.begin, interval.end))
             acked.extend(filled)
             gaps.chop(0, max(filled[-1], max_offset + 1))
-    acked.sort()
+    acked[:] = sorted(set(acked))  # a gap filled over offsets also acknowledged counts once
     committed = self._committed_offset[tp]  # faust keeps an offset of 0 as None
     if acked[0] > (committed or 0) and tp.topic not in _compacted:
         return None  # the record at `committed` was never acknowledged: never commit past it
@@ -133,14 +187,24 @@ class StallHealer:
     def __init__(self, is_stream_topic: Any = _is_stream_topic) -> None:
         self._is_stream_topic = is_stream_topic
         self._suspects: dict[Any, tuple[int, int]] = {}
+        self._flights: dict[str, frozenset[tuple[int, int]]] = {}
 
     def stalled(self, consumer: Any) -> list[tuple[Any, int]]:
         """The (partition, offset to read again from) of every partition found stalled twice."""
         in_flight: dict[Any, set[int]] = {}
         for message in list(consumer._unacked_messages):
             in_flight.setdefault(message.tp, set()).add(message.offset)
-        # an agent with a record in flight may be what holds its topic's other partitions back
-        busy = {tp.topic for tp in in_flight}
+        # An agent busy with records may be what holds its topic's other partitions back (their
+        # records wait in its queue, neither in flight nor acknowledged). Busy means its records
+        # in flight changed since the last check: an idle agent keeps its last record in flight
+        # until the next one comes, and counting that as busy kept a stalled partition of an
+        # idle topic waiting for ever (the two-worker benchmark's 30-50 s stalls).
+        flights: dict[str, set[tuple[int, int]]] = {}
+        for tp, offsets in in_flight.items():
+            flights.setdefault(tp.topic, set()).update((tp.partition, o) for o in offsets)
+        frozen = {topic: frozenset(seen) for topic, seen in flights.items()}
+        busy = {topic for topic, seen in frozen.items() if self._flights.get(topic) != seen}
+        self._flights = frozen
         found: dict[Any, tuple[int, int]] = {}
         heal: list[tuple[Any, int]] = []
         for tp in consumer.assignment():
@@ -166,6 +230,7 @@ class StallHealer:
 
     def forget(self) -> None:
         self._suspects.clear()
+        self._flights.clear()
 
 
 def withhold(events: Any) -> None:

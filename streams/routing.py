@@ -13,6 +13,7 @@ from typing import Literal
 from config.rules import RuleConfig
 from schemas.envelope import Delivery
 from schemas.shopify import Company, CompanyContact, CompanyLocation, Customer, Deleted, Order, ShopifyModel
+from streams.rules.contact_keys import contact_key
 from streams.rules.contacts import email_of
 from streams.rules.keys import journey_key
 
@@ -32,6 +33,7 @@ class OrderMemory:
     journey: str | None = None
     pending_delete: bytes | None = None
     email: str | None = None
+    """The buyer's contact key: the email, or its pseudonym with ``SHOPSYNC_REDACTABLE`` (G1)."""
 
 
 @dataclass(frozen=True)
@@ -53,10 +55,11 @@ def route(
     """Targets of a validated delivery. ``memory`` is the orders router's record of this order id
     (in its shop); ``raw`` gives the delivery's bytes, kept when a delete comes before its order.
     X3: journeys and companies are keyed in the delivery's shop; contacts by email alone (one
-    contact per email across shops)."""
+    contact per email across shops), or by its pseudonym with ``SHOPSYNC_REDACTABLE`` (G1)."""
     targets: list[Target] = []
     prefix = config.key_prefix(delivery.shop_domain)
-    email = email_of(body)
+    address = email_of(body)
+    email = None if address is None else contact_key(address, config)
     if email is not None:
         targets.append(("contacts", email))
     company = _company_of(delivery, body)

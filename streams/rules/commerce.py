@@ -130,8 +130,10 @@ def render_cart(state: JourneyState, config: RuleConfig) -> ObjectView:
     )
 
 
-def write_commerce(state: JourneyState, order: ObjectView, cart: ObjectView) -> list[AnyCommand]:
+def write_commerce(
+    state: JourneyState, order: ObjectView, cart: ObjectView, config: RuleConfig | None = None
+) -> list[AnyCommand]:
     """The commands taking HubSpot from the Order and Cart last written to these."""
-    return diff_object(ORDER, state.key, state.emitted_order, order) + diff_object(
-        CART, state.key, state.emitted_cart, cart
+    return diff_object(ORDER, state.key, state.emitted_order, order, config) + diff_object(
+        CART, state.key, state.emitted_cart, cart, config
     )

@@ -122,5 +122,5 @@ def upsert_if_changed(
     changes = dict(desired) if emitted is None else property_changes(desired, emitted)
     if not changes:
         return []
-    changes[ref.id_property] = ref.id_value
+    changes[ref.id_property] = ref.hubspot_value  # a contact's email, even under a pseudonym key (G1)
     return [Upsert(record=ref, properties=dict(sorted(changes.items())), create_if_missing=create_if_missing)]

@@ -44,9 +44,9 @@ from schemas.shopify import Address, Company, CompanyLocation, Order
 from streams.mapping import format_value
 from streams.rules.common import Version, evolve, remember, upsert_if_changed, version_of
 from streams.rules.company_members import CompanyMember
+from streams.rules.contact_keys import contact_record
 from streams.rules.keys import (
     company_ref,
-    contact_ref,
     deal_ref,
     journey_key,
     normalize_email,
@@ -232,9 +232,14 @@ def render(state: CompanyState, config: RuleConfig) -> CompanyView:
 
 
 def _link_changes(
-    record: RecordRef, before: tuple[str, ...], after: tuple[str, ...], kind: Linked
+    record: RecordRef, before: tuple[str, ...], after: tuple[str, ...], kind: Linked, config: RuleConfig
 ) -> list[AnyCommand]:
-    to_ref = {"contacts": contact_ref, "deals": deal_ref, "orders": order_ref}[kind]
+    """The company's links of one kind (its contacts by email: G1 keys their refs by pseudonym)."""
+    to_ref = {
+        "contacts": lambda email: contact_record(email, config),
+        "deals": deal_ref,
+        "orders": order_ref,
+    }[kind]
     type_id = {"contacts": COMPANY_TO_CONTACT, "deals": COMPANY_TO_DEAL, "orders": DEFAULT_ASSOCIATION}[kind]
     gone = [
         Dissociate(record=record, to=to_ref(k), association_type_id=type_id) for k in before if k not in after
@@ -245,7 +250,13 @@ def _link_changes(
     return [*gone, *new]
 
 
-def diff(company_id: int, before: CompanyView, after: CompanyView, prefix: str = "") -> list[AnyCommand]:
+def diff(
+    company_id: int,
+    before: CompanyView,
+    after: CompanyView,
+    prefix: str = "",
+    config: RuleConfig | None = None,
+) -> list[AnyCommand]:
     """The commands taking HubSpot from ``before`` to ``after``: the upsert first, so the writer
     (which makes associations after every upsert of its window, and holds one whose end is not in
     HubSpot yet) links the company once both ends exist."""
@@ -254,14 +265,16 @@ def diff(company_id: int, before: CompanyView, after: CompanyView, prefix: str =
     record = company_ref(company_id, prefix)
     commands = upsert_if_changed(record, after.properties, before.properties if before.exists else None)
     for kind in ("contacts", "deals", "orders"):
-        commands += _link_changes(record, getattr(before, kind), getattr(after, kind), kind)
+        commands += _link_changes(
+            record, getattr(before, kind), getattr(after, kind), kind, config or RuleConfig()
+        )
     return commands
 
 
 def _finish(state: CompanyState, config: RuleConfig) -> Outcome:
     view = render(state, config)
     return Outcome(
-        evolve(state, {"emitted": view}), diff(state.company_id, state.emitted, view, state.prefix)
+        evolve(state, {"emitted": view}), diff(state.company_id, state.emitted, view, state.prefix, config)
     )
 
 

@@ -40,7 +40,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 from config.rules import RuleConfig
-from schemas.commands import PropertyValue, SetSubscription
+from schemas.commands import PropertyValue, RecordRef, SetSubscription
 from schemas.shopify import CustomerBase, ShopifyModel
 from schemas.types import (
     ConsentCollectedFrom,
@@ -159,7 +159,10 @@ def _dated(at: datetime | None, rank: str, carrier: Version) -> Version:
 
 
 def subscription_changes(
-    email: str, before: dict[str, PropertyValue], after: dict[str, PropertyValue], config: RuleConfig
+    email: str | RecordRef,
+    before: dict[str, PropertyValue],
+    after: dict[str, PropertyValue],
+    config: RuleConfig,
 ) -> list[SetSubscription]:
     """X4, opt-in: the HubSpot subscription change the contact's email state moving from ``before``
     to ``after`` (its emitted properties) asks for; none unless ``sync_email_subscription`` is set."""
@@ -175,5 +178,6 @@ def subscription_changes(
         wanted = "SUBSCRIBED"
     else:
         return []
-    return [SetSubscription(record=contact_ref(email), subscription=subscription, state=wanted,
+    record = contact_ref(email) if isinstance(email, str) else email  # G1: a pseudonym-keyed ref
+    return [SetSubscription(record=record, subscription=subscription, state=wanted,
                             legal_basis=basis, legal_basis_explanation=explanation)]  # fmt: skip

@@ -1,8 +1,10 @@
 """Contacts (SPEC C1-C8) and the contact-side triggers: first purchase (W1) and re-engagement (W3).
 
-A contact is keyed by normalised email. It is fed by Shopify customers (C7's properties), by
-checkouts and orders with an email (their contact details, D3, and the purchases that drive W1
-and W3), and by HubSpot's ``contact.deletion`` (C4). Rules, in short:
+A contact is keyed by normalised email (by the email's pseudonym with ``SHOPSYNC_REDACTABLE``,
+G1: the state then keeps the address as a value, ``ContactState.address``). It is fed by Shopify
+customers (C7's properties), by checkouts and orders with an email (their contact details, D3,
+and the purchases that drive W1 and W3), and by HubSpot's ``contact.deletion`` (C4). Rules, in
+short:
 
 - C1/C2: only records with an email make a contact; the writer upserts by ``email``, which
   creates the contact only when none has that address, else updates it.
@@ -58,12 +60,13 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from config.rules import RuleConfig
-from schemas.commands import AnyCommand, PropertyValue
+from schemas.commands import AnyCommand, PropertyValue, RecordRef
 from schemas.envelope import Delivery, HubSpotContactDeletion
 from schemas.shopify import Address, Checkout, Customer, CustomerBase, Deleted, Order, ShopifyModel
 from streams.mapping import carried_contact_properties, contact_properties, format_value
 from streams.rules.common import Version, evolve, remember, upsert_if_changed, version_of
 from streams.rules.consent import consents_of, subscription_changes
+from streams.rules.contact_keys import is_pseudonym
 from streams.rules.journeys import FirstPurchase, order_stage
 from streams.rules.keys import CONTACT_SHOPS_PROPERTY, contact_ref, journey_key, normalize_email
 
@@ -124,6 +127,11 @@ class ContactState(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     email: str
+    """The contact's key: the email, or (G1, ``SHOPSYNC_REDACTABLE``) its pseudonym."""
+    address: str | None = Field(None, exclude_if=lambda value: value is None)
+    """G1: the email itself when ``email`` is its pseudonym (what HubSpot's ``email`` property
+    gets), learnt from the first record that carries it; absent otherwise, so a state row without
+    the setting is what it always was."""
     partition: int = -1
     seen: dict[str, datetime] = Field(default_factory=dict)
     deleted_in_hubspot_at: datetime | None = None
@@ -306,10 +314,21 @@ def _shop_facts(state: ContactState, config: RuleConfig) -> dict[str, PropertyVa
     return facts
 
 
+def address_of(state: ContactState) -> str | None:
+    """The contact's email: its key, or the address kept beside a pseudonym key (G1); None for a
+    pseudonym-keyed state no record with the address has fed (an early orders/delete)."""
+    if state.address is not None:
+        return state.address
+    return None if is_pseudonym(state.email) else state.email
+
+
 def render(state: ContactState, config: RuleConfig | None = None) -> ContactView:
     """What HubSpot should hold for this email; nothing at all once HubSpot deleted it (C4)."""
     if state.deleted_in_hubspot_at is not None:
         return state.emitted  # frozen as last sent: no further writes, no re-creation
+    address = address_of(state)
+    if address is None:  # G1: keyed by pseudonym, and no record has said the address yet
+        return ContactView(exists=False)
     profile = _newest(_legacy(state.customer), state.profile)
     billing = _newest(_legacy(state.details), state.billing)
     if state.origin is None and not profile and not billing:  # no record has fed it (an orders/delete)
@@ -320,7 +339,7 @@ def render(state: ContactState, config: RuleConfig | None = None) -> ContactView
         props[k] = value if value is not None else (billing[k].value if k in billing else None)
     props.update({k: stamped.value for k, stamped in state.consent.items()})
     props.update(_shop_facts(state, config or RuleConfig()))
-    props["email"] = state.email
+    props["email"] = address
     if state.origin is not None:
         props["shopify_source_drill_down_1"] = state.origin.drill_down_1
         props["shopify_source_drill_down_2"] = state.origin.drill_down_2
@@ -358,7 +377,7 @@ def _finish(
         # contact.deletion reached us, the writer finds nothing and must not re-create it.
         created = before.emitted.exists
         commands = upsert_if_changed(
-            contact_ref(state.email),
+            contact_of(state),
             view.properties,
             before.emitted.properties if created else None,
             create_if_missing=not created,
@@ -376,6 +395,14 @@ def _finish(
     return Outcome(state=evolve(state, {"emitted": view}), commands=commands, facts=facts)
 
 
+def contact_of(state: ContactState) -> RecordRef:
+    """The contact's ref: named by its key, with the address beside a pseudonym key (G1)."""
+    address = address_of(state)
+    if address is None:  # pragma: no cover - only rendered contacts (which have one) get commands
+        raise ValueError("a contact without an address has no HubSpot record")
+    return contact_ref(address, state.email)
+
+
 def _apply(state: ContactState, delivery: Delivery, record: ShopifyModel, config: RuleConfig) -> ContactState:
     prefix = config.key_prefix(delivery.shop_domain)  # X3: an order id is unique in its shop only
     if isinstance(record, Deleted):  # orders/delete: the order leaves the purchase history
@@ -384,6 +411,8 @@ def _apply(state: ContactState, delivery: Delivery, record: ShopifyModel, config
         return _void(state, f"{prefix}{record.id}", delivery.event_time)
     version = version_of(getattr(record, "updated_at", None), delivery.body, delivery.event_time)
     update: dict[str, object] = {}
+    if state.address is None and is_pseudonym(state.email):  # G1: the address the key stands for
+        update["address"] = email_of(record)
     shop = delivery.shop_domain.strip().lower()
     if config.several_shops and shop and shop not in state.shops:
         update["shops"] = tuple(sorted({*state.shops, shop}))
@@ -453,7 +482,9 @@ def decide(state: ContactState, delivery: Delivery, now: datetime, config: RuleC
     after = _apply(evolve(fired, {"seen": seen}), delivery, record, config)
     outcome = _finish(state, after, event_id, now, config)
     emitted = outcome.state.emitted.properties
-    moves = subscription_changes(state.email, state.emitted.properties, emitted, config)
+    if address_of(outcome.state) is None:  # G1: nothing said the address yet, nothing rendered
+        return outcome
+    moves = subscription_changes(contact_of(outcome.state), state.emitted.properties, emitted, config)
     return replace(outcome, commands=[*outcome.commands, *moves]) if moves else outcome  # X4, opt-in
 
 

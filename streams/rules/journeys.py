@@ -456,9 +456,9 @@ def render(state: JourneyState, config: RuleConfig) -> DealView:
     )
 
 
-def diff(key: str, before: DealView, after: DealView) -> list[AnyCommand]:
+def diff(key: str, before: DealView, after: DealView, config: RuleConfig | None = None) -> list[AnyCommand]:
     """The commands that take HubSpot from ``before`` to ``after`` for one journey's deal."""
-    return diff_object(DEAL, key, before, after)
+    return diff_object(DEAL, key, before, after, config)
 
 
 def _snapshot(record: Checkout | Order | Cart, delivery: Delivery) -> Snapshot:
@@ -512,7 +512,7 @@ def _finish(before: JourneyState, state: JourneyState, config: RuleConfig) -> Ou
     update: dict[str, object] = {"emitted": view}
     commands: list[AnyCommand] = []
     if config.writes("deals"):
-        commands += diff(state.key, state.emitted if state.deal_written else DealView(), view)
+        commands += diff(state.key, state.emitted if state.deal_written else DealView(), view, config)
         if not state.deal_written:
             update["deal_written"] = True
     elif state.deal_written:
@@ -521,7 +521,7 @@ def _finish(before: JourneyState, state: JourneyState, config: RuleConfig) -> Ou
         from streams.rules.commerce import render_cart, render_order, write_commerce
 
         order, cart = render_order(state, config), render_cart(state, config)
-        commands += write_commerce(state, order, cart)
+        commands += write_commerce(state, order, cart, config)
         update |= {"emitted_order": order, "emitted_cart": cart}
     return Outcome(state=evolve(state, update), commands=commands)
 

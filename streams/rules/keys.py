@@ -7,6 +7,9 @@ X3 (several shops): every key but a contact's takes the shop's ``prefix``
 (``RuleConfig.key_prefix``): empty for the primary shop (and in a single-shop deployment), so its
 keys are what they always were; ``<domain>/`` for any other shop, so two shops with the same ids
 or tokens never share a record. Contacts are keyed by email alone: HubSpot dedupes by email.
+
+G1 (``SHOPSYNC_REDACTABLE``): a contact's key is its email's pseudonym instead, everywhere
+(``streams.rules.contact_keys``); its ref then carries the email as ``address``, for HubSpot only.
 """
 
 from __future__ import annotations
@@ -41,8 +44,12 @@ def normalize_email(email: str | None) -> str | None:
     return cleaned if "@" in cleaned else None
 
 
-def contact_ref(email: str) -> RecordRef:
-    return RecordRef(object_type="contacts", id_property="email", id_value=email)
+def contact_ref(email: str, key: str | None = None) -> RecordRef:
+    """The contact of ``email``; named by ``key`` instead when that is the email's pseudonym
+    (G1), the email then riding along as the ref's ``address``."""
+    if key is None or key == email:
+        return RecordRef(object_type="contacts", id_property="email", id_value=email)
+    return RecordRef(object_type="contacts", id_property="email", id_value=key, address=email)
 
 
 def deal_ref(journey: str) -> RecordRef:

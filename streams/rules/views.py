@@ -13,9 +13,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from config.rules import RuleConfig
 from schemas.commands import AnyCommand, Archive, Associate, Dissociate, PropertyValue, RecordRef
 from streams.rules.common import upsert_if_changed
-from streams.rules.keys import contact_ref
+from streams.rules.contact_keys import contact_record
+
+DEFAULT_CONFIG = RuleConfig()
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,8 +48,12 @@ class ObjectKind:
     record_to_link: int = 0
 
 
-def diff_object(kind: ObjectKind, key: str, before: ObjectView, after: ObjectView) -> list[AnyCommand]:
-    """The commands that take one object of journey ``key`` from ``before`` to ``after``."""
+def diff_object(
+    kind: ObjectKind, key: str, before: ObjectView, after: ObjectView, config: RuleConfig | None = None
+) -> list[AnyCommand]:
+    """The commands that take one object of journey ``key`` from ``before`` to ``after``. The
+    views name their contact by email; ``config`` says how its ref is keyed (G1: by pseudonym)."""
+    rules = config or DEFAULT_CONFIG
     if before == after:  # the usual tick or repeat: nothing to say (and no refs to build)
         return []
     record = kind.record(key)
@@ -74,14 +81,16 @@ def diff_object(kind: ObjectKind, key: str, before: ObjectView, after: ObjectVie
             commands.append(
                 Dissociate(
                     record=record,
-                    to=contact_ref(previous_contact),
+                    to=contact_record(previous_contact, rules),
                     association_type_id=kind.record_to_contact,
                 )
             )
         if after.contact:
             commands.append(
                 Associate(
-                    record=record, to=contact_ref(after.contact), association_type_id=kind.record_to_contact
+                    record=record,
+                    to=contact_record(after.contact, rules),
+                    association_type_id=kind.record_to_contact,
                 )
             )
     previous_link = before.linked if before.exists else None

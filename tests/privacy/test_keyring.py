@@ -39,6 +39,9 @@ async def key_topic(settings: Settings) -> str:
     await admin.start()
     try:
         await admin.create_topics([NewTopic(name, 2, 1, topic_configs=dict(KEY_TOPIC_CONFIGS))])
+        async with asyncio.timeout(30):  # created is not yet visible to every client's metadata
+            while not [t for t in await admin.describe_topics([name]) if t.get("error_code") == 0]:  # noqa: ASYNC110 (the broker has no event to wait on)
+                await asyncio.sleep(0.1)
     finally:
         await admin.close()
     return name

@@ -1,0 +1,144 @@
+"""The redactor (SPEC G1, wiring step 4): applies ``customers/redact`` and ``shop/redact``.
+
+It consumes ``shopify.compliance`` in a consumer group of its own and, for each redact, appends
+the tombstones ``streams.shredding.redaction_for`` picks (the customer's keys in that shop, or
+every key of the shop) to the key topic through the key ring, waits for Kafka's
+acknowledgements, and only then commits the request's offset. So a crash between the two
+appends the tombstones again on restart (a tombstone of a key already gone is not picked again:
+``redaction`` only picks live keys), and a request is never marked done before its keys are
+shredded. Before each batch it reads the key topic to its end, so a key another process made a
+moment ago (a bridge meeting the customer's last order) is shredded too.
+
+A data request needs nothing here (``shopsync compliance report`` answers it). The redactor
+logs each request it applied with its topic, event id, shop and the number of keys shredded:
+never the customer (the request holds only pseudonyms, and not even those are logged).
+
+Why a consumer group rather than the bridge acting on the webhook: the bridge answers Shopify
+once the request is durable on the topic; acting on it is the log's job, so a redact received
+while the redactor is down is applied when it comes back, and a replayed or redelivered request
+changes nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.structs import ConsumerRecord
+from pydantic import ValidationError
+
+from handlers.keyring import KeyRing
+from schemas.compliance import ComplianceRequest
+from streams.shredding import redaction_for
+
+log = logging.getLogger("shopsync.redactor")
+
+
+@dataclass(frozen=True)
+class Applied:
+    """One compliance record, as the redactor left it: the keys shredded (0 for a data request,
+    or for a redact whose customer has no key: nothing of theirs was ever sealed)."""
+
+    topic: str
+    event_id: str
+    shop_domain: str
+    shredded: int
+
+
+async def apply(
+    ring: KeyRing, secret: bytes, records: Sequence[ConsumerRecord[bytes, bytes]]
+) -> list[Applied]:
+    """Shred what the batch's redacts name, in order, each acknowledged before the next; a
+    record that is not a compliance request is logged and passed (the bridge writes only
+    requests; a foreign record must not stop every later redact)."""
+    await ring.catch_up()
+    done: list[Applied] = []
+    for record in records:
+        try:
+            request = ComplianceRequest.model_validate_json(record.value or b"")
+        except ValidationError as exc:
+            log.error(
+                "compliance record %s[%d]@%d is not a compliance request (%d problems); passed",
+                record.topic, record.partition, record.offset, exc.error_count(),
+            )  # fmt: skip
+            continue
+        shredded = await ring.shred(redaction_for(request, secret, ring.held))
+        done.append(Applied(request.topic, request.event_id, request.shop_domain, shredded))
+        if request.topic != "customers/data_request":
+            log.warning(
+                "compliance.redact_applied topic=%s event_id=%s shop=%s keys_shredded=%d",
+                request.topic, request.event_id, request.shop_domain, shredded,
+            )  # fmt: skip
+    return done
+
+
+async def run(
+    bootstrap: str,
+    compliance_topic: str,
+    group: str,
+    ring: KeyRing,
+    secret: bytes,
+    *,
+    follow: bool,
+    on_applied: Callable[[Applied], None] = lambda applied: None,
+) -> int:
+    """Apply every request from the group's committed offset on (the first run: from the topic's
+    beginning); with ``follow``, keep waiting for new ones until cancelled, else stop at the end
+    offsets seen at the start. The number of records applied."""
+    consumer = AIOKafkaConsumer(
+        compliance_topic, bootstrap_servers=bootstrap, group_id=group,
+        enable_auto_commit=False, auto_offset_reset="earliest",
+    )  # fmt: skip
+    await consumer.start()
+    count = 0
+    try:
+        ends: dict[TopicPartition, int] | None = None
+        while True:
+            batch = await consumer.getmany(timeout_ms=1000)
+            records = [r for part in sorted(batch, key=lambda tp: tp.partition) for r in batch[part]]
+            for applied in await apply(ring, secret, records):
+                on_applied(applied)
+            count += len(records)
+            if records:
+                await consumer.commit()  # after the tombstones were acknowledged
+            if follow:
+                continue
+            if ends is None:
+                assigned = consumer.assignment()
+                if not assigned:
+                    continue  # still joining the group
+                ends = await consumer.end_offsets(list(assigned))
+            positions = {tp: await consumer.position(tp) for tp in ends}
+            if all(positions[tp] >= end for tp, end in ends.items()):
+                return count
+    finally:
+        await consumer.stop()
+
+
+async def redact_once(
+    bootstrap: str, compliance_topic: str, key_topic: str, group: str, kek: bytes, secret: bytes
+) -> list[Applied]:
+    """``shopsync compliance redact``: apply every pending request, then stop."""
+    ring = KeyRing(bootstrap, key_topic, kek)
+    await ring.start()
+    applied: list[Applied] = []
+    try:
+        await run(bootstrap, compliance_topic, group, ring, secret, follow=False, on_applied=applied.append)
+    finally:
+        await ring.stop()
+    return applied
+
+
+async def redact_forever(
+    bootstrap: str, compliance_topic: str, key_topic: str, group: str, kek: bytes, secret: bytes
+) -> None:
+    """``shopsync compliance redact --follow``: apply requests as they arrive, until cancelled
+    (each batch reads the key topic to its end first, so the ring needs no follower of its own)."""
+    ring = KeyRing(bootstrap, key_topic, kek)
+    await ring.start()
+    try:
+        await run(bootstrap, compliance_topic, group, ring, secret, follow=True)
+    finally:
+        await ring.stop()
