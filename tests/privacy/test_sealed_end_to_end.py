@@ -118,14 +118,18 @@ async def run_store(
     return account(dump), raw
 
 
+@pytest.mark.parametrize("redactable", [False, True], ids=["email-keys", "pseudonym-keys"])
 async def test_a_sealed_store_writes_the_account_an_unsealed_one_does(
-    settings: Settings, tmp_path: Path
+    settings: Settings, tmp_path: Path, redactable: bool
 ) -> None:
-    plain = bridge_settings(settings)
+    """With step 2's pseudonym keys (``SHOPSYNC_REDACTABLE``) as without them."""
+    secret = SecretStr("end-to-end-privacy-secret")
+    plain = bridge_settings(settings, redactable=redactable, privacy_secret=secret)
     sealed = bridge_settings(
         settings,
+        redactable=redactable,
         seal_personal_data=True,
-        privacy_secret=SecretStr("end-to-end-privacy-secret"),
+        privacy_secret=secret,
         topic_prefix=f"{settings.topic_prefix}sealed.",
         app_id=f"{settings.app_id}-sealed",
     )
