@@ -250,11 +250,14 @@ class Bridge:
             "shopify.stored", topic=topic, event_id=event_id, kafka_topic=name,
             cut_subtrees=len(loaded.problems),
         )  # fmt: skip
-        if topic in ("customers/redact", "shop/redact"):  # G1: stored; erasing is not built yet
+        if topic in ("customers/redact", "shop/redact") and self.sealer is None:
+            # G1: stored, and `shopsync compliance redact` shreds the keys it names; but with
+            # sealing off nothing was sealed under them, so the customer stays readable
             _event(
                 "compliance.redact_not_applied", logging.WARNING, topic=topic, event_id=event_id,
                 shop=delivery.shop_domain, due_within_days=30,
-                hint="this version stores redact requests but does not erase yet (README, Privacy (G1))",
+                hint="personal data is not sealed here (SHOPSYNC_SEAL_PERSONAL_DATA off), so no "
+                "redaction can erase it (README, Privacy (G1))",
             )  # fmt: skip
         return web.json_response({"status": "stored", "topic": name})
 

@@ -407,8 +407,10 @@ def compliance_report(out: Path | None) -> None:
     pending = outstanding_redactions(asyncio.run(compliance_requests(settings)))
     if pending:
         first = pending[0]
-        click.echo(f"WARNING: {len(pending)} redact request(s) stored and not applied (this version does not "
-                   f"erase yet; see the README's Privacy (G1)); the first is due {first.due:%Y-%m-%d} "
+        click.echo(f"WARNING: {len(pending)} redact request(s) stored: `shopsync compliance redact` "
+                   f"applies them, and erases only what was sealed "
+                   f"(SHOPSYNC_SEAL_PERSONAL_DATA; README, Privacy (G1)); "
+                   f"the first is due {first.due:%Y-%m-%d} "
                    f"({first.topic}, {first.shop_domain}, event {first.event_id})", err=True)  # fmt: skip
 
 
@@ -440,7 +442,10 @@ def compliance_redact(follow: bool) -> None:
             return
         applied = asyncio.run(redact_once(*args))
     except RuntimeError as exc:  # the key topic is missing: nothing was ever sealed on this cluster
-        raise click.ClickException(f"{exc}: run `shopsync topics` (or any service) to declare it") from exc
+        raise click.ClickException(
+            f"{exc}: declared by `shopsync topics` with SHOPSYNC_SEAL_PERSONAL_DATA on "
+            "(nothing is sealed without it)"
+        ) from exc
     redacts = [a for a in applied if a.topic != "customers/data_request"]
     click.echo(
         f"{len(redacts)} redact request(s) applied, {sum(a.shredded for a in redacts)} key(s) shredded",

@@ -286,5 +286,8 @@ def test_the_command_writes_the_reports_and_warns_of_redacts_without_personal_da
     assert result.exit_code == 0, result.output
     assert (tmp_path / "out" / "sample-store.myshopify.com-77.json").exists()
     assert "1 data request report(s) written" in result.stderr
-    assert "1 redact request(s) stored and not applied" in result.stderr and "due 2026-04-01" in result.stderr
+    assert (
+        "1 redact request(s) stored: `shopsync compliance redact` applies them" in result.stderr
+        and "due 2026-04-01" in result.stderr
+    )
     assert ADA not in result.output and "lovelace" not in result.stderr.lower(), "names and counts only"
