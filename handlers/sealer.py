@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import time
 from collections.abc import Iterable, Mapping
 
 from config import Settings
@@ -130,15 +131,22 @@ def sealer_for(settings: Settings, follow: bool = False) -> Sealer | None:
     return Sealer(settings, follow) if settings.seal_personal_data else None
 
 
+REFRESH_S = 1.0
+"""How often at most a reader reads the key topic to its end before a batch, even when it holds
+every key the batch names (an end-offsets request when nothing changed)."""
+
+
 class Opener:
     """A reader's keys (the worker, replay, the compliance report): a ring read to the end at
     start, and caught up before a batch whose records name a ref it does not hold. The batch is
     then parsed inside ``schemas.sealing.opening(opener.keys)``."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, refresh_s: float = REFRESH_S) -> None:
         self.ring = _ring(settings)
         self._started = False
         self._starting = asyncio.Lock()
+        self._refresh_s = refresh_s
+        self._caught_up_at = 0.0
 
     @property
     def keys(self) -> Mapping[str, bytes]:
@@ -153,7 +161,13 @@ class Opener:
             if not self._started:
                 await self.ring.start()
                 self._started = True
-            if refs:
+            now = time.monotonic()
+            if now - self._caught_up_at >= self._refresh_s:
+                # follow the key topic: a key shredded since (a redact) is dropped here too, so
+                # a running worker stops opening that customer's records within REFRESH_S
+                await self.ring.catch_up()
+                self._caught_up_at = now
+            elif refs:
                 await self.ring.ensure(refs)
 
     async def stop(self) -> None:

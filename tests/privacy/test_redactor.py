@@ -14,8 +14,9 @@ from config import Settings
 from handlers.keyring import KeyRing
 from handlers.redactor import redact_once
 from schemas.envelope import Delivery
+from streams import topics
 from streams.privacy import compliance_key, compliance_request
-from streams.shredding import key_encryption_key, key_id
+from streams.shredding import KeyRecord, key_encryption_key, key_id, redaction
 from streams.topics import ensure_topics, topic_name
 from tests.privacy.test_keyring import key_topic
 
@@ -100,3 +101,36 @@ async def test_redacts_shred_their_subjects_keys_once_and_nothing_else(settings:
         assert ada_elsewhere in after.keys, "another shop's keys stay"
     finally:
         await after.stop()
+
+
+async def test_a_running_reader_drops_a_key_shredded_elsewhere_before_its_next_batch(
+    settings: Settings,
+) -> None:
+    """The worker's opener holds every key it has read; a redact applied by the redactor must
+    reach it without a restart, or a running worker would still open the customer's records."""
+    from pydantic import SecretStr
+
+    from handlers.sealer import Opener
+
+    sealing = settings.model_copy(
+        update={"seal_personal_data": True, "privacy_secret": SecretStr(SECRET.decode())}
+    )
+    await ensure_topics(sealing)
+    kek = key_encryption_key(sealing.privacy_key())
+    maker = KeyRing(settings.kafka_bootstrap_servers, topics.key_topic(sealing), kek)
+    await maker.start()
+    opener = Opener(sealing, refresh_s=0.0)
+    try:
+        ref, _ = await maker.key_for(SHOP, key_id(SECRET, SHOP, ADA, None) or "")
+        await opener.ensure([])  # starts it: the ring read to its end
+        assert ref in opener.keys
+        await maker.shred(redaction_for_shop(maker))
+        await opener.ensure([])  # the next batch, naming nothing new
+        assert ref not in opener.keys
+    finally:
+        await opener.stop()
+        await maker.stop()
+
+
+def redaction_for_shop(ring: KeyRing) -> list[KeyRecord]:
+    return redaction(ring.held, SHOP, None)
