@@ -104,16 +104,39 @@ def key_id(secret: bytes, shop: str, email: str | None, customer_id: int | None)
     return _subject(secret, shop, f"customer:{customer_id}") if customer_id else None
 
 
+def record_key_id(
+    secret: bytes, shop: str, email: str | None, customer_id: int | None, phone: str | None = None
+) -> str | None:
+    """Whose key seals one record: by the Shopify customer id when the record names one (a
+    customer's id never changes, their email may: ``customers/redact`` names only the current
+    email, so records sealed under an earlier one would stay readable), else by the email's
+    pseudonym (a guest's checkout or order), else by the phone's (a guest known by phone only);
+    None when nothing names anyone."""
+    if customer_id:
+        return _subject(secret, shop, f"customer:{customer_id}")
+    email_pseudonym = pseudonym(secret, "email", email)
+    if email_pseudonym is not None:
+        return _subject(secret, shop, f"email:{email_pseudonym}")
+    phone_pseudonym = pseudonym(secret, "phone", phone)
+    return _subject(secret, shop, f"phone:{phone_pseudonym}") if phone_pseudonym is not None else None
+
+
 def subject_key_ids(
-    secret: bytes, shop: str, email_pseudonym: str | None, customer_id: int | None
+    secret: bytes,
+    shop: str,
+    email_pseudonym: str | None,
+    customer_id: int | None,
+    phone_pseudonym: str | None = None,
 ) -> set[str]:
-    """Every key id a customer's records may be sealed under: by email (records that carried one)
-    and by customer id (a customer's records from before they had an email)."""
+    """Every key id a customer's records may be sealed under: by customer id (their records as
+    a customer), by email and by phone (a guest's records, or records sealed by email before)."""
     kids = set()
     if email_pseudonym is not None:
         kids.add(_subject(secret, shop, f"email:{email_pseudonym}"))
     if customer_id:
         kids.add(_subject(secret, shop, f"customer:{customer_id}"))
+    if phone_pseudonym is not None:
+        kids.add(_subject(secret, shop, f"phone:{phone_pseudonym}"))
     return kids
 
 
@@ -140,18 +163,19 @@ def _text(value: object) -> str | None:
 
 
 def body_key_id(secret: bytes, shop: str, topic: str, body: Mapping[str, Any]) -> str:
-    """Whose key seals a delivery body: the customer it is about, by email if it has one (a
-    customer's own, else the order's or checkout's), else by Shopify customer id (the body's id
-    for ``customers/*``, the customer's for orders and checkouts, the global id a company contact
-    names), else the shop's subject. ``customers/redact`` names the customer by both (email and
-    id: :func:`subject_key_ids`), so either finds the records."""
+    """Whose key seals a delivery body (:func:`record_key_id`): the customer it is about by their
+    Shopify customer id (the body's id for ``customers/*``, the customer's for orders and
+    checkouts, the global id a company contact names), else by email (a customer's own, else
+    the order's or checkout's), else by phone, else the shop's subject. ``customers/redact``
+    names the customer by id, email and phone (:func:`subject_key_ids`), so each finds its
+    records."""
     resource = topic.partition("/")[0]
     customer = body.get("customer")
     customer = customer if isinstance(customer, Mapping) else {}
     if resource == "customers":
-        email, cid = _text(body.get("email")), _customer_id(body.get("id"))
+        email, cid, phone = _text(body.get("email")), _customer_id(body.get("id")), _text(body.get("phone"))
     elif resource == "company_contacts":
-        email, cid = None, _customer_id(body.get("customer_admin_graphql_api_id"))
+        email, cid, phone = None, _customer_id(body.get("customer_admin_graphql_api_id")), None
     else:
         email = next(
             (e for e in map(_text, (customer.get("email"), body.get("email"), body.get("contact_email")))
@@ -159,7 +183,12 @@ def body_key_id(secret: bytes, shop: str, topic: str, body: Mapping[str, Any]) -
             None,
         )  # fmt: skip
         cid = _customer_id(customer.get("id")) or _customer_id(body.get("customer_id"))
-    return key_id(secret, shop, email, cid) or shop_key_id(secret, shop)
+        phone = next(
+            (p for p in map(_text, (customer.get("phone"), body.get("phone"), body.get("sms_marketing_phone")))  # noqa: E501
+             if pseudonym(secret, "phone", p) is not None),
+            None,
+        )  # fmt: skip
+    return record_key_id(secret, shop, email, cid, phone) or shop_key_id(secret, shop)
 
 
 KEY_REF_SEPARATOR: Final = "~"  # in neither base64url nor a key id
@@ -252,7 +281,9 @@ def redaction_for(request: ComplianceRequest, secret: bytes, held: Iterable[KeyR
         return []
     if request.topic == "shop/redact":
         return redaction(held, request.shop_domain, None)
-    kids = subject_key_ids(secret, request.shop_domain, request.email_pseudonym, request.customer_id)
+    kids = subject_key_ids(
+        secret, request.shop_domain, request.email_pseudonym, request.customer_id, request.phone_pseudonym
+    )
     return redaction(held, request.shop_domain, kids) if kids else []
 
 

@@ -40,7 +40,7 @@ from schemas.sealing import (
 from streams.inprocess import InProcessPipeline
 from streams.privacy import pseudonym
 from streams.rules.common import body_digest
-from streams.shredding import body_key_id, key_id, key_ref, shop_key_id
+from streams.shredding import body_key_id, key_id, key_ref, record_key_id, shop_key_id, subject_key_ids
 from streams.topic_reader import Record
 from tests.shared_fixtures import webhook_bodies
 
@@ -205,22 +205,36 @@ def test_the_shell_finds_every_key_ref_a_record_names_before_it_parses_it() -> N
     assert refs_in(encode(delivery("customers/update", fixture("customers/update")))) == set()
 
 
+def by_customer_id_of(customer: dict[str, Any]) -> str | None:
+    return record_key_id(SECRET, SHOP, None, customer["id"])
+
+
 def test_a_body_is_sealed_under_its_customer_else_the_shop() -> None:
+    """By Shopify's customer id when the body names one (an email can change and a redact names
+    only the current one: the review found a customer's records under an old email left
+    readable), else the guest's email, else the guest's phone, else the shop."""
     order = fixture("orders/create")
-    by_customer_email = key_id(SECRET, SHOP, order["customer"]["email"], None)
-    assert body_key_id(SECRET, SHOP, "orders/create", order) == by_customer_email
+    by_customer_id = record_key_id(SECRET, SHOP, None, order["customer"]["id"])
+    assert body_key_id(SECRET, SHOP, "orders/create", order) == by_customer_id
     guest = {**order, "customer": None}
     assert body_key_id(SECRET, SHOP, "orders/create", guest) == key_id(SECRET, SHOP, order["email"], None)
+    phone_only = {**guest, "email": None, "contact_email": None, "phone": "+1 (555) 625-1199"}
+    by_phone = body_key_id(SECRET, SHOP, "orders/create", phone_only)
+    assert by_phone == record_key_id(SECRET, SHOP, None, None, "+15556251199") != shop_key_id(SECRET, SHOP)
     customer = fixture("customers/update")
-    assert body_key_id(SECRET, SHOP, "customers/update", customer) == key_id(
-        SECRET, SHOP, customer["email"], None
-    )
-    assert body_key_id(SECRET, SHOP, "customers/update", {**customer, "email": None}) == key_id(
-        SECRET, SHOP, None, customer["id"]
+    assert body_key_id(SECRET, SHOP, "customers/update", customer) == by_customer_id_of(customer)
+    changed = {**customer, "email": "someone.else@example.com"}
+    assert body_key_id(SECRET, SHOP, "customers/update", changed) == by_customer_id_of(customer), (
+        "a new email, the same subject"
     )
     assert body_key_id(SECRET, SHOP, "company_contacts/create", COMPANY_CONTACT_BODY) == key_id(
         SECRET, SHOP, None, 7
     )
+    for kid in (by_customer_id, by_phone):  # what customers/redact names finds each of them
+        assert kid in subject_key_ids(
+            SECRET, SHOP, None, order["customer"]["id"], pseudonym(SECRET, "phone", "+15556251199")
+        )
+
     assert body_key_id(SECRET, SHOP, "carts/update", fixture("carts/update")) == shop_key_id(SECRET, SHOP)
 
 
