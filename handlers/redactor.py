@@ -36,6 +36,10 @@ from streams.shredding import redaction_for
 log = logging.getLogger("shopsync.redactor")
 
 
+class UnreadableRequestError(RuntimeError):
+    """A record on the compliance topic this version cannot read: the redactor stops before it."""
+
+
 @dataclass(frozen=True)
 class Applied:
     """One compliance record, as the redactor left it: the keys shredded (0 for a data request,
@@ -51,19 +55,21 @@ async def apply(
     ring: KeyRing, secret: bytes, records: Sequence[ConsumerRecord[bytes, bytes]]
 ) -> list[Applied]:
     """Shred what the batch's redacts name, in order, each acknowledged before the next; a
-    record that is not a compliance request is logged and passed (the bridge writes only
-    requests; a foreign record must not stop every later redact)."""
+    record that is not a compliance request this version reads raises :class:`UnreadableRequestError`
+    (the requests before it in the batch are applied; none is committed)."""
     await ring.catch_up()
     done: list[Applied] = []
     for record in records:
         try:
             request = ComplianceRequest.model_validate_json(record.value or b"")
         except ValidationError as exc:
-            log.error(
-                "compliance record %s[%d]@%d is not a compliance request (%d problems); passed",
-                record.topic, record.partition, record.offset, exc.error_count(),
-            )  # fmt: skip
-            continue
+            # Never passed: committing past a request this version cannot read (a newer bridge's,
+            # during an upgrade) would drop a legal obligation silently. Stop, uncommitted, so the
+            # service restarts on it and an operator sees why (the offset, never the content).
+            raise UnreadableRequestError(
+                f"compliance record {record.topic}[{record.partition}]@{record.offset} is not a "
+                f"compliance request this version reads ({exc.error_count()} problems)"
+            ) from None
         shredded = await ring.shred(redaction_for(request, secret, ring.held))
         done.append(Applied(request.topic, request.event_id, request.shop_domain, shredded))
         if request.topic != "customers/data_request":

@@ -425,7 +425,7 @@ def compliance_redact(follow: bool) -> None:
     consumer group SHOPSYNC_APP_ID.redactor commits it after Kafka acknowledged its tombstones).
     Prints counts only. Personal data is sealed only with SHOPSYNC_SEAL_PERSONAL_DATA on (see the
     README's Privacy (G1))."""
-    from handlers.redactor import redact_forever, redact_once
+    from handlers.redactor import UnreadableRequestError, redact_forever, redact_once
     from streams.shredding import KEY_TOPIC, key_encryption_key
     from streams.topics import topic_name
 
@@ -441,6 +441,8 @@ def compliance_redact(follow: bool) -> None:
             asyncio.run(redact_forever(*args))
             return
         applied = asyncio.run(redact_once(*args))
+    except UnreadableRequestError as exc:
+        raise click.ClickException(f"{exc}: stopped before it, nothing after it applied") from exc
     except RuntimeError as exc:  # the key topic is missing: nothing was ever sealed on this cluster
         raise click.ClickException(
             f"{exc}: declared by `shopsync topics` with SHOPSYNC_SEAL_PERSONAL_DATA on "
