@@ -45,6 +45,7 @@ class KeyRing:
         self._keys: dict[str, bytes] = {}  # key ref -> data key
         self._live: dict[str, KeyRecord] = {}  # key ref -> its record (wrapped), for redactions
         self._by_subject: dict[tuple[str, str], str] = {}  # (shop, key id) -> a live key ref
+        self._making: dict[tuple[str, str], asyncio.Future[tuple[str, bytes]]] = {}  # keys on their way
         self.changed = asyncio.Event()  # set whenever a record is applied (tests and followers wait on it)
 
     @property
@@ -132,10 +133,20 @@ class KeyRing:
         return None
 
     async def key_for(self, shop: str, kid: str) -> tuple[str, bytes]:
-        """A live key of the subject, made (and acknowledged by Kafka) if there is none."""
+        """A live key of the subject, made (and acknowledged by Kafka) if there is none. Callers
+        asking at once for a new subject (a customer's create and first order arrive together)
+        share one making, so the process makes one key a subject, not one a caller."""
         held = self.held_key(shop, kid)
         if held is not None:
             return held
+        making = self._making.get((shop, kid))
+        if making is None:
+            making = asyncio.ensure_future(self._make(shop, kid))
+            self._making[(shop, kid)] = making
+            making.add_done_callback(lambda _: self._making.pop((shop, kid), None))
+        return await asyncio.shield(making)  # a caller cancelled (a timeout) leaves it to the others
+
+    async def _make(self, shop: str, kid: str) -> tuple[str, bytes]:
         assert self._producer is not None, "start the ring first"
         ref, data_key = key_ref(kid, os.urandom(VERSION_BYTES)), os.urandom(DATA_KEY_BYTES)
         record = KeyRecord(shop, ref, wrap(self._kek, ref, data_key, os.urandom(NONCE_BYTES)))

@@ -115,3 +115,24 @@ async def test_a_ring_without_its_topic_says_so(settings: Settings) -> None:
             await ring.start()
     finally:
         await ring.stop()
+
+
+async def test_callers_asking_at_once_for_a_new_subject_share_one_key(settings: Settings) -> None:
+    """A customer's create and first order reach the bridge together: one key, not one each."""
+    topic = await key_topic(settings)
+    ring = KeyRing(settings.kafka_bootstrap_servers, topic, KEK)
+    await ring.start()
+    try:
+        kid = key_id(SECRET, SHOP, ADA, None)
+        assert kid
+        made = await asyncio.gather(*(ring.key_for(SHOP, kid) for _ in range(5)))
+        assert len(set(made)) == 1
+        assert [r.ref for r in ring.held] == [made[0][0]]
+    finally:
+        await ring.stop()
+    fresh = KeyRing(settings.kafka_bootstrap_servers, topic, KEK)
+    await fresh.start()
+    try:
+        assert list(fresh.keys) == [made[0][0]], "one record on the key topic"
+    finally:
+        await fresh.stop()
