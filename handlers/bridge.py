@@ -375,6 +375,8 @@ class Bridge:
         return web.json_response({"status": "alive"})
 
     async def readyz(self, request: web.Request) -> web.Response:
+        if self.sealer is not None and not self.sealer.readiness():
+            return _error(503, "the data keys are still loading from the key topic")
         if await self.appender.ready():
             return web.json_response({"status": "ready"})
         return _error(503, "Kafka cannot take appends to every topic the bridge writes now")
@@ -402,8 +404,13 @@ def build_app(settings: Settings) -> web.Application:
         if bridge.sealer is not None:
             await bridge.sealer.stop()
 
+    async def load_keys(_: web.Application) -> None:  # G1: before the first delivery needs them
+        if bridge.sealer is not None:
+            bridge.sealer.readiness()
+
     if settings.simulation_mode:
         app.add_routes([web.post("/_simulation/clock", bridge.simulation_clock)])
+    app.on_startup.append(load_keys)
     app.on_cleanup.append(close)
     return app
 

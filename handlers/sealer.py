@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import time
 from collections.abc import Iterable, Mapping
@@ -27,10 +28,16 @@ from schemas.sealing import NONCE_BYTES, personal_part, refs_in, seal, seal_whol
 from streams.shredding import body_key_id, key_encryption_key
 from streams.topics import key_topic
 
+log = logging.getLogger("shopsync.sealer")
+
 
 def _ring(settings: Settings) -> KeyRing:
     kek = key_encryption_key(settings.privacy_key())
     return KeyRing(settings.kafka_bootstrap_servers, key_topic(settings), kek)
+
+
+def _failed(future: asyncio.Future[None]) -> bool:
+    return future.done() and (future.cancelled() or future.exception() is not None)
 
 
 class Sealer:
@@ -46,24 +53,62 @@ class Sealer:
         self._follow = follow
         self._started = False
         self._starting = asyncio.Lock()
-        self._follower: asyncio.Task[None] | None = None
+        self._follower: asyncio.Future[None] | None = None
+        self._loading: asyncio.Future[None] | None = None
 
     async def start(self) -> None:
+        """Load the ring (the key topic to its end) once. The loading is a task of its own that a
+        caller's timeout never cancels: the bridge waits for a delivery's seal within its append
+        budget, and a key topic that takes longer to read than that (a million keys) was thrown
+        away and read from the start by every delivery, each answered 503 (found in review).
+        Now the first deliveries get 503 while it loads, and the ones after it find it loaded."""
+        if self._started:
+            return
         async with self._starting:
-            if self._started:
-                return
+            if self._loading is None or _failed(self._loading):
+                self._loading = asyncio.ensure_future(self._load())
+        await asyncio.shield(self._loading)
+
+    def readiness(self) -> bool:
+        """Whether the keys are loaded (the bridge's /readyz); starts loading them if not."""
+        if not self._started and (self._loading is None or _failed(self._loading)):
+            self._loading = asyncio.ensure_future(self._load())
+        return self._started
+
+    async def _load(self) -> None:
+        try:
+            await self.ring.start()
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await self.ring.stop()
+            self.ring = _ring(self.settings)  # a fresh one for the next try
+            raise
+        self._started = True
+        if self._follow:
+            self._follower = asyncio.ensure_future(self._follow_keys())
+
+    async def _follow_keys(self) -> None:
+        """Follow the key topic for as long as the process runs: a failed read is logged (no
+        personal data: the error's type) and the ring read again to its end, never given up on,
+        or the bridge would seal with keys shredded since (found in review)."""
+        while True:
             try:
-                await self.ring.start()
-            except BaseException:
-                with contextlib.suppress(Exception):
-                    await self.ring.stop()
-                self.ring = _ring(self.settings)  # a fresh one for the next try
+                await self.ring.follow()
+            except asyncio.CancelledError:
                 raise
-            self._started = True
-            if self._follow:
-                self._follower = asyncio.ensure_future(self.ring.follow())
+            except Exception as exc:
+                log.warning(
+                    "the key ring stopped following the key topic (%s); catching up", type(exc).__name__
+                )
+                await asyncio.sleep(1.0)
+                with contextlib.suppress(Exception):
+                    await self.ring.catch_up()
 
     async def stop(self) -> None:
+        if self._loading is not None and not self._loading.done():
+            self._loading.cancel()
+            with contextlib.suppress(BaseException):
+                await self._loading
         if self._follower is not None:
             self._follower.cancel()
             with contextlib.suppress(BaseException):

@@ -103,3 +103,37 @@ async def test_with_sealing_off_the_bridge_stores_what_shopify_sent(settings: Se
     )
     record = decode_log_record(stored.value)
     assert isinstance(record, Delivery) and record.body == orjson.loads(raw)
+
+
+async def test_a_slow_key_topic_load_is_not_restarted_by_each_delivery_s_timeout(settings: Settings) -> None:
+    """The bridge waits for a seal within its append budget; the key topic's first read (a
+    million keys) can take longer. A timed-out delivery must not throw the half-read ring away,
+    or every delivery restarts the read and is answered 503 for ever."""
+    import asyncio
+
+    from handlers.sealer import Sealer
+
+    sealing = settings.model_copy(
+        update={"seal_personal_data": True, "privacy_secret": SecretStr(PRIVACY_SECRET)}
+    )
+    await ensure_topics(sealing)
+    sealer = Sealer(sealing)
+    starts = 0
+    real_start = sealer.ring.start
+
+    async def slow_start() -> None:
+        nonlocal starts
+        starts += 1
+        await asyncio.sleep(0.5)  # the read of a large key topic
+        await real_start()
+
+    sealer.ring.start = slow_start  # type: ignore[method-assign]
+    try:
+        assert not sealer.readiness()  # the bridge's /readyz: loading, and loading has begun
+        for _ in range(3):  # deliveries that give up within their budget meanwhile
+            with pytest.raises(TimeoutError):
+                await asyncio.wait_for(sealer.start(), 0.05)
+        await sealer.start()
+        assert sealer.readiness() and starts == 1
+    finally:
+        await sealer.stop()
