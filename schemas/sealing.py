@@ -131,6 +131,11 @@ contact details and up to ten addresses. Consent, tags, state, currency and ids 
 
 CLIENT_DETAILS: Final = Fields(("browser_ip", "user_agent", "session_hash", "accept_language"))
 
+LINE_ITEM: Final = Fields(("properties",), objects={"destination_location": ADDRESS})
+"""A line item's custom properties (the buyer's free text: an engraving, a gift message) and the
+address it ships to; the product, variant, quantity, prices and the origin (the merchant's) stay
+readable."""
+
 ORDER: Final = Fields(
     ("email", "contact_email", "phone", "note", "note_attributes", "browser_ip"),
     objects={
@@ -139,15 +144,22 @@ ORDER: Final = Fields(
         "shipping_address": ADDRESS,
         "client_details": CLIENT_DETAILS,
     },
-    lists={"shipping_lines": Fields(("phone",)), "fulfillments": Fields(objects={"destination": ADDRESS})},
+    lists={
+        "shipping_lines": Fields(("phone",)),
+        "fulfillments": Fields(objects={"destination": ADDRESS}),
+        "line_items": LINE_ITEM,
+    },
 )
 """Shopify's Order resource: the buyer's email and phone, the note and its attributes (free text
 a merchant's checkout may fill with anything), the browser's address, the customer, both
-addresses, a shipping line's phone, a fulfillment's destination. Ids, name and number, prices,
-line items, tags, status, source and the landing and referring sites stay readable."""
+addresses, a shipping line's phone, a fulfillment's destination, a line item's properties and
+destination. Ids, name and number, prices, line items' products and quantities, tags, status,
+source and the landing and referring sites stay readable."""
 
 CHECKOUT: Final = Fields(
-    (*ORDER.names, "sms_marketing_phone"), objects=ORDER.objects, lists={"shipping_lines": Fields(("phone",))}
+    (*ORDER.names, "sms_marketing_phone"),
+    objects=ORDER.objects,
+    lists={"shipping_lines": Fields(("phone",)), "line_items": LINE_ITEM},
 )
 """Shopify's abandoned Checkout: an order's fields, and the phone given for SMS marketing. The
 token, cart token and recovery URL stay readable (the journey is keyed by them)."""
