@@ -308,9 +308,9 @@ class Outstanding:
 
 
 def outstanding_redactions(requests: Iterable[ComplianceRequest]) -> list[Outstanding]:
-    """Every ``customers/redact`` and ``shop/redact`` received, oldest due first: redaction is
-    designed, not built (README, Privacy (G1)), so each is an obligation an operator must meet by
-    hand until it is."""
+    """Every ``customers/redact`` and ``shop/redact`` received, oldest due first: the operator's
+    list of obligations. It does not yet tell the ones the redactor applied (its group's committed
+    offset would), and redaction erases only what was sealed (README, Privacy (G1))."""
     found = [
         Outstanding(r.topic, r.shop_domain, r.event_id, r.received_at + SHOPIFY_DEADLINE)
         for r in requests

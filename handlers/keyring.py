@@ -2,8 +2,9 @@
 process's copy of the data keys on the compacted key topic, and the appends that make and shred
 them.
 
-**Not wired into the product yet** (nothing imports it but its tests): step 1 of the README's
-"Wiring it, in order".
+Used by the bridge and the importers (``handlers.sealer.Sealer``: keys made), the worker,
+replay and the report (``handlers.sealer.Opener``: keys read) and the redactor
+(``handlers.redactor``: keys shredded); step 1 of the README's "Wiring it, in order".
 
 - ``start`` reads the key topic from the beginning to its end offsets, so a process begins with
   every live key (each unwrapped with the key-encryption key; a tombstone removes its key).

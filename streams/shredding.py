@@ -2,12 +2,13 @@
 encrypted fields, the key topic's records, and redaction as a tombstone.
 
 Wired behind ``SHOPSYNC_SEAL_PERSONAL_DATA`` (off by default): the bridge and the importers seal
-with it (``handlers.sealer``), the worker and replay open (``schemas.sealing``); the redaction
-itself (step 4 of the README's "Wiring it, in order") is not wired yet. It is the design of the
+with it (``handlers.sealer``), the worker and replay open (``schemas.sealing``), and the
+redactor (``handlers.redactor``) appends :func:`redaction_for`'s tombstones. It is the design of the
 README's "Privacy (G1)" section made executable and property-tested.
 
 - A **data subject** is one customer of one shop, named by a **key id**: a keyed hash of the shop
-  and the customer's identity (the email's pseudonym, else the Shopify customer id), so the key id
+  and the customer's identity (a record's Shopify customer id, else the email's or the phone's
+  pseudonym: :func:`record_key_id`), so the key id
   shows neither. A subject has one or more **data keys** (32 random bytes, AES-256-GCM), each
   named by a **key ref** ``<key id>~<version>``; the key topic holds each under
   ``<shop>/<key ref>``, wrapped (encrypted) under a key-encryption key derived from
