@@ -390,7 +390,7 @@ async def run_bulk_import(
     state = BulkImportState.load(state_path)
     producer = import_producer(settings)
     await producer.start()
-    sealer = sealer_for(settings)  # G1: None unless SHOPSYNC_SEAL_PERSONAL_DATA
+    sealer = sealer_for(settings, follow=True)  # G1: None unless sealing; follows redactions meanwhile
     appended: dict[str, int] = {}
     headers = {"X-Shopify-Access-Token": token, "Accept": "application/json"}
     try:
@@ -493,7 +493,7 @@ async def import_jsonl(
     await ensure_topics(settings)
     producer = import_producer(settings)
     await producer.start()
-    sealer = sealer_for(settings)
+    sealer = sealer_for(settings, follow=True)
     rs = BulkResourceState(size=await asyncio.to_thread(os.path.getsize, path))
     try:
         appender = Appender(

@@ -235,7 +235,7 @@ async def run_import(
         max_request_size=settings.kafka_message_bytes(),  # R6: the size every topic takes
     )  # fmt: skip
     await producer.start()
-    sealer = sealer_for(settings)  # G1: None unless SHOPSYNC_SEAL_PERSONAL_DATA
+    sealer = sealer_for(settings, follow=True)  # G1: None unless sealing; follows redactions meanwhile
     appended: dict[str, int] = {}
     pages = 0
     headers = {"X-Shopify-Access-Token": token, "Accept": "application/json"}
