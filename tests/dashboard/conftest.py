@@ -147,15 +147,26 @@ async def live_run(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactor
     collected = LiveRun(scenario=[orjson.loads(orjson.dumps(line, default=str)) for line in lines])
     collected.bridge_metrics_before = generate_latest(REGISTRY).decode()
 
+    started = time.monotonic()
+
+    def mark(step: str) -> None:
+        # printed, so a failed set-up shows how far it got and when (a clean-clone CI run once
+        # hung here past pytest's 300 s with the pipeline idle from its 9th second; no step named)
+        print(f"dashboard fixture: {step} at {time.monotonic() - started:.1f} s", flush=True)
+
     async def look(live: Live) -> None:
         s, url = live.settings, live.dashboard_url
         collected.account = live.account
+        mark("pipeline idle, looking")
         async with httpx.AsyncClient(timeout=10) as http:
             await _settled(http, url, len(live.account["deals"]))
+            mark("dashboard settled")
             collected.json, collected.dom = await _still_capture(http, url)
+            mark("page captured")
             ARTIFACTS.mkdir(exist_ok=True)
             shot = ARTIFACTS / "dashboard.png"
             await _chromium(f"--screenshot={shot}", url)
+            mark("screenshot taken")
             collected.screenshot = shot
             collected.bridge_metrics = generate_latest(REGISTRY).decode()
             collected.worker_metrics = await _idle_worker_metrics(
@@ -165,11 +176,17 @@ async def live_run(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactor
                 await http.get(f"http://{s.metrics_host}:{s.writer_metrics_port}/metrics")
             ).text
             collected.sandbox_stats = (await http.get(f"{s.hubspot_base_url}/_sandbox/stats")).json()
+            mark("metrics scraped")
         shopify = [topic_name(s, name) for name in SHOPIFY_RESOURCE_TOPICS.values()]
-        collected.end_offsets = await _end_offsets(s.kafka_bootstrap_servers, shopify)
+        async with asyncio.timeout(60):
+            collected.end_offsets = await _end_offsets(s.kafka_bootstrap_servers, shopify)
+        mark("end offsets read")
         last = max(datetime.fromisoformat(line["at"].replace("Z", "+00:00")) for line in collected.scenario)
-        collected.replayed_reports = (await rebuild(s, until=last)).reports
+        async with asyncio.timeout(90):
+            collected.replayed_reports = (await rebuild(s, until=last)).reports
+        mark("replayed")
 
     result = await run(parse(path), kafka_bootstrap, work, 180, live=look)
+    mark("simulate done")
     assert not any(result.dead_letters.values()), result.dead_letters
     return collected
