@@ -236,7 +236,13 @@ async def wait_for_zero_lag(
     while True:
         if process is not None and not process.alive():
             raise RuntimeError(f"the {process.service} process exited:\n{process.log_tail()}")
-        lagging = await probe.lagging(group, topics)
+        try:
+            async with asyncio.timeout(max(deadline - time.monotonic(), 0) + 30):
+                lagging = await probe.lagging(group, topics)
+        except TimeoutError:
+            raise TimeoutError(
+                f"the broker did not answer group {group}'s lag within {timeout_s} s + 30 s"
+            ) from None
         if lagging == {}:
             return
         if time.monotonic() > deadline:
@@ -255,9 +261,11 @@ async def wait_until_worker_idle(settings: Settings, timeout_s: float, worker: S
     """Return once the worker has processed everything, including what it forwarded to itself."""
     topics = worker_topics(settings)
     bootstrap = settings.kafka_bootstrap_servers
+    deadline = time.monotonic() + timeout_s  # both rounds together: ``timeout_s`` is the whole wait
     async with LagProbe(bootstrap) as probe:
         for _ in range(2):  # routers forward to internal topics: settle, then check again
-            await wait_for_zero_lag(bootstrap, settings.app_id, topics, timeout_s, worker, probe)
+            left = max(deadline - time.monotonic(), 0.1)
+            await wait_for_zero_lag(bootstrap, settings.app_id, topics, left, worker, probe)
 
 
 async def wait_until_written(settings: Settings, timeout_s: float = 60.0) -> None:

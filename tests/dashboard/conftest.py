@@ -186,7 +186,9 @@ async def live_run(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactor
             collected.replayed_reports = (await rebuild(s, until=last)).reports
         mark("replayed")
 
-    result = await run(parse(path), kafka_bootstrap, work, 180, live=look)
+    # 100 s for the worker to go idle and 100 for the writer: within pytest's 300 s with the
+    # look, so a pipeline that never settles fails naming what lagged instead of timing out
+    result = await run(parse(path), kafka_bootstrap, work, 100, live=look)
     mark("simulate done")
     assert not any(result.dead_letters.values()), result.dead_letters
     return collected
