@@ -123,28 +123,32 @@ async def run(
         await consumer.stop()
 
 
+async def redact(
+    bootstrap: str, compliance_topic: str, key_topic: str, group: str, kek: bytes, secret: bytes,
+    *, follow: bool, on_applied: Callable[[Applied], None] = lambda applied: None,
+) -> None:  # fmt: skip
+    """``shopsync compliance redact``: apply every pending request, then stop (with ``follow``:
+    go on applying requests as they arrive, until cancelled; each batch reads the key topic to its
+    end first, so the ring needs no follower of its own)."""
+    ring = KeyRing(bootstrap, key_topic, kek)
+    await ring.start()
+    try:
+        await run(bootstrap, compliance_topic, group, ring, secret, follow=follow, on_applied=on_applied)
+    finally:
+        await ring.stop()
+
+
 async def redact_once(
     bootstrap: str, compliance_topic: str, key_topic: str, group: str, kek: bytes, secret: bytes
 ) -> list[Applied]:
-    """``shopsync compliance redact``: apply every pending request, then stop."""
-    ring = KeyRing(bootstrap, key_topic, kek)
-    await ring.start()
     applied: list[Applied] = []
-    try:
-        await run(bootstrap, compliance_topic, group, ring, secret, follow=False, on_applied=applied.append)
-    finally:
-        await ring.stop()
+    await redact(
+        bootstrap, compliance_topic, key_topic, group, kek, secret, follow=False, on_applied=applied.append
+    )
     return applied
 
 
 async def redact_forever(
     bootstrap: str, compliance_topic: str, key_topic: str, group: str, kek: bytes, secret: bytes
 ) -> None:
-    """``shopsync compliance redact --follow``: apply requests as they arrive, until cancelled
-    (each batch reads the key topic to its end first, so the ring needs no follower of its own)."""
-    ring = KeyRing(bootstrap, key_topic, kek)
-    await ring.start()
-    try:
-        await run(bootstrap, compliance_topic, group, ring, secret, follow=True)
-    finally:
-        await ring.stop()
+    await redact(bootstrap, compliance_topic, key_topic, group, kek, secret, follow=True)
