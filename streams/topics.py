@@ -18,6 +18,7 @@ from typing import Literal
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import MessageSizeTooLargeError, RecordTooLargeError, TopicAlreadyExistsError, for_code
+from aiokafka.protocol.admin import DescribeConfigsRequest
 
 from config import Settings
 from schemas.envelope import BODY_MODELS
@@ -255,13 +256,17 @@ async def ensure_topics(
                 elif code:
                     raise for_code(code)(f"could not create topic {name}: {message}")
         await _wait_until_listed(admin, [n.name for n in wanted], timeout_s)
-        await _raise_size_limits(admin, [name for name, *_ in declared if name in existing], settings)
+        await _raise_size_limits(
+            admin, [name for name, *_ in declared if name in existing], settings, timeout_s
+        )
         return result
     finally:
         await admin.close()
 
 
-async def _raise_size_limits(admin: AIOKafkaAdminClient, names: list[str], settings: Settings) -> None:
+async def _raise_size_limits(
+    admin: AIOKafkaAdminClient, names: list[str], settings: Settings, timeout_s: float
+) -> None:
     """Raise ``max.message.bytes`` of existing topics that are below the configured record size
     (topics made by an older version, or before the setting grew), so a record the bridge accepts
     is never refused by a later topic. Kafka's AlterConfigs replaces a topic's whole dynamic config,
@@ -286,6 +291,38 @@ async def _raise_size_limits(admin: AIOKafkaAdminClient, names: list[str], setti
         for code, message, _type, name in response.resources:
             if code:
                 raise for_code(code)(f"could not raise max.message.bytes of {name}: {message}")
+    await _wait_until_applied(admin, [c.name for c in changes], wanted, timeout_s)
+
+
+async def _wait_until_applied(
+    admin: AIOKafkaAdminClient, names: list[str], wanted: int, timeout_s: float
+) -> None:
+    """Wait until every broker reports the raised ``max.message.bytes`` of every topic.
+
+    AlterConfigs returns once the controller has committed the change; each broker applies it when
+    it replays the metadata log, a moment later. A caller that produces a large record right after
+    ``ensure_topics`` returned met the old limit there (a 413 from the bridge, found by a clean-clone
+    CI run). Every broker is asked, because the one a record goes to is its partition's leader."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    brokers = [b.nodeId for b in admin._client.cluster.brokers()]
+    request = DescribeConfigsRequest(
+        resources=[(ConfigResourceType.TOPIC.value, n, ["max.message.bytes"]) for n in names]
+    )
+    while True:
+        lagging = set()
+        for broker in brokers:
+            response = await admin._send_request_to_node(broker, request)
+            for _code, _message, _type, name, entries in response.resources:
+                if int({e[0]: e[1] for e in entries}.get("max.message.bytes") or 0) < wanted:
+                    lagging.add(name)
+        if not lagging:
+            return
+        if loop.time() > deadline:
+            raise TimeoutError(
+                f"max.message.bytes not raised on every broker after {timeout_s} s: {sorted(lagging)}"
+            )
+        await asyncio.sleep(0.05)
 
 
 _DYNAMIC_TOPIC_CONFIG = 1  # DescribeConfigs' config_source for a topic-level override

@@ -250,6 +250,7 @@ async def alter_max_message_bytes(settings: Settings, topic: str, value: int) ->
             if {e[0]: e[1] for e in now.resources[0][4]}.get("max.message.bytes") == str(value):
                 return
             await asyncio.sleep(0.1)
+        raise AssertionError(f"the broker did not report max.message.bytes={value} for {topic} in 5 s")
     finally:
         await admin.close()
 
