@@ -181,6 +181,19 @@ SPECS: Final[Mapping[str, Fields]] = {
 locations name no person (a company's address is the business's) and stay as sent."""
 
 
+COMMAND: Final = Fields(
+    ("properties", "legal_basis_explanation"),
+    objects={"record": Fields(("address",)), "to": Fields(("address",))},
+)
+"""A HubSpot command's personal part (G1, step 3's second part): an upsert's ``properties`` whole
+(a contact's email, names, phone and address; a deal's or an Order's name and addresses), a
+subscription's legal-basis text, and each contact ref's ``address`` (the email under a pseudonym
+key). The op, the natural keys (pseudonyms and Shopify ids), association types and subscription
+states stay readable: the writer partitions, coalesces, orders and maps ids by them without a key.
+Sealed by the worker under the subject of the entity that decided it, opened by the writer
+(:func:`open_derived`) just before it sends it to HubSpot."""
+
+
 def spec_for(topic: str) -> Fields | None:
     """The personal fields of a Shopify topic's body (``orders/create``), or None."""
     return SPECS.get(topic.partition("/")[0])
@@ -306,6 +319,23 @@ def open_sealed(body: dict[str, Any], keys: Mapping[str, bytes], spec: Fields | 
         if target is not None:
             target.update(values)
     return out
+
+
+def open_derived(
+    value: dict[str, Any], keys: Mapping[str, bytes], spec: Fields | None = None
+) -> dict[str, Any] | Shredded:
+    """What the product derived and sealed itself (a state row, a fact, a command: G1 step 3's
+    second part) opened, or :data:`SHREDDED` when its subject's key is gone. Unlike a delivery's
+    body, whose erased fields read as null so the rules see no contact, a derived value whose key
+    is gone is erased whole: the reader drops it (a row reads as no state, a command is not sent)
+    rather than act on half of it. A value that is not sealed comes back as it is. Raises
+    ``ValueError`` for a damaged envelope."""
+    sealed = value.get(SEALED_FIELD)
+    if not (isinstance(sealed, str) and is_envelope(sealed)):
+        return value
+    if envelope_key_id(sealed) not in keys:
+        return SHREDDED
+    return open_sealed(value, keys, spec)
 
 
 # ---- the shell's keys, for the parse ----
