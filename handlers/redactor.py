@@ -29,9 +29,11 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.structs import ConsumerRecord
 from pydantic import ValidationError
 
+from config import Settings
 from handlers.keyring import KeyRing
 from schemas.compliance import ComplianceRequest
-from streams.shredding import redaction_for
+from streams.shredding import key_encryption_key, redaction_for
+from streams.topics import key_topic, topic_name
 
 log = logging.getLogger("shopsync.redactor")
 
@@ -152,3 +154,17 @@ async def redact_forever(
     bootstrap: str, compliance_topic: str, key_topic: str, group: str, kek: bytes, secret: bytes
 ) -> None:
     await redact(bootstrap, compliance_topic, key_topic, group, kek, secret, follow=True)
+
+
+RedactorArgs = tuple[str, str, str, str, bytes, bytes]
+
+
+def redactor_args(settings: Settings) -> RedactorArgs:
+    """What :func:`redact_once` and :func:`redact_forever` take, from the settings: the same key
+    topic (``streams.topics.key_topic``) and key-encryption key as every sealer and opener
+    (``handlers.sealer``), and the redactor's own consumer group, ``<app id>.redactor``."""
+    secret = settings.privacy_key()
+    return (
+        settings.kafka_bootstrap_servers, topic_name(settings, "shopify.compliance"), key_topic(settings),
+        f"{settings.app_id}.redactor", key_encryption_key(secret), secret,
+    )  # fmt: skip

@@ -425,17 +425,9 @@ def compliance_redact(follow: bool) -> None:
     consumer group SHOPSYNC_APP_ID.redactor commits it after Kafka acknowledged its tombstones).
     Prints counts only. Personal data is sealed only with SHOPSYNC_SEAL_PERSONAL_DATA on (see the
     README's Privacy (G1))."""
-    from handlers.redactor import UnreadableRequestError, redact_forever, redact_once
-    from streams.shredding import KEY_TOPIC, key_encryption_key
-    from streams.topics import topic_name
+    from handlers.redactor import UnreadableRequestError, redact_forever, redact_once, redactor_args
 
-    settings = _settings()
-    secret = settings.privacy_key()
-    args = (
-        settings.kafka_bootstrap_servers, topic_name(settings, "shopify.compliance"),
-        f"{settings.topic_prefix}{KEY_TOPIC}", f"{settings.app_id}.redactor",
-        key_encryption_key(secret), secret,
-    )  # fmt: skip
+    args = redactor_args(_settings())
     try:
         if follow:
             asyncio.run(redact_forever(*args))
