@@ -425,14 +425,26 @@ def compliance_redact(follow: bool) -> None:
     consumer group SHOPSYNC_APP_ID.redactor commits it after Kafka acknowledged its tombstones).
     Prints counts only. Personal data is sealed only with SHOPSYNC_SEAL_PERSONAL_DATA on (see the
     README's Privacy (G1))."""
+    from handlers.hubspot_client import HubSpotAccessError, HubSpotError, HubSpotUnavailableError
+    from handlers.hubspot_erasure import eraser_for
     from handlers.redactor import UnreadableRequestError, redact_forever, redact_once, redactor_args
 
-    args = redactor_args(_settings())
+    settings = _settings()
+    args = redactor_args(settings)
+    try:
+        hubspot = eraser_for(settings)  # SHOPSYNC_REDACT_HUBSPOT: also GDPR-delete the contact
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from exc
     try:
         if follow:
-            asyncio.run(redact_forever(*args))
+            asyncio.run(redact_forever(*args, hubspot=hubspot))
             return
-        applied = asyncio.run(redact_once(*args))
+        applied = asyncio.run(redact_once(*args, hubspot=hubspot))
+    except (HubSpotUnavailableError, HubSpotAccessError, HubSpotError) as exc:
+        raise click.ClickException(
+            f"HubSpot did not delete a redacted customer's contact ({type(exc).__name__}): the request "
+            "stays pending and is tried again on the next run"
+        ) from exc
     except UnreadableRequestError as exc:
         raise click.ClickException(f"{exc}: stopped before it, nothing after it applied") from exc
     except RuntimeError as exc:  # the key topic is missing: nothing was ever sealed on this cluster
@@ -441,8 +453,10 @@ def compliance_redact(follow: bool) -> None:
             "(nothing is sealed without it)"
         ) from exc
     redacts = [a for a in applied if a.topic != "customers/data_request"]
+    deleted = f", {sum(a.hubspot_deleted for a in redacts)} HubSpot contact(s) deleted" if hubspot else ""
     click.echo(
-        f"{len(redacts)} redact request(s) applied, {sum(a.shredded for a in redacts)} key(s) shredded",
+        f"{len(redacts)} redact request(s) applied, {sum(a.shredded for a in redacts)} key(s) shredded"
+        f"{deleted}",
         err=True,
     )
 
