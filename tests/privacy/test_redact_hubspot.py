@@ -18,7 +18,7 @@ from config import Settings
 from handlers.hubspot_client import HubSpotClient, HubSpotUnavailableError, RetryPolicy
 from handlers.hubspot_erasure import HubSpotEraser, contact_ids
 from handlers.keyring import KeyRing
-from handlers.redactor import redact_once
+from handlers.redactor import RedactorArgs, redact_once
 from hubspot_sandbox import Sandbox, SandboxConfig, running_sandbox
 from streams.privacy import pseudonym
 from streams.shredding import key_id
@@ -87,13 +87,25 @@ async def _ada_key_held(settings: Settings, keys: str) -> bool:
         await ring.stop()
 
 
+async def _topics(settings: Settings) -> tuple[str, RedactorArgs]:
+    """The declared topics and the key topic made; the redactor's arguments for this test."""
+    await ensure_topics(settings)
+    keys = await key_topic(settings)
+    compliance = topic_name(settings, "shopify.compliance")
+    return keys, (
+        settings.kafka_bootstrap_servers,
+        compliance,
+        keys,
+        f"{settings.app_id}.redactor",
+        KEK,
+        SECRET,
+    )
+
+
 async def test_a_redact_deletes_the_customers_contact_and_no_other_once(
     settings: Settings, sandbox: Sandbox
 ) -> None:
-    await ensure_topics(settings)
-    keys = await key_topic(settings)
-    args = (settings.kafka_bootstrap_servers, topic_name(settings, "shopify.compliance"), keys,
-            f"{settings.app_id}.redactor", KEK, SECRET)  # fmt: skip
+    _, args = await _topics(settings)
     async with httpx.AsyncClient(base_url=sandbox.url, headers={"Authorization": f"Bearer {TOKEN}"}) as http:
         ada, grace = await _contact(http, ADA), await _contact(http, GRACE)
         await _map(
@@ -123,10 +135,7 @@ async def test_a_redact_deletes_the_customers_contact_and_no_other_once(
 async def test_hubspot_down_leaves_the_request_pending_then_it_is_applied_whole(
     settings: Settings, sandbox: Sandbox
 ) -> None:
-    await ensure_topics(settings)
-    keys = await key_topic(settings)
-    args = (settings.kafka_bootstrap_servers, topic_name(settings, "shopify.compliance"), keys,
-            f"{settings.app_id}.redactor", KEK, SECRET)  # fmt: skip
+    keys, args = await _topics(settings)
     ring = KeyRing(settings.kafka_bootstrap_servers, keys, KEK)
     await ring.start()
     try:
