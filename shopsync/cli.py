@@ -391,11 +391,12 @@ def compliance_report(out: Path | None) -> None:
     state for that customer, every record of the topics that names them, the writer's HubSpot id
     map entries, and the note that HubSpot's records are the merchant's and untouched. One file per
     request (shop and data request id); send it to the merchant. Prints file names and counts only,
-    and a warning with the first deadline when redact requests are stored (they are not applied yet)."""
+    and how many redact requests the redactor applied, with a warning and the first deadline when
+    some are still pending."""
     from datetime import UTC, datetime
 
-    from handlers.compliance import compliance_requests, write_reports
-    from handlers.compliance_report import outstanding_redactions
+    from handlers.compliance import redactor_committed, stored_requests, write_reports
+    from handlers.compliance_report import Outstanding, outstanding_redactions
 
     settings = _settings()
     written = asyncio.run(write_reports(settings, datetime.now(UTC), out))
@@ -404,10 +405,18 @@ def compliance_report(out: Path | None) -> None:
             f"{w.path}: {w.records} records, {w.state_rows} state rows, {w.id_map_entries} id map entries"
         )
     click.echo(f"{len(written)} data request report(s) written", err=True)
-    pending = outstanding_redactions(asyncio.run(compliance_requests(settings)))
+
+    async def redacts() -> list[Outstanding]:
+        return outstanding_redactions(await stored_requests(settings), await redactor_committed(settings))
+
+    listed = asyncio.run(redacts())
+    applied = sum(o.applied for o in listed)
+    pending = [o for o in listed if not o.applied]
+    if applied:
+        click.echo(f"{applied} redact request(s) applied by the redactor", err=True)
     if pending:
         first = pending[0]
-        click.echo(f"WARNING: {len(pending)} redact request(s) stored: `shopsync compliance redact` "
+        click.echo(f"WARNING: {len(pending)} redact request(s) pending: `shopsync compliance redact` "
                    f"applies them, and erases only what was sealed "
                    f"(SHOPSYNC_SEAL_PERSONAL_DATA; README, Privacy (G1)); "
                    f"the first is due {first.due:%Y-%m-%d} "
