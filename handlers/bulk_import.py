@@ -42,6 +42,7 @@ from handlers.importer import (
     RESOURCES,
     ShopifyImportError,
     import_delivery,
+    key_prefix,
     load_states,
     placed,
     save_states,
@@ -124,9 +125,13 @@ class Appender:
     sealer: Sealer | None = None
     """G1: seals each body's personal values before it is appended (None: sealing is off)."""
     _sent: list[asyncio.Future[Any]] = field(default_factory=list)
+    _prefix: str = ""
     _pending_count: int = 0
     _pending_lost: int = 0
     _pending_roots: int = 0
+
+    def __post_init__(self) -> None:
+        self._prefix = key_prefix(self.settings, self.shop)  # X3: once, not per record
 
     async def add(self, root: Rebuilt) -> None:
         self._pending_roots += 1
@@ -157,7 +162,16 @@ class Appender:
                     )
                     seal = self.sealer.seal_held
                 return [
-                    placed(self.settings, self.resource, body, self.shop, self.api_version, topic, seal)
+                    placed(
+                        self.settings,
+                        self.resource,
+                        body,
+                        self.shop,
+                        self.api_version,
+                        topic,
+                        seal,
+                        self._prefix,
+                    )
                     for topic, body in bodies
                 ]
         reason = f"import {self.resource}: {problem}"
