@@ -106,6 +106,11 @@ class InterruptedImportError(Exception):
     """``stop_after_lines`` was reached (tests: a crash at a chosen line)."""
 
 
+BATCHES_IN_FLIGHT = 2
+"""Batches sent and not yet acknowledged at most (:meth:`Appender.commit`): what a kill can make
+an import append again, in batches."""
+
+
 @dataclass(frozen=True)
 class _Batch:
     """Records sent and not yet acknowledged, what they count for, and the offset after them."""
