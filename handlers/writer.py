@@ -352,9 +352,8 @@ async def _consume(
                 await pauses.outage(KeyTopicError(f"the key topic could not be read ({type(exc).__name__})"),
                                     consumer, writer.held_count() + len(fetched))  # fmt: skip
                 continue
+            writer.keys = opener.keys  # the ring's live keys: the round's letters are sealed with them
         read = read_commands(fetched, opener.keys if opener is not None else None, writer.nonces)
-        if read.redacted:
-            log.info("%d commands not sent: their data subjects were redacted (G1)", len(read.redacted))
         items = read.items
         failure: Exception | None = None
         async with books.lock:
@@ -373,6 +372,8 @@ async def _consume(
                 books.consumed.update(done)
                 await _commit(consumer, books, writer.held_positions())
                 seconds = time.monotonic() - started
+                if read.redacted:  # a count only: no key, no value
+                    log.info("%d commands not sent: their subjects were redacted (G1)", len(read.redacted))
                 writer_metrics.round_done(len(items) + len(read.redacted), seconds, consumer, books.consumed)
         if isinstance(failure, DailyLimitError):
             await pauses.daily(failure, consumer, writer.schema)

@@ -14,7 +14,9 @@ from typing import Any
 import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from pydantic import ValidationError
 
+from handlers.compliance_report import Sources, Subject, collect
 from handlers.writer_letters import LETTER, REDACTED_WITHHELD, command_letter, fitted, raw_letter
 from handlers.writer_plan import Position
 from handlers.writer_sealed import read_commands, shredded
@@ -25,10 +27,13 @@ from schemas.commands import (
     RecordRef,
     SetSubscription,
     Upsert,
+    decode_command,
     encode_command,
 )
 from schemas.sealing import COMMAND, SEALED_FIELD, open_tree, opening, refs_in, seal
+from streams.privacy import pseudonym
 from streams.shredding import key_ref
+from streams.topic_reader import Record
 from tests.writer.test_writer_runner import Rig, deal, upsert
 
 KEY = bytes(range(32))
@@ -90,10 +95,6 @@ def test_with_sealing_off_every_record_reads_as_before_the_setting() -> None:
 
 
 def _validation_text(raw: bytes) -> str:
-    from pydantic import ValidationError
-
-    from schemas.commands import decode_command
-
     try:
         decode_command(raw)
     except ValidationError as exc:
@@ -245,3 +246,34 @@ def test_shredded_is_about_commands_read_sealed_only() -> None:
     assert not shredded([(command, Position(0, 0, ref=REF))], {REF: KEY})
     assert not shredded([(command, Position(0, 0))], {}), "a plain command has no key to lose"
     assert not shredded([(command, Position(0, 0, ref=REF))], None), "sealing off"
+
+
+# ---- other readers ----
+
+
+def test_the_compliance_report_finds_the_customer_in_sealed_commands_and_letters_opened() -> None:
+    """``shopsync compliance report`` opens what it reads (``open_tree`` inside ``opening``): a
+    sealed command and the writer's sealed letter are found by their opened values and shown
+    opened; without the keys only the pseudonym key is left to match."""
+
+    secret, shop = b"report-key", "s.myshopify.com"
+    ann = RecordRef(object_type="contacts", id_property="email", id_value="p1:not-hers", address=EMAIL)
+    command = Upsert(record=ann, properties={"email": EMAIL, "firstname": "Annabel Quinnell"})
+    raw = sealed(command)
+    letter = command_letter(command, Position(0, 0, received=raw, ref=REF), "HubSpot rejected the record",
+                            {"message": f"Email address {EMAIL} is invalid"}, 400, 1_000_000, {REF: KEY},
+                            lambda: os.urandom(12))  # fmt: skip
+    records = [
+        Record("hubspot.commands", 0, 0, command.record.key.encode(), raw),
+        Record("hubspot.commands.dlq", 0, 0, command.record.key.encode(), letter.value),
+    ]
+    sources = Sources(orders="shopify.orders", customer_keyed=frozenset(), tables={}, id_map="hubspot.ids")
+    who = {"r": Subject(shop, None, pseudonym(secret, "email", EMAIL), None, frozenset())}
+    assert collect(who, records, secret, sources)["r"].records == [], (
+        "sealed, and keyed by no pseudonym of hers"
+    )
+    with opening({REF: KEY}):
+        found = collect(who, records, secret, sources)["r"]
+    assert [r["topic"] for r in found.records] == ["hubspot.commands", "hubspot.commands.dlq"]
+    assert found.records[0]["value"]["properties"]["firstname"] == "Annabel Quinnell", "shown opened"
+    assert EMAIL in found.records[1]["value"]["message"]
