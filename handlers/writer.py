@@ -13,8 +13,9 @@ first offsets, and the writer waits (``handlers.writer_pauses``) and reads the r
 long as it takes.
 
 G1 (``SHOPSYNC_SEAL_PERSONAL_DATA``): the writer holds a key ring (``handlers.sealer.Opener``),
-read to its end at start. Before a round's records are decoded it catches up on the key refs they
-name (one catch-up), then opens each just before its decode (``handlers.writer_sealed``); a
+read to its end at start. Before a round's records are decoded it reads the key topic to its end
+(one catch-up: the refs they name are then held, or known to be shredded), then opens each just
+before its decode (``handlers.writer_sealed``); a
 command whose key is gone is counted and committed, never sent. A key topic that cannot be read
 undoes the round like a Kafka outage: nothing is decoded without its keys.
 """
@@ -160,7 +161,11 @@ async def run_writer(
     output = _Output(
         producer, new_producer, ids, KafkaDeadLetters(producer, topic_name(settings, "hubspot.commands.dlq"))
     )
-    opener = opener_for(settings)  # G1: None with sealing off (commands are read as they always were)
+    # G1: None with sealing off (commands are read as they always were). The key topic is read to
+    # its end before every round, not once a second as the worker does: HubSpot is where nothing
+    # can be shredded afterwards, so a command read after its key's tombstone was acknowledged is
+    # never sent (one ListOffsets request a round; the key records only when some came).
+    opener = opener_for(settings, refresh_s=0.0)
     try:
         cache = SetupCache(
             settings.kafka_bootstrap_servers, topic_name(settings, "hubspot.setup"), lambda: output.producer

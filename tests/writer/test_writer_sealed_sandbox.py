@@ -22,15 +22,17 @@ from pydantic import SecretBytes, SecretStr
 
 from config import Settings
 from config.rules import RuleConfig
+from devtools.localrun import wait_until_written
 from handlers.keyring import KeyRing
 from hubspot_sandbox import Sandbox, SandboxConfig, running_sandbox
 from schemas.commands import AnyCommand, Associate, RecordRef, Upsert
 from schemas.sealing import open_tree, opening
 from streams.shredding import KeyRecord, key_encryption_key
 from streams.topic_reader import read_all
-from streams.topics import ensure_topics, key_topic, topic_name
+from streams.topics import TopicName, ensure_topics, key_topic, topic_name
 from tests.privacy.test_sealed_end_to_end import account, differences
-from tests.writer.conftest import TOKEN, admin, store_commands, write_all
+from tests.writer.conftest import TOKEN, admin, append_commands, store_commands, write_all
+from tests.writer.test_writer_sandbox import writer
 from tests.writer.test_writer_sealed import sealed
 
 pytestmark = pytest.mark.kafka
@@ -73,7 +75,7 @@ async def sealer(ring: KeyRing, commands: list[AnyCommand]) -> Callable[[AnyComm
     return encode
 
 
-async def raw_values(settings: Settings, name: str) -> list[bytes]:
+async def raw_values(settings: Settings, name: TopicName) -> list[bytes]:
     records = await read_all(settings.kafka_bootstrap_servers, topic_name(settings, name))
     return [r.value or b"" for r in records]
 
@@ -171,3 +173,33 @@ async def test_a_sealed_command_hubspot_refuses_is_dead_lettered_with_nothing_pe
         "HubSpot did quote the address: it is sealed in the letter, and opens with the key"
     )
     assert opened["command"]["properties"]["firstname"] == "Zebedee"
+
+
+async def test_a_running_writer_stops_sending_a_customers_commands_once_their_key_is_shredded(
+    writer_settings: Settings, sandbox: Sandbox
+) -> None:
+    """The writer held Zed's key when the redact came: it follows the key topic, so his next
+    command is not sent, though it was sealed with a key the writer had opened with before."""
+    own = sealed_settings(writer_settings)
+    zed = {"email": ZED.hubspot_value, "firstname": "Zed"}
+    first: list[AnyCommand] = [Upsert(record=ZED, properties=zed)]
+    later: list[AnyCommand] = [
+        Upsert(record=ZED, properties={"email": ZED.hubspot_value, "lastname": "Quill"}),
+        Upsert(record=AMY, properties={"email": AMY.hubspot_value, "firstname": "Amy"}),
+    ]
+    await ensure_topics(own)
+    async with key_ring(own) as ring, writer(own) as task:
+        encode = await sealer(ring, first + later)
+        await append_commands(own, first, encode)
+        await wait_until_written(own)
+        (zed_key,) = [r for r in ring.held if r.ref.startswith(subject_of(first[0]))]
+        await ring.shred([KeyRecord(SHOP, zed_key.ref, None)])
+        await append_commands(own, later, encode)
+        await wait_until_written(own)
+    stats = task.result()
+    dump = await admin(sandbox, "GET", "/_sandbox/dump")
+    by_email = {c["properties"]["email"]: c["properties"] for c in dump["contacts"]}
+    assert by_email[ZED.hubspot_value]["firstname"] == "Zed", "written while his key was live"
+    assert not by_email[ZED.hubspot_value].get("lastname"), "not sent after the redact"
+    assert by_email[AMY.hubspot_value]["firstname"] == "Amy"
+    assert (stats.upserted, stats.skipped_redacted, stats.dead_lettered) == (2, 1, 0)
