@@ -224,6 +224,7 @@ class Opener:
         self._started = False
 
 
-def opener_for(settings: Settings) -> Opener | None:
-    """An opener when ``SHOPSYNC_SEAL_PERSONAL_DATA`` is on, else None."""
-    return Opener(settings) if settings.seal_personal_data else None
+def opener_for(settings: Settings, refresh_s: float = REFRESH_S) -> Opener | None:
+    """An opener when ``SHOPSYNC_SEAL_PERSONAL_DATA`` is on, else None. ``refresh_s`` 0 reads the
+    key topic to its end before every batch (the writer: the last gate before HubSpot)."""
+    return Opener(settings, refresh_s) if settings.seal_personal_data else None
