@@ -242,7 +242,7 @@ class _TableStore:
                 opened = open_row(raw, keys)
                 if isinstance(opened, Shredded):
                     return None
-                raw = opened
+                raw = {k: v for k, v in opened.items() if k != SHOP_FIELD}
             return stage.rows.from_row(raw)
         except (ValidationError, ValueError, TypeError) as exc:
             raise UnreadableStateError(
