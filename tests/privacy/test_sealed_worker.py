@@ -141,9 +141,9 @@ def _opened(name: str, value: bytes, keys: dict[str, bytes]) -> Any:
         if not is_sealed_fact(value):
             decoded = orjson.loads(value)
             return None if decoded.get("kind") in ("delivery", "tick") else decoded
-        opened = open_fact(value, keys)
-        assert opened is not None, "every key is held"
-        return orjson.loads(opened[0])
+        fact = open_fact(value, keys)
+        assert fact is not None, "every key is held"
+        return orjson.loads(fact[0])
     decoded = orjson.loads(value)
     if name == "deadletter":
         return open_letter(decoded, keys)
@@ -228,7 +228,7 @@ async def test_the_sealed_worker_writes_nothing_personal_readable_and_opens_to_t
             continue
         want = newest(name, plain_out[name], None)
         got = newest(name, sealed_out[name], keys)
-        assert got == want, (name, sorted(set(want) ^ set(got))[:5], changed(want, got))
+        assert got == want, (name, sorted(set(want) ^ set(got), key=repr)[:5], changed(want, got))
     for table in ("contacts", "journeys", "companies", "company-members", "order-journeys"):
         rows = [orjson.loads(r.value) for r in sealed_out[f"table {table}"] if r.value]
         assert rows and any(SEALED_FIELD in row for row in rows), f"the {table} table's rows are sealed"
