@@ -4,7 +4,8 @@ Measures ``streams.shredding`` (not wired into the product yet) on the sample st
 body: a pseudonym and a key id (HMAC-SHA256), one field sealed and opened (AES-256-GCM), a whole
 ``customers/*`` body's personal values sealed and opened as the module does it (one envelope per
 record) and, for comparison, field by field (one envelope per value), a data key unwrapped; and
-what sealing adds to a body's bytes and what one subject costs the key topic. Nonces come from
+what sealing adds to a body's bytes and what one subject costs the key topic; and what the worker
+seals itself (a contact's state row, an upsert: ``streams.derived_sealing``). Nonces come from
 ``os.urandom`` as in production. Figures are per call, best of ``--rounds`` rounds (a shared
 machine: the best round is the least disturbed one).
 
