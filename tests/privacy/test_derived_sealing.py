@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from pydantic import SecretStr
 
 from config import Settings
+from handlers.compliance_report import collect
 from schemas.commands import Archive, RecordRef, Upsert, decode_command, encode_command
 from schemas.sealing import COMMAND, SEALED_FIELD, SHREDDED, open_derived, opening, refs_in
 from streams.app import Pipeline, Stage, _TableStore
@@ -39,6 +40,8 @@ from streams.rules.company_members import CompanyMember
 from streams.rules.contacts import ContactState
 from streams.rules.journeys import FirstPurchase
 from streams.shredding import key_ref
+from tests.privacy.test_compliance_report import ADA, SOURCES, rec, subject
+from tests.privacy.test_compliance_report import KEY as PSEUDONYM_KEY
 
 KEY = bytes(range(32))
 REF = key_ref("kid-1", b"v1")
@@ -186,3 +189,18 @@ def test_a_dead_letter_of_a_sealed_record_seals_its_reason_under_the_record_s_ke
     assert EMAIL.encode() not in raw
     assert open_letter(orjson.loads(raw), {REF: KEY})["reason"] == f"does not fit: {EMAIL}"
     assert SHOP_FIELD not in orjson.loads(raw)
+
+
+def test_the_compliance_report_finds_a_sealed_row_and_not_one_whose_key_is_gone() -> None:
+    """``shopsync compliance report`` reads the worker's changelogs: a sealed contact row opens
+    (``open_tree``) and names the customer; once the key is gone nothing of it is left to match."""
+    state = ContactState(email=ADA)
+    row = seal_row({**ROWS["contacts"].to_row(state), "partition": 0}, REF, KEY, NONCE)
+    records = [rec("cl-contacts", '"p1:another"', row)]  # only the value names her: sealed
+    with opening({REF: KEY}):
+        found = collect({"r": subject()}, records, PSEUDONYM_KEY, SOURCES)["r"]
+    assert list(found.state) == [("contacts", "p1:another")]
+    assert found.state[("contacts", "p1:another")]["email"] == ADA, "shown opened"
+    with opening({}):
+        gone = collect({"r": subject()}, records, PSEUDONYM_KEY, SOURCES)["r"]
+    assert not gone.state, "a redacted subject's row names no one"
