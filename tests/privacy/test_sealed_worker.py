@@ -29,9 +29,19 @@ from handlers.account_fold import Account, fold
 from handlers.bridge import SIMULATED_RECEIVED_AT
 from handlers.sealer import Opener
 from schemas.commands import decode_command
-from schemas.sealing import COMMAND, SEALED_FIELD, Shredded, open_derived, personal_part, seal, spec_for
+from schemas.sealing import (
+    COMMAND,
+    SEALED_FIELD,
+    Shredded,
+    open_derived,
+    personal_part,
+    seal,
+    sealed_ref,
+    spec_for,
+)
 from streams.derived_sealing import SHOP_FIELD, is_sealed_fact, open_fact, open_letter, open_row
 from streams.partition_time import AS_OF
+from streams.shredding import kid_of, shop_key_id
 from streams.ticker import append_ticks
 from streams.topic_reader import Record, read_all
 from streams.topics import INTERNAL_TOPICS, TABLES, changelog_topic, ensure_topics, internal_topic, topic_name
@@ -233,6 +243,11 @@ async def test_the_sealed_worker_writes_nothing_personal_readable_and_opens_to_t
         rows = [orjson.loads(r.value) for r in sealed_out[f"table {table}"] if r.value]
         assert rows and any(SEALED_FIELD in row for row in rows), f"the {table} table's rows are sealed"
     assert any(is_sealed_fact(r.value) for r in sealed_out["internal companies"]), "member facts sealed"
+    shop_kid = shop_key_id(sealed.privacy_key(), "s.myshopify.com")
+    company_refs = {sealed_ref(orjson.loads(r.value)) for r in sealed_out["table companies"] if r.value}
+    assert {kid_of(ref) for ref in company_refs if ref} == {shop_kid}, "a company: the shop's own subject"
+    reports = [orjson.loads(r.value) for r in sealed_out["table reports"] if r.value]
+    assert reports and not any(SEALED_FIELD in row for row in reports), "the dashboard reads them keyless"
     sealed_commands = [orjson.loads(r.value) for r in sealed_out["commands"]]
     contacts = [c for c in sealed_commands if c["record"]["object_type"] == "contacts"]
     assert contacts and all(
