@@ -23,6 +23,11 @@ one batch, the only place it is written down:
 A batch that cannot finish (the agent is cancelled, or the process exits because Kafka stayed
 unusable) acknowledges nothing: its events are read again from the committed offset.
 
+With ``SHOPSYNC_SEAL_PERSONAL_DATA`` (SPEC G1) the outputs of step 2 and the rows of step 3 are
+sealed under the key of the data subject they came from before they are written, and rows and
+facts are opened where they are read back (``streams.derived_sealing``; :meth:`Pipeline._sealing`
+says whose key). The rules never see a sealed value.
+
 Time is data: each internal partition's "now" is the newest instant it has seen, in a delivery's
 ``received_at`` or a tick's ``at``. The ticker appends ticks to every partition of the timer
 topics; a tick fires the timers due in its partition, inside normal stream processing.
