@@ -25,8 +25,10 @@ from pydantic import SecretStr
 
 from config import Settings
 from devtools.localrun import ServiceProcess, wait_until_worker_idle
+from devtools.samplestore import SampleEvent, generate
 from handlers.account_fold import Account, fold
 from handlers.bridge import SIMULATED_RECEIVED_AT
+from handlers.keyring import KeyRing
 from handlers.sealer import Opener
 from schemas.commands import decode_command
 from schemas.sealing import (
@@ -41,10 +43,19 @@ from schemas.sealing import (
 )
 from streams.derived_sealing import SHOP_FIELD, is_sealed_fact, open_fact, open_letter, open_row
 from streams.partition_time import AS_OF
-from streams.shredding import kid_of, shop_key_id
+from streams.privacy import pseudonym
+from streams.shredding import key_encryption_key, kid_of, redaction, shop_key_id, subject_key_ids
 from streams.ticker import append_ticks
 from streams.topic_reader import Record, read_all
-from streams.topics import INTERNAL_TOPICS, TABLES, changelog_topic, ensure_topics, internal_topic, topic_name
+from streams.topics import (
+    INTERNAL_TOPICS,
+    TABLES,
+    changelog_topic,
+    ensure_topics,
+    internal_topic,
+    key_topic,
+    topic_name,
+)
 from tests.bridge.test_bridge import bridge, bridge_settings, signed
 from tests.privacy.test_sealed_end_to_end import deliveries
 from tests.simulate.test_simulate_b2b_consent import b2b_lines
@@ -255,3 +266,74 @@ async def test_the_sealed_worker_writes_nothing_personal_readable_and_opens_to_t
     )
     readable = {c["record"]["object_type"] for c in sealed_commands if "properties" in c}
     assert readable <= {"products", "deals", "line_items"}, readable  # a product; an anonymous cart's deal
+
+
+def marks(records: list[Record]) -> dict[int, int]:
+    """Each partition's next offset."""
+    out: dict[int, int] = {}
+    for record in records:
+        out[record.partition] = max(out.get(record.partition, 0), record.offset + 1)
+    return out
+
+
+async def post(settings: Settings, events: list[SampleEvent], first: int) -> None:
+    async with bridge(settings) as url, httpx.AsyncClient(base_url=url, timeout=30) as http:
+        for n, event in enumerate(events, start=first):
+            raw, at = orjson.dumps(event.body), event.at.isoformat()
+            headers = {**signed(raw, event.topic, event_id=f"e{n}"), "X-Shopify-Triggered-At": at,
+                       SIMULATED_RECEIVED_AT: at}  # fmt: skip
+            answer = await http.post("/webhooks/shopify", content=raw, headers=headers)
+            assert answer.status_code == 200, answer.text
+
+
+async def test_a_subject_shredded_before_the_worker_reads_it_leaves_nothing_of_them_written(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """A customer redacted while their last deliveries wait for the worker (a worker behind the
+    redactor, a replay): the worker decides them with the key gone, so their journey's and order's
+    rows are deleted and their deal's commands are not sent; another customer is untouched."""
+    secret = SecretStr("worker-privacy-secret")
+    own = bridge_settings(settings, redactable=True, privacy_secret=secret, simulation_mode=True,
+                          tick_interval_s=0, seal_personal_data=True)  # fmt: skip
+    await ensure_topics(own, internal=True)
+    events = sorted(generate(customers=2, seed=11).events, key=lambda e: e.at)
+    later = [e for e in events if e.topic in ("orders/paid", "orders/fulfilled")]
+    (buyer,) = {e.body["customer"]["id"] for e in later}
+    email = next(e.body["email"] for e in events if e.topic == "customers/create" and e.body["id"] == buyer)
+    worker = ServiceProcess("worker", own, tmp_path / "worker-0.log")
+    try:
+        await post(own, [e for e in events if e not in later], 0)
+        await wait_until_worker_idle(own, 60, worker)
+    finally:
+        assert worker.stop() == 0 or not worker.alive(), worker.log_tail()
+    before = {name: marks(await read_all(own.kafka_bootstrap_servers, topic)) for name, topic in
+              derived_topics(own).items()}  # fmt: skip
+    await post(own, later, 100)  # sealed under the buyer's key, not read yet
+    key = own.privacy_key()
+    kids = subject_key_ids(key, "s.myshopify.com", pseudonym(key, "email", email), buyer)
+    ring = KeyRing(own.kafka_bootstrap_servers, key_topic(own), key_encryption_key(key))
+    await ring.start()
+    try:
+        assert await ring.shred(redaction(ring.held, "s.myshopify.com", kids)) >= 1
+        held = dict(ring.keys)
+    finally:
+        await ring.stop()
+    worker = ServiceProcess("worker", own, tmp_path / "worker-1.log")
+    try:
+        await wait_until_worker_idle(own, 60, worker)
+    finally:
+        assert worker.stop() == 0 or not worker.alive(), worker.log_tail()
+    out = {
+        name: await read_all(own.kafka_bootstrap_servers, topic)
+        for name, topic in derived_topics(own).items()
+    }
+    assert out["deadletter"] == []
+    new = {n: [r for r in records if r.offset >= before[n].get(r.partition, 0)] for n, records in out.items()}
+    journeys = [r for r in new["table journeys"] if not (r.key or b"").startswith(b'"\\u0000clock')]
+    assert journeys and all(not r.value for r in journeys), "the buyer's journey row goes"
+    assert any(not r.value for r in new["table order-journeys"]), "and the order router's memory of it"
+    new_commands = [orjson.loads(r.value) for r in new["commands"]]
+    assert not any(SEALED_FIELD in c or "properties" in c for c in new_commands), "nothing of theirs"
+    others = [orjson.loads(r.value) for r in out["table contacts"] if r.value]
+    others = [row for row in others if (ref := sealed_ref(row)) and kid_of(ref) not in kids]
+    assert others and not any(isinstance(open_row(row, held), Shredded) for row in others), "others open"
