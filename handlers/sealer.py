@@ -218,6 +218,15 @@ class Opener:
             elif refs:
                 await self.ring.ensure(refs)
 
+    async def key_for(self, shop: str, kid: str) -> tuple[str, bytes]:
+        """A live key of the subject, made (acks=all) if the ring holds none: the worker seals what
+        it derives for a whole shop (a company's rows) under the shop's own subject."""
+        async with self._starting:
+            if not self._started:
+                await self.ring.start()
+                self._started = True
+        return await self.ring.key_for(shop, kid)
+
     async def stop(self) -> None:
         if self._started:
             await self.ring.stop()
