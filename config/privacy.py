@@ -41,7 +41,7 @@ class PrivacySettings(SettingsPart):
     redact_hubspot: bool = Field(
         False,
         description="G1: a customers/redact also permanently deletes the customer's HubSpot contact "
-        "(HubSpot's GDPR delete, by the id in the writer's id map), before their keys are shredded. "
+        "(HubSpot's GDPR delete, by the id in the writer's id map), once their keys are shredded. "
         "Off: HubSpot's records are the merchant's and are left as they are. Needs HUBSPOT_TOKEN "
         "(crm.objects.contacts.write) in the redactor.",
     )

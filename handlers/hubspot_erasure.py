@@ -2,7 +2,7 @@
 
 HubSpot's records belong to the merchant: a ``customers/redact`` shreds the product's own copies
 (``handlers.redactor``) and leaves the merchant's CRM alone, unless the merchant turns this on.
-Then the redactor, before it shreds the customer's keys, permanently deletes their HubSpot contact
+Then the redactor, once it has shredded the customer's keys, permanently deletes their HubSpot contact
 with HubSpot's GDPR delete (``POST /crm/v3/objects/contacts/gdpr-delete`` with the contact's id:
 "permanently delete a contact and all associated content to follow GDPR",
 https://developers.hubspot.com/docs/api-reference/legacy/crm/objects/contacts/gdpr/gdpr-delete-contact;

@@ -63,9 +63,12 @@ async def apply(
     """Shred what the batch's redacts name, in order, each acknowledged before the next; a
     record that is not a compliance request this version reads raises :class:`UnreadableRequestError`
     (the requests before it in the batch are applied; none is committed). With ``hubspot``
-    (``SHOPSYNC_REDACT_HUBSPOT``) a redact's HubSpot contact is deleted first: if HubSpot does not
-    do it, its error stops the batch uncommitted and the request is tried again (deleting twice
-    is a 404, done)."""
+    (``SHOPSYNC_REDACT_HUBSPOT``) a redact's HubSpot contact is deleted once its keys are
+    shredded, not before: the writer reads the key topic before every round and sends nothing
+    sealed under a shredded key, so no pending upsert re-creates the contact after the delete
+    (deleting first left that window: found in review). If HubSpot does not do it, its error
+    stops the batch uncommitted and the request is tried again: its keys are gone already (the
+    redaction picks none), and deleting twice is a 404, done."""
     await ring.catch_up()
     done: list[Applied] = []
     for record in records:
@@ -79,8 +82,8 @@ async def apply(
                 f"compliance record {record.topic}[{record.partition}]@{record.offset} is not a "
                 f"compliance request this version reads ({exc.error_count()} problems)"
             ) from None
-        deleted = await hubspot.erase(request) if hubspot is not None else 0
         shredded = await ring.shred(redaction_for(request, secret, ring.held))
+        deleted = await hubspot.erase(request) if hubspot is not None else 0
         done.append(Applied(request.topic, request.event_id, request.shop_domain, shredded, deleted))
         if request.topic != "customers/data_request":
             log.warning(
