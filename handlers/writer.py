@@ -66,6 +66,9 @@ log = logging.getLogger(__name__)
 MAX_HELD_COMMANDS = 10_000
 """Commands held for a retry beyond which the writer reads no new ones until some are done: its
 memory stays bounded whatever HubSpot fails on."""
+KEY_CATCH_UP_S = 30.0
+"""G1: the longest a round waits for the key ring to catch up on the key topic; past it the round
+is undone and the writer pauses as for a Kafka outage (reading the round again later)."""
 
 
 @dataclass
@@ -183,7 +186,12 @@ async def run_writer(
             return stats
         known = await ids.load(settings.kafka_bootstrap_servers)
         if opener is not None:  # G1: read the key topic to its end before the first round
-            await opener.ensure([])
+            try:
+                await asyncio.wait_for(opener.ensure([]), KEY_CATCH_UP_S)
+            except TimeoutError as exc:  # not a silent hang at start: exit, the service restarts
+                raise KeyTopicError(
+                    f"the key topic was not read to its end in {KEY_CATCH_UP_S:.0f} s"
+                ) from exc
         following = asyncio.create_task(ids.follow(settings.kafka_bootstrap_servers))
         following.add_done_callback(_stopped_following)
         log.info("writer ready: %d known HubSpot ids, pipeline %s", known, schema.pipeline_id)
@@ -351,9 +359,15 @@ async def _consume(
             continue
         if opener is not None and (fetched or writer.pending()):
             try:  # G1: every key ref the round names held, or known to be shredded; one catch-up
-                await opener.ensure(raw for raw, _ in fetched)
+                # bounded: a key topic whose leader is unreachable gives empty fetches, not an
+                # error, and an unbounded catch-up hung the round silently (found in review)
+                await asyncio.wait_for(opener.ensure(raw for raw, _ in fetched), KEY_CATCH_UP_S)
             except (TimeoutError, KafkaError, OSError, RuntimeError) as exc:
-                _rewind(consumer, first)
+                async with books.lock:  # as a failed apply: never rewind past a rebalance's commit
+                    if books.epoch != epoch:
+                        books.reseek |= set(first)
+                    else:
+                        _rewind(consumer, first)
                 await pauses.outage(KeyTopicError(f"the key topic could not be read ({type(exc).__name__})"),
                                     consumer, writer.held_count() + len(fetched))  # fmt: skip
                 continue

@@ -10,9 +10,10 @@ and the HubSpot sandbox. The test seals the commands as the worker does (``seal(
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -24,6 +25,7 @@ from config import Settings
 from config.rules import RuleConfig
 from devtools.localrun import wait_until_written
 from handlers.keyring import KeyRing
+from handlers.sealer import Opener
 from hubspot_sandbox import Sandbox, SandboxConfig, running_sandbox
 from schemas.commands import AnyCommand, Associate, RecordRef, Upsert
 from schemas.sealing import open_tree, opening
@@ -203,3 +205,35 @@ async def test_a_running_writer_stops_sending_a_customers_commands_once_their_ke
     assert not by_email[ZED.hubspot_value].get("lastname"), "not sent after the redact"
     assert by_email[AMY.hubspot_value]["firstname"] == "Amy"
     assert (stats.upserted, stats.skipped_redacted, stats.dead_lettered) == (2, 1, 0)
+
+
+async def test_a_key_topic_that_does_not_answer_pauses_the_writer_then_everything_is_written(
+    writer_settings: Settings, sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A key-ring catch-up that never returns (a key topic partition without a reachable leader
+    gives empty fetches, not an error) is bounded: the round is undone and the writer pauses as
+    for a Kafka outage, then reads it again; nothing is lost or sent twice (found in review: the
+    catch-up had no bound and the round hung silently)."""
+    own = sealed_settings(writer_settings)
+    commands: list[AnyCommand] = [
+        Upsert(record=ZED, properties={"email": ZED.hubspot_value, "firstname": "Zed"}),
+        Upsert(record=AMY, properties={"email": AMY.hubspot_value, "firstname": "Amy"}),
+    ]
+    calls: list[int] = []
+    ensure = Opener.ensure
+
+    async def hanging(self: Opener, raws: Iterable[bytes]) -> None:
+        calls.append(len(calls))
+        if calls[-1] in (1, 2):  # after the start-up read, two rounds' catch-ups do not answer
+            await asyncio.sleep(3600)
+        await ensure(self, raws)
+
+    monkeypatch.setattr("handlers.writer.KEY_CATCH_UP_S", 0.3)
+    monkeypatch.setattr(Opener, "ensure", hanging)
+    await ensure_topics(own)
+    async with key_ring(own) as ring:
+        stats = await write_all(own, commands, await sealer(ring, commands))
+    assert len(calls) >= 4 and stats.failed_rounds >= 2, "each hung catch-up undid its round"
+    dump = await admin(sandbox, "GET", "/_sandbox/dump")
+    assert {c["properties"]["firstname"] for c in dump["contacts"]} == {"Zed", "Amy"}
+    assert (stats.upserted, stats.dead_lettered, stats.skipped_redacted) == (2, 0, 0)
