@@ -50,7 +50,7 @@ import re
 import sys
 import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -93,6 +93,9 @@ class Needle:
 
     what: str
     forms: tuple[tuple[str, bytes], ...]
+    pattern: re.Pattern[bytes] | None = None
+    """A phone's digits in any spacing (``+44 7700 900461``, ``(0)7700-900461`` aside): free text
+    on checkouts and addresses writes a number many ways."""
 
 
 @dataclass(frozen=True)
@@ -184,6 +187,13 @@ def _phone_forms(value: str) -> list[tuple[str, str]]:
     return [*_text_forms(value), ("E.164", f"+{digits}"), ("digits only", digits)]
 
 
+def _spaced(phone: str) -> re.Pattern[bytes]:
+    """The phone's digits, in order, with up to two separators (space, dash, dot, brackets)
+    between any two, not inside a longer number."""
+    digits = [re.escape(c.encode()) for c in phone if c.isascii() and c.isdigit()]
+    return re.compile(rb"(?<!\d)" + rb"[\s\-.()/]{0,2}".join(digits) + rb"(?!\d)")
+
+
 def needle(what: str, forms: Iterable[tuple[str, str]]) -> Needle:
     """A needle of the given text forms, as UTF-8 bytes, each once (the first name given wins)."""
     seen: dict[bytes, str] = {}
@@ -200,7 +210,9 @@ def needles_for(customer: Customer) -> list[Needle]:
     who = customer.who
     out = [needle(f"{who}email", _text_forms(customer.email, email=True))]
     if customer.phone:
-        out.append(needle(f"{who}phone", _phone_forms(customer.phone)))
+        out.append(
+            replace(needle(f"{who}phone", _phone_forms(customer.phone)), pattern=_spaced(customer.phone))
+        )
     for what in ("first_name", "last_name", "address1", "address2", "zip"):
         value = getattr(customer, what)
         if value:
@@ -239,6 +251,14 @@ def hits_in(data: bytes, needles: Sequence[Needle]) -> tuple[list[tuple[str, str
                 taken.append((start, end))
                 found.append((what, name, start))
             start = data.find(raw, start + 1)
+    for n in needles:
+        for match in n.pattern.finditer(data) if n.pattern is not None else ():
+            start, end = match.span()
+            if _is_noise(data, start, end):
+                noise += 1
+            elif not any(a <= start and end <= b for a, b in taken):
+                taken.append((start, end))
+                found.append((n.what, "digits, spaced", start))
     return found, noise
 
 
@@ -467,8 +487,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.email, args.phone, args.first_name, args.last_name, args.address1, args.address2, args.zip
     )
     dirs = args.data_dir or [settings.data_dir]
+    missing = [str(d) for d in dirs if not d.is_dir()]
+    if missing:
+        parser.error(f"no such data dir: {', '.join(missing)}")
     keys: Mapping[str, bytes] | None = {} if args.no_open else None
-    found = asyncio.run(scan(settings, [d for d in dirs if d.exists()], [customer], keys))
+    found = asyncio.run(scan(settings, dirs, [customer], keys))
     print(found.summary(first=10))
     return 1 if found.hits else 0
 

@@ -33,6 +33,8 @@ def test_each_form_a_copy_takes_is_found() -> None:
     assert whats(b'"{\\"n\\": \\"Zo\\\\u00eblle\\"}"') == ["first_name"], "escaped twice"
     assert whats(b"tel:+447700900123;") == ["phone"], "E.164"
     assert whats(b"phone=447700900123,") == ["phone"], "digits only, once (not also as E.164)"
+    assert whats(b'"+44 (0) 7700-900 123"') == [] and whats(b'"+44 7700-900.123"') == ["phone"], "spaced"
+    assert whats(b"id 1447700900123") == ["phone"], "the digits inside a longer number count (to be safe)"
     assert whats("Zoëlle".encode()) == ["first_name"] and whats(b"Zoe\xcc\x88lle") == ["first_name"], "NFD"
     assert whats(b"x 41 Brackwater Lane, QX1 2ZT") == ["address1", "zip"]
     assert whats(b"Zo\xc3\xab.Quillfeather@Example.TEST") == ["email"], "a name inside the email is the email"
@@ -43,7 +45,9 @@ def test_what_is_not_the_value_is_not_a_hit() -> None:
     assert whats(email_pseudonym.encode()) == [], "a pseudonym shows nothing"
     noise = b"AbCd" * 4 + b"447700900123" + b"XyZw" * 4
     found, skipped = hits_in(noise, NEEDLES)
-    assert found == [] and skipped == 1, "inside a base64 run: noise, counted, not a hit"
+    assert found == [] and skipped == 2, (
+        "inside a base64 run (as digits, and spaced): noise, counted, not a hit"
+    )
     assert whats(b"Quillfeathers are birds") == ["last_name"], "but a word's own text is"
     with pytest.raises(ValueError, match="too short"):
         needle("zip", [("as sent", "K2P")])

@@ -285,6 +285,7 @@ async def test_after_a_redact_nothing_of_the_customer_is_readable_and_replay_for
         "and a dead letter's original bytes\n" + before.summary()
     )
 
+    assert held_places(of(before, PEREGRINE)), "Peregrine's values are found before: (c) compares something"
     problems: list[str] = []
     ottoline_after = of(after, OTTOLINE)
     if ottoline_after:
