@@ -157,6 +157,16 @@ async def post(http: httpx.AsyncClient, topic: str, body: dict[str, Any], event:
     assert answer.status_code == 200, answer.text
 
 
+async def update(
+    http: httpx.AsyncClient, settings: Settings, worker: ServiceProcess, c: Customer, city: int
+) -> None:
+    """A ``customers/update`` a day later in another city (a property changes: a command), then
+    until the worker and the writer are idle."""
+    await post(http, "customers/update", person(c, AT, AT + timedelta(days=1), city), f"upd-{IDS[c]}", AT)
+    await wait_until_worker_idle(settings, 120, worker)
+    await wait_until_written(settings, 90)
+
+
 def of(found: Scan, c: Customer) -> list[Hit]:
     return [h for h in found.hits if h.what.startswith(c.who)]
 
@@ -210,15 +220,7 @@ async def test_after_a_redact_nothing_of_the_customer_is_readable_and_replay_for
                 # 2. A command of Ottoline's that HubSpot refuses for good: a writer's dead letter.
                 refuse = {"batch_error_rate": 1.0, "batch_error_category": "VALIDATION_ERROR"}
                 await admin(sandbox, "POST", "/_sandbox/faults", refuse)
-                await post(
-                    http,
-                    "customers/update",
-                    person(OTTOLINE, AT, AT + timedelta(days=1), city=2),
-                    "e-upd",
-                    AT,
-                )
-                await wait_until_worker_idle(own, 120, worker)
-                await wait_until_written(own, 90)
+                await update(http, own, worker, OTTOLINE, city=2)
                 await admin(sandbox, "POST", "/_sandbox/faults", {"batch_error_rate": 0.0})
                 letters = await read_all(own.kafka_bootstrap_servers, topic_name(own, "hubspot.commands.dlq"))
                 shopify_letters = await read_all(
@@ -240,15 +242,7 @@ async def test_after_a_redact_nothing_of_the_customer_is_readable_and_replay_for
                 assert [a.topic for a in applied] == ["customers/redact"] and applied[0].shredded >= 1
 
                 # 4. The worker reads past it: a batch after the redact (its ring follows the keys).
-                await post(
-                    http,
-                    "customers/update",
-                    person(HYACINTH, AT, AT + timedelta(days=1), city=3),
-                    "e-after",
-                    AT,
-                )
-                await wait_until_worker_idle(own, 120, worker)
-                await wait_until_written(own, 90)
+                await update(http, own, worker, HYACINTH, city=3)
         finally:
             code = worker.stop()
             stop_writer.set()
