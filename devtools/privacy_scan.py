@@ -407,31 +407,55 @@ def scan_stores(
     data_dirs: Sequence[Path], needles: Sequence[Needle], keys: Mapping[str, bytes] | None, scan: Scan
 ) -> None:
     """Every row of every RocksDB store (read-only), then every file below the data dirs raw."""
-    from rocksdict import AccessType, Options, Rdict
-
     for store in stores_under(data_dirs):
         scan.stores.append(str(store))
         where = f"rocksdb {store.relative_to(_root_of(store, data_dirs))}"
-        db = Rdict(str(store), options=Options(raw_mode=True), access_type=AccessType.read_only())
-        try:
-            for family in Rdict.list_cf(str(store)):
-                table = db if family == "default" else db.get_column_family(family)
-                for key, value in table.items():
-                    assert isinstance(key, bytes) and isinstance(value, bytes)  # raw_mode
-                    scan.rows += 1
-                    shown = f"{'' if family == 'default' else family + ' '}key {_shown_key(key)}"
-                    _record(scan, where, f"{shown} (its key)", key, needles, keys)
-                    _record(scan, where, f"{shown} (its value)", value, needles, keys)
-        finally:
-            db.close()
+        for attempt in range(OPEN_ATTEMPTS):
+            try:
+                rows = _rows(store)
+                break
+            except Exception:  # rocksdict raises a bare Exception for RocksDB's IO errors
+                if attempt == OPEN_ATTEMPTS - 1:
+                    raise
+        for shown, key, value in rows:
+            scan.rows += 1
+            _record(scan, where, f"{shown} (its key)", key, needles, keys)
+            _record(scan, where, f"{shown} (its value)", value, needles, keys)
     for root in data_dirs:
         for path in sorted(p for p in root.rglob("*") if p.is_file()):
+            try:
+                data = path.read_bytes()
+            except FileNotFoundError:
+                continue  # a running worker's RocksDB deleted it (a compacted SST, an old WAL)
             scan.files += 1
-            data = path.read_bytes()
             found, noise = hits_in(data, needles)
             scan.noise += noise
             where = f"file {path.relative_to(root)}"
             scan.hits += [Hit(where, f"byte {at}", "raw", what, form) for what, form, at in found]
+
+
+OPEN_ATTEMPTS = 3
+"""A store is read while its worker may run (read-only needs no lock): a file RocksDB deletes
+while the read opens its files fails the read, which is then made again."""
+
+
+def _rows(store: Path) -> list[tuple[str, bytes, bytes]]:
+    """(where in the store, key, value) of every row of every column family, read-only."""
+    from rocksdict import AccessType, Options, Rdict
+
+    db = Rdict(str(store), options=Options(raw_mode=True), access_type=AccessType.read_only())
+    out: list[tuple[str, bytes, bytes]] = []
+    try:
+        for family in Rdict.list_cf(str(store)):
+            table = db if family == "default" else db.get_column_family(family)
+            for key, value in table.items():
+                assert isinstance(key, bytes) and isinstance(value, bytes)  # raw_mode
+                out.append(
+                    (f"{'' if family == 'default' else family + ' '}key {_shown_key(key)}", key, value)
+                )
+    finally:
+        db.close()
+    return out
 
 
 def _root_of(store: Path, data_dirs: Sequence[Path]) -> Path:

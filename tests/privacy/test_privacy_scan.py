@@ -9,11 +9,12 @@ from __future__ import annotations
 import base64
 import os
 from dataclasses import replace
+from pathlib import Path
 
 import orjson
 import pytest
 
-from devtools.privacy_scan import Customer, Hit, Scan, hits_in, needle, needles_for, search_item
+from devtools.privacy_scan import Customer, Hit, Scan, hits_in, needle, needles_for, scan_stores, search_item
 from schemas.sealing import seal, spec_for
 from streams.privacy import pseudonym
 
@@ -89,3 +90,32 @@ def test_the_summary_names_places_and_fields_never_values() -> None:
     assert "topic t.hubspot.commands: 5 hit(s) of zoe email" in text
     assert "p0@0 value: zoe email (as sent) [raw]" in text and "... and 3 more location(s)" in text
     assert "Quillfeather" not in text and "ë" not in text
+
+
+def test_a_rocksdb_store_is_read_by_its_rows_and_its_files(tmp_path: Path) -> None:
+    """Rows are read through rocksdict (what a compressed SST holds is only seen so), the files
+    raw (the WAL: uncompressed, superseded versions included)."""
+    from rocksdict import Options, Rdict
+
+    options = Options(raw_mode=True)
+    options.create_if_missing(True)
+    db = Rdict(str(tmp_path / "v1" / "tables" / "contacts-0.db"), options=options)
+    sealed = seal(
+        {"email": ZOE.email}, spec_for("customers/create") or pytest.fail("sealed"), REF, KEY, os.urandom(12)
+    )
+    db[b'"p1:abc"'] = orjson.dumps({"address": ZOE.email.lower()})
+    db[b'"p1:def"'] = orjson.dumps(sealed)
+    db.close()
+    found = Scan()
+    scan_stores([tmp_path], NEEDLES, {REF: KEY}, found)
+    assert found.stores == [str(tmp_path / "v1" / "tables" / "contacts-0.db")] and found.rows == 2
+    assert {(h.where, h.location, h.layer) for h in found.hits if h.where.startswith("rocksdb")} == {
+        ("rocksdb v1/tables/contacts-0.db", 'key "p1:abc" (its value)', "raw"),
+        ("rocksdb v1/tables/contacts-0.db", 'key "p1:def" (its value)', "opened"),
+    }
+    assert any(h.where.startswith("file v1/tables/contacts-0.db/") for h in found.hits), "the WAL, raw"
+    shredded = Scan()
+    scan_stores([tmp_path], NEEDLES, {}, shredded)
+    assert {h.location for h in shredded.hits if h.where.startswith("rocksdb")} == {
+        'key "p1:abc" (its value)'
+    }
