@@ -94,8 +94,9 @@ class Needle:
     what: str
     forms: tuple[tuple[str, bytes], ...]
     pattern: re.Pattern[bytes] | None = None
-    """A phone's digits in any spacing (``+44 7700 900461``, ``(0)7700-900461`` aside): free text
-    on checkouts and addresses writes a number many ways."""
+    """A phone's digits in any spacing (``+44 7700 900461``, ``+44 7700-900.461``; a national form
+    with a trunk prefix, ``07700 900461``, is not searched): free text on checkouts and addresses
+    writes a number many ways."""
 
 
 @dataclass(frozen=True)

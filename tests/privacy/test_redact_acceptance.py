@@ -23,6 +23,13 @@ unless a setting, not built, says otherwise), so the account written before the 
 holds Ottoline and is not what is checked. The check is a replay from offset 0 into a fresh
 sandbox account: what the topics still say.
 
+And (d): no log line of any service (the worker's log file; the bridge's, writer's, redactor's
+and replay's records in this process) holds either customer's values, redact or not.
+
+Until the worker and the writer seal what they derive (G1 step 3's second part), (a) fails on
+main, naming the changelogs, RocksDB stores, ``hubspot.commands`` and the writer's dead letters
+that still hold her in the clear.
+
 Every part is checked and reported together (a failure of (a) does not hide (b) or (c)), with the
 scan's places, counts and first locations, so the message says what is left to seal.
 """
@@ -30,6 +37,7 @@ scan's places, counts and first locations, so the message says what is left to s
 from __future__ import annotations
 
 import asyncio
+import logging
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -192,8 +200,9 @@ async def written(settings: Settings, sandbox: Sandbox) -> tuple[dict[Any, dict[
 
 
 async def test_after_a_redact_nothing_of_the_customer_is_readable_and_replay_forgets_them(
-    settings: Settings, tmp_path: Path
+    settings: Settings, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.INFO)
     config = SandboxConfig(db_path=tmp_path / "sandbox.db", token=SecretStr(TOKEN))
     fresh = SandboxConfig(db_path=tmp_path / "replayed.db", token=SecretStr(TOKEN))
     async with running_sandbox(config) as sandbox, running_sandbox(fresh) as replayed_sandbox:
@@ -305,4 +314,8 @@ async def test_after_a_redact_nothing_of_the_customer_is_readable_and_replay_for
     if linked(replayed, PEREGRINE) != linked(original, PEREGRINE):
         changed = sorted(linked(original, PEREGRINE) ^ linked(replayed, PEREGRINE))
         problems.append(f"(c) Peregrine's associations differ: {changed}")
+    logged = (tmp_path / "worker.log").read_bytes() + caplog.text.encode()
+    in_logs, _ = hits_in(logged, [*needles_for(OTTOLINE), *needles_for(PEREGRINE)])
+    if in_logs:
+        problems.append(f"(d) the logs hold personal values: {sorted({what for what, _, _ in in_logs})}")
     assert not problems, "\n".join(problems)
