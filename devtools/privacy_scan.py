@@ -504,7 +504,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     for name in ("phone", "first-name", "last-name", "address1", "address2", "zip"):
         parser.add_argument(f"--{name}")
     parser.add_argument("--data-dir", type=Path, action="append", default=None,
-                        help="A worker's data dir (repeatable) [default: SHOPSYNC_DATA_DIR].")  # fmt: skip
+                        help="A worker's data dir, or any folder to search raw (logs, a backup); repeatable "
+                        "[default: SHOPSYNC_DATA_DIR].")  # fmt: skip
     parser.add_argument("--no-open", action="store_true", help="Do not open sealed values.")
     args = parser.parse_args(argv)
     settings = Settings()
