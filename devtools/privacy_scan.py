@@ -354,9 +354,15 @@ async def topics_of(settings: Settings) -> list[str]:
         listed = await admin.list_topics()
     finally:
         await admin.close()
-    prefixes = tuple(p for p in (settings.topic_prefix, f"{settings.app_id}-") if p)
-    keys = key_topic(settings)
-    return sorted(t for t in listed if t.startswith(prefixes) and t != keys)
+    return run_topics(listed, settings.topic_prefix, settings.app_id, key_topic(settings))
+
+
+def run_topics(listed: Iterable[str], prefix: str, app_id: str, keys: str) -> list[str]:
+    """The run's topics among those listed: under the prefix (every topic but Kafka's own
+    ``__*`` when there is none) or of the app id, but the key topic."""
+    if not prefix:
+        return sorted(t for t in listed if not t.startswith("__") and t != keys)
+    return sorted(t for t in listed if t.startswith((prefix, f"{app_id}-")) and t != keys)
 
 
 def _record(scan: Scan, where: str, location: str, data: bytes | None, needles: Sequence[Needle],

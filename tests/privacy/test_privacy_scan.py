@@ -14,7 +14,17 @@ from pathlib import Path
 import orjson
 import pytest
 
-from devtools.privacy_scan import Customer, Hit, Scan, hits_in, needle, needles_for, scan_stores, search_item
+from devtools.privacy_scan import (
+    Customer,
+    Hit,
+    Scan,
+    hits_in,
+    needle,
+    needles_for,
+    run_topics,
+    scan_stores,
+    search_item,
+)
 from schemas.sealing import seal, spec_for
 from streams.privacy import pseudonym
 
@@ -119,3 +129,14 @@ def test_a_rocksdb_store_is_read_by_its_rows_and_its_files(tmp_path: Path) -> No
     assert {h.location for h in shredded.hits if h.where.startswith("rocksdb")} == {
         'key "p1:abc" (its value)'
     }
+
+
+def test_the_run_s_topics_are_its_prefix_s_and_its_app_id_s_but_the_key_topic() -> None:
+    listed = ["__consumer_offsets", "a.shopify.orders", "a.app.contacts", "app-contacts-changelog",
+              "a.privacy.keys", "b.shopify.orders", "other-contacts-changelog"]  # fmt: skip
+    assert run_topics(listed, "a.", "app", "a.privacy.keys") == [
+        "a.app.contacts", "a.shopify.orders", "app-contacts-changelog"
+    ]  # fmt: skip
+    assert "__consumer_offsets" not in run_topics(listed, "", "app", "privacy.keys"), (
+        "no prefix: all but Kafka's"
+    )
