@@ -4,7 +4,8 @@ Measures ``streams.shredding`` (not wired into the product yet) on the sample st
 body: a pseudonym and a key id (HMAC-SHA256), one field sealed and opened (AES-256-GCM), a whole
 ``customers/*`` body's personal values sealed and opened as the module does it (one envelope per
 record) and, for comparison, field by field (one envelope per value), a data key unwrapped; and
-what sealing adds to a body's bytes and what one subject costs the key topic. Nonces come from
+what sealing adds to a body's bytes and what one subject costs the key topic; and what the worker
+seals itself (a contact's state row, an upsert: ``streams.derived_sealing``). Nonces come from
 ``os.urandom`` as in production. Figures are per call, best of ``--rounds`` rounds (a shared
 machine: the best round is the least disturbed one).
 
@@ -22,7 +23,12 @@ from typing import Any
 
 import orjson
 
-from devtools.samplestore import customer_body
+from devtools.localrun import delivery_for
+from devtools.samplestore import customer_body, generate
+from schemas.commands import Upsert, encode_command
+from streams.derived_sealing import open_row, seal_command, seal_row
+from streams.entities import ROWS
+from streams.inprocess import InProcessPipeline
 from streams.privacy import pseudonym
 from streams.shredding import (
     decrypt,
@@ -66,6 +72,33 @@ def field_by_field(body: dict[str, Any], kid: str, data_key: bytes) -> dict[str,
     return out
 
 
+def derived(n: int, r: int) -> dict[str, float]:
+    """What the worker seals itself (G1 step 3's second part): a sample-store contact's state row
+    sealed and opened whole, and its largest upsert command sealed, as ``streams.app`` does."""
+    pipeline = InProcessPipeline()
+    for event in sorted(generate(customers=3, seed=11).events, key=lambda e: e.at):
+        pipeline.deliver(delivery_for(event))
+    state = max(pipeline.contact_states.values(), key=lambda s: len(orjson.dumps(s.model_dump(mode="json"))))
+    row = ROWS["contacts"].to_row(state)
+    upserts = [c for c in pipeline.commands if isinstance(c, Upsert) and c.record.object_type == "contacts"]
+    command = encode_command(max(upserts, key=lambda c: len(encode_command(c))))
+    data_key, ref = os.urandom(32), "kid~v"
+    sealed = seal_row(row, ref, data_key, os.urandom(12))
+    print(
+        f"contact row: {len(orjson.dumps(row))} bytes, sealed {len(orjson.dumps(sealed))}; "
+        f"upsert: {len(command)} bytes, sealed {len(seal_command(command, ref, data_key, os.urandom(12)))}"
+    )
+    return {
+        "seal a contact's state row (whole)": best(
+            lambda: seal_row(row, ref, data_key, os.urandom(12)), n, r
+        ),
+        "open a contact's state row": best(lambda: open_row(sealed, {ref: data_key}), n, r),
+        "seal a contact upsert command": best(
+            lambda: seal_command(command, ref, data_key, os.urandom(12)), n, r
+        ),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--calls", type=int, default=20_000)
@@ -95,6 +128,7 @@ def main() -> None:
         "seal a customer body field by field": best(lambda: field_by_field(body, kid, data_key), n // 10, r),
         "unwrap a data key": best(lambda: unwrap(kek, kid, wrapped), n, r),
         "orjson dumps+loads of the body (scale)": best(lambda: orjson.loads(orjson.dumps(body)), n, r),
+        **derived(n, r),
     }
     print(f"{'figure':42} {'per call':>11}")
     for name, seconds in figures.items():

@@ -38,6 +38,13 @@ class PrivacySettings(SettingsPart):
         "still reaches HubSpot as the contact's `email` property). Changes every contact key: set it on "
         "a fresh deployment (or replay into one), never flip it under a running one.",
     )
+    redact_hubspot: bool = Field(
+        False,
+        description="G1: a customers/redact also permanently deletes the customer's HubSpot contact "
+        "(HubSpot's GDPR delete, by the id in the writer's id map), once their keys are shredded. "
+        "Off: HubSpot's records are the merchant's and are left as they are. Needs HUBSPOT_TOKEN "
+        "(crm.objects.contacts.write) in the redactor.",
+    )
     compliance_dir: str = Field(
         ".local/compliance",
         description="Where `shopsync compliance report` writes one JSON report per data request.",

@@ -42,6 +42,7 @@ from handlers.importer import (
     RESOURCES,
     ShopifyImportError,
     import_delivery,
+    key_prefix,
     load_states,
     placed,
     save_states,
@@ -105,6 +106,23 @@ class InterruptedImportError(Exception):
     """``stop_after_lines`` was reached (tests: a crash at a chosen line)."""
 
 
+BATCHES_IN_FLIGHT = 2
+"""Batches sent and not yet acknowledged at most (:meth:`Appender.commit`): what a kill can make
+an import append again, in batches."""
+
+
+@dataclass(frozen=True)
+class _Batch:
+    """Records sent and not yet acknowledged, what they count for, and the offset after them."""
+
+    sent: list[asyncio.Future[Any]]
+    roots: int
+    count: int
+    lost: int
+    offset: int
+    lines: int
+
+
 @dataclass
 class Appender:
     """Turns rebuilt roots into appended records, a batch at a time, and moves the state's
@@ -124,9 +142,14 @@ class Appender:
     sealer: Sealer | None = None
     """G1: seals each body's personal values before it is appended (None: sealing is off)."""
     _sent: list[asyncio.Future[Any]] = field(default_factory=list)
+    _in_flight: _Batch | None = None
+    _prefix: str = ""
     _pending_count: int = 0
     _pending_lost: int = 0
     _pending_roots: int = 0
+
+    def __post_init__(self) -> None:
+        self._prefix = key_prefix(self.settings, self.shop)  # X3: once, not per record
 
     async def add(self, root: Rebuilt) -> None:
         self._pending_roots += 1
@@ -157,7 +180,16 @@ class Appender:
                     )
                     seal = self.sealer.seal_held
                 return [
-                    placed(self.settings, self.resource, body, self.shop, self.api_version, topic, seal)
+                    placed(
+                        self.settings,
+                        self.resource,
+                        body,
+                        self.shop,
+                        self.api_version,
+                        topic,
+                        seal,
+                        self._prefix,
+                    )
                     for topic, body in bodies
                 ]
         reason = f"import {self.resource}: {problem}"
@@ -173,15 +205,33 @@ class Appender:
     def due(self) -> bool:
         return len(self._sent) >= self.batch
 
-    async def commit(self, offset: int, lines: int) -> None:
-        """Wait for every record sent, then record ``offset`` (the bytes they came from)."""
-        await asyncio.gather(*self._sent)
-        self._sent.clear()
-        self.state.done_roots = self.state.roots_done() + self._pending_roots
-        self.state.count += self._pending_count
-        self.state.lost += self._pending_lost
+    async def commit(self, offset: int, lines: int, final: bool = False) -> None:
+        """Close the batch sent since the last commit (its records came from the bytes before
+        ``offset``) and record the offset once Kafka acknowledged every record of it and of the
+        batches before it. Two batches are in flight: the one closed last is awaited only when
+        the next one closes (or at the ``final`` commit), so the next batch is read, converted
+        and sent while its acknowledgements come back, instead of the import waiting on each
+        batch's last linger and round trip. A kill can so re-append up to two batches (they
+        carry the same event ids: repeats change nothing); a stop or a failure never does, it
+        ends in a final commit."""
+        closed = _Batch(
+            self._sent, self._pending_roots, self._pending_count, self._pending_lost, offset, lines
+        )
+        self._sent = []
         self._pending_count = self._pending_lost = self._pending_roots = 0
-        self.state.offset, self.state.lines = offset, lines
+        if self._in_flight is not None:
+            await self._settle(self._in_flight)
+        self._in_flight = closed
+        if final:
+            self._in_flight = None
+            await self._settle(closed)
+
+    async def _settle(self, batch: _Batch) -> None:
+        await asyncio.gather(*batch.sent)
+        self.state.done_roots = self.state.roots_done() + batch.roots
+        self.state.count += batch.count
+        self.state.lost += batch.lost
+        self.state.offset, self.state.lines = batch.offset, batch.lines
         self.save()
         self.progress.update(self.state.roots_done(), self.state.offset)
 
@@ -221,7 +271,7 @@ async def append_lines(
             await appender.add(root)
             consumed, consumed_lines = root.end, consumed_lines + root.lines
     finally:
-        await appender.commit(consumed, consumed_lines)
+        await appender.commit(consumed, consumed_lines, final=True)
 
 
 @dataclass

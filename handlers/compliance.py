@@ -85,12 +85,13 @@ async def existing_topics(settings: Settings) -> set[str]:
         await admin.close()
 
 
-async def compliance_requests(
+async def stored_requests(
     settings: Settings, existing: set[str] | None = None
-) -> list[ComplianceRequest]:
-    """Every request on ``shopify.compliance``, in log order, a redelivery once (by event id)."""
+) -> list[tuple[ComplianceRequest, int, int]]:
+    """Every request on ``shopify.compliance`` with its partition and offset, in log order, a
+    redelivery once (by event id: the first copy, the one the redactor reaches first)."""
     existing = await existing_topics(settings) if existing is None else existing
-    seen: dict[tuple[str, str], ComplianceRequest] = {}
+    seen: dict[tuple[str, str], tuple[ComplianceRequest, int, int]] = {}
     name = topic_name(settings, "shopify.compliance")
     for record in await read_all(settings.kafka_bootstrap_servers, name) if name in existing else []:
         try:
@@ -98,8 +99,31 @@ async def compliance_requests(
         except ValidationError:
             log.warning(orjson.dumps({"event": "compliance.unreadable", "offset": record.offset}).decode())
             continue
-        seen.setdefault((request.topic, request.event_id), request)
+        seen.setdefault((request.topic, request.event_id), (request, record.partition, record.offset))
     return list(seen.values())
+
+
+async def compliance_requests(
+    settings: Settings, existing: set[str] | None = None
+) -> list[ComplianceRequest]:
+    """Every request on ``shopify.compliance``, in log order, a redelivery once (by event id)."""
+    return [request for request, _, _ in await stored_requests(settings, existing)]
+
+
+async def redactor_committed(settings: Settings) -> dict[int, int]:
+    """The redactor group's (``<app id>.redactor``) committed offset per partition of
+    ``shopify.compliance``: every request below it was applied (the redactor commits a request
+    only after Kafka acknowledged its tombstones). Empty when the redactor never ran."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
+    await admin.start()
+    try:
+        offsets = await admin.list_consumer_group_offsets(f"{settings.app_id}.redactor")
+    finally:
+        await admin.close()
+    name = topic_name(settings, "shopify.compliance")
+    return {
+        tp.partition: meta.offset for tp, meta in offsets.items() if tp.topic == name and meta.offset >= 0
+    }
 
 
 async def data_requests(settings: Settings, existing: set[str]) -> list[ComplianceRequest]:

@@ -25,7 +25,7 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -299,21 +299,33 @@ SHOPIFY_DEADLINE = timedelta(days=30)
 
 @dataclass(frozen=True)
 class Outstanding:
-    """A redact request this version stores but does not apply, and when Shopify's 30 days end."""
+    """A redact request received, whether the redactor has applied it, and when Shopify's 30 days
+    end."""
 
     topic: str
     shop_domain: str
     event_id: str
     due: datetime
+    applied: bool = False
 
 
-def outstanding_redactions(requests: Iterable[ComplianceRequest]) -> list[Outstanding]:
-    """Every ``customers/redact`` and ``shop/redact`` received, oldest due first: the operator's
-    list of obligations. It does not yet tell the ones the redactor applied (its group's committed
-    offset would), and redaction erases only what was sealed (README, Privacy (G1))."""
+def outstanding_redactions(
+    requests: Iterable[tuple[ComplianceRequest, int, int]], committed: Mapping[int, int]
+) -> list[Outstanding]:
+    """Every ``customers/redact`` and ``shop/redact`` received (with its partition and offset),
+    oldest due first: the operator's list of obligations, each marked applied when it lies below
+    the redactor group's committed offset of its partition (``committed``: the redactor commits
+    a request only once its tombstones are acknowledged). Applied erases only what was sealed
+    (README, Privacy (G1))."""
     found = [
-        Outstanding(r.topic, r.shop_domain, r.event_id, r.received_at + SHOPIFY_DEADLINE)
-        for r in requests
+        Outstanding(
+            r.topic,
+            r.shop_domain,
+            r.event_id,
+            r.received_at + SHOPIFY_DEADLINE,
+            applied=offset < committed.get(partition, 0),
+        )
+        for r, partition, offset in requests
         if r.topic in ("customers/redact", "shop/redact")
     ]
     return sorted(found, key=lambda o: (o.due, o.shop_domain, o.event_id))

@@ -63,6 +63,10 @@ class IdMap:
     def __len__(self) -> int:
         return len(self._ids)
 
+    def live(self) -> dict[str, str]:
+        """Every live natural key and its HubSpot id, as read (a copy)."""
+        return dict(self._ids)
+
     def get(self, key: str) -> str | None:
         """The live HubSpot id of ``key`` (this round's changes included), else None."""
         if key in self._staged:

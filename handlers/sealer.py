@@ -52,7 +52,6 @@ class Sealer:
         self.ring = _ring(settings)
         self._follow = follow
         self._started = False
-        self._starting = asyncio.Lock()
         self._follower: asyncio.Future[None] | None = None
         self._loading: asyncio.Future[None] | None = None
 
@@ -64,16 +63,20 @@ class Sealer:
         Now the first deliveries get 503 while it loads, and the ones after it find it loaded."""
         if self._started:
             return
-        async with self._starting:
-            if self._loading is None or _failed(self._loading):
-                self._loading = asyncio.ensure_future(self._load())
-        await asyncio.shield(self._loading)
+        await asyncio.shield(self._ensure_loading())
 
     def readiness(self) -> bool:
         """Whether the keys are loaded (the bridge's /readyz); starts loading them if not."""
-        if not self._started and (self._loading is None or _failed(self._loading)):
-            self._loading = asyncio.ensure_future(self._load())
+        if not self._started:
+            self._ensure_loading()
         return self._started
+
+    def _ensure_loading(self) -> asyncio.Future[None]:
+        """The one loading of the ring, started if none is under way or the last one failed
+        (synchronous, so two callers in one loop can never start two)."""
+        if self._loading is None or _failed(self._loading):
+            self._loading = asyncio.ensure_future(self._load())
+        return self._loading
 
     async def _load(self) -> None:
         try:
@@ -215,12 +218,22 @@ class Opener:
             elif refs:
                 await self.ring.ensure(refs)
 
+    async def key_for(self, shop: str, kid: str) -> tuple[str, bytes]:
+        """A live key of the subject, made (acks=all) if the ring holds none: the worker seals what
+        it derives for a whole shop (a company's rows) under the shop's own subject."""
+        async with self._starting:
+            if not self._started:
+                await self.ring.start()
+                self._started = True
+        return await self.ring.key_for(shop, kid)
+
     async def stop(self) -> None:
         if self._started:
             await self.ring.stop()
         self._started = False
 
 
-def opener_for(settings: Settings) -> Opener | None:
-    """An opener when ``SHOPSYNC_SEAL_PERSONAL_DATA`` is on, else None."""
-    return Opener(settings) if settings.seal_personal_data else None
+def opener_for(settings: Settings, refresh_s: float = REFRESH_S) -> Opener | None:
+    """An opener when ``SHOPSYNC_SEAL_PERSONAL_DATA`` is on, else None. ``refresh_s`` 0 reads the
+    key topic to its end before every batch (the writer: the last gate before HubSpot)."""
+    return Opener(settings, refresh_s) if settings.seal_personal_data else None

@@ -11,6 +11,13 @@ write is an upsert by a unique key, re-applying a round after a crash changes no
 When HubSpot cannot be used at all the round is undone, the consumer seeks back to the round's
 first offsets, and the writer waits (``handlers.writer_pauses``) and reads the round again, for as
 long as it takes.
+
+G1 (``SHOPSYNC_SEAL_PERSONAL_DATA``): the writer holds a key ring (``handlers.sealer.Opener``),
+read to its end at start. Before a round's records are decoded it reads the key topic to its end
+(one catch-up: the refs they name are then held, or known to be shredded), then opens each just
+before its decode (``handlers.writer_sealed``); a
+command whose key is gone is counted and committed, never sent. A key topic that cannot be read
+undoes the round like a Kafka outage: nothing is decoded without its keys.
 """
 
 from __future__ import annotations
@@ -27,7 +34,6 @@ import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 from aiokafka.structs import OffsetAndMetadata
-from pydantic import ValidationError
 
 from config import Settings
 from config.kafka import KAFKA_FRAMING_BYTES
@@ -42,15 +48,16 @@ from handlers.hubspot_client import (
     RetryPolicy,
 )
 from handlers.id_map import IdMap
+from handlers.sealer import Opener, opener_for
 from handlers.setup_cache import SetupCache
 from handlers.setup_once import SetupOnce
-from handlers.writer_letters import DeadLetter, KafkaDeadLetters, raw_letter
+from handlers.writer_letters import KafkaDeadLetters
 from handlers.writer_linger import Linger
 from handlers.writer_pauses import SETUP_RECHECK, Pauses
 from handlers.writer_plan import Position
-from handlers.writer_runner import KafkaDeliveryError, PlanRunner, Source, WriterStats
+from handlers.writer_runner import KafkaDeliveryError, PlanRunner, WriterStats
+from handlers.writer_sealed import read_commands
 from handlers.writer_time import Backoff, Clock
-from schemas.commands import decode_command
 from streams.topics import ensure_topics, topic_name
 
 __all__ = ["SETUP_RECHECK", "Pauses", "WriterStats", "run_writer"]
@@ -154,6 +161,11 @@ async def run_writer(
     output = _Output(
         producer, new_producer, ids, KafkaDeadLetters(producer, topic_name(settings, "hubspot.commands.dlq"))
     )
+    # G1: None with sealing off (commands are read as they always were). The key topic is read to
+    # its end before every round, not once a second as the worker does: HubSpot is where nothing
+    # can be shredded afterwards, so a command read after its key's tombstone was acknowledged is
+    # never sent (one ListOffsets request a round; the key records only when some came).
+    opener = opener_for(settings, refresh_s=0.0)
     try:
         cache = SetupCache(
             settings.kafka_bootstrap_servers, topic_name(settings, "hubspot.setup"), lambda: output.producer
@@ -170,6 +182,8 @@ async def run_writer(
         if schema is None:
             return stats
         known = await ids.load(settings.kafka_bootstrap_servers)
+        if opener is not None:  # G1: read the key topic to its end before the first round
+            await opener.ensure([])
         following = asyncio.create_task(ids.follow(settings.kafka_bootstrap_servers))
         following.add_done_callback(_stopped_following)
         log.info("writer ready: %d known HubSpot ids, pipeline %s", known, schema.pipeline_id)
@@ -178,12 +192,13 @@ async def run_writer(
             letter_limit_bytes=settings.max_record_bytes - KAFKA_FRAMING_BYTES, stats=stats,
             retry_backoff=backoff, repair=setup.repair,
             linger=Linger(settings.writer_linger_ms / 1000, settings.writer_batch_window_ms / 1000),
+            keys=opener.keys if opener is not None else None,
         )  # fmt: skip
         books = _Books(topic_name(settings, "hubspot.commands"))
         consumer.subscribe([books.topic], listener=_Rebalance(runner, consumer, books))
         await consumer.start()
         try:
-            await _consume(runner, settings, consumer, pauses, books, output)
+            await _consume(runner, settings, consumer, pauses, books, output, opener)
         finally:
             following.cancel()
             with contextlib.suppress(asyncio.CancelledError, KafkaError):
@@ -191,6 +206,8 @@ async def run_writer(
             await consumer.stop()
         return runner.stats
     finally:
+        if opener is not None:
+            await opener.stop()
         await output.producer.stop()
         await api.close()
 
@@ -291,6 +308,7 @@ async def _consume(
     pauses: Pauses,
     books: _Books,
     output: _Output,
+    opener: Opener | None = None,
 ) -> None:
     stop = pauses.stop
     window_s = settings.writer_batch_window_ms / 1000
@@ -300,8 +318,7 @@ async def _consume(
             async with books.lock:
                 await _seek_to_committed(consumer, books)
         epoch = books.epoch
-        items: list[Source] = []
-        raw_letters: list[DeadLetter] = []
+        fetched: list[tuple[bytes, Position]] = []
         done: dict[int, int] = {}
         first: dict[TopicPartition, int] = {}  # where to seek back to if the round is undone
         if writer.held_count() >= MAX_HELD_COMMANDS:
@@ -311,14 +328,14 @@ async def _consume(
         # When nothing comes: a round for what is held, if anything (soon: it may be carried only).
         deadline = time.monotonic() + (idle_s if writer.pending() else window_s)
         first_at = last_at = 0.0
-        while len(items) < settings.writer_max_batch:
+        while len(fetched) < settings.writer_max_batch:
             close_at = min(first_at + window_s, last_at + idle_s) if first_at else deadline
             now = time.monotonic()
             if now >= close_at:
                 break
             batch = await consumer.getmany(
                 timeout_ms=max(1, int((close_at - now) * 1000)),
-                max_records=settings.writer_max_batch - len(items),
+                max_records=settings.writer_max_batch - len(fetched),
             )
             if batch:
                 last_at = time.monotonic()
@@ -327,15 +344,22 @@ async def _consume(
                 for m in messages:
                     first.setdefault(tp, m.offset)
                     done[tp.partition] = m.offset + 1
-                    position = Position(tp.partition, m.offset)
-                    try:
-                        items.append((decode_command(m.value or b""), position))
-                    except (ValidationError, ValueError) as exc:
-                        raw_letters.append(raw_letter(m.value or b"", str(exc), position))
+                    fetched.append((m.value or b"", Position(tp.partition, m.offset)))
             if not batch and not first_at and not writer.pending():
                 break
-        if not items and not writer.pending() and not done and books.committed == books.consumed:
+        if not fetched and not writer.pending() and not done and books.committed == books.consumed:
             continue
+        if opener is not None and (fetched or writer.pending()):
+            try:  # G1: every key ref the round names held, or known to be shredded; one catch-up
+                await opener.ensure(raw for raw, _ in fetched)
+            except (TimeoutError, KafkaError, OSError, RuntimeError) as exc:
+                _rewind(consumer, first)
+                await pauses.outage(KeyTopicError(f"the key topic could not be read ({type(exc).__name__})"),
+                                    consumer, writer.held_count() + len(fetched))  # fmt: skip
+                continue
+            writer.keys = opener.keys  # the ring's live keys: the round's letters are sealed with them
+        read = read_commands(fetched, opener.keys if opener is not None else None, writer.nonces)
+        items = read.items
         failure: Exception | None = None
         async with books.lock:
             if books.epoch != epoch:  # fetched before a rebalance: dropped, read again from the commit
@@ -343,7 +367,7 @@ async def _consume(
                 continue
             started = time.monotonic()
             try:
-                await writer.apply(items, raw_letters)
+                await writer.apply(items, read.letters, read.redacted)
             except (HubSpotUnavailableError, KafkaDeliveryError) as exc:
                 _rewind(consumer, first)
                 failure = exc
@@ -352,13 +376,21 @@ async def _consume(
             else:
                 books.consumed.update(done)
                 await _commit(consumer, books, writer.held_positions())
-                writer_metrics.round_done(len(items), time.monotonic() - started, consumer, books.consumed)
+                seconds = time.monotonic() - started
+                if read.redacted:  # a count only: no key, no value
+                    log.info("%d commands not sent: their subjects were redacted (G1)", len(read.redacted))
+                writer_metrics.round_done(len(items) + len(read.redacted), seconds, consumer, books.consumed)
         if isinstance(failure, DailyLimitError):
             await pauses.daily(failure, consumer, writer.schema)
         elif failure is not None:
             await pauses.outage(failure, consumer, writer.held_count() + len(items))
         else:
             pauses.recovered()
+
+
+class KeyTopicError(KafkaDeliveryError):
+    """G1: the key topic could not be read to the round's key refs: the round is undone and read
+    again after a pause, like a round whose records Kafka did not acknowledge."""
 
 
 async def _commit(consumer: AIOKafkaConsumer, books: _Books, held: list[Position]) -> None:

@@ -26,10 +26,17 @@ from schemas.commands import (
 
 @dataclass(frozen=True)
 class Position:
-    """Where a command came from in the commands topic."""
+    """Where a command came from in the commands topic.
+
+    G1 (``SHOPSYNC_SEAL_PERSONAL_DATA``): a command read sealed carries its record as read
+    (``received``) and the key ref it is sealed under (``ref``), neither compared nor hashed: its
+    dead letter keeps the sealed record rather than the opened command, and a command held for a
+    retry whose key was shredded since is dropped unsent (``handlers.writer_sealed``)."""
 
     partition: int
     offset: int
+    received: bytes | None = field(default=None, compare=False, repr=False)
+    ref: str | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass

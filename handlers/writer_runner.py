@@ -21,8 +21,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Coroutine, Iterable
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any, TypeVar
 
@@ -34,6 +35,7 @@ from handlers.id_map import IdMap
 from handlers.writer_letters import DeadLetter, DeadLetterPort, command_letter
 from handlers.writer_linger import Linger
 from handlers.writer_plan import LinkPlan, Position, RecordPlan, SubscriptionPlan, coalesce
+from handlers.writer_sealed import shredded
 from handlers.writer_subscriptions import SubscriptionWriter
 from handlers.writer_time import Backoff, Clock
 from schemas.commands import (
@@ -46,6 +48,7 @@ from schemas.commands import (
     RecordRef,
     Upsert,
 )
+from schemas.sealing import NONCE_BYTES
 from streams.rules.keys import SHOP_PROPERTY, shop_prefix_of
 
 log = logging.getLogger(__name__)
@@ -65,6 +68,11 @@ is undone like one HubSpot could not take, and read again."""
 Source = tuple[AnyCommand, Position]
 
 
+def fresh_nonce() -> bytes:
+    """A random AES-GCM nonce (``schemas.sealing.NONCE_BYTES``), one per seal."""
+    return os.urandom(NONCE_BYTES)
+
+
 @dataclass
 class WriterStats:
     """Counters for operators and tests: what HubSpot confirmed, what was dead-lettered, what waits.
@@ -80,6 +88,7 @@ class WriterStats:
     unlinked: int = 0
     dead_lettered: int = 0
     skipped_deleted: int = 0
+    skipped_redacted: int = 0  # G1: commands not sent, their key shredded (``handlers.writer_sealed``)
     retried_inputs: int = 0
     failed_rounds: int = 0
     daily_pauses: int = 0
@@ -163,6 +172,12 @@ class PlanRunner:
     """The set-up drift hook (``handlers.setup_once.SetupOnce.repair``): given HubSpot's refusal of
     a batch, it sets the account up again and returns the new schema when the refusal was the
     account drifting from its set-up (a property or stage deleted in HubSpot), else None."""
+    keys: Mapping[str, bytes] | None = None
+    """G1, with ``SHOPSYNC_SEAL_PERSONAL_DATA`` on: the key ring's keys (``Opener.keys``, caught
+    up by the consume loop before each round). The dead letters of commands read sealed are sealed
+    with them, and a held command whose key is gone is dropped unsent. None: sealing is off."""
+    nonces: Callable[[], bytes] = field(default_factory=lambda: fresh_nonce)
+    """Fresh nonces for sealing dead letters (a test may pass its own)."""
     _repairs: int = 0  # account set-ups run again by the drift hook, in this runner's life
     _repairing: asyncio.Lock = field(default_factory=asyncio.Lock)
     _round: _Round = field(default_factory=_Round)
@@ -172,8 +187,16 @@ class PlanRunner:
 
     # ---- one round ----
 
-    async def apply(self, items: list[Source], raw_letters: list[DeadLetter] | None = None) -> None:
+    async def apply(
+        self,
+        items: list[Source],
+        raw_letters: list[DeadLetter] | None = None,
+        redacted: list[Position] | None = None,
+    ) -> None:
         """Apply one round: everything ends applied, skipped, dead-lettered or held.
+
+        ``redacted``: the round's commands whose key is gone (G1, ``handlers.writer_sealed``),
+        not sent, counted as ``skipped_redacted`` when the round completes.
 
         If HubSpot cannot be used (``HubSpotUnavailableError``, ``DailyLimitError``) the round is
         undone: held and waiting work is as it was, nothing is counted or dead-lettered, and the
@@ -185,6 +208,8 @@ class PlanRunner:
             for letter in raw_letters or []:  # records of the topic that are not commands
                 self._round.letters.append(letter)
                 self._round.stats.dead_lettered += 1
+            self._round.stats.skipped_redacted += len(redacted or [])
+            self._drop_redacted()
             await self._apply(items)
             done, self._round = self._round, _Round()
             await self._deliver(done.letters)
@@ -196,6 +221,27 @@ class PlanRunner:
         self.stats.add(done.stats)
         self.stats.waiting_links = len(self.waiting)
         self.stats.held_records = len(self.held)
+
+    def _drop_redacted(self) -> None:
+        """G1: drop the held records and waiting links one of whose commands was read sealed under
+        a key that is gone now (its customer was redacted while it waited): never sent, counted as
+        ``skipped_redacted``. A held record or link is one subject's, so it goes whole."""
+        if self.keys is None:
+            return
+        counts = self._round.stats
+        held = []
+        for h in self.held:
+            if shredded(h.sources + h.moot, self.keys):
+                counts.skipped_redacted += len(h.sources) + len(h.moot)
+            else:
+                held.append(h)
+        waiting = []
+        for w in self.waiting:
+            if shredded(w.link.sources, self.keys):
+                counts.skipped_redacted += len(w.link.sources)
+            else:
+                waiting.append(w)
+        self.held, self.waiting = held, waiting
 
     async def _deliver(self, letters: list[DeadLetter]) -> None:
         """Send the round's dead letters and wait until Kafka acknowledged them and every id-map
@@ -830,7 +876,9 @@ class PlanRunner:
         """Queue a dead letter per source command; sent when the round completes."""
         for command, position in sources:
             self._round.letters.append(
-                command_letter(command, position, reason, answer, status, self.letter_limit_bytes)
+                command_letter(
+                    command, position, reason, answer, status, self.letter_limit_bytes, self.keys, self.nonces
+                )
             )
             self._round.stats.dead_lettered += 1
 

@@ -352,6 +352,11 @@ class KeySource(Protocol):
     async def ensure(self, raws: Iterable[bytes]) -> None:
         """Hold every key ref these records' bytes name (:func:`refs_in`), or know it is gone."""
 
+    async def key_for(self, shop: str, kid: str) -> tuple[str, bytes]:
+        """A live key (ref, data key) of the subject ``kid`` of ``shop``, made and acknowledged on
+        the key topic if there is none: what the worker seals a company's rows under (the shop's
+        own subject, ``streams.shredding.shop_key_id``)."""
+
 
 _KEYS: ContextVar[Mapping[str, bytes] | None] = ContextVar("shopsync_sealing_keys", default=None)
 

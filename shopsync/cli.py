@@ -391,11 +391,12 @@ def compliance_report(out: Path | None) -> None:
     state for that customer, every record of the topics that names them, the writer's HubSpot id
     map entries, and the note that HubSpot's records are the merchant's and untouched. One file per
     request (shop and data request id); send it to the merchant. Prints file names and counts only,
-    and a warning with the first deadline when redact requests are stored (they are not applied yet)."""
+    and how many redact requests the redactor applied, with a warning and the first deadline when
+    some are still pending."""
     from datetime import UTC, datetime
 
-    from handlers.compliance import compliance_requests, write_reports
-    from handlers.compliance_report import outstanding_redactions
+    from handlers.compliance import redactor_committed, stored_requests, write_reports
+    from handlers.compliance_report import Outstanding, outstanding_redactions
 
     settings = _settings()
     written = asyncio.run(write_reports(settings, datetime.now(UTC), out))
@@ -404,10 +405,18 @@ def compliance_report(out: Path | None) -> None:
             f"{w.path}: {w.records} records, {w.state_rows} state rows, {w.id_map_entries} id map entries"
         )
     click.echo(f"{len(written)} data request report(s) written", err=True)
-    pending = outstanding_redactions(asyncio.run(compliance_requests(settings)))
+
+    async def redacts() -> list[Outstanding]:
+        return outstanding_redactions(await stored_requests(settings), await redactor_committed(settings))
+
+    listed = asyncio.run(redacts())
+    applied = sum(o.applied for o in listed)
+    pending = [o for o in listed if not o.applied]
+    if applied:
+        click.echo(f"{applied} redact request(s) applied by the redactor", err=True)
     if pending:
         first = pending[0]
-        click.echo(f"WARNING: {len(pending)} redact request(s) stored: `shopsync compliance redact` "
+        click.echo(f"WARNING: {len(pending)} redact request(s) pending: `shopsync compliance redact` "
                    f"applies them, and erases only what was sealed "
                    f"(SHOPSYNC_SEAL_PERSONAL_DATA; README, Privacy (G1)); "
                    f"the first is due {first.due:%Y-%m-%d} "
@@ -425,22 +434,26 @@ def compliance_redact(follow: bool) -> None:
     consumer group SHOPSYNC_APP_ID.redactor commits it after Kafka acknowledged its tombstones).
     Prints counts only. Personal data is sealed only with SHOPSYNC_SEAL_PERSONAL_DATA on (see the
     README's Privacy (G1))."""
-    from handlers.redactor import UnreadableRequestError, redact_forever, redact_once
-    from streams.shredding import KEY_TOPIC, key_encryption_key
-    from streams.topics import topic_name
+    from handlers.hubspot_client import HubSpotAccessError, HubSpotError, HubSpotUnavailableError
+    from handlers.hubspot_erasure import eraser_for
+    from handlers.redactor import UnreadableRequestError, redact_forever, redact_once, redactor_args
 
     settings = _settings()
-    secret = settings.privacy_key()
-    args = (
-        settings.kafka_bootstrap_servers, topic_name(settings, "shopify.compliance"),
-        f"{settings.topic_prefix}{KEY_TOPIC}", f"{settings.app_id}.redactor",
-        key_encryption_key(secret), secret,
-    )  # fmt: skip
+    args = redactor_args(settings)
+    try:
+        hubspot = eraser_for(settings)  # SHOPSYNC_REDACT_HUBSPOT: also GDPR-delete the contact
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from exc
     try:
         if follow:
-            asyncio.run(redact_forever(*args))
+            asyncio.run(redact_forever(*args, hubspot=hubspot))
             return
-        applied = asyncio.run(redact_once(*args))
+        applied = asyncio.run(redact_once(*args, hubspot=hubspot))
+    except (HubSpotUnavailableError, HubSpotAccessError, HubSpotError) as exc:
+        raise click.ClickException(
+            f"HubSpot did not delete a redacted customer's contact ({type(exc).__name__}): the request "
+            "stays pending and is tried again on the next run"
+        ) from exc
     except UnreadableRequestError as exc:
         raise click.ClickException(f"{exc}: stopped before it, nothing after it applied") from exc
     except RuntimeError as exc:  # the key topic is missing: nothing was ever sealed on this cluster
@@ -449,8 +462,10 @@ def compliance_redact(follow: bool) -> None:
             "(nothing is sealed without it)"
         ) from exc
     redacts = [a for a in applied if a.topic != "customers/data_request"]
+    deleted = f", {sum(a.hubspot_deleted for a in redacts)} HubSpot contact(s) deleted" if hubspot else ""
     click.echo(
-        f"{len(redacts)} redact request(s) applied, {sum(a.shredded for a in redacts)} key(s) shredded",
+        f"{len(redacts)} redact request(s) applied, {sum(a.shredded for a in redacts)} key(s) shredded"
+        f"{deleted}",
         err=True,
     )
 

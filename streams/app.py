@@ -23,6 +23,11 @@ one batch, the only place it is written down:
 A batch that cannot finish (the agent is cancelled, or the process exits because Kafka stayed
 unusable) acknowledges nothing: its events are read again from the committed offset.
 
+With ``SHOPSYNC_SEAL_PERSONAL_DATA`` (SPEC G1) the outputs of step 2 and the rows of step 3 are
+sealed under the key of the data subject they came from before they are written, and rows and
+facts are opened where they are read back (``streams.derived_sealing``; :meth:`Pipeline._sealing`
+says whose key). The rules never see a sealed value.
+
 Time is data: each internal partition's "now" is the newest instant it has seen, in a delivery's
 ``received_at`` or a tick's ``at``. The ticker appends ticks to every partition of the timer
 topics; a tick fires the timers due in its partition, inside normal stream processing.
@@ -54,9 +59,31 @@ from schemas.commands import command_key, encode_command
 from schemas.envelope import Delivery, HubSpotContactDeletion, Tick, encode
 from schemas.problems import FieldProblem, FieldProblemRecord
 from schemas.reasons import reason_kind
-from schemas.sealing import KeySource, opening
+from schemas.sealing import (
+    NONCE_BYTES,
+    SHREDDED,
+    KeySource,
+    Shredded,
+    current_keys,
+    opening,
+    refs_in,
+    sealed_ref,
+)
 from streams import codec, faust_fixes, metrics
 from streams.deletions import ContactIdMapping, contact_id_mapping
+from streams.derived_sealing import (
+    SHOP_FIELD,
+    command_is_personal,
+    fact_shop,
+    is_sealed_fact,
+    open_fact,
+    open_row,
+    row_ref,
+    seal_command,
+    seal_fact,
+    seal_letter,
+    seal_row,
+)
 from streams.entities import (
     COMPANIES,
     COMPANY_MEMBERS,
@@ -80,7 +107,9 @@ from streams.entities import (
 from streams.partition_time import AS_OF, PartitionTime, clock_key, clock_row
 from streams.processor import Kind, PoisonError, StepResult, UnreadableStateError, step
 from streams.report_stage import REPORTS
+from streams.rules.journeys import FirstPurchase
 from streams.rules.reports import DealFacts
+from streams.shredding import shop_key_id
 from streams.topics import (
     CONSUMED_TOPICS,
     INTERNAL_TOPICS,
@@ -111,6 +140,16 @@ DECODED_STATES_KEPT = 2_000  # per stage: states kept decoded between batches (m
 Send = tuple[Any, bytes | None, bytes]
 """One output: (faust topic, key, value)."""
 
+Sealing = tuple[str, bytes] | Shredded | None
+"""Whose key seals a unit's writes (G1): (key ref, data key); SHREDDED when that subject's key is
+gone (nothing personal of it is written); None when nothing it came from was sealed."""
+
+NOT_PERSONAL_FACTS: tuple[type, ...] = (FirstPurchase, DealFacts)
+"""Rule-built forwards that name no person (a journey's first-purchase flag, a deal's report
+facts: ids, amounts, the Shopify customer id), left readable: the reports' changelog is read by the
+dashboard without keys. Every other rule-built forward (a company member's fact: its email) is
+sealed whole under its unit's subject."""
+
 
 class _TooLargeError(Exception):
     """A batch's output that Kafka refuses for its size (R6): the batch is redone one unit at a time."""
@@ -124,6 +163,8 @@ class Decoded:
     record: Any
     problems: tuple[FieldProblem, ...] = ()
     delivery: Delivery | None = None
+    ref: str | None = None  # G1: the key ref the input came sealed under
+    shop: str | None = None  # the shop it is from, when it says
 
 
 @dataclass(frozen=True)
@@ -137,6 +178,7 @@ class Stage:
     rows: Rows | None = None
     time: PartitionTime | None = None
     stamp_partition: bool = False  # rows say their partition (timed kinds' clocks are derived from it)
+    shop_subject: bool = False  # G1: its rows hold several customers' values: sealed under the shop's key
 
 
 @dataclass(frozen=True)
@@ -146,8 +188,10 @@ class _Write:
     event: Any  # an event of the row's partition (faust's tables find the partition from it)
     store: _TableStore
     key: str
-    row: Any
+    row: Any  # None: delete the row (G1: its subject's key is gone)
     state: Any = None  # the decoded state the row holds (None: a clock row)
+    ref: str | None = None  # the key ref the row is sealed under
+    shop: str | None = None
 
 
 @dataclass
@@ -171,11 +215,21 @@ class _TableStore:
 
     def __init__(self, stage: Stage) -> None:
         self.stage = stage
-        self.decoded: dict[str, Any] = {}
+        self.decoded: dict[str, tuple[Any, str | None, str | None]] = {}  # key -> (state, ref, shop)
+        self.refs: dict[str, str | None] = {}
+        """G1: the key ref each row loaded in this batch is sealed under (the subject its writes
+        are sealed under when no input of the batch names one), and its shop."""
+        self.shops: dict[str, str | None] = {}
 
     def load(self, key: str) -> Any | None:
+        """The key's state; a sealed row is opened with the batch's keys, and reads as no state
+        when its subject's key is gone (redacted: G1)."""
         if key in self.decoded:
-            return self.decoded[key]
+            state, ref, shop = self.decoded[key]
+            self.refs[key], self.shops[key] = ref, shop
+            if ref is not None and ref not in (current_keys() or {}):
+                return None  # shredded since it was stored
+            return state
         stage = self.stage
         if stage.table is None or stage.rows is None:
             return None
@@ -183,19 +237,35 @@ class _TableStore:
         if raw is None:
             return None
         try:
+            ref = row_ref(raw)
+            self.refs[key] = ref
+            self.shops[key] = raw.get(SHOP_FIELD) if isinstance(raw, dict) else None
+            if ref is not None:
+                keys = current_keys()
+                if keys is None:
+                    raise ValueError("the row is sealed (G1) and the worker was given no keys")
+                opened = open_row(raw, keys)
+                if isinstance(opened, Shredded):
+                    return None
+                raw = {k: v for k, v in opened.items() if k != SHOP_FIELD}
             return stage.rows.from_row(raw)
         except (ValidationError, ValueError, TypeError) as exc:
             raise UnreadableStateError(
                 f"the stored {stage.kind.name} state of this key cannot be read: {exc}"
             ) from exc
 
-    def stored(self, key: str, state: Any) -> None:
-        """``state`` is now the row of ``key`` (called once it is written)."""
+    def stored(self, key: str, state: Any, ref: str | None = None, shop: str | None = None) -> None:
+        """``state`` is now the row of ``key`` (called once it is written; None: deleted)."""
         decoded = self.decoded
         decoded.pop(key, None)
-        decoded[key] = state
+        decoded[key] = (state, ref, shop)
         if len(decoded) > DECODED_STATES_KEPT:
             del decoded[next(iter(decoded))]
+
+    def begin(self) -> None:
+        """A new plan: what it learns of its rows' refs is its own."""
+        self.refs.clear()
+        self.shops.clear()
 
     def forget(self) -> None:
         self.decoded.clear()
@@ -211,6 +281,7 @@ class Pipeline:
                 "bodies (handlers.sealer.opener_for)"
             )
         self.keys = keys  # G1: the key ring sealed bodies open with (None: nothing is sealed)
+        self._shop_keys: dict[str, tuple[str, bytes]] = {}  # G1: shop -> its own subject's key
         codec.register()
         faust_fixes.install(frozenset(topic_name(settings, spec.name) for spec in TOPICS if spec.compacted))
         self.healer = faust_fixes.StallHealer()
@@ -327,6 +398,7 @@ class Pipeline:
                 functools.partial(_decode_entity_input, "companies"),
                 self.company_states,
                 ROWS["companies"],
+                shop_subject=True,
             ),
         )
         self._agent(  # X2: company contacts joined with their customer's email, by customer id
@@ -357,7 +429,14 @@ class Pipeline:
         )
 
     def _due_of(self, kind: Kind, raw: dict[str, Any]) -> datetime | None:
+        """A stored row's next due time (the timer index's rebuild, inside the batch's
+        ``opening``); a sealed row opens first, and one whose key is gone has no timer."""
         assert kind.next_due is not None
+        if row_ref(raw) is not None:
+            opened = open_row(raw, current_keys() or {})
+            if isinstance(opened, Shredded):
+                return None
+            raw = opened
         return kind.next_due(ROWS[kind.name].from_row(raw), self.config)
 
     # ---- the one agent loop ----
@@ -387,6 +466,8 @@ class Pipeline:
     async def _handle_batch(self, stage: Stage, events: Sequence[Any]) -> None:
         if self.keys is not None:  # G1: every key the batch's sealed bodies name, before any parse
             await self.keys.ensure(_value_bytes(event) for event in events)
+            if stage.shop_subject:
+                await self._ensure_shop_keys(events)
         parts = self._plan(stage, events)
         try:
             await self._send([s for part in parts for s in part.sends])
@@ -414,10 +495,25 @@ class Pipeline:
         for part in parts:
             self._store(part.writes)
 
+    async def _ensure_shop_keys(self, events: Sequence[Any]) -> None:
+        """G1: the key of each shop the batch's inputs name, for a stage sealed under the shop's own
+        subject (made and acknowledged first if the shop has none: a redacted shop's next one)."""
+        shops: set[str] = set()
+        for event in events:
+            raw = _value_bytes(event)
+            shop = fact_shop(raw) if is_sealed_fact(raw) else _shop_of(raw)
+            if shop:
+                shops.add(shop.strip().lower())
+        assert self.keys is not None
+        secret = self.settings.privacy_key()
+        for shop in shops:
+            self._shop_keys[shop] = await self.keys.key_for(shop, shop_key_id(secret, shop))
+
     def _plan(self, stage: Stage, events: Sequence[Any]) -> list[_Part]:
         """Decode the events and run them through the stage's kind, per partition; the batch's
         outputs and writes, in log order per partition. Synchronous, so the keys it opens sealed
         bodies with (G1: caught up by ``_handle_batch`` first) are the ones given here."""
+        self.stores[stage.name].begin()
         with opening(self.keys.keys) if self.keys is not None else contextlib.nullcontext():
             return self._plan_opened(stage, events)
 
@@ -460,23 +556,41 @@ class Pipeline:
         result: StepResult,
     ) -> list[_Part]:
         parts: list[_Part] = []
+        subjects = _Subjects(decoded) if self.keys is not None else None
         for rejected in result.rejected:
-            parts.append(_Part([self._letter(decoded[rejected.position][0], rejected.reason, rejected.key)]))
+            event, item = decoded[rejected.position]
+            of_letter: Sealing = None  # an input's own subject; a timer's, its entity's
+            if subjects is not None and rejected.key is not None:
+                of_letter = self._sealing(stage, subjects, rejected.key, rejected.position)
+            elif subjects is not None and item.ref is not None:
+                of_letter = self._held(item.ref)
+            parts.append(_Part([self._letter(event, rejected.reason, rejected.key, of_letter)]))
         newest = result.states()
         for unit in result.units:
-            sends: list[Send] = [
-                (self.commands, command_key(c).encode(), encode_command(c)) for c in unit.commands
-            ]
-            sends += [(self.internal[f.target], f.key.encode(), encode_forward(f)) for f in unit.forwards]
+            sealing: Sealing = None
+            shop: str | None = None
+            if subjects is not None:
+                sealing = self._sealing(stage, subjects, unit.key, unit.position)
+                shop = subjects.shop(unit.key, unit.position) or self.stores[stage.name].shops.get(unit.key)
+            sends = self._unit_sends(unit.commands, unit.forwards, sealing, shop)
             writes: list[_Write] = []
             state, as_of = newest.get(unit.key, (None, None))
             if unit.changed and state is unit.state and stage.table is not None and stage.rows is not None:
-                row = stage.rows.to_row(state)
+                row: dict[str, Any] | None = stage.rows.to_row(state)
+                assert row is not None
                 if stage.stamp_partition:
                     row["partition"] = partition
                 if as_of is not None and stage.time is not None:
                     row[AS_OF] = as_of.isoformat()
-                writes.append(_Write(anchor, self.stores[stage.name], unit.key, row, state))
+                ref = None
+                if isinstance(sealing, Shredded):
+                    row, state = None, None  # never written in the clear: the row goes (G1)
+                elif sealing is not None:
+                    ref = sealing[0]
+                    if stage.shop_subject and shop is not None:
+                        row[SHOP_FIELD] = shop
+                    row = seal_row(row, sealing[0], sealing[1], os.urandom(NONCE_BYTES))
+                writes.append(_Write(anchor, self.stores[stage.name], unit.key, row, state, ref, shop))
             event = decoded[unit.position][0]
             timer = isinstance(decoded[unit.position][1].record, Tick)
             reason = f"a {stage.kind.name} timer's output is too large" if timer else "too large to forward"
@@ -489,6 +603,51 @@ class Pipeline:
             )
             parts.append(_Part(writes=[clock_write]))
         return parts
+
+    def _sealing(self, stage: Stage, subjects: _Subjects, key: str, position: int) -> Sealing:
+        """G1: whose key seals what the unit of ``key`` at ``position`` writes. A stage sealed by
+        shop (companies) takes the shop's own key; any other the subject of the newest sealed input
+        of that key in the batch up to it, else the one its stored row was sealed under."""
+        assert self.keys is not None
+        store = self.stores[stage.name]
+        if stage.shop_subject:
+            shop = subjects.shop(key, position) or store.shops.get(key)
+            held = self._shop_keys.get(shop.strip().lower()) if shop else None
+            if held is not None and held[0] in self.keys.keys:
+                return held
+        ref = subjects.ref(key, position) or store.refs.get(key)
+        return self._held(ref) if ref is not None else None
+
+    def _held(self, ref: str) -> Sealing:
+        """(ref, its data key), or SHREDDED when the key is gone."""
+        assert self.keys is not None
+        data_key = self.keys.keys.get(ref)
+        return SHREDDED if data_key is None else (ref, data_key)
+
+    def _unit_sends(
+        self, commands: Sequence[Any], forwards: Sequence[Any], sealing: Sealing, shop: str | None
+    ) -> list[Send]:
+        """A unit's commands and forwards as records; sealed (G1) under ``sealing``. A shredded
+        subject's commands that carry personal values, and its rule-built facts, are not sent: the
+        writer would read them as erased anyway, and they cannot be written in the clear."""
+        sends: list[Send] = []
+        for command in commands:
+            value = encode_command(command)
+            if isinstance(sealing, Shredded):
+                if command_is_personal(value):
+                    continue
+            elif sealing is not None:
+                value = seal_command(value, sealing[0], sealing[1], os.urandom(NONCE_BYTES))
+            sends.append((self.commands, command_key(command).encode(), value))
+        for forward in forwards:
+            value = encode_forward(forward)
+            built = forward.raw is None and not isinstance(forward.record, NOT_PERSONAL_FACTS)
+            if built and isinstance(sealing, Shredded):
+                continue
+            if built and sealing is not None and not isinstance(sealing, Shredded):
+                value = seal_fact(value, sealing[0], sealing[1], os.urandom(NONCE_BYTES), shop)
+            sends.append((self.internal[forward.target], forward.key.encode(), value))
+        return sends
 
     def _clock(self, stage: Stage, partition: int) -> Any:
         """The partition's clock and timer index, derived from the table on first use after an
@@ -510,9 +669,12 @@ class Pipeline:
             table = write.store.stage.table
             assert table is not None, "only stages with a table write"
             with faust_fixes.event_context(write.event):
-                table[write.key] = write.row
-            if write.state is not None:
-                write.store.stored(write.key, write.state)
+                if write.row is not None:
+                    table[write.key] = write.row
+                elif write.key in table:
+                    del table[write.key]  # G1: a shredded subject's row
+            if write.state is not None or write.row is None:
+                write.store.stored(write.key, write.state, write.ref, write.shop)
 
     async def _send(self, sends: list[Send]) -> None:
         """Send the outputs and wait until Kafka acknowledged every one, retrying the whole lot
@@ -548,7 +710,10 @@ class Pipeline:
             lambda _: record.parse_body_with_problems(), raw, f"body does not fit {record.topic}"
         )
         routable = Routable(record, body, raw)
-        return Decoded(router_key(routable, self.config), routable, problems, record)
+        return Decoded(
+            router_key(routable, self.config), routable, problems, record, sealed_ref(record.body),
+            record.shop_domain,
+        )  # fmt: skip
 
     def _decode_product(self, event: Any, raw: bytes) -> Decoded | None:
         record = _parse(LOG_RECORDS.decode, raw, "not a valid record")
@@ -557,7 +722,10 @@ class Pipeline:
         body, problems = _parse(
             lambda _: record.parse_body_with_problems(), raw, f"body does not fit {record.topic}"
         )
-        return Decoded(product_key(record, body, self.config), record, problems, record)
+        return Decoded(
+            product_key(record, body, self.config), record, problems, record, sealed_ref(record.body),
+            record.shop_domain,
+        )  # fmt: skip
 
     def _problem_records(
         self, event: Any, record: Delivery, problems: tuple[FieldProblem, ...]
@@ -629,10 +797,12 @@ class Pipeline:
 
     # ---- dead letters ----
 
-    def _letter(self, event: Any, reason: str, key: str | None = None) -> Send:
+    def _letter(self, event: Any, reason: str, key: str | None = None, sealing: Sealing = None) -> Send:
         """The dead letter of a record (or, with ``key``, of the entity whose timer failed on this
         tick): the reason and the original bytes. Sent with the batch's outputs, so the offset
-        only moves past a record once its dead letter is durable."""
+        only moves past a record once its dead letter is durable. With G1's sealing the reason
+        (which may quote the input: a pydantic message shows an invalid email) is sealed under
+        ``sealing``, else under the key the record's bytes name; its kind stays readable."""
         msg = event.message
         log.warning("dead-lettering %s[%s]@%s: %s", msg.topic, msg.partition, msg.offset, reason_kind(reason))
         metrics.dead_letter(reason_kind(reason))
@@ -650,7 +820,56 @@ class Pipeline:
         if len(letter["original_base64"]) > self.settings.max_record_bytes - LETTER_RESERVE_BYTES:
             letter["original_base64"] = ""  # R6: the letter must fit; the original stays at its offset
             letter["original_omitted"] = f"{len(value)} bytes: read it at its offset"
+        if self.keys is not None:
+            if sealing is None:
+                sealing = self._sealing_of_bytes(value)
+            letter = seal_letter(letter, sealing, os.urandom(NONCE_BYTES))
         return (self.deadletter, key.encode() if key is not None else msg.key, orjson.dumps(letter))
+
+    def _sealing_of_bytes(self, raw: bytes) -> Sealing:
+        """The subject a record's bytes are sealed under (the first ref they name), if any."""
+        assert self.keys is not None
+        refs = sorted(refs_in(raw))
+        return self._held(refs[0]) if refs else None
+
+
+class _Subjects:
+    """G1: the key refs and shops of a batch's inputs by state key, in log order, so a unit's
+    writes are sealed under the newest subject among its key's inputs up to it."""
+
+    def __init__(self, decoded: Sequence[tuple[Any, Decoded]]) -> None:
+        self._refs: dict[str, list[tuple[int, str]]] = {}
+        self._shops: dict[str, list[tuple[int, str]]] = {}
+        for position, (_, item) in enumerate(decoded):
+            if item.ref is not None:
+                self._refs.setdefault(item.key, []).append((position, item.ref))
+            if item.shop:
+                self._shops.setdefault(item.key, []).append((position, item.shop))
+
+    @staticmethod
+    def _newest(seen: list[tuple[int, str]] | None, position: int) -> str | None:
+        found = None
+        for at, value in seen or ():
+            if at > position:
+                break
+            found = value
+        return found
+
+    def ref(self, key: str, position: int) -> str | None:
+        return self._newest(self._refs.get(key), position)
+
+    def shop(self, key: str, position: int) -> str | None:
+        return self._newest(self._shops.get(key), position)
+
+
+def _shop_of(raw: bytes) -> str | None:
+    """A delivery's shop from its bytes (None for what names none: a tick, a fact)."""
+    try:
+        value = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return None
+    shop = value.get("shop_domain") if isinstance(value, dict) else None
+    return shop if isinstance(shop, str) else None
 
 
 def _decode_deletion(event: Any, raw: bytes) -> Decoded:
@@ -672,9 +891,24 @@ def _decode_join_input(event: Any, raw: bytes) -> Decoded:
     )
 
 
-def _decode_entity_input(name: str, event: Any, raw: bytes) -> Decoded:
+def _decode_entity_input(name: str, event: Any, raw: bytes) -> Decoded | None:
+    """An entity's input: a delivery forwarded as it came (sealed by the bridge, opened where its
+    body is parsed), a tick, or a rule-built fact, which G1's sealing seals whole (opened here
+    with the batch's keys; one whose subject's key is gone is dropped)."""
+    ref: str | None = None
+    shop: str | None = None
+    if is_sealed_fact(raw):
+        keys = current_keys()
+        if keys is None:
+            raise PoisonError(f"not a {name} input: a sealed fact (G1) and the worker was given no keys")
+        opened = _parse(lambda b: open_fact(b, keys), raw, f"not a {name} input")
+        if opened is None:
+            return None  # its subject was redacted: nothing of it is left to act on
+        raw, ref, shop = opened
     record = _parse(INPUTS[name].decode, raw, f"not a {name} input")
-    return Decoded((event.message.key or b"").decode(), record)
+    if isinstance(record, Delivery):
+        ref, shop = sealed_ref(record.body), record.shop_domain
+    return Decoded((event.message.key or b"").decode(), record, ref=ref, shop=shop)
 
 
 def _decode_report(event: Any, raw: bytes) -> Decoded:

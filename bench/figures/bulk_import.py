@@ -18,9 +18,9 @@ process as Shopify is):
    file, run again with the same ``--state`` and SIGKILLed at 70%, then run to the end.
 6. The check: per topic, the set of (key, event id) of the resumed topics equals the clean
    topics' (nothing skipped, nothing foreign), the clean import has no repeat, and the resumed one
-   repeats at most one checkpoint batch per kill (the documented re-append, which the event ids
-   make harmless to the rules); the repeats are counted in the detail. A difference fails the
-   figure.
+   repeats at most two checkpoint batches per kill (``BATCHES_IN_FLIGHT``: the documented
+   re-append, which the event ids make harmless to the rules); the repeats are counted in the
+   detail. A difference fails the figure.
 
 Result: the clean import's records/s. Baseline: the slower of the two bounds (the raw serve rate
 and the raw append rate, both measured here on the same records); target: >= 0.8 of it (issue 15).
@@ -51,6 +51,7 @@ from bench.suite import BenchEnv, Figure, Measured
 from bench.workers import stage
 from config import Settings
 from handlers.bulk_import import (
+    BATCHES_IN_FLIGHT,
     BULK_API_VERSION,
     AdminGraphQL,
     BulkImportState,
@@ -286,8 +287,10 @@ def compare(clean: dict[str, Scan], resumed: dict[str, Scan], kills: int, checkp
             missing, extra = len(set(a.seen) - set(b.seen)), len(set(b.seen) - set(a.seen))
             problems.append(f"{t}: {missing} records missing from the resumed import, {extra} foreign")
     repeats = sum(s.repeats for s in resumed.values())
-    if repeats > kills * checkpoint:
-        problems.append(f"{repeats} records re-appended, more than one batch of {checkpoint} per kill")
+    if repeats > kills * checkpoint * BATCHES_IN_FLIGHT:
+        problems.append(
+            f"{repeats} records re-appended, more than {BATCHES_IN_FLIGHT} batches of {checkpoint} per kill"
+        )
     return problems
 
 
@@ -341,7 +344,8 @@ async def run(env: BenchEnv) -> Measured:
             f"{append_rate:,.0f} records/s, the slower is {which}; exports took {export_s:.1f} s "
             f"(not judged); killed at {', '.join(f'{k:,}' for k in killed_at)} of {lines:,} lines "
             f"and resumed, {resume_s:.1f} s for the three runs; the topics equal the clean import's "
-            f"by (key, event id), {repeats:,} records re-appended (at most {checkpoint:,} a kill)"
+            f"by (key, event id), {repeats:,} records re-appended "
+            f"(at most {checkpoint * BATCHES_IN_FLIGHT:,} a kill)"
         ),
         extra={
             "records": records, "lines": lines, "bytes": size, "import_s": import_s, "export_s": export_s,

@@ -29,12 +29,14 @@ from handlers.compliance_report import (
     report,
     report_name,
 )
+from handlers.redactor import redact_once, redactor_args
 from schemas.compliance import ComplianceRequest
 from schemas.envelope import Delivery, encode
 from shopsync.cli import main
 from streams.privacy import compliance_request, pseudonym
 from streams.topic_reader import Record
 from streams.topics import ensure_topics, topic_name
+from tests.privacy.test_keyring import key_topic
 
 KEY = b"report-test-key"
 AT = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
@@ -238,18 +240,25 @@ def test_the_customer_id_is_found_wherever_a_record_holds_it_as_a_customer(
     )
 
 
-def test_redacts_are_listed_with_their_deadline_until_redaction_is_built() -> None:
+def test_redacts_are_listed_with_their_deadline_and_applied_below_the_redactors_offset() -> None:
     later = datetime(2026, 3, 5, tzinfo=UTC)
     requests = [
-        request(),
-        request(topic="shop/redact", event_id="s", received_at=later, customer_id=None, data_request_id=None),
-        request(topic="customers/redact", event_id="c", data_request_id=None),
+        (request(), 0, 0),
+        (
+            request(
+                topic="shop/redact", event_id="s", received_at=later, customer_id=None, data_request_id=None
+            ),
+            1,
+            4,
+        ),
+        (request(topic="customers/redact", event_id="c", data_request_id=None), 0, 1),
     ]
-    pending = outstanding_redactions(requests)
-    assert [(p.topic, p.event_id, p.due) for p in pending] == [
-        ("customers/redact", "c", datetime(2026, 4, 1, 9, 0, tzinfo=UTC)),
-        ("shop/redact", "s", datetime(2026, 4, 4, tzinfo=UTC)),
+    listed = outstanding_redactions(requests, {0: 2, 1: 4})
+    assert [(p.topic, p.event_id, p.due, p.applied) for p in listed] == [
+        ("customers/redact", "c", datetime(2026, 4, 1, 9, 0, tzinfo=UTC), True),
+        ("shop/redact", "s", datetime(2026, 4, 4, tzinfo=UTC), False),  # offset 4 is the next to apply
     ]
+    assert not any(p.applied for p in outstanding_redactions(requests, {})), "the redactor never ran"
 
 
 @pytest.mark.kafka
@@ -287,7 +296,17 @@ def test_the_command_writes_the_reports_and_warns_of_redacts_without_personal_da
     assert (tmp_path / "out" / "sample-store.myshopify.com-77.json").exists()
     assert "1 data request report(s) written" in result.stderr
     assert (
-        "1 redact request(s) stored: `shopsync compliance redact` applies them" in result.stderr
+        "1 redact request(s) pending: `shopsync compliance redact` applies them" in result.stderr
         and "due 2026-04-01" in result.stderr
     )
     assert ADA not in result.output and "lovelace" not in result.stderr.lower(), "names and counts only"
+
+    async def redact() -> None:  # the redactor applies the stored request (it commits it)
+        await key_topic(settings)
+        await redact_once(*redactor_args(settings))
+
+    asyncio.run(redact())
+    again = CliRunner().invoke(main, ["compliance", "report"])
+    assert again.exit_code == 0, again.output
+    assert "1 redact request(s) applied by the redactor" in again.stderr
+    assert "pending" not in again.stderr, "nothing left to do"

@@ -26,9 +26,9 @@ sandbox account: what the topics still say.
 And (d): no log line of any service (the worker's log file; the bridge's, writer's, redactor's
 and replay's records in this process) holds either customer's values, redact or not.
 
-Until the worker and the writer seal what they derive (G1 step 3's second part), (a) fails on
-main, naming the changelogs, RocksDB stores, ``hubspot.commands`` and the writer's dead letters
-that still hold her in the clear.
+Without the worker's and the writer's sealing of what they derive (G1 step 3's second part), (a)
+fails, naming the changelogs, RocksDB stores, ``hubspot.commands`` and the writer's dead letters
+that hold her in the clear (as it did on main before that sealing was merged).
 
 Every part is checked and reported together (a failure of (a) does not hide (b) or (c)), with the
 scan's places, counts and first locations, so the message says what is left to seal.
@@ -60,14 +60,13 @@ from devtools.samplestore import (
     order_body,
     product_body,
 )
-from handlers.redactor import redact_once
+from handlers.redactor import redact_once, redactor_args
 from handlers.replay import desired_commands, rebuild, send
 from handlers.writer import run_writer
 from hubspot_sandbox import Sandbox, SandboxConfig, running_sandbox
-from streams.shredding import key_encryption_key
 from streams.ticker import append_ticks
 from streams.topic_reader import read_all
-from streams.topics import ensure_topics, key_topic, topic_name
+from streams.topics import ensure_topics, topic_name
 from tests.bridge.test_bridge import bridge, bridge_settings, signed
 from tests.privacy.test_sealed_end_to_end import account
 from tests.writer.conftest import TOKEN, admin
@@ -243,11 +242,7 @@ async def test_after_a_redact_nothing_of_the_customer_is_readable_and_replay_for
                 redact = {"shop_id": 954889, "shop_domain": SHOP, "customer": her,
                           "orders_to_redact": [7200000001, 7200000009]}  # fmt: skip
                 await post(http, "customers/redact", redact, "e-redact", AT + timedelta(days=2))
-                secret = own.privacy_key()
-                applied = await redact_once(
-                    own.kafka_bootstrap_servers, topic_name(own, "shopify.compliance"), key_topic(own),
-                    f"{own.app_id}.redactor", key_encryption_key(secret), secret,
-                )  # fmt: skip
+                applied = await redact_once(*redactor_args(own))  # HubSpot left alone: the default
                 assert [a.topic for a in applied] == ["customers/redact"] and applied[0].shredded >= 1
 
                 # 4. The worker reads past it: a batch after the redact (its ring follows the keys).

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -58,21 +58,27 @@ def store_commands(customers: int = 15, seed: int = 3, config: RuleConfig | None
     return pipeline.commands
 
 
-async def append_commands(settings: Settings, commands: list[AnyCommand]) -> None:
+async def append_commands(
+    settings: Settings, commands: list[AnyCommand], encode: Callable[[AnyCommand], bytes] = encode_command
+) -> None:
+    """Append ``commands`` keyed as the worker keys them; ``encode`` makes each record's value (a
+    test of G1 seals them as the worker does with sealing on)."""
     producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers, acks="all", linger_ms=5)
     await producer.start()
     try:
         topic = topic_name(settings, "hubspot.commands")
-        sent = [await producer.send(topic, encode_command(c), key=command_key(c).encode()) for c in commands]
+        sent = [await producer.send(topic, encode(c), key=command_key(c).encode()) for c in commands]
         await asyncio.gather(*sent)
     finally:
         await producer.stop()
 
 
-async def write_all(settings: Settings, commands: list[AnyCommand]) -> WriterStats:
+async def write_all(
+    settings: Settings, commands: list[AnyCommand], encode: Callable[[AnyCommand], bytes] = encode_command
+) -> WriterStats:
     """Append ``commands`` to the commands topic and run a writer until it has written them all."""
     await ensure_topics(settings)
-    await append_commands(settings, commands)
+    await append_commands(settings, commands, encode)
     stop = asyncio.Event()
     task = asyncio.create_task(run_writer(settings, stop))
     try:
