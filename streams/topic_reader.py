@@ -20,6 +20,7 @@ class Record:
     offset: int
     key: bytes | None
     value: bytes
+    headers: tuple[tuple[str, bytes], ...] = ()  # the project writes none; a scan (G1) reads them
 
 
 async def read_all(
@@ -55,7 +56,10 @@ async def batches(bootstrap: str, topic: str, timeout_s: float = 10.0) -> AsyncI
                 raise TimeoutError(f"could not read {topic} to its end in {timeout_s} s")
             batch = await consumer.getmany(*tps, timeout_ms=500)
             for tp, msgs in batch.items():
-                yield [Record(tp.topic, tp.partition, m.offset, m.key, m.value or b"") for m in msgs]
+                yield [
+                    Record(tp.topic, tp.partition, m.offset, m.key, m.value or b"", tuple(m.headers or ()))
+                    for m in msgs
+                ]
     finally:
         await consumer.stop()
 
