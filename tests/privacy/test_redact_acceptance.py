@@ -19,9 +19,9 @@ values with the keys the key topic still holds: a value sealed under a key that 
 readable, so a redactor that shreds nothing fails (a).
 
 HubSpot's own records stay: they are the merchant's (README, Privacy (G1): HubSpot is left alone
-unless a setting, not built, says otherwise), so the account written before the redact still
-holds Ottoline and is not what is checked. The check is a replay from offset 0 into a fresh
-sandbox account: what the topics still say.
+unless ``SHOPSYNC_REDACT_HUBSPOT`` says otherwise, tested in ``test_redact_hubspot.py``), so the
+account written before the redact still holds Ottoline and is not what is checked. The check is
+a replay from offset 0 into a fresh sandbox account: what the topics still say.
 
 And (d): no log line of any service (the worker's log file; the bridge's, writer's, redactor's
 and replay's records in this process) holds either customer's values, redact or not.
