@@ -223,23 +223,33 @@ class PlanRunner:
         self.stats.held_records = len(self.held)
 
     def _drop_redacted(self) -> None:
-        """G1: drop the held records and waiting links one of whose commands was read sealed under
-        a key that is gone now (its customer was redacted while it waited): never sent, counted as
-        ``skipped_redacted``. A held record or link is one subject's, so it goes whole."""
+        """G1: drop the commands of held records and waiting links that were read sealed under a
+        key that is gone now (their customer was redacted while they waited): never sent, each
+        counted as ``skipped_redacted``. Command by command, not the record whole: a held record
+        coalesces every later command of its key, which another subject may have decided (one
+        contact fed by two shops, X3), and those still go (found in review: the record went
+        whole). A record left with none of its own commands goes, its moot ones with it (they
+        are done when the record is); a link left with no command goes."""
         if self.keys is None:
             return
-        counts = self._round.stats
+        keys, counts = self.keys, self._round.stats
+
+        def live(sources: list[Source]) -> list[Source]:
+            kept = [s for s in sources if not shredded([s], keys)]
+            counts.skipped_redacted += len(sources) - len(kept)
+            return kept
+
         held = []
         for h in self.held:
-            if shredded(h.sources + h.moot, self.keys):
-                counts.skipped_redacted += len(h.sources) + len(h.moot)
-            else:
+            own, moot = live(h.sources), live(h.moot)
+            if own:
+                h.sources, h.moot = own, moot
                 held.append(h)
         waiting = []
         for w in self.waiting:
-            if shredded(w.link.sources, self.keys):
-                counts.skipped_redacted += len(w.link.sources)
-            else:
+            kept = live(w.link.sources)
+            if kept:
+                w.link.sources = kept
                 waiting.append(w)
         self.held, self.waiting = held, waiting
 

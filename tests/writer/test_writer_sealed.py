@@ -227,6 +227,30 @@ async def test_a_held_command_whose_key_is_shredded_while_it_waits_is_dropped_un
     assert runner.stats.dead_lettered == 0
 
 
+async def test_a_held_record_keeps_the_commands_of_a_subject_still_live() -> None:
+    """A held record coalesces every later command of its key, which another subject may have
+    decided (one contact, two shops: X3); a redact of one drops only its own commands."""
+    rig = Rig()
+    rig.hubspot.fail_times["order:1"] = 1  # held for a retry
+    other = "kid-2~v1"
+    keys = {REF: KEY, other: KEY}
+    runner = rig.runner()
+    runner.keys = keys
+    first, second = upsert(deal(1), dealname="Ann's order"), upsert(deal(1), amount="12.00")
+    await runner.apply([
+        (first, Position(0, 0, received=sealed(first), ref=REF)),
+        (second, Position(0, 1, received=sealed(second), ref=other)),
+    ])  # fmt: skip
+    assert runner.held_positions() == [Position(0, 0), Position(0, 1)]
+    del keys[REF]  # one subject's tombstone
+    rig.clock.advance(timedelta(seconds=5))
+    await runner.apply([])
+    written = rig.hubspot.props[rig.hubspot.records["deals"]["order:1"]]
+    assert written.get("amount") == "12.00", "the live subject's command was sent"
+    assert "dealname" not in written, "the redacted one's was not"
+    assert runner.held_positions() == [] and runner.stats.skipped_redacted == 1
+
+
 async def test_a_refused_sealed_command_is_dead_lettered_sealed_by_the_runner() -> None:
     rig = Rig()
     rig.hubspot.refuse["order:2"] = "VALIDATION_ERROR"
