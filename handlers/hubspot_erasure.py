@@ -16,6 +16,11 @@ request pseudonymised), and a GDPR delete by an email HubSpot does not know bloc
 in the account, a side effect no one asked for. A customer the writer never wrote (no id in the
 map) has no contact of the product's making: nothing is deleted, and the count says 0.
 
+The delete follows the shredding, so the writer (which reads the key topic before every round)
+sends nothing of the customer's from its next round on. A round already sending when the keys
+went (a throttled round can last minutes) may still re-create the contact after the delete: the
+redactor does not wait for the writers to commit past the tombstone (not built; README).
+
 One contact per email across shops (X3): a redact from one shop deletes the contact the other
 shops' records fed too. It is the merchant's account and the merchant's setting; the README says
 so. ``shop/redact`` deletes nothing in HubSpot (the account outlives one shop's uninstall).
