@@ -14,6 +14,7 @@ associations, X4's subscriptions on: the writer asks HubSpot by the email a pseu
 
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -90,7 +91,9 @@ async def _keys(bootstrap: str, suffix: str) -> dict[str, list[str]]:
 async def _run(
     path: Path, bootstrap: str, work: Path, monkeypatch: pytest.MonkeyPatch, redactable: bool
 ) -> tuple[Result, dict[str, list[str]]]:
-    suffix = f"pseudo-{work.name}-{'on' if redactable else 'off'}"
+    # unique per run: tmp_path's name is the same every run, and a second run on the same broker
+    # met the first one's topics and committed offsets (found when a session's broker was reused)
+    suffix = f"pseudo-{uuid.uuid4().hex[:8]}-{'on' if redactable else 'off'}"
     monkeypatch.setattr(simulate, "unique_suffix", lambda: suffix)
     monkeypatch.setenv("SHOPSYNC_PRIVACY_SECRET", "a privacy secret of the test, 32+ bytes long")
     monkeypatch.setenv("SHOPSYNC_REDACTABLE", "true" if redactable else "false")
