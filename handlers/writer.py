@@ -69,6 +69,9 @@ memory stays bounded whatever HubSpot fails on."""
 KEY_CATCH_UP_S = 30.0
 """G1: the longest a round waits for the key ring to catch up on the key topic; past it the round
 is undone and the writer pauses as for a Kafka outage (reading the round again later)."""
+KEY_START_S = 600.0
+"""G1: the longest the writer's start waits for its first read of the whole key topic (a million
+keys is ~150 MB); past it the writer exits with the reason, and the service restarts."""
 
 
 @dataclass
@@ -187,11 +190,9 @@ async def run_writer(
         known = await ids.load(settings.kafka_bootstrap_servers)
         if opener is not None:  # G1: read the key topic to its end before the first round
             try:
-                await asyncio.wait_for(opener.ensure([]), KEY_CATCH_UP_S)
+                await asyncio.wait_for(opener.ensure([]), KEY_START_S)
             except TimeoutError as exc:  # not a silent hang at start: exit, the service restarts
-                raise KeyTopicError(
-                    f"the key topic was not read to its end in {KEY_CATCH_UP_S:.0f} s"
-                ) from exc
+                raise KeyTopicError(f"the key topic was not read to its end in {KEY_START_S:.0f} s") from exc
         following = asyncio.create_task(ids.follow(settings.kafka_bootstrap_servers))
         following.add_done_callback(_stopped_following)
         log.info("writer ready: %d known HubSpot ids, pipeline %s", known, schema.pipeline_id)

@@ -228,7 +228,8 @@ async def test_a_key_topic_that_does_not_answer_pauses_the_writer_then_everythin
             await asyncio.sleep(3600)
         await ensure(self, raws)
 
-    monkeypatch.setattr("handlers.writer.KEY_CATCH_UP_S", 0.3)
+    # a round's real catch-up (an end-offsets request) takes milliseconds, tenths under CI's load
+    monkeypatch.setattr("handlers.writer.KEY_CATCH_UP_S", 2.0)
     monkeypatch.setattr(Opener, "ensure", hanging)
     await ensure_topics(own)
     async with key_ring(own) as ring:
