@@ -138,6 +138,7 @@ PRODUCER_LINGER_S = 0.005
 DECODED_STATES_KEPT = 2_000  # per stage: states kept decoded between batches (memory stays bounded)
 KEY_RING_TIMEOUT_S = 60.0  # G1: a key ring catch-up (or a shop key's making) taking longer is Kafka failing
 KEY_PASSES = 4  # G1: plans of one batch at most while the ring catches up on what they met
+GONE_REFS_KEPT = 100_000  # G1: refs found gone (a key never comes back) remembered, not caught up on again
 
 Send = tuple[Any, bytes | None, bytes]
 """One output: (faust topic, key, value)."""
@@ -207,9 +208,10 @@ class _KeyCheck:
     confirmed: set[str] = field(default_factory=set)
     behind: set[str] = field(default_factory=set)
     shops: set[str] = field(default_factory=set)
+    gone: set[str] = field(default_factory=set)  # the worker's: refs found gone by earlier batches
 
     def missing(self, ref: str) -> None:
-        if ref not in self.confirmed:
+        if ref not in self.confirmed and ref not in self.gone:
             self.behind.add(ref)
 
 
@@ -307,6 +309,7 @@ class Pipeline:
         self.keys = keys  # G1: the key ring sealed bodies open with (None: nothing is sealed)
         self._shop_keys: dict[str, tuple[str, bytes]] = {}  # G1: shop -> its own subject's key
         self._check: _KeyCheck | None = None  # G1: the running plan's (plans are synchronous)
+        self._gone: set[str] = set()  # G1: refs still missing after a catch-up: shredded for good
         self.key_ring_timeout_s = KEY_RING_TIMEOUT_S
         codec.register()
         faust_fixes.install(frozenset(topic_name(settings, spec.name) for spec in TOPICS if spec.compacted))
@@ -494,7 +497,7 @@ class Pipeline:
     async def _handle_batch(self, stage: Stage, events: Sequence[Any]) -> None:
         check: _KeyCheck | None = None
         if self.keys is not None:  # G1: every key the batch's sealed bodies name, before any parse
-            keys, check = self.keys, _KeyCheck()
+            keys, check = self.keys, _KeyCheck(gone=self._gone)
             await self._with_keys(
                 "catching up the key ring", lambda: keys.ensure(_value_bytes(event) for event in events)
             )
@@ -553,6 +556,9 @@ class Pipeline:
                     self._shop_keys.pop(shop, None)
                 await self._ensure_shop_keys(shops)
             check.confirmed |= behind
+            if len(self._gone) > GONE_REFS_KEPT:
+                self._gone.clear()  # bounded: one more catch-up each for the refs forgotten
+            self._gone |= {ref for ref in behind if ref not in keys.keys}
             check.behind.clear()
             check.shops.clear()
             if stage.time is not None:

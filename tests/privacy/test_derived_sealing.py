@@ -451,3 +451,15 @@ async def test_a_company_batch_makes_the_shop_s_key_again_and_seals_under_it() -
     await pipeline._handle_batch(stage, [Event(raw, key=b"7")])
     assert table and all(row_ref(row) == REF for row in table.values()), "sealed under the shop's new key"
     assert source.made == 2
+
+
+async def test_a_ref_found_gone_is_not_caught_up_on_again_by_the_next_batch() -> None:
+    """A key never comes back: a row under a ref found gone costs one catch-up, not one a batch."""
+    source = Keys({})
+    pipeline = sealed_pipeline({}, source)
+    record = encode(HubSpotContactDeletion(event_id="d1", object_id=5, email="p1:abc", occurred_at=AT))
+    stage = contacts_stage(pipeline, {"p1:abc": contact_row(PURCHASED), "p1:def": contact_row(PURCHASED)})
+    sent_by(pipeline)
+    await pipeline._handle_batch(stage, [deletion()])
+    await pipeline._handle_batch(stage, [Event(record, key=b"p1:def")])
+    assert source.asked == [{REF}]
