@@ -218,6 +218,15 @@ class Opener:
             elif refs:
                 await self.ring.ensure(refs)
 
+    async def ensure_refs(self, refs: Iterable[str]) -> None:
+        """Every one of these refs is held, or known to be gone: the key topic read to its end now
+        when one is not held (``schemas.sealing.KeySource.ensure_refs``), whenever it was last."""
+        async with self._starting:
+            if not self._started:
+                await self.ring.start()
+                self._started = True
+            await self.ring.ensure(refs)
+
     async def key_for(self, shop: str, kid: str) -> tuple[str, bytes]:
         """A live key of the subject, made (acks=all) if the ring holds none: the worker seals what
         it derives for a whole shop (a company's rows) under the shop's own subject."""

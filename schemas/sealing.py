@@ -352,6 +352,12 @@ class KeySource(Protocol):
     async def ensure(self, raws: Iterable[bytes]) -> None:
         """Hold every key ref these records' bytes name (:func:`refs_in`), or know it is gone."""
 
+    async def ensure_refs(self, refs: Iterable[str]) -> None:
+        """Hold these key refs, or know they are gone: the ring read to the key topic's end now if
+        one is not held. The worker asks for the refs of stored rows it met and did not hold (a
+        row sealed by another worker moments ago, the previous owner after a rebalance), so a key
+        it merely has not read yet is never taken for a shredded one."""
+
     async def key_for(self, shop: str, kid: str) -> tuple[str, bytes]:
         """A live key (ref, data key) of the subject ``kid`` of ``shop``, made and acknowledged on
         the key topic if there is none: what the worker seals a company's rows under (the shop's

@@ -42,7 +42,7 @@ import functools
 import logging
 import os
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -136,6 +136,9 @@ BATCH_WITHIN_S = 0.05  # how long a batch waits to fill: the latency a quiet str
 PRODUCER_BATCH_BYTES = 256 * 1024
 PRODUCER_LINGER_S = 0.005
 DECODED_STATES_KEPT = 2_000  # per stage: states kept decoded between batches (memory stays bounded)
+KEY_RING_TIMEOUT_S = 60.0  # G1: a key ring catch-up (or a shop key's making) taking longer is Kafka failing
+KEY_PASSES = 4  # G1: plans of one batch at most while the ring catches up on what they met
+GONE_REFS_KEPT = 100_000  # G1: refs found gone (a key never comes back) remembered, not caught up on again
 
 Send = tuple[Any, bytes | None, bytes]
 """One output: (faust topic, key, value)."""
@@ -195,6 +198,24 @@ class _Write:
 
 
 @dataclass
+class _KeyCheck:
+    """G1: what one batch's plan met that the key ring did not hold. A stored row's ref not held
+    may only be one the ring has not read yet (sealed by another worker under a key made moments
+    ago: the previous owner, after a rebalance), so the plan notes it (``behind``) and
+    ``_handle_batch`` catches the ring up and plans again; only a ref still missing after that
+    (``confirmed``) is a shredded subject's. ``shops``: shops whose own key was gone (made again)."""
+
+    confirmed: set[str] = field(default_factory=set)
+    behind: set[str] = field(default_factory=set)
+    shops: set[str] = field(default_factory=set)
+    gone: set[str] = field(default_factory=set)  # the worker's: refs found gone by earlier batches
+
+    def missing(self, ref: str) -> None:
+        if ref not in self.confirmed and ref not in self.gone:
+            self.behind.add(ref)
+
+
+@dataclass
 class _Part:
     """Outputs that succeed or fail together, and the writes that follow them. A batch sends all its
     parts at once; redone after a size error, each part on its own (``letter``: what its input
@@ -203,6 +224,7 @@ class _Part:
     sends: list[Send] = field(default_factory=list)
     writes: list[_Write] = field(default_factory=list)
     letter: tuple[Any, str, str | None] | None = None
+    dropped: int = 0  # G1: commands and facts left out, their subject's key gone (counted once sent)
 
 
 class _TableStore:
@@ -220,6 +242,7 @@ class _TableStore:
         """G1: the key ref each row loaded in this batch is sealed under (the subject its writes
         are sealed under when no input of the batch names one), and its shop."""
         self.shops: dict[str, str | None] = {}
+        self.check: _KeyCheck | None = None  # G1: the plan's, where a row's ref not held is noted
 
     def load(self, key: str) -> Any | None:
         """The key's state; a sealed row is opened with the batch's keys, and reads as no state
@@ -246,6 +269,8 @@ class _TableStore:
                     raise ValueError("the row is sealed (G1) and the worker was given no keys")
                 opened = open_row(raw, keys)
                 if isinstance(opened, Shredded):
+                    if self.check is not None:
+                        self.check.missing(ref)  # gone, or not read yet: _handle_batch tells
                     return None
                 raw = {k: v for k, v in opened.items() if k != SHOP_FIELD}
             return stage.rows.from_row(raw)
@@ -262,10 +287,11 @@ class _TableStore:
         if len(decoded) > DECODED_STATES_KEPT:
             del decoded[next(iter(decoded))]
 
-    def begin(self) -> None:
+    def begin(self, check: _KeyCheck | None = None) -> None:
         """A new plan: what it learns of its rows' refs is its own."""
         self.refs.clear()
         self.shops.clear()
+        self.check = check
 
     def forget(self) -> None:
         self.decoded.clear()
@@ -282,6 +308,9 @@ class Pipeline:
             )
         self.keys = keys  # G1: the key ring sealed bodies open with (None: nothing is sealed)
         self._shop_keys: dict[str, tuple[str, bytes]] = {}  # G1: shop -> its own subject's key
+        self._check: _KeyCheck | None = None  # G1: the running plan's (plans are synchronous)
+        self._gone: set[str] = set()  # G1: refs still missing after a catch-up: shredded for good
+        self.key_ring_timeout_s = KEY_RING_TIMEOUT_S
         codec.register()
         faust_fixes.install(frozenset(topic_name(settings, spec.name) for spec in TOPICS if spec.compacted))
         self.healer = faust_fixes.StallHealer()
@@ -435,6 +464,8 @@ class Pipeline:
         if row_ref(raw) is not None:
             opened = open_row(raw, current_keys() or {})
             if isinstance(opened, Shredded):
+                if self._check is not None:  # perhaps not read yet: planned again once caught up
+                    self._check.missing(str(row_ref(raw)))
                 return None
             raw = opened
         return kind.next_due(ROWS[kind.name].from_row(raw), self.config)
@@ -464,11 +495,17 @@ class Pipeline:
         self.app.agent(topic, name=stage.name, concurrency=1)(agent)
 
     async def _handle_batch(self, stage: Stage, events: Sequence[Any]) -> None:
+        check: _KeyCheck | None = None
         if self.keys is not None:  # G1: every key the batch's sealed bodies name, before any parse
-            await self.keys.ensure(_value_bytes(event) for event in events)
+            keys, check = self.keys, _KeyCheck(gone=self._gone)
+            await self._with_keys(
+                "catching up the key ring", lambda: keys.ensure(_value_bytes(event) for event in events)
+            )
             if stage.shop_subject:
-                await self._ensure_shop_keys(events)
-        parts = self._plan(stage, events)
+                await self._ensure_shop_keys(self._shops_of(events))
+        parts = self._plan(stage, events, check)
+        await self._catch_up_keys(stage, events, check, parts)
+        dropped = sum(part.dropped for part in parts)
         try:
             await self._send([s for part in parts for s in part.sends])
         except _TooLargeError:
@@ -491,31 +528,104 @@ class Pipeline:
                         await self._send([letter])
                         continue
                     self._store(part.writes)
+            metrics.shredded_dropped(stage.name, dropped)
             return
         for part in parts:
             self._store(part.writes)
+        metrics.shredded_dropped(stage.name, dropped)
 
-    async def _ensure_shop_keys(self, events: Sequence[Any]) -> None:
-        """G1: the key of each shop the batch's inputs name, for a stage sealed under the shop's own
-        subject (made and acknowledged first if the shop has none: a redacted shop's next one)."""
+    async def _catch_up_keys(
+        self, stage: Stage, events: Sequence[Any], check: _KeyCheck | None, parts: list[_Part]
+    ) -> None:
+        """G1: while the plan met stored rows under refs the ring does not hold, or shops whose own
+        key is gone, catch the ring up on those refs (make the shops' keys again) and plan the
+        batch again (``parts`` replaced in place), the timer index derived again as the size
+        path does; a ref still missing after its catch-up is a shredded subject's. Never seals a
+        company under anything but its shop's key: if that stays gone, Kafka is failing."""
+        if check is None or self.keys is None:
+            return
+        keys = self.keys
+        for _ in range(KEY_PASSES):
+            if not check.behind and not check.shops:
+                return
+            behind, shops = set(check.behind), set(check.shops)
+            if behind:
+                await self._with_keys("catching up the key ring", functools.partial(keys.ensure_refs, behind))
+            if shops:
+                for shop in shops:
+                    self._shop_keys.pop(shop, None)
+                await self._ensure_shop_keys(shops)
+            check.confirmed |= behind
+            if len(self._gone) > GONE_REFS_KEPT:
+                self._gone.clear()  # bounded: one more catch-up each for the refs forgotten
+            self._gone |= {ref for ref in behind if ref not in keys.keys}
+            check.behind.clear()
+            check.shops.clear()
+            if stage.time is not None:
+                stage.time.reset()  # the plan moved the timer index: derive it again
+            parts[:] = self._plan(stage, events, check)
+        if check.behind or check.shops:
+            log.critical(
+                "the key ring kept changing under a %s batch's plan; exiting without acknowledging "
+                "it, so the next worker handles it again", stage.name,
+            )  # fmt: skip
+            os._exit(EXIT_KAFKA_FAILED)
+
+    async def _with_keys(self, what: str, call: Callable[[], Awaitable[T]]) -> T:
+        """G1: a key ring call, bounded: a catch-up reads until the key topic's end, which never
+        comes while its leader is unreachable (aiokafka returns empty batches meanwhile). A
+        timeout or a Kafka error is treated as ``_send`` treats Kafka failing: retried, then the
+        process exits without acknowledging the batch, so the replacement reads it again."""
+        for attempt in range(len(KAFKA_RETRY_DELAYS_S) + 1):
+            try:
+                return await asyncio.wait_for(call(), self.key_ring_timeout_s)
+            except (KafkaError, TimeoutError) as exc:
+                if attempt == len(KAFKA_RETRY_DELAYS_S):
+                    log.critical(
+                        "Kafka kept failing while %s (%s); exiting without acknowledging the batch, "
+                        "so the next worker handles it again", what, type(exc).__name__,
+                    )  # fmt: skip
+                    os._exit(EXIT_KAFKA_FAILED)
+                log.warning("Kafka failed while %s (%s); retrying", what, type(exc).__name__)
+                await asyncio.sleep(KAFKA_RETRY_DELAYS_S[attempt])
+        raise AssertionError("unreachable: the last attempt returns or exits")
+
+    @staticmethod
+    def _shops_of(events: Sequence[Any]) -> set[str]:
+        """The shops a batch's inputs name (a delivery's domain, a sealed fact's shop)."""
         shops: set[str] = set()
         for event in events:
             raw = _value_bytes(event)
             shop = fact_shop(raw) if is_sealed_fact(raw) else _shop_of(raw)
             if shop:
                 shops.add(shop.strip().lower())
-        assert self.keys is not None
+        return shops
+
+    async def _ensure_shop_keys(self, shops: Iterable[str]) -> None:
+        """G1: the key of each shop, for a stage sealed under the shop's own subject (made and
+        acknowledged first if the shop has none: a redacted shop's next one)."""
+        keys = self.keys
+        assert keys is not None
         secret = self.settings.privacy_key()
         for shop in shops:
-            self._shop_keys[shop] = await self.keys.key_for(shop, shop_key_id(secret, shop))
+            kid = shop_key_id(secret, shop)
+            self._shop_keys[shop] = await self._with_keys(
+                "making a shop's key", functools.partial(keys.key_for, shop, kid)
+            )
 
-    def _plan(self, stage: Stage, events: Sequence[Any]) -> list[_Part]:
+    def _plan(self, stage: Stage, events: Sequence[Any], check: _KeyCheck | None = None) -> list[_Part]:
         """Decode the events and run them through the stage's kind, per partition; the batch's
         outputs and writes, in log order per partition. Synchronous, so the keys it opens sealed
-        bodies with (G1: caught up by ``_handle_batch`` first) are the ones given here."""
-        self.stores[stage.name].begin()
-        with opening(self.keys.keys) if self.keys is not None else contextlib.nullcontext():
-            return self._plan_opened(stage, events)
+        bodies with (G1: caught up by ``_handle_batch`` first) are the ones given here; what it met
+        and did not hold is noted in ``check``."""
+        self.stores[stage.name].begin(check)
+        self._check = check
+        try:
+            with opening(self.keys.keys) if self.keys is not None else contextlib.nullcontext():
+                return self._plan_opened(stage, events)
+        finally:
+            self._check = None
+            self.stores[stage.name].check = None
 
     def _plan_opened(self, stage: Stage, events: Sequence[Any]) -> list[_Part]:
         by_partition: dict[int, list[Any]] = {}
@@ -532,6 +642,8 @@ class Pipeline:
                     parts.append(_Part([self._letter(event, str(exc))]))
                     continue
                 if item is None:
+                    if self.keys is not None and is_sealed_fact(raw):
+                        parts.append(_Part(dropped=1))  # a redacted subject's fact (G1)
                     continue
                 decoded.append((event, item))
                 if item.problems and item.delivery is not None:
@@ -559,11 +671,10 @@ class Pipeline:
         subjects = _Subjects(decoded) if self.keys is not None else None
         for rejected in result.rejected:
             event, item = decoded[rejected.position]
-            of_letter: Sealing = None  # an input's own subject; a timer's, its entity's
-            if subjects is not None and rejected.key is not None:
-                of_letter = self._sealing(stage, subjects, rejected.key, rejected.position)
-            elif subjects is not None and item.ref is not None:
-                of_letter = self._held(item.ref)
+            of_letter: Sealing = None  # the unit's: an input's own subject, else its row's
+            if subjects is not None:  # a reason can quote a sealed row's values (E: found in review)
+                key = rejected.key if rejected.key is not None else item.key
+                of_letter = self._sealing(stage, subjects, key, rejected.position)
             parts.append(_Part([self._letter(event, rejected.reason, rejected.key, of_letter)]))
         newest = result.states()
         for unit in result.units:
@@ -573,6 +684,7 @@ class Pipeline:
                 sealing = self._sealing(stage, subjects, unit.key, unit.position)
                 shop = subjects.shop(unit.key, unit.position) or self.stores[stage.name].shops.get(unit.key)
             sends = self._unit_sends(unit.commands, unit.forwards, sealing, shop)
+            dropped = len(unit.commands) + len(unit.forwards) - len(sends)
             writes: list[_Write] = []
             state, as_of = newest.get(unit.key, (None, None))
             if unit.changed and state is unit.state and stage.table is not None and stage.rows is not None:
@@ -596,7 +708,7 @@ class Pipeline:
             reason = f"a {stage.kind.name} timer's output is too large" if timer else "too large to forward"
             if timer:
                 metrics.timer_fired(stage.kind.name)
-            parts.append(_Part(sends, writes, (event, reason, unit.key if timer else None)))
+            parts.append(_Part(sends, writes, (event, reason, unit.key if timer else None), dropped))
         if result.clock_moved and result.now is not None and stage.table is not None:
             clock_write = _Write(
                 anchor, self.stores[stage.name], clock_key(partition), clock_row(result.now, partition)
@@ -607,16 +719,28 @@ class Pipeline:
     def _sealing(self, stage: Stage, subjects: _Subjects, key: str, position: int) -> Sealing:
         """G1: whose key seals what the unit of ``key`` at ``position`` writes. A stage sealed by
         shop (companies) takes the shop's own key; any other the subject of the newest sealed input
-        of that key in the batch up to it, else the one its stored row was sealed under."""
+        of that key in the batch up to it, else the one its stored row was sealed under.
+        A shredded subject's ref gives way to a live one (a late input sealed under a redacted
+        key never deletes a row sealed under a live key); SHREDDED only when none is left."""
         assert self.keys is not None
         store = self.stores[stage.name]
         if stage.shop_subject:
             shop = subjects.shop(key, position) or store.shops.get(key)
-            held = self._shop_keys.get(shop.strip().lower()) if shop else None
-            if held is not None and held[0] in self.keys.keys:
-                return held
-        ref = subjects.ref(key, position) or store.refs.get(key)
-        return self._held(ref) if ref is not None else None
+            if shop:  # never a member's key: the shop's, made again if it is gone
+                shop = shop.strip().lower()
+                held = self._shop_keys.get(shop)
+                if held is not None and held[0] in self.keys.keys:
+                    return held
+                if self._check is not None:
+                    self._check.shops.add(shop)
+                return SHREDDED  # for this plan only: planned again with the shop's new key
+        sealing: Sealing = None
+        for ref in (*subjects.refs(key, position), store.refs.get(key)):
+            if ref is not None:
+                sealing = self._held(ref)
+                if not isinstance(sealing, Shredded):
+                    return sealing
+        return sealing
 
     def _held(self, ref: str) -> Sealing:
         """(ref, its data key), or SHREDDED when the key is gone."""
@@ -855,8 +979,9 @@ class _Subjects:
             found = value
         return found
 
-    def ref(self, key: str, position: int) -> str | None:
-        return self._newest(self._refs.get(key), position)
+    def refs(self, key: str, position: int) -> list[str]:
+        """The refs of the key's sealed inputs up to ``position``, newest first."""
+        return [ref for at, ref in reversed(self._refs.get(key, [])) if at <= position]
 
     def shop(self, key: str, position: int) -> str | None:
         return self._newest(self._shops.get(key), position)

@@ -97,8 +97,15 @@ def is_sealed_fact(raw: bytes) -> bool:
 
 
 def fact_shop(raw: bytes) -> str | None:
-    """The shop a sealed fact says it is for."""
-    shop = orjson.loads(raw).get(SHOP_FIELD) if is_sealed_fact(raw) else None
+    """The shop a sealed fact says it is for; None when it says none or is no JSON object (a
+    malformed record is the decode's to dead-letter, with its reason)."""
+    if not is_sealed_fact(raw):
+        return None
+    try:
+        value = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return None
+    shop = value.get(SHOP_FIELD) if isinstance(value, dict) else None
     return shop if isinstance(shop, str) else None
 
 

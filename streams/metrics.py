@@ -45,6 +45,11 @@ FIELD_PROBLEMS = Counter(
     "Fields synced as absent because they did not fit their type (R1), by Shopify topic and reason.",
     ["shopify_topic", "reason"],
 )
+SHREDDED_DROPPED = Counter(
+    "shopsync_worker_shredded_dropped",
+    "Commands and facts not sent because their subject's key is gone (G1: a redacted customer's), by stage.",
+    ["stage"],
+)
 TIMERS_FIRED = Counter(
     "shopsync_worker_timers_fired", "Entity timers a tick fired, by kind (contacts, journeys).", ["kind"]
 )
@@ -97,6 +102,12 @@ def dead_letter(reason_kind: str) -> None:
 
 def field_problem(shopify_topic: str, reason: str) -> None:
     FIELD_PROBLEMS.labels(shopify_topic, reason).inc()
+
+
+def shredded_dropped(stage: str, n: int) -> None:
+    """G1: outputs a shredded subject's units left out (so every input is accounted for)."""
+    if n:
+        SHREDDED_DROPPED.labels(stage).inc(n)
 
 
 def timer_fired(kind: str) -> None:

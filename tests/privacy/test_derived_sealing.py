@@ -5,6 +5,9 @@ subject's unit sends nothing personal; a dead letter's reason sealed)."""
 
 from __future__ import annotations
 
+import asyncio
+import functools
+import os
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from types import SimpleNamespace
@@ -12,6 +15,7 @@ from typing import Any
 
 import orjson
 import pytest
+from aiokafka.errors import KafkaConnectionError
 from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import SecretStr
@@ -19,8 +23,19 @@ from pydantic import SecretStr
 from config import Settings
 from handlers.compliance_report import collect
 from schemas.commands import Archive, RecordRef, Upsert, decode_command, encode_command
-from schemas.sealing import COMMAND, SEALED_FIELD, SHREDDED, open_derived, opening, refs_in
-from streams.app import Pipeline, Stage, _TableStore
+from schemas.envelope import Delivery, HubSpotContactDeletion, Tick, encode
+from schemas.sealing import COMMAND, SEALED_FIELD, SHREDDED, Shredded, open_derived, opening, refs_in
+from streams import app
+from streams.app import (
+    Decoded,
+    Pipeline,
+    Send,
+    Stage,
+    _decode_entity_input,
+    _KeyCheck,
+    _Subjects,
+    _TableStore,
+)
 from streams.derived_sealing import (
     SHOP_FIELD,
     fact_shop,
@@ -28,13 +43,14 @@ from streams.derived_sealing import (
     open_fact,
     open_letter,
     open_row,
+    row_ref,
     seal_command,
     seal_fact,
     seal_letter,
     seal_row,
 )
-from streams.entities import CONTACTS, ROWS
-from streams.partition_time import AS_OF
+from streams.entities import COMPANIES, CONTACTS, ROWS
+from streams.partition_time import AS_OF, PartitionTime
 from streams.processor import Forward, UnreadableStateError
 from streams.rules.company_members import CompanyMember
 from streams.rules.contacts import ContactState
@@ -106,10 +122,14 @@ def test_a_dead_letter_keeps_its_reason_kind_and_seals_the_reason() -> None:
 
 
 class Keys:
-    """A key source for the shell (``schemas.sealing.KeySource``) holding what it is given."""
+    """A key source for the shell (``schemas.sealing.KeySource``) holding what it is given; a
+    catch-up on refs (``ensure_refs``) brings in ``arriving`` (keys another worker made that the
+    ring had not read yet)."""
 
-    def __init__(self, keys: dict[str, bytes]) -> None:
+    def __init__(self, keys: dict[str, bytes], arriving: dict[str, bytes] | None = None) -> None:
         self.held = keys
+        self.arriving = arriving or {}
+        self.asked: list[set[str]] = []
 
     @property
     def keys(self) -> Mapping[str, bytes]:
@@ -117,6 +137,10 @@ class Keys:
 
     async def ensure(self, raws: Iterable[bytes]) -> None:
         return None
+
+    async def ensure_refs(self, refs: Iterable[str]) -> None:
+        self.asked.append(set(refs))
+        self.held.update(self.arriving)
 
     async def key_for(self, shop: str, kid: str) -> tuple[str, bytes]:
         return REF, KEY
@@ -144,9 +168,9 @@ def test_a_stored_row_opens_and_reads_as_no_state_once_its_key_is_gone() -> None
         assert store.load("p1:abc") is None, "and dropped once its key is shredded"
 
 
-def sealed_pipeline(keys: dict[str, bytes]) -> Pipeline:
-    settings = Settings(seal_personal_data=True, privacy_secret=SecretStr("s"))
-    return Pipeline(settings, Keys(keys))
+def sealed_pipeline(keys: dict[str, bytes], source: Keys | None = None) -> Pipeline:
+    settings = Settings(seal_personal_data=True).model_copy(update={"privacy_secret": SecretStr("s")})
+    return Pipeline(settings, source if source is not None else Keys(keys))
 
 
 def test_a_shredded_subject_sends_nothing_personal_and_a_held_one_sends_it_sealed() -> None:
@@ -204,3 +228,238 @@ def test_the_compliance_report_finds_a_sealed_row_and_not_one_whose_key_is_gone(
     with opening({}):
         gone = collect({"r": subject()}, records, PSEUDONYM_KEY, SOURCES)["r"]
     assert not gone.state, "a redacted subject's row names no one"
+
+
+# ---- the shell's batches (``Pipeline._handle_batch``) under keys the ring holds, lacks or gets ----
+
+OTHER_REF = key_ref("kid-2", b"v1")
+OTHER_KEY = bytes(range(1, 33))
+SHOP = "s.myshopify.com"
+
+
+class Event:
+    """A consumed record as the shell reads it (``event.message``); weak-referable, as faust's."""
+
+    def __init__(self, value: bytes, key: bytes = b"p1:abc", offset: int = 1) -> None:
+        self.message = SimpleNamespace(topic="t", partition=0, offset=offset, key=key, value=value)
+
+
+def contacts_stage(pipeline: Pipeline, table: dict[str, Any]) -> Stage:
+    """The contacts agent's stage over a dict for its table, registered with the pipeline."""
+    due_of = functools.partial(pipeline._due_of, CONTACTS)
+    stage = Stage(
+        "contacts", CONTACTS, functools.partial(_decode_entity_input, "contacts"), table,
+        ROWS["contacts"], PartitionTime(due_of), stamp_partition=True,
+    )  # fmt: skip
+    pipeline.stores[stage.name] = _TableStore(stage)
+    return stage
+
+
+def sent_by(pipeline: Pipeline) -> list[Send]:
+    """What the pipeline's batches send (acknowledged at once), recorded."""
+    sent: list[Send] = []
+
+    async def send(sends: list[Send]) -> None:
+        sent.extend(sends)
+
+    pipeline._send = send  # type: ignore[method-assign]
+    return sent
+
+
+def contact_row(state: ContactState, ref: str = REF, key: bytes = KEY) -> dict[str, Any]:
+    return seal_row({**ROWS["contacts"].to_row(state), "partition": 0}, ref, key, NONCE)
+
+
+def deletion() -> Event:
+    """An input that was never sealed (HubSpot's deletion names the contact by its key only)."""
+    return Event(encode(HubSpotContactDeletion(event_id="d1", object_id=5, email="p1:abc", occurred_at=AT)))
+
+
+PURCHASED = ContactState(email="p1:abc", address=EMAIL, purchases={"1": AT})
+
+
+async def test_a_row_sealed_under_a_key_the_ring_has_not_read_yet_is_caught_up_on_not_shredded() -> None:
+    """D: a row the previous owner sealed under a key made moments ago (after a rebalance) is
+    opened once the ring caught up on its ref, never read as a redacted subject's and deleted."""
+    source = Keys({}, arriving={REF: KEY})
+    pipeline = sealed_pipeline({}, source)
+    table = {"p1:abc": contact_row(PURCHASED)}
+    stage = contacts_stage(pipeline, table)
+    sent_by(pipeline)
+    await pipeline._handle_batch(stage, [deletion()])
+    assert "p1:abc" in table, "the row is kept"
+    assert source.asked == [{REF}], "caught up on the stored row's ref"
+    opened = open_row(table["p1:abc"], {REF: KEY})
+    assert not isinstance(opened, Shredded) and opened["address"] == EMAIL, "the stored state was read"
+
+
+async def test_a_row_whose_key_is_still_gone_after_the_catch_up_is_a_redacted_subject_s() -> None:
+    source = Keys({})
+    pipeline = sealed_pipeline({}, source)
+    table = {"p1:abc": contact_row(PURCHASED)}
+    sent_by(pipeline)
+    await pipeline._handle_batch(contacts_stage(pipeline, table), [deletion()])
+    assert source.asked == [{REF}]
+    assert "p1:abc" not in table, "its key gone after the catch-up: the row goes"
+
+
+async def test_the_timer_index_is_rebuilt_after_the_catch_up_so_no_timer_is_lost() -> None:
+    """D: the first batch after an assignment derives the timer index from the table: a row
+    sealed under a key not read yet keeps its timer (its re-engagement)."""
+    source = Keys({}, arriving={REF: KEY})
+    pipeline = sealed_pipeline({}, source)
+    stage = contacts_stage(pipeline, {"p1:abc": contact_row(PURCHASED)})
+    sent_by(pipeline)
+    await pipeline._handle_batch(stage, [Event(encode(Tick(at=AT)), key=b"tick")])
+    assert stage.time is not None and len(stage.time.index(0)) == 1, "its timer is pending"
+
+
+class ExitedError(Exception):
+    """``os._exit`` in a test: the worker would exit here, acknowledging nothing."""
+
+
+@pytest.fixture
+def exits(monkeypatch: pytest.MonkeyPatch) -> None:
+    def exit_(code: int) -> None:
+        raise ExitedError(code)
+
+    monkeypatch.setattr(os, "_exit", exit_)  # streams.app calls os._exit
+    monkeypatch.setattr(app, "KAFKA_RETRY_DELAYS_S", (0.0, 0.0))
+
+
+class Hanging(Keys):
+    """A ring whose catch-up never ends (the key topic's leader unreachable: empty batches)."""
+
+    calls = 0
+
+    async def ensure(self, raws: Iterable[bytes]) -> None:
+        self.calls += 1
+        await asyncio.Event().wait()
+
+
+async def test_a_catch_up_that_never_ends_is_kafka_failing_the_batch_is_not_acknowledged(exits: None) -> None:
+    """B: bounded, retried, then the worker exits without acknowledging (read again elsewhere)."""
+    source = Hanging({REF: KEY})
+    pipeline = sealed_pipeline({}, source)
+    pipeline.key_ring_timeout_s = 0.01
+    sent = sent_by(pipeline)
+    with pytest.raises(ExitedError) as exited:
+        await asyncio.wait_for(pipeline._handle_batch(contacts_stage(pipeline, {}), [deletion()]), 10)
+    assert exited.value.args == (app.EXIT_KAFKA_FAILED,)
+    assert source.calls == 3 and sent == [], "tried three times, nothing sent"
+
+
+class Failing(Keys):
+    async def key_for(self, shop: str, kid: str) -> tuple[str, bytes]:
+        raise KafkaConnectionError()
+
+
+def companies_stage(pipeline: Pipeline, table: dict[str, Any]) -> Stage:
+    stage = Stage(
+        "companies", COMPANIES, functools.partial(_decode_entity_input, "companies"), table,
+        ROWS["companies"], shop_subject=True,
+    )  # fmt: skip
+    pipeline.stores[stage.name] = _TableStore(stage)
+    return stage
+
+
+async def test_a_shop_key_kafka_does_not_make_is_retried_then_exits(exits: None) -> None:
+    """I: a KafkaError making the shop's key goes the way ``_send``'s does, not out of the agent."""
+    pipeline = sealed_pipeline({}, Failing({}))
+    sent = sent_by(pipeline)
+    raw = encode(Delivery(topic="companies/create", shop_domain=SHOP, webhook_id="w", event_id="e",
+                          received_at=AT, body={"id": 7}))  # fmt: skip
+    with pytest.raises(ExitedError):
+        await pipeline._handle_batch(companies_stage(pipeline, {}), [Event(raw, key=b"7")])
+    assert sent == []
+
+
+def test_a_malformed_sealed_fact_is_a_dead_letter_not_a_crash() -> None:
+    """I: a record that starts like a sealed fact and is no JSON is dead-lettered with its reason."""
+    pipeline = sealed_pipeline({REF: KEY})
+    stage = companies_stage(pipeline, {})
+    broken = Event(b'{"' + SEALED_FIELD.encode() + b'": nope', key=b"7")
+    assert fact_shop(_value(broken)) is None and pipeline._shops_of([broken]) == set()
+    parts = pipeline._plan(stage, [broken])
+    (letter,) = [send for part in parts for send in part.sends]
+    assert orjson.loads(letter[2])["reason"].startswith("not a companies input")
+
+
+def _value(event: Event) -> bytes:
+    value = event.message.value
+    assert isinstance(value, bytes)
+    return value
+
+
+def test_the_dead_letter_of_an_unsealed_input_is_sealed_under_its_row_s_key() -> None:
+    """E: an input that was never sealed whose sealed row fails validation once opened: the
+    reason quotes the row's values (pydantic's input_value), so it is sealed under the row's key."""
+    pipeline = sealed_pipeline({REF: KEY})
+    row = {**ROWS["contacts"].to_row(PURCHASED), "purchases": EMAIL, "partition": 0}
+    stage = contacts_stage(pipeline, {"p1:abc": seal_row(row, REF, KEY, NONCE)})
+    parts = pipeline._plan(stage, [deletion()])
+    (letter,) = [value for part in parts for topic, _, value in part.sends if topic is pipeline.deadletter]
+    assert EMAIL.encode() not in letter
+    assert EMAIL in open_letter(orjson.loads(letter), {REF: KEY})["reason"], "the full reason, sealed"
+
+
+def subjects_of(ref: str) -> _Subjects:
+    record = HubSpotContactDeletion(event_id="d1", object_id=5, occurred_at=AT)
+    return _Subjects([(deletion(), Decoded("p1:abc", record, ref=ref, shop=SHOP))])
+
+
+def test_a_late_input_under_a_shredded_key_never_deletes_a_row_under_a_live_one() -> None:
+    """G: the newest input's subject is gone, the stored row's is live: sealed under the row's."""
+    pipeline = sealed_pipeline({OTHER_REF: OTHER_KEY})
+    stage = contacts_stage(pipeline, {})
+    pipeline.stores[stage.name].refs["p1:abc"] = OTHER_REF
+    assert pipeline._sealing(stage, subjects_of(REF), "p1:abc", 0) == (OTHER_REF, OTHER_KEY)
+    pipeline.stores[stage.name].refs["p1:abc"] = key_ref("kid-3", b"v1")
+    assert pipeline._sealing(stage, subjects_of(REF), "p1:abc", 0) is SHREDDED, "no live subject left"
+
+
+def test_a_company_is_never_sealed_under_a_member_s_key() -> None:
+    """H: the shop's key not held, the member's is: the shop's is made again (planned again)."""
+    pipeline = sealed_pipeline({REF: KEY})
+    stage = companies_stage(pipeline, {})
+    pipeline._shop_keys[SHOP] = (OTHER_REF, OTHER_KEY)  # shredded since it was made
+    pipeline._check = check = _KeyCheck()
+    assert pipeline._sealing(stage, subjects_of(REF), "p1:abc", 0) is SHREDDED
+    assert check.shops == {SHOP}, "its key is made again before the batch is planned again"
+
+
+async def test_a_company_batch_makes_the_shop_s_key_again_and_seals_under_it() -> None:
+    """H, through a batch: the shop's key is shredded between its making and the plan."""
+
+    class Remaking(Keys):
+        made = 0
+
+        async def key_for(self, shop: str, kid: str) -> tuple[str, bytes]:
+            self.made += 1
+            if self.made == 1:
+                return OTHER_REF, OTHER_KEY  # a key the ring no longer holds by the plan
+            self.held[REF] = KEY
+            return REF, KEY
+
+    source = Remaking({})
+    pipeline = sealed_pipeline({}, source)
+    table: dict[str, Any] = {}
+    stage = companies_stage(pipeline, table)
+    sent_by(pipeline)
+    raw = encode(Delivery(topic="companies/create", shop_domain=SHOP, webhook_id="w", event_id="e",
+                          received_at=AT, body={"id": 7, "name": "Acme"}))  # fmt: skip
+    await pipeline._handle_batch(stage, [Event(raw, key=b"7")])
+    assert table and all(row_ref(row) == REF for row in table.values()), "sealed under the shop's new key"
+    assert source.made == 2
+
+
+async def test_a_ref_found_gone_is_not_caught_up_on_again_by_the_next_batch() -> None:
+    """A key never comes back: a row under a ref found gone costs one catch-up, not one a batch."""
+    source = Keys({})
+    pipeline = sealed_pipeline({}, source)
+    record = encode(HubSpotContactDeletion(event_id="d1", object_id=5, email="p1:abc", occurred_at=AT))
+    stage = contacts_stage(pipeline, {"p1:abc": contact_row(PURCHASED), "p1:def": contact_row(PURCHASED)})
+    sent_by(pipeline)
+    await pipeline._handle_batch(stage, [deletion()])
+    await pipeline._handle_batch(stage, [Event(record, key=b"p1:def")])
+    assert source.asked == [{REF}]

@@ -337,3 +337,27 @@ async def test_a_subject_shredded_before_the_worker_reads_it_leaves_nothing_of_t
     others = [orjson.loads(r.value) for r in out["table contacts"] if r.value]
     others = [row for row in others if (ref := sealed_ref(row)) and kid_of(ref) not in kids]
     assert others and not any(isinstance(open_row(row, held), Shredded) for row in others), "others open"
+
+
+async def test_an_opener_catches_up_on_a_ref_another_worker_made_since_it_last_read(
+    settings: Settings,
+) -> None:
+    """``Opener.ensure_refs`` (the worker, meeting a stored row it has no key for): a key another
+    process made after this opener last read the key topic is read now, whatever ``REFRESH_S``
+    says; a ref that is not on the topic stays missing (its subject's key is gone)."""
+    own = bridge_settings(settings, privacy_secret=SecretStr("opener-secret"), seal_personal_data=True)
+    await ensure_topics(own, internal=True)
+    opener = Opener(own, refresh_s=3600.0)
+    other = KeyRing(own.kafka_bootstrap_servers, key_topic(own), key_encryption_key(own.privacy_key()))
+    await opener.ensure([])
+    await other.start()
+    try:
+        ref, data_key = await other.key_for("s.myshopify.com", "kid-made-elsewhere")
+        await opener.ensure([])  # within refresh_s and naming no ref: no catch-up
+        assert ref not in opener.keys
+        await opener.ensure_refs([ref, "kid-never~made"])
+        assert opener.keys.get(ref) == data_key
+        assert "kid-never~made" not in opener.keys
+    finally:
+        await other.stop()
+        await opener.stop()
