@@ -154,6 +154,27 @@ dashboard without keys. Every other rule-built forward (a company member's fact:
 sealed whole under its unit's subject."""
 
 
+async def _kafka_retried(
+    what: str, call: Callable[[], Awaitable[T]], failures: tuple[type[BaseException], ...]
+) -> T:
+    """``call`` while Kafka fails (``failures``), after each of ``KAFKA_RETRY_DELAYS_S``; past the
+    last, exit without acknowledging the batch, so the replacement reads it again (sending a
+    batch's outputs, and G1's key ring calls). Any other error is the caller's."""
+    for attempt in range(len(KAFKA_RETRY_DELAYS_S) + 1):
+        try:
+            return await call()
+        except failures as exc:
+            if attempt == len(KAFKA_RETRY_DELAYS_S):
+                log.critical(
+                    "Kafka kept failing while %s (%s); exiting without acknowledging the batch, "
+                    "so the next worker handles it again", what, type(exc).__name__,
+                )  # fmt: skip
+                os._exit(EXIT_KAFKA_FAILED)
+            log.warning("Kafka failed while %s (%s); retrying", what, type(exc).__name__)
+            await asyncio.sleep(KAFKA_RETRY_DELAYS_S[attempt])
+    raise AssertionError("unreachable: the last attempt returns or exits")
+
+
 class _TooLargeError(Exception):
     """A batch's output that Kafka refuses for its size (R6): the batch is redone one unit at a time."""
 
@@ -576,19 +597,10 @@ class Pipeline:
         comes while its leader is unreachable (aiokafka returns empty batches meanwhile). A
         timeout or a Kafka error is treated as ``_send`` treats Kafka failing: retried, then the
         process exits without acknowledging the batch, so the replacement reads it again."""
-        for attempt in range(len(KAFKA_RETRY_DELAYS_S) + 1):
-            try:
-                return await asyncio.wait_for(call(), self.key_ring_timeout_s)
-            except (KafkaError, TimeoutError) as exc:
-                if attempt == len(KAFKA_RETRY_DELAYS_S):
-                    log.critical(
-                        "Kafka kept failing while %s (%s); exiting without acknowledging the batch, "
-                        "so the next worker handles it again", what, type(exc).__name__,
-                    )  # fmt: skip
-                    os._exit(EXIT_KAFKA_FAILED)
-                log.warning("Kafka failed while %s (%s); retrying", what, type(exc).__name__)
-                await asyncio.sleep(KAFKA_RETRY_DELAYS_S[attempt])
-        raise AssertionError("unreachable: the last attempt returns or exits")
+        timeout_s = self.key_ring_timeout_s
+        return await _kafka_retried(
+            what, lambda: asyncio.wait_for(call(), timeout_s), (KafkaError, TimeoutError)
+        )
 
     @staticmethod
     def _shops_of(events: Sequence[Any]) -> set[str]:
@@ -806,23 +818,18 @@ class Pipeline:
         unusable. A size refusal is the record's fault, not Kafka's: ``_TooLargeError``."""
         if not sends:
             return
-        for attempt in range(len(KAFKA_RETRY_DELAYS_S) + 1):
+
+        async def once() -> None:
             try:
                 pending = [await topic.send(key=key, value=value) for topic, key, value in sends]
                 await asyncio.gather(*pending)
-                metrics.sent(topic.get_topic_name() for topic, _, _ in sends)
-                return
             except (KafkaError, FaustError) as exc:
                 if is_size_error(exc):
                     raise _TooLargeError() from exc
-                if attempt == len(KAFKA_RETRY_DELAYS_S):
-                    log.critical(
-                        "Kafka kept failing while sending a batch's outputs (%s); exiting without "
-                        "acknowledging it, so the next worker handles it again", type(exc).__name__,
-                    )  # fmt: skip
-                    os._exit(EXIT_KAFKA_FAILED)
-                log.warning("Kafka failed while sending a batch's outputs (%s); retrying", type(exc).__name__)
-                await asyncio.sleep(KAFKA_RETRY_DELAYS_S[attempt])
+                raise
+            metrics.sent(topic.get_topic_name() for topic, _, _ in sends)
+
+        await _kafka_retried("sending a batch's outputs", once, (KafkaError, FaustError))
 
     # ---- decoding: each event's value once ----
 
