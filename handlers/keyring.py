@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Set
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
@@ -46,6 +46,7 @@ class KeyRing:
         self._keys: dict[str, bytes] = {}  # key ref -> data key
         self._live: dict[str, KeyRecord] = {}  # key ref -> its record (wrapped), for redactions
         self._by_subject: dict[tuple[str, str], str] = {}  # (shop, key id) -> a live key ref
+        self._gone: set[str] = set()  # key refs whose tombstone this ring read (a redaction)
         self._making: dict[tuple[str, str], asyncio.Future[tuple[str, bytes]]] = {}  # keys on their way
         self.changed = asyncio.Event()  # set whenever a record is applied (tests and followers wait on it)
 
@@ -58,6 +59,12 @@ class KeyRing:
     def held(self) -> list[KeyRecord]:
         """The live key records (what ``redaction_for`` picks tombstones from)."""
         return list(self._live.values())
+
+    @property
+    def gone(self) -> Set[str]:
+        """Key refs this ring read a tombstone of (while the key topic keeps tombstones): a
+        writer that re-seals another reader's values never makes a new key for such a subject."""
+        return self._gone
 
     async def start(self) -> None:
         self._producer = AIOKafkaProducer(
@@ -87,6 +94,7 @@ class KeyRing:
         if record.wrapped is None:
             self._keys.pop(record.ref, None)
             self._live.pop(record.ref, None)
+            self._gone.add(record.ref)
             subject = (record.shop, kid_of(record.ref))
             if self._by_subject.get(subject) == record.ref:  # another live key of theirs, if any
                 del self._by_subject[subject]
@@ -96,6 +104,7 @@ class KeyRing:
                         break
         else:
             self._keys[record.ref] = unwrap(self._kek, record.ref, record.wrapped)
+            self._gone.discard(record.ref)
             self._live[record.ref] = record
             self._by_subject.setdefault((record.shop, kid_of(record.ref)), record.ref)
         self.changed.set()

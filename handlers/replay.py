@@ -25,6 +25,7 @@ beginning into new tables and internal topics, leaving the old ones untouched.
 from __future__ import annotations
 
 import hashlib
+import os
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -45,12 +46,14 @@ from handlers.progress import NoProgress, Progress, Totals
 from handlers.sealer import opener_for
 from schemas.commands import AnyCommand, Archive, Associate, RecordRef, Upsert, command_key, encode_command
 from schemas.envelope import Delivery, HubSpotContactDeletion, decode_log_record
-from schemas.sealing import opening
-from streams.inprocess import InProcessPipeline
+from schemas.sealing import NONCE_BYTES, opening, refs_in
+from streams.derived_sealing import command_is_personal, seal_command
+from streams.inprocess import InProcessPipeline, Subject
 from streams.rules.contact_keys import contact_record
 from streams.rules.contacts import address_of
 from streams.rules.keys import UNIQUE_PROPERTY
 from streams.rules.reports import compute
+from streams.shredding import kid_of, shop_key_id
 from streams.topic_reader import offsets_spanned, read_all
 from streams.topics import ROUTED_TOPICS, TopicName, ensure_topics, topic_name
 
@@ -71,6 +74,19 @@ class Rebuilt:
     deleted_in_hubspot: set[str] = field(default_factory=set)  # emails never to write again (C4)
     report: LossReport = field(default_factory=LossReport)  # R7: records the rebuild could not use
     reports: dict[str, Any] = field(default_factory=dict)  # E1: the ecommerce reports, rebuilt
+    subjects: dict[tuple[str, str], RecordSubject] = field(default_factory=dict)
+    """G1 (sealing on): each record's subject, whose key :func:`send` seals its commands under:
+    the newest sealed input's that wrote it (the shop's for companies), as the worker seals."""
+
+
+@dataclass(frozen=True)
+class RecordSubject:
+    """G1: whose key seals a rebuilt record's commands: a key ref of a customer (None: the shop's
+    own subject), and whether that key was already gone when the topics were read (redacted)."""
+
+    ref: str | None
+    shop: str
+    redacted: bool = False
 
 
 async def rebuild(
@@ -118,7 +134,7 @@ async def rebuild(
     entries.sort(key=lambda e: (e[0], e[1], e[2], e[3]))
     newest = entries[-1][0] if entries else None
     events = topic_name(settings, "hubspot.events")
-    pipeline = InProcessPipeline(config=settings.rule_config())
+    pipeline = InProcessPipeline(config=settings.rule_config(), track_subjects=bool(keys))
     folded = _Folded()
     used = 0
     queue = deque(entries)  # each record's bytes are let go once applied
@@ -131,7 +147,7 @@ async def rebuild(
                 shown.update(total - len(queue))
             at, full, partition, offset, raw = queue.popleft()
             if len(pipeline.commands) >= FOLD_EVERY:
-                folded.take(pipeline.commands)
+                folded.take(pipeline.commands, pipeline.command_subjects)
             try:
                 item = (
                     HubSpotContactDeletion.model_validate_json(raw)
@@ -144,13 +160,17 @@ async def rebuild(
             used += 1
             pipeline.tick(at)
             if isinstance(item, Delivery):
+                if pipeline.track_subjects:  # G1: the first ref its bytes name, as the worker reads it
+                    refs = sorted(refs_in(raw))
+                    pipeline.subject_now = (refs[0] if refs else None, item.shop_domain.strip().lower())
                 pipeline.deliver(item)
+                pipeline.subject_now = None
             elif isinstance(item, HubSpotContactDeletion):
                 pipeline.deletion(item)
     end = until or newest
     if end is not None:
         pipeline.tick(end)
-    folded.take(pipeline.commands)
+    folded.take(pipeline.commands, pipeline.command_subjects)
     shown.update(total)
     shown.finish()
     deleted = {  # by address, as the account is keyed (G1: the states by pseudonym)
@@ -160,9 +180,14 @@ async def rebuild(
     }
     report = unreadable.merge(from_pipeline(pipeline, "replay"))
     reports = compute(pipeline.report_facts.values())
+    subjects = {
+        record: RecordSubject(ref, shop, ref is not None and ref not in keys)
+        for record, (ref, shop) in folded.subjects.items()
+    }
     return Rebuilt(
-        folded.count, folded.digest.hexdigest(), folded.account, used, skipped, deleted, report, reports
-    )
+        folded.count, folded.digest.hexdigest(), folded.account, used, skipped, deleted, report, reports,
+        subjects,
+    )  # fmt: skip
 
 
 async def _keys_for(settings: Settings, raws: list[bytes]) -> Mapping[str, bytes]:
@@ -193,14 +218,20 @@ class _Folded:
     account: Account = field(default_factory=Account)
     count: int = 0
     digest: Any = field(default_factory=hashlib.sha256)
+    subjects: dict[tuple[str, str], Subject] = field(default_factory=dict)
 
-    def take(self, commands: list[AnyCommand]) -> None:
-        """Fold ``commands`` and empty the list."""
+    def take(self, commands: list[AnyCommand], subjects: list[Subject | None]) -> None:
+        """Fold ``commands`` and empty the list; ``subjects``, beside them when tracked (G1), say
+        whose key each record's commands are sealed under (the newest wins), and are emptied too."""
         for command in commands:
             self.account.apply(command)
             self.digest.update(encode_command(command))
+        for command, subject in zip(commands, subjects, strict=False):
+            if subject is not None:
+                self.subjects[(command.record.object_type, command.record.hubspot_value)] = subject
         self.count += len(commands)
         commands.clear()
+        subjects.clear()
 
 
 def _sort_instant(name: str, raw: bytes) -> datetime | None:
@@ -253,9 +284,29 @@ def desired_commands(rebuilt: Rebuilt, config: RuleConfig | None = None) -> list
     return out
 
 
-async def send(settings: Settings, commands: list[AnyCommand]) -> int:
-    """Append ``commands`` to ``hubspot.commands`` for the writer."""
+@dataclass(frozen=True)
+class Sent:
+    """What :func:`send` appended, and what it left out (G1: a redacted customer's commands that
+    carry personal values: they cannot be written in the clear, and nothing may open them)."""
+
+    appended: int
+    left_out_redacted: int = 0
+
+
+async def send(
+    settings: Settings,
+    commands: list[AnyCommand],
+    subjects: Mapping[tuple[str, str], RecordSubject] | None = None,
+) -> Sent:
+    """Append ``commands`` to ``hubspot.commands`` for the writer. With
+    ``SHOPSYNC_SEAL_PERSONAL_DATA`` on, a command carrying personal values is sealed in the
+    ``schemas.sealing.COMMAND`` format under its record's subject (``Rebuilt.subjects``), as the
+    worker seals it, so a later redact erases the replay's copy too; one whose subject's key is
+    gone (at the rebuild, or since) is left out and counted. Sent into another deployment's topics
+    (another prefix: its own key topic), a subject's key is that deployment's, made if it has none
+    (the same key id: its redactor finds it)."""
     await ensure_topics(settings)
+    records, left_out = await _sealed(settings, commands, subjects or {})
     producer = AIOKafkaProducer(
         bootstrap_servers=settings.kafka_bootstrap_servers, acks="all", enable_idempotence=True, linger_ms=20,
         max_request_size=settings.kafka_message_bytes(),  # R6: the size every topic takes
@@ -263,12 +314,58 @@ async def send(settings: Settings, commands: list[AnyCommand]) -> int:
     await producer.start()
     try:
         topic = topic_name(settings, "hubspot.commands")
-        for command in commands:
-            await producer.send(topic, encode_command(command), key=command_key(command).encode())
+        for key, value in records:
+            await producer.send(topic, value, key=key)
         await producer.flush()
     finally:
         await producer.stop()
-    return len(commands)
+    return Sent(len(records), left_out)
+
+
+async def _sealed(
+    settings: Settings, commands: list[AnyCommand], subjects: Mapping[tuple[str, str], RecordSubject]
+) -> tuple[list[tuple[bytes, bytes]], int]:
+    """The commands as (key, value) records, sealed where their record's subject says (G1), and
+    how many were left out (their subject redacted). Plain when sealing is off, and for a record
+    no sealed input wrote (as the worker writes it)."""
+    encoded = [(command_key(c).encode(), encode_command(c), c) for c in commands]
+    opener = opener_for(settings)
+    if opener is None or not subjects:
+        return [(key, value) for key, value, _ in encoded], 0
+    secret = settings.privacy_key()
+    out: list[tuple[bytes, bytes]] = []
+    left_out = 0
+    sealings: dict[RecordSubject, tuple[str, bytes] | None] = {}
+
+    async def sealing_of(subject: RecordSubject) -> tuple[str, bytes] | None:
+        """(ref, data key) to seal under; None: the subject was redacted."""
+        if subject not in sealings:
+            ref = subject.ref
+            if ref is None:
+                sealings[subject] = await opener.key_for(subject.shop, shop_key_id(secret, subject.shop))
+            elif subject.redacted or ref in opener.ring.gone:
+                sealings[subject] = None
+            elif ref in opener.keys:
+                sealings[subject] = (ref, opener.keys[ref])
+            else:  # another deployment's key topic: its own key of the same subject
+                sealings[subject] = await opener.key_for(subject.shop, kid_of(ref))
+        return sealings[subject]
+
+    try:
+        await opener.ensure_refs({s.ref for s in subjects.values() if s.ref is not None})
+        for key, value, command in encoded:
+            subject = subjects.get((command.record.object_type, command.record.hubspot_value))
+            if subject is None or not command_is_personal(value):
+                out.append((key, value))
+                continue
+            sealing = await sealing_of(subject)
+            if sealing is None:  # nothing of a redacted customer may be written again
+                left_out += 1
+                continue
+            out.append((key, seal_command(value, sealing[0], sealing[1], os.urandom(NONCE_BYTES))))
+    finally:
+        await opener.stop()
+    return out, left_out
 
 
 async def read_account(client: HubSpotClient, wanted: Account) -> dict[tuple[str, str], dict[str, Any]]:

@@ -359,8 +359,12 @@ def replay(dry_run: bool, until: str | None, allow_loss: bool) -> None:
     click.echo(f"replayed {rebuilt.records_read} records ({len(rebuilt.skipped)} unreadable, skipped); "
                f"{rebuilt.command_count} commands from the rules", err=True)  # fmt: skip
     if not dry_run:
-        sent = asyncio.run(send(settings, desired_commands(rebuilt, settings.rule_config())))
-        click.echo(f"sent {sent} commands to {settings.topic_prefix}hubspot.commands")
+        sent = asyncio.run(
+            send(settings, desired_commands(rebuilt, settings.rule_config()), rebuilt.subjects)
+        )
+        click.echo(f"sent {sent.appended} commands to {settings.topic_prefix}hubspot.commands")
+        if sent.left_out_redacted:  # G1: a redacted customer's values are never written again
+            click.echo(f"left out {sent.left_out_redacted} commands of redacted customers", err=True)
         _report_and_exit(rebuilt.report, allow_loss)
         return
 

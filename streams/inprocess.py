@@ -21,6 +21,7 @@ from schemas.commands import AnyCommand
 from schemas.envelope import Delivery, HubSpotContactDeletion, Tick, encode
 from schemas.problems import FieldProblem
 from streams.entities import (
+    COMPANIES,
     CONTACTS,
     DELETION_ROUTER,
     JOURNEYS,
@@ -43,6 +44,10 @@ from streams.rules.reports import DealFacts
 
 PARTITION = 0
 
+Subject = tuple[str | None, str]
+"""G1: whose key seals what a unit wrote: (key ref, shop); a None ref is the shop's own subject
+(a company's rows and commands hold several customers' values, as in the worker)."""
+
 
 @dataclass
 class InProcessPipeline:
@@ -54,6 +59,13 @@ class InProcessPipeline:
     commands: list[AnyCommand] = field(default_factory=list)
     dead_letters: list[tuple[str, bytes]] = field(default_factory=list)
     field_problems: list[tuple[str, FieldProblem]] = field(default_factory=list)  # (Shopify topic, problem)
+    track_subjects: bool = False
+    """G1 (replay with sealing on): note, beside each command, the subject whose key seals it: the
+    newest sealed input's of the unit's key (as the worker seals a unit's writes), the shop's for
+    companies. Off: ``command_subjects`` stays empty."""
+    subject_now: Subject | None = None  # the subject of the input being delivered (set by the caller)
+    subjects: dict[tuple[str, str], Subject] = field(default_factory=dict)  # (kind, key) -> newest
+    command_subjects: list[Subject | None] = field(default_factory=list)  # beside ``commands``
 
     def __post_init__(self) -> None:
         for kind in TIMED:  # states live as objects here, never as rows: nothing to derive
@@ -122,6 +134,9 @@ class InProcessPipeline:
             for rejected in result.rejected:
                 self.dead_letters.append((rejected.reason, raw if raw is not None else _bytes_of(record)))
             store.save((k, state) for k, (state, _) in result.states().items())
+            if self.track_subjects:
+                for unit in result.units:
+                    self.command_subjects += [self._subject_of(kind, unit.key)] * len(unit.commands)
             self.commands += result.commands()
             for forward in result.forwards():
                 forwarded = (
@@ -130,6 +145,16 @@ class InProcessPipeline:
                     else decode_forward(forward.target, forward.raw or b"")
                 )
                 queue.append((KINDS[forward.target], forward.key, forwarded, forward.raw))
+
+    def _subject_of(self, kind: Kind, key: str) -> Subject | None:
+        """G1: the subject of what ``kind``'s unit of ``key`` writes (see ``track_subjects``)."""
+        now = self.subject_now
+        if kind.name == COMPANIES.name:
+            if now is not None:
+                self.subjects[(kind.name, key)] = (None, now[1])
+        elif now is not None and now[0] is not None:
+            self.subjects[(kind.name, key)] = now
+        return self.subjects.get((kind.name, key))
 
 
 def _bytes_of(record: Any) -> bytes:

@@ -263,7 +263,10 @@ async def test_after_a_redact_nothing_of_the_customer_is_readable_and_replay_for
             update={"topic_prefix": f"replayed-{own.topic_prefix}", "app_id": f"{own.app_id}-replayed",
                     "hubspot_base_url": replayed_sandbox.url}
         )  # fmt: skip
-        await send(again, desired_commands(rebuilt, again.rule_config()))
+        sent = await send(again, desired_commands(rebuilt, again.rule_config()), rebuilt.subjects)
+        replay_topic = topic_name(again, "hubspot.commands")
+        sealed_replay = await scan(again, [], [PEREGRINE], topics=[replay_topic])
+        plain_replay = await scan(again, [], [PEREGRINE], keys={}, topics=[replay_topic])
         stop_replay = asyncio.Event()
         replay_writer = asyncio.create_task(run_writer(again, stop_replay))
         try:
@@ -309,6 +312,16 @@ async def test_after_a_redact_nothing_of_the_customer_is_readable_and_replay_for
     if linked(replayed, PEREGRINE) != linked(original, PEREGRINE):
         changed = sorted(linked(original, PEREGRINE) ^ linked(replayed, PEREGRINE))
         problems.append(f"(c) Peregrine's associations differ: {changed}")
+    # (e) The replay's own commands: a live customer's values sealed under her key (they open, and
+    # nothing of her is readable without it), so a later redact erases them too; none of the
+    # redacted customer's personal commands appended.
+    if not of(sealed_replay, PEREGRINE):
+        problems.append("(e) the replay's commands open to none of Peregrine's values: (e) checks nothing")
+    if of(plain_replay, PEREGRINE):
+        shown = replace(plain_replay, hits=of(plain_replay, PEREGRINE)).summary(first=4)
+        problems.append(f"(e) replay (send) appended Peregrine's values in the clear: {shown}")
+    if sent.left_out_redacted < 1:
+        problems.append("(e) replay (send) left out none of the redacted customer's commands")
     logged = (tmp_path / "worker.log").read_bytes() + caplog.text.encode()
     in_logs, _ = hits_in(logged, [*needles_for(OTTOLINE), *needles_for(PEREGRINE)])
     if in_logs:
