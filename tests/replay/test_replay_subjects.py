@@ -24,7 +24,7 @@ def test_every_command_names_the_subject_of_the_input_that_wrote_its_record() ->
     for n, (batch, tick_at) in enumerate(schedule(events, timedelta(hours=1), timedelta(days=3))):
         for m, event in enumerate(batch):
             delivery = delivery_for(event)
-            subject = (f"ref-{n}-{m}", delivery.shop_domain.strip().lower())
+            subject: Subject = (f"ref-{n}-{m}", delivery.shop_domain.strip().lower())
             given.add(subject)
             pipeline.subject_now = subject
             start = len(pipeline.commands)
@@ -38,10 +38,10 @@ def test_every_command_names_the_subject_of_the_input_that_wrote_its_record() ->
         pipeline.tick(tick_at)
         assert len(pipeline.command_subjects) == len(pipeline.commands)
         fired = zip(pipeline.commands[start:], pipeline.command_subjects[start:], strict=True)
-        for command, subject in fired:
+        for command, noted in fired:
             if command_is_personal(encode_command(command)):
                 fired_personal += 1
-                assert subject in given, "a timer's command is sealed under a subject an input named"
+                assert noted in given, "a timer's command is sealed under a subject an input named"
     assert fired_personal > 0, "timers fired commands with personal values: the tick part checks something"
 
 
