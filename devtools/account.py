@@ -6,7 +6,10 @@ in ``handlers.account_fold``; only this comparison is a development aid.
 
 from __future__ import annotations
 
+from typing import Any
+
 from handlers.account_fold import Account
+from streams.rules.keys import UNIQUE_PROPERTY
 
 
 def differences(expected: Account, actual: Account, limit: int = 10) -> list[str]:
@@ -28,3 +31,23 @@ def differences(expected: Account, actual: Account, limit: int = 10) -> list[str
         out.append(f"archived: missing {sorted(expected.archived - actual.archived)[:3]}, "
                    f"unexpected {sorted(actual.archived - expected.archived)[:3]}")  # fmt: skip
     return out[:limit]
+
+
+def from_dump(dump: dict[str, Any]) -> Account:
+    """The sandbox's account in the shape of ``handlers.account_fold.Account`` (natural keys, labels)."""
+    account = Account()
+    by_id: dict[str, tuple[str, str]] = {}
+    for object_type, unique in UNIQUE_PROPERTY.items():
+        for record in dump[object_type]:
+            props = {k: v for k, v in record["properties"].items() if v not in (None, "")}
+            if object_type == "deals":
+                props["dealstage"] = record.get("stage_label")
+                props["pipeline"] = record.get("pipeline_label")
+            key = (object_type, str(props[unique]))
+            account.records[key] = props
+            by_id[str(record["id"])] = key
+    for link in dump["associations"]:
+        a, b = by_id.get(str(link["from_id"])), by_id.get(str(link["to_id"]))
+        if a and b:
+            account.associations.add((a, b, int(link["type_id"])))
+    return account

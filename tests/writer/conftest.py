@@ -15,6 +15,7 @@ from pydantic import SecretStr
 
 from config import Settings
 from config.rules import RuleConfig
+from devtools.account import from_dump
 from devtools.localrun import delivery_for, schedule, wait_until_written
 from devtools.samplestore import generate
 from handlers.account_fold import Account
@@ -22,7 +23,6 @@ from handlers.writer import WriterStats, run_writer
 from hubspot_sandbox import Sandbox, SandboxConfig, running_sandbox
 from schemas.commands import AnyCommand, command_key, encode_command
 from streams.inprocess import InProcessPipeline
-from streams.rules.keys import UNIQUE_PROPERTY
 from streams.topics import ensure_topics, topic_name
 
 TOKEN = "pat-test-0123456789"
@@ -96,24 +96,7 @@ async def admin(sandbox: Sandbox, method: str, path: str, json: Any = None) -> A
         return response.json() if response.content else None
 
 
-def held(dump: dict[str, Any]) -> Account:
-    """The sandbox's account in the shape of ``handlers.account_fold.Account`` (natural keys, labels)."""
-    account = Account()
-    by_id: dict[str, tuple[str, str]] = {}
-    for object_type, unique in UNIQUE_PROPERTY.items():
-        for record in dump[object_type]:
-            props = {k: v for k, v in record["properties"].items() if v not in (None, "")}
-            if object_type == "deals":
-                props["dealstage"] = record.get("stage_label")
-                props["pipeline"] = record.get("pipeline_label")
-            key = (object_type, str(props[unique]))
-            account.records[key] = props
-            by_id[str(record["id"])] = key
-    for link in dump["associations"]:
-        a, b = by_id.get(str(link["from_id"])), by_id.get(str(link["to_id"]))
-        if a and b:
-            account.associations.add((a, b, int(link["type_id"])))
-    return account
+held = from_dump  # the sandbox's account as an Account (the tests' name for it)
 
 
 def agrees(expected: Account, actual: Account) -> list[str]:
