@@ -226,7 +226,8 @@ class _Folded:
         for command in commands:
             self.account.apply(command)
             self.digest.update(encode_command(command))
-        for command, subject in zip(commands, subjects, strict=False):
+        tracked = zip(commands, subjects, strict=True) if subjects else ()
+        for command, subject in tracked:
             if subject is not None:
                 self.subjects[(command.record.object_type, command.record.hubspot_value)] = subject
         self.count += len(commands)
