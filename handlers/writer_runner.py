@@ -647,10 +647,17 @@ class PlanRunner:
                 if read and ends <= unsure:  # HubSpot could not say: ask again, without using up the wait
                     self._wait(link, prior, now, RETRY_WAITING_EVERY_S, reads=read - 1)
                 elif now - since > self.link_wait_s and read >= FINAL_READ:
-                    missing = c.record.key if from_id is None else c.to.key
+                    end = c.record if from_id is None else c.to
+                    missing = end.key
                     answer = (prior.last_error if prior else None) or self._read_errors.get(missing) or {}
+                    reason = (
+                        f"association end {missing} was never upserted (a contact named by its "
+                        "pseudonym alone is known only from its own upsert)"
+                        if end.by_pseudonym_only
+                        else f"association end {missing} does not exist in HubSpot"
+                    )
                     self._dead_letter(
-                        link.sources, f"association end {missing} does not exist in HubSpot", answer,
+                        link.sources, reason, answer,
                         answer.get("status") if isinstance(answer.get("status"), int) else None,
                     )  # fmt: skip
                 else:  # made the round the id map learns both ends: looked at every round, no call
@@ -803,7 +810,7 @@ class PlanRunner:
             known = self.ids.get(ref.key)
             if known is not None:
                 out[ref.key] = known
-            elif ref.key not in out:
+            elif ref.key not in out and not ref.by_pseudonym_only:  # the id map's alone (G1)
                 missing[(ref.object_type, ref.id_property)].append(ref)
         reads = [
             (object_type, id_property, chunk)

@@ -44,12 +44,11 @@ from schemas.shopify import Address, Company, CompanyLocation, Order
 from streams.mapping import format_value
 from streams.rules.common import Version, evolve, remember, upsert_if_changed, version_of
 from streams.rules.company_members import CompanyMember
-from streams.rules.contact_keys import contact_record
+from streams.rules.contact_keys import contact_link_ref, email_contact_key
 from streams.rules.keys import (
     company_ref,
     deal_ref,
     journey_key,
-    normalize_email,
     order_ref,
     shop_mark,
 )
@@ -94,6 +93,9 @@ class OrderLink:
     version: Version
     journey: str
     email: str | None = None
+    """The buyer's contact key (``streams.rules.contact_keys``): the normalised email, or with
+    ``SHOPSYNC_REDACTABLE`` its pseudonym, so a company's row (sealed under the shop's key, G1)
+    never holds a customer's address."""
     location_id: int | None = None
 
 
@@ -104,6 +106,7 @@ class CompanyView:
     exists: bool = False
     properties: dict[str, PropertyValue] = field(default_factory=dict)
     contacts: tuple[str, ...] = ()
+    """Contact keys (emails, or their pseudonyms under ``SHOPSYNC_REDACTABLE``)."""
     deals: tuple[str, ...] = ()
     orders: tuple[str, ...] = ()
 
@@ -121,7 +124,8 @@ class CompanyState(BaseModel):
     deleted_locations: dict[str, datetime] = Field(default_factory=dict)
     orders: dict[str, OrderLink] = Field(default_factory=dict)
     members: dict[str, str | None] = Field(default_factory=dict)
-    """Customer id -> email of each company contact (None: no longer one, or no email known)."""
+    """Customer id -> contact key of each company contact (None: no longer one, or no email
+    known): the email, or its pseudonym under ``SHOPSYNC_REDACTABLE`` (G1)."""
     emitted: CompanyView = Field(default_factory=CompanyView)
 
 
@@ -154,7 +158,7 @@ def _company_properties(company: Company) -> dict[str, PropertyValue]:
     }
 
 
-def _apply(state: CompanyState, delivery: Delivery, record: object) -> CompanyState:
+def _apply(state: CompanyState, delivery: Delivery, record: object, config: RuleConfig) -> CompanyState:
     at = delivery.event_time
     if isinstance(record, Company) and delivery.action == "delete":
         if state.deleted_at is None:
@@ -180,8 +184,8 @@ def _apply(state: CompanyState, delivery: Delivery, record: object) -> CompanySt
         version = version_of(record.updated_at, delivery.body, at)
         linked = state.orders.get(key)
         if journey is not None and version.newer_than(linked.version if linked else None):
-            email = normalize_email(record.buyer_email())
-            link = OrderLink(version, journey, email, record.company.location_id)
+            contact = email_contact_key(record.buyer_email(), config)
+            link = OrderLink(version, journey, contact, record.company.location_id)
             return evolve(state, {"orders": {**state.orders, key: link}})
     return state
 
@@ -232,11 +236,12 @@ def render(state: CompanyState, config: RuleConfig) -> CompanyView:
 
 
 def _link_changes(
-    record: RecordRef, before: tuple[str, ...], after: tuple[str, ...], kind: Linked, config: RuleConfig
+    record: RecordRef, before: tuple[str, ...], after: tuple[str, ...], kind: Linked
 ) -> list[AnyCommand]:
-    """The company's links of one kind (its contacts by email: G1 keys their refs by pseudonym)."""
+    """The company's links of one kind (its contacts by contact key: a pseudonym's ref names the
+    contact by it alone, without the address, G1)."""
     to_ref = {
-        "contacts": lambda email: contact_record(email, config),
+        "contacts": contact_link_ref,
         "deals": deal_ref,
         "orders": order_ref,
     }[kind]
@@ -255,7 +260,6 @@ def diff(
     before: CompanyView,
     after: CompanyView,
     prefix: str = "",
-    config: RuleConfig | None = None,
 ) -> list[AnyCommand]:
     """The commands taking HubSpot from ``before`` to ``after``: the upsert first, so the writer
     (which makes associations after every upsert of its window, and holds one whose end is not in
@@ -265,16 +269,14 @@ def diff(
     record = company_ref(company_id, prefix)
     commands = upsert_if_changed(record, after.properties, before.properties if before.exists else None)
     for kind in ("contacts", "deals", "orders"):
-        commands += _link_changes(
-            record, getattr(before, kind), getattr(after, kind), kind, config or RuleConfig()
-        )
+        commands += _link_changes(record, getattr(before, kind), getattr(after, kind), kind)
     return commands
 
 
 def _finish(state: CompanyState, config: RuleConfig) -> Outcome:
     view = render(state, config)
     return Outcome(
-        evolve(state, {"emitted": view}), diff(state.company_id, state.emitted, view, state.prefix, config)
+        evolve(state, {"emitted": view}), diff(state.company_id, state.emitted, view, state.prefix)
     )
 
 
@@ -291,5 +293,5 @@ def decide(state: CompanyState, delivery: Delivery, now: datetime, config: RuleC
     seen = remember(state.seen, delivery.event_id, delivery.event_time, config.dedupe_ttl)
     if seen is None:
         return Outcome(state=state)  # a duplicate changes nothing and emits nothing
-    after = _apply(evolve(state, {"seen": seen}), delivery, delivery.parse_body())
+    after = _apply(evolve(state, {"seen": seen}), delivery, delivery.parse_body(), config)
     return _finish(after, config)

@@ -12,6 +12,10 @@ company contacts to ``shopify.customers`` under their customer's id), which keep
 
 What it emits is a :class:`CompanyMember` fact per company whose link changed: "this customer is a
 contact of that company, with this email" (``email`` None: no longer, or no email known). The
+email is a contact key (``streams.rules.contact_keys``): with ``SHOPSYNC_REDACTABLE`` its
+pseudonym, as everywhere a contact is named, so neither this state nor the fact nor the company
+row it ends in holds the address (G1: a company's row is sealed under the shop's key, which a
+``customers/redact`` does not shred). The
 companies entity (``streams.rules.companies``) associates the company with that contact, beside
 the contacts of its orders. The contact itself is the customer's, made by the contact rules from
 ``customers/*`` (C1): nothing here creates one without an email. Like every entity the state keeps
@@ -30,11 +34,12 @@ from config.rules import RuleConfig
 from schemas.envelope import Delivery
 from schemas.shopify import CompanyContact, Customer
 from streams.rules.common import Version, evolve, remember, version_of
-from streams.rules.keys import normalize_email
+from streams.rules.contact_keys import email_contact_key
 
 
 class CompanyMember(BaseModel):
-    """To the companies entity: the customer is (``email`` set) or is not (None) a contact of it."""
+    """To the companies entity: the customer is (``email`` set: the customer's contact key) or is
+    not (None) a contact of it."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -49,6 +54,7 @@ class CompanyMember(BaseModel):
 class EmailSnap:
     version: Version
     email: str | None
+    """The contact key of the customer's email (the email, or its pseudonym under G1)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,10 +84,11 @@ class Outcome:
     facts: list[CompanyMember] = field(default_factory=list)
 
 
-def _apply(state: MemberState, delivery: Delivery, record: object) -> MemberState:
+def _apply(state: MemberState, delivery: Delivery, record: object, config: RuleConfig) -> MemberState:
     at = delivery.event_time
     if isinstance(record, Customer) and record.id == state.customer_id:
-        snap = EmailSnap(version_of(record.updated_at, delivery.body, at), normalize_email(record.email))
+        version = version_of(record.updated_at, delivery.body, at)
+        snap = EmailSnap(version, email_contact_key(record.email, config))
         if snap.version.newer_than(state.email.version if state.email else None):
             return evolve(state, {"email": snap})
     elif isinstance(record, CompanyContact) and record.customer_id() == state.customer_id:
@@ -114,7 +121,7 @@ def decide(state: MemberState, delivery: Delivery, now: datetime, config: RuleCo
     seen = remember(state.seen, delivery.event_id, delivery.event_time, config.dedupe_ttl)
     if seen is None:
         return Outcome(state=state)
-    after = _apply(evolve(state, {"seen": seen}), delivery, delivery.parse_body())
+    after = _apply(evolve(state, {"seen": seen}), delivery, delivery.parse_body(), config)
     view = render(after)
     changed = sorted(k for k in view.keys() | state.emitted.keys() if view.get(k) != state.emitted.get(k))
     facts = [CompanyMember(company_id=int(k), customer_id=state.customer_id, email=view.get(k),

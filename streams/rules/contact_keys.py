@@ -44,3 +44,14 @@ def contact_record(email: str, config: RuleConfig) -> RecordRef:
 def is_pseudonym(key: str) -> bool:
     """Whether a contact key is a pseudonym (an email always holds '@'; a pseudonym never does)."""
     return key.startswith(PSEUDONYM_PREFIX) and "@" not in key
+
+
+def contact_link_ref(key: str) -> RecordRef:
+    """The contact of a contact key, as a record that is not the contact's own names it (a B2B
+    company's links, G1): by the email itself, or by its pseudonym alone. A pseudonym's ref carries
+    no address, because the command naming it is sealed under another subject's key (the shop's)
+    than the contact's, which a ``customers/redact`` shreds; the writer finds the contact's HubSpot
+    id in its id map, put there by the contact's own upsert (``handlers.writer_runner``)."""
+    if is_pseudonym(key):
+        return RecordRef(object_type="contacts", id_property="email", id_value=key)
+    return contact_ref(key)

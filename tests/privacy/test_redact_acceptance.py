@@ -10,6 +10,10 @@ reaches every place a customer's values can be copied to: three customers with d
 with checkouts and paid orders (journeys, deals, line items, the reports' facts), one abandoned
 checkout (its timer fires on the tick), a delivery the worker dead-letters and a command HubSpot
 refuses (so both dead-letter topics hold the customer before the redact, as a real store's would).
+And a B2B company (X2) whose contacts both are, Ottoline's orders placed for it: a company's row
+and commands are sealed under the shop's key, which her redact does not shred, so they must name
+her by her pseudonym alone (as they did not before: her email stayed readable in the company's
+changelog and association commands).
 
 Ottoline is redacted; Peregrine is the customer who must be untouched; Hyacinth's update after the
 redact makes the worker run a batch after it (its key ring follows the key topic, so the
@@ -69,6 +73,8 @@ from streams.topic_reader import read_all
 from streams.topics import ensure_topics, topic_name
 from tests.bridge.test_bridge import bridge, bridge_settings, signed
 from tests.privacy.test_sealed_end_to_end import account
+from tests.rules.test_companies import COMPANY_ID, company_body
+from tests.rules.test_company_members import contact_body
 from tests.writer.conftest import TOKEN, admin
 
 pytestmark = pytest.mark.kafka
@@ -130,6 +136,19 @@ def journey(
     ]
 
 
+def b2b(
+    events: list[tuple[datetime, str, dict[str, Any]]],
+) -> list[tuple[datetime, str, dict[str, Any]]]:
+    """The journey's orders placed for the company (X2): the company links their buyer."""
+    place = {"company": {"id": COMPANY_ID, "location_id": 8101}}
+    return [(at, topic, body | place if topic.startswith("orders/") else body) for at, topic, body in events]
+
+
+def member(c: Customer, n: int, at: datetime) -> tuple[datetime, str, dict[str, Any]]:
+    """``company_contacts/create``: the customer is a contact of the company (no email in it)."""
+    return at, "company_contacts/create", contact_body(at, IDS[c], f"gid://shopify/CompanyContact/{n}")
+
+
 def store() -> list[tuple[datetime, str, dict[str, Any]]]:
     """Products, Ottoline's and Peregrine's journeys, Ottoline's abandoned second checkout, Hyacinth
     without an order, and an order of Ottoline's the worker cannot read (its id is not a number:
@@ -148,9 +167,12 @@ def store() -> list[tuple[datetime, str, dict[str, Any]]]:
                             checkout_token=None, cart_token=None) | {"id": "seven-thousand"}  # fmt: skip
     return [
         *[(AT - timedelta(days=30), "products/create", p) for p in products],
-        *journey(OTTOLINE, 1, lines, AT),
+        (AT - timedelta(days=1), "companies/create", company_body(AT - timedelta(days=1))),
+        *b2b(journey(OTTOLINE, 1, lines, AT)),
         *journey(PEREGRINE, 2, lines[1:], AT + timedelta(minutes=30)),
         (AT + timedelta(minutes=40), "customers/create", person(HYACINTH, AT + timedelta(minutes=40))),
+        member(OTTOLINE, 1, AT + timedelta(minutes=41)),
+        member(PEREGRINE, 2, AT + timedelta(minutes=42)),
         (later, "checkouts/create", abandoned),
         (later, "orders/create", unreadable),
     ]
@@ -286,6 +308,10 @@ async def test_after_a_redact_nothing_of_the_customer_is_readable_and_replay_for
         "and a dead letter's original bytes\n" + before.summary()
     )
 
+    for c in (OTTOLINE, PEREGRINE):
+        assert any(("companies", str(COMPANY_ID)) in link[:2] for link in linked(original, c)), (
+            "the company is linked to both: (a) and (c) cover its row and its links"
+        )
     assert held_places(of(before, PEREGRINE)), "Peregrine's values are found before: (c) compares something"
     problems: list[str] = []
     ottoline_after = of(after, OTTOLINE)

@@ -12,10 +12,12 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from pydantic import SecretBytes
 
 from config import Settings
 from config.rules import RuleConfig
 from hubspot_sandbox import Sandbox
+from schemas.commands import Associate
 from streams.inprocess import InProcessPipeline
 from tests.rules.test_companies import COMPANY_ID, company_body, location_body
 from tests.rules.test_company_members import EMAIL, contact_body, customer_body
@@ -72,19 +74,30 @@ async def test_x2_a_b2b_order_and_its_company_land_as_one_linked_company(
         assert links[("companies", "orders", 510)] == 1 and not dump["deals"]
 
 
+@pytest.mark.parametrize("redactable", [False, True])
 async def test_x2_a_company_contact_who_never_ordered_lands_linked_to_the_company(
-    writer_settings: Settings, sandbox: Sandbox
+    writer_settings: Settings, sandbox: Sandbox, redactable: bool
 ) -> None:
     """``company_contacts/create`` (Shopify's payload: global ids, no email) before its customer:
     the sandbox ends with the customer's contact, the company and one link between them (280, and
-    HubSpot's reverse 279)."""
-    pipeline = InProcessPipeline(config=RuleConfig())
+    HubSpot's reverse 279). With ``SHOPSYNC_REDACTABLE`` (G1) the company's link names the contact
+    by its pseudonym alone, and comes first in the commands topic: the writer links it once the
+    contact's own upsert has put its id in the id map."""
+    config = (
+        RuleConfig(contact_pseudonym_key=SecretBytes(b"companies-sandbox")) if redactable else RuleConfig()
+    )
+    pipeline = InProcessPipeline(config=config)
     pipeline.deliver(delivery("company_contacts/create", contact_body(T0), T0))
     later = T0 + timedelta(minutes=1)
     pipeline.deliver(delivery("customers/create", customer_body(later), later))
     pipeline.deliver(delivery("companies/create", company_body(later), later))
     assert not pipeline.dead_letters and not pipeline.field_problems
-    stats = await write_all(writer_settings, pipeline.commands)
+    commands = pipeline.commands
+    if redactable:
+        links = [c for c in commands if isinstance(c, Associate) and c.to.object_type == "contacts"]
+        assert links and all(c.to.by_pseudonym_only for c in links)
+        commands = [*links, *(c for c in commands if c not in links)]
+    stats = await write_all(writer_settings, commands)
     assert stats.dead_lettered == 0
     dump = await admin(sandbox, "GET", "/_sandbox/dump")
     (contact,) = dump["contacts"]

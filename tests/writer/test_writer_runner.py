@@ -363,6 +363,57 @@ async def test_an_end_written_some_other_way_is_found_by_the_first_look_up() -> 
     assert len(reads(rig)) == 1
 
 
+def pseudonymous(n: int) -> tuple[RecordRef, RecordRef]:
+    """G1: contact ``n``'s own ref (pseudonym key, the address along) and a B2B company's link end
+    to it (the pseudonym alone, ``RecordRef.by_pseudonym_only``)."""
+    key = f"p1:contact{n}pseudonym"
+    own = RecordRef(object_type="contacts", id_property="email", id_value=key, address=f"c{n}@example.com")
+    return own, RecordRef(object_type="contacts", id_property="email", id_value=key)
+
+
+def company(n: int) -> RecordRef:
+    return RecordRef(object_type="companies", id_property="shopify_company_id", id_value=str(n))
+
+
+async def test_a_pseudonym_only_end_is_linked_once_its_contact_s_upsert_puts_its_id() -> None:
+    """Whichever round the contact's own upsert comes in (before the link, or after it), the
+    link finds the id in the id map, under the pseudonym key both refs share."""
+    rig = Rig()
+    runner = rig.runner()
+    own, end = pseudonymous(1)
+    await runner.apply(
+        rig.round(upsert(company(1)), Associate(record=company(1), to=end, association_type_id=280))
+    )
+    assert runner.stats.waiting_links == 1
+    rig.clock.advance(timedelta(seconds=5))
+    await runner.apply([])
+    await runner.apply(rig.round(Upsert(record=own, properties={"email": "c1@example.com"})))
+    assert not runner.pending() and len(rig.hubspot.links) == 1
+    assert rig.hubspot.records["contacts"] == {"c1@example.com": runner.ids.get(end.key)}
+    assert reads(rig) == [], "HubSpot is never asked by a pseudonym"
+
+
+async def test_a_pseudonym_only_end_never_upserted_is_never_read_then_dead_lettered() -> None:
+    """HubSpot holds the contact (written some other way), but the writer cannot ask for it by
+    the pseudonym: it waits out the link wait on the id map alone, then dead-letters the link
+    with why, and never sends the pseudonym to HubSpot as an email."""
+    rig = Rig()
+    rig.hubspot.records["contacts"] = {"c9@example.com": "77", "p1:contact9pseudonym": "78"}
+    runner = rig.runner()
+    _, end = pseudonymous(9)
+    await runner.apply(
+        rig.round(upsert(company(1)), Associate(record=company(1), to=end, association_type_id=280))
+    )
+    for _ in range(130):
+        rig.clock.advance(timedelta(seconds=1))
+        await runner.apply([])
+    assert reads(rig) == [] and rig.hubspot.links == set()
+    assert [b["reason"] for b in rig.letters.bodies()] == [
+        f"association end {end.key} was never upserted (a contact named by its pseudonym alone is "
+        "known only from its own upsert)"
+    ]
+
+
 async def test_a_link_whose_end_this_writer_holds_for_a_retry_outwaits_the_link_wait() -> None:
     """The end failed transiently and is held: it is known to be on its way, so the link is made
     when it is written, however long that took, and HubSpot is not asked for it meanwhile."""
