@@ -246,6 +246,10 @@ class _Part:
     writes: list[_Write] = field(default_factory=list)
     letter: tuple[Any, str, str | None] | None = None
     dropped: int = 0  # G1: commands and facts left out, their subject's key gone (counted once sent)
+    notes: tuple[Callable[[], None], ...] = ()
+    """What the part counts and logs (its dead letters, field problems, a timer fired): done once
+    its outputs are acknowledged, never at planning, which a batch may do more than once (a key
+    catch-up, a size error) or not finish (Kafka failing: the batch is read again)."""
 
 
 class _TableStore:
@@ -545,14 +549,19 @@ class Pipeline:
                             raise RuntimeError("a field problem or a dead letter is too large") from exc
                         letter_event, reason, key = part.letter
                         cause = exc.__cause__
-                        letter = self._letter(letter_event, f"{reason}: {type(cause).__name__}: {cause}", key)
-                        await self._send([letter])
+                        letter = self._letter_part(
+                            letter_event, f"{reason}: {type(cause).__name__}: {cause}", key
+                        )
+                        await self._send(letter.sends)
+                        _noted(letter)
                         continue
                     self._store(part.writes)
+                    _noted(part)
             metrics.shredded_dropped(stage.name, dropped)
             return
         for part in parts:
             self._store(part.writes)
+            _noted(part)
         metrics.shredded_dropped(stage.name, dropped)
 
     async def _catch_up_keys(
@@ -651,7 +660,7 @@ class Pipeline:
                 try:
                     item = stage.decode(event, raw)
                 except PoisonError as exc:
-                    parts.append(_Part([self._letter(event, str(exc))]))
+                    parts.append(self._letter_part(event, str(exc)))
                     continue
                 if item is None:
                     if self.keys is not None and is_sealed_fact(raw):
@@ -659,7 +668,7 @@ class Pipeline:
                     continue
                 decoded.append((event, item))
                 if item.problems and item.delivery is not None:
-                    parts.append(_Part(self._problem_records(event, item.delivery, item.problems)))
+                    parts.append(self._problem_part(event, item.delivery, item.problems))
             if not decoded and stage.time is None:
                 continue
             with faust_fixes.event_context(group[0]):  # the tables read this partition's rows
@@ -687,7 +696,7 @@ class Pipeline:
             if subjects is not None:  # a reason can quote a sealed row's values (E: found in review)
                 key = rejected.key if rejected.key is not None else item.key
                 of_letter = self._sealing(stage, subjects, key, rejected.position)
-            parts.append(_Part([self._letter(event, rejected.reason, rejected.key, of_letter)]))
+            parts.append(self._letter_part(event, rejected.reason, rejected.key, of_letter))
         newest = result.states()
         for unit in result.units:
             sealing: Sealing = None
@@ -718,9 +727,8 @@ class Pipeline:
             event = decoded[unit.position][0]
             timer = isinstance(decoded[unit.position][1].record, Tick)
             reason = f"a {stage.kind.name} timer's output is too large" if timer else "too large to forward"
-            if timer:
-                metrics.timer_fired(stage.kind.name)
-            parts.append(_Part(sends, writes, (event, reason, unit.key if timer else None), dropped))
+            notes = (functools.partial(metrics.timer_fired, stage.kind.name),) if timer else ()
+            parts.append(_Part(sends, writes, (event, reason, unit.key if timer else None), dropped, notes))
         if result.clock_moved and result.now is not None and stage.table is not None:
             clock_write = _Write(
                 anchor, self.stores[stage.name], clock_key(partition), clock_row(result.now, partition)
@@ -858,16 +866,13 @@ class Pipeline:
             record.shop_domain,
         )  # fmt: skip
 
-    def _problem_records(
-        self, event: Any, record: Delivery, problems: tuple[FieldProblem, ...]
-    ) -> list[Send]:
+    def _problem_part(self, event: Any, record: Delivery, problems: tuple[FieldProblem, ...]) -> _Part:
         """The delivery's field problems (R1) as records for ``shopify.field-problems``: sent with
         the batch's outputs, so they are durable before its offset can be committed."""
         msg = event.message
         key = (msg.key or b"").decode("utf-8", "replace")
-        for problem in problems:
-            metrics.field_problem(record.topic, problem.reason)
-        return [
+        notes = tuple(functools.partial(metrics.field_problem, record.topic, p.reason) for p in problems)
+        sends: list[Send] = [
             (
                 self.field_problems,
                 msg.key or b"",
@@ -886,6 +891,7 @@ class Pipeline:
             )
             for problem in problems
         ]
+        return _Part(sends, notes=notes)
 
     # ---- rebalance: stream time and timer indexes are derived again after every rebalance ----
 
@@ -928,6 +934,16 @@ class Pipeline:
 
     # ---- dead letters ----
 
+    def _letter_part(self, event: Any, reason: str, key: str | None = None, sealing: Sealing = None) -> _Part:
+        """A dead letter as a part of its own, logged and counted once it is acknowledged."""
+        msg, kind = event.message, reason_kind(reason)
+
+        def note() -> None:
+            log.warning("dead-lettered %s[%s]@%s: %s", msg.topic, msg.partition, msg.offset, kind)
+            metrics.dead_letter(kind)
+
+        return _Part([self._letter(event, reason, key, sealing)], notes=(note,))
+
     def _letter(self, event: Any, reason: str, key: str | None = None, sealing: Sealing = None) -> Send:
         """The dead letter of a record (or, with ``key``, of the entity whose timer failed on this
         tick): the reason and the original bytes. Sent with the batch's outputs, so the offset
@@ -935,8 +951,6 @@ class Pipeline:
         (which may quote the input: a pydantic message shows an invalid email) is sealed under
         ``sealing``, else under the key the record's bytes name; its kind stays readable."""
         msg = event.message
-        log.warning("dead-lettering %s[%s]@%s: %s", msg.topic, msg.partition, msg.offset, reason_kind(reason))
-        metrics.dead_letter(reason_kind(reason))
         if len(reason) > MAX_LETTER_REASON_CHARS:  # within LETTER_RESERVE_BYTES, whatever the text
             reason = reason[: MAX_LETTER_REASON_CHARS - 1] + "…"
         value = _value_bytes(event)
@@ -1077,3 +1091,9 @@ def rocksdb_options(settings: Settings) -> dict[str, int]:
 
 def build(settings: Settings, keys: KeySource | None = None) -> Pipeline:
     return Pipeline(settings, keys)
+
+
+def _noted(part: _Part) -> None:
+    """Count and log what an acknowledged part did (``_Part.notes``)."""
+    for note in part.notes:
+        note()

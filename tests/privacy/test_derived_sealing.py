@@ -9,7 +9,7 @@ import asyncio
 import functools
 import os
 from collections.abc import Iterable, Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 from typing import Any
 
@@ -24,6 +24,7 @@ from config import Settings
 from handlers.compliance_report import collect
 from schemas.commands import Archive, RecordRef, Upsert, decode_command, encode_command
 from schemas.envelope import Delivery, HubSpotContactDeletion, Tick, encode
+from schemas.reasons import reason_kind
 from schemas.sealing import COMMAND, SEALED_FIELD, SHREDDED, Shredded, open_derived, opening, refs_in
 from streams import app
 from streams.app import (
@@ -51,7 +52,7 @@ from streams.derived_sealing import (
 )
 from streams.entities import COMPANIES, CONTACTS, ROWS
 from streams.partition_time import AS_OF, PartitionTime
-from streams.processor import Forward, UnreadableStateError
+from streams.processor import Forward, PoisonError, UnreadableStateError
 from streams.rules.company_members import CompanyMember
 from streams.rules.contacts import ContactState
 from streams.rules.journeys import FirstPurchase
@@ -463,3 +464,37 @@ async def test_a_ref_found_gone_is_not_caught_up_on_again_by_the_next_batch() ->
     await pipeline._handle_batch(stage, [deletion()])
     await pipeline._handle_batch(stage, [Event(record, key=b"p1:def")])
     assert source.asked == [{REF}]
+
+
+def counted(metric: Any, **labels: str) -> float:
+    return float(metric.labels(**labels)._value.get())
+
+
+async def test_a_batch_planned_again_counts_its_dead_letters_and_timers_once() -> None:
+    """A batch is planned again after a key catch-up (and one input at a time after a size
+    error): what it counts (a dead letter, a timer fired) is counted once its outputs are
+    acknowledged, not once a plan. Before, the catch-up's second plan counted both twice."""
+    source = Keys({}, arriving={REF: KEY})
+    pipeline = sealed_pipeline({}, source)
+    stage = contacts_stage(pipeline, {"p1:abc": contact_row(PURCHASED)})
+    sent = sent_by(pipeline)
+    poison = Event(b"not a delivery", offset=2)
+    kind = reason_kind(str(_poison_reason(stage, poison)))
+    letters, timers = (
+        counted(app.metrics.DEAD_LETTERS, reason=kind),
+        counted(app.metrics.TIMERS_FIRED, kind="contacts"),
+    )
+    later = Tick(at=AT + timedelta(days=400))  # past the re-engagement delay: the contact's timer fires
+    await pipeline._handle_batch(stage, [Event(encode(later), key=b"tick"), poison])
+    assert source.asked == [{REF}], "planned again once the ring caught up on the row's ref"
+    assert [t for t, _, _ in sent].count(pipeline.deadletter) == 1
+    assert counted(app.metrics.DEAD_LETTERS, reason=kind) == letters + 1
+    assert counted(app.metrics.TIMERS_FIRED, kind="contacts") == timers + 1
+
+
+def _poison_reason(stage: Stage, event: Event) -> Exception:
+    try:
+        stage.decode(event, event.message.value)
+    except PoisonError as exc:
+        return exc
+    raise AssertionError("the event must be poison")
