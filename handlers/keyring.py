@@ -47,6 +47,7 @@ class KeyRing:
         self._live: dict[str, KeyRecord] = {}  # key ref -> its record (wrapped), for redactions
         self._by_subject: dict[tuple[str, str], str] = {}  # (shop, key id) -> a live key ref
         self._gone: set[str] = set()  # key refs whose tombstone this ring read (a redaction)
+        self._tombstones: dict[str, KeyRecord] = {}  # the same, with their shops (the redactor's log)
         self._making: dict[tuple[str, str], asyncio.Future[tuple[str, bytes]]] = {}  # keys on their way
         self.changed = asyncio.Event()  # set whenever a record is applied (tests and followers wait on it)
 
@@ -59,6 +60,11 @@ class KeyRing:
     def held(self) -> list[KeyRecord]:
         """The live key records (what ``redaction_for`` picks tombstones from)."""
         return list(self._live.values())
+
+    @property
+    def tombstones(self) -> list[KeyRecord]:
+        """The tombstones this ring read (``gone``, with each key's shop)."""
+        return list(self._tombstones.values())
 
     @property
     def gone(self) -> Set[str]:
@@ -95,6 +101,7 @@ class KeyRing:
             self._keys.pop(record.ref, None)
             self._live.pop(record.ref, None)
             self._gone.add(record.ref)
+            self._tombstones[record.ref] = record
             subject = (record.shop, kid_of(record.ref))
             if self._by_subject.get(subject) == record.ref:  # another live key of theirs, if any
                 del self._by_subject[subject]
@@ -105,6 +112,7 @@ class KeyRing:
         else:
             self._keys[record.ref] = unwrap(self._kek, record.ref, record.wrapped)
             self._gone.discard(record.ref)
+            self._tombstones.pop(record.ref, None)
             self._live[record.ref] = record
             self._by_subject.setdefault((record.shop, kid_of(record.ref)), record.ref)
         self.changed.set()

@@ -10,8 +10,10 @@ shredded. Before each batch it reads the key topic to its end, so a key another 
 moment ago (a bridge meeting the customer's last order) is shredded too.
 
 A data request needs nothing here (``shopsync compliance report`` answers it). The redactor
-logs each request it applied with its topic, event id, shop and the number of keys shredded:
-never the customer (the request holds only pseudonyms, and not even those are logged).
+logs each request it applied with its topic, event id, shop, the number of keys shredded and
+the number its subject had shredded before (a request applied again after a failed HubSpot
+erasure or a stop before its commit finds its keys gone: 0 shredded, N before), never the
+customer (the request holds only pseudonyms, and not even those are logged).
 
 Why a consumer group rather than the bridge acting on the webhook: the bridge answers Shopify
 once the request is durable on the topic; acting on it is the log's job, so a redact received
@@ -33,7 +35,7 @@ from config import Settings
 from handlers.hubspot_erasure import HubSpotEraser
 from handlers.keyring import KeyRing
 from schemas.compliance import ComplianceRequest
-from streams.shredding import key_encryption_key, redaction_for
+from streams.shredding import already_shredded, key_encryption_key, redaction_for
 from streams.topics import key_topic, topic_name
 
 log = logging.getLogger("shopsync.redactor")
@@ -82,14 +84,15 @@ async def apply(
                 f"compliance record {record.topic}[{record.partition}]@{record.offset} is not a "
                 f"compliance request this version reads ({exc.error_count()} problems)"
             ) from None
+        before = already_shredded(request, secret, ring.tombstones)
         shredded = await ring.shred(redaction_for(request, secret, ring.held))
         deleted = await hubspot.erase(request) if hubspot is not None else 0
         done.append(Applied(request.topic, request.event_id, request.shop_domain, shredded, deleted))
         if request.topic != "customers/data_request":
             log.warning(
                 "compliance.redact_applied topic=%s event_id=%s shop=%s keys_shredded=%d "
-                "hubspot_contacts_deleted=%s",
-                request.topic, request.event_id, request.shop_domain, shredded,
+                "keys_shredded_before=%d hubspot_contacts_deleted=%s",
+                request.topic, request.event_id, request.shop_domain, shredded, before,
                 deleted if hubspot is not None else "off",
             )  # fmt: skip
     return done

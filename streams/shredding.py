@@ -275,17 +275,35 @@ def redaction(held: Iterable[KeyRecord], shop: str, kids: set[str] | None) -> li
     return [KeyRecord(shop, ref, None) for ref in live]
 
 
+def _request_kids(request: ComplianceRequest, secret: bytes) -> set[str] | None:
+    """The key ids a redact names: its customer's (none known: an empty set), every one of the
+    shop's for ``shop/redact`` (None)."""
+    if request.topic == "shop/redact":
+        return None
+    return subject_key_ids(
+        secret, request.shop_domain, request.email_pseudonym, request.customer_id, request.phone_pseudonym
+    )
+
+
 def redaction_for(request: ComplianceRequest, secret: bytes, held: Iterable[KeyRecord]) -> list[KeyRecord]:
     """What a compliance request appends to the key topic: nothing for a data request; the
     customer's keys for ``customers/redact``; every key of the shop for ``shop/redact``."""
     if request.topic == "customers/data_request":
         return []
-    if request.topic == "shop/redact":
-        return redaction(held, request.shop_domain, None)
-    kids = subject_key_ids(
-        secret, request.shop_domain, request.email_pseudonym, request.customer_id, request.phone_pseudonym
+    kids = _request_kids(request, secret)
+    return redaction(held, request.shop_domain, kids) if kids is None or kids else []
+
+
+def already_shredded(request: ComplianceRequest, secret: bytes, tombstones: Iterable[KeyRecord]) -> int:
+    """How many of the request's keys were shredded before it (tombstones the ring read): a
+    redact applied again (its HubSpot erasure failed, or the redactor stopped before its commit)
+    finds its keys gone, which its log says rather than "0 keys shredded"."""
+    if request.topic == "customers/data_request":
+        return 0
+    kids = _request_kids(request, secret)
+    return sum(
+        1 for t in tombstones if t.shop == request.shop_domain and (kids is None or kid_of(t.ref) in kids)
     )
-    return redaction(held, request.shop_domain, kids) if kids else []
 
 
 def fold_keys(records: Iterable[KeyRecord], kek: bytes) -> dict[str, bytes]:

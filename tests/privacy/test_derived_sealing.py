@@ -26,7 +26,7 @@ from schemas.commands import Archive, RecordRef, Upsert, decode_command, encode_
 from schemas.envelope import Delivery, HubSpotContactDeletion, Tick, encode
 from schemas.reasons import reason_kind
 from schemas.sealing import COMMAND, SEALED_FIELD, SHREDDED, Shredded, open_derived, opening, refs_in
-from streams import app
+from streams import app, metrics
 from streams.app import (
     Decoded,
     Pipeline,
@@ -481,15 +481,15 @@ async def test_a_batch_planned_again_counts_its_dead_letters_and_timers_once() -
     poison = Event(b"not a delivery", offset=2)
     kind = reason_kind(str(_poison_reason(stage, poison)))
     letters, timers = (
-        counted(app.metrics.DEAD_LETTERS, reason=kind),
-        counted(app.metrics.TIMERS_FIRED, kind="contacts"),
+        counted(metrics.DEAD_LETTERS, reason=kind),
+        counted(metrics.TIMERS_FIRED, kind="contacts"),
     )
     later = Tick(at=AT + timedelta(days=400))  # past the re-engagement delay: the contact's timer fires
     await pipeline._handle_batch(stage, [Event(encode(later), key=b"tick"), poison])
     assert source.asked == [{REF}], "planned again once the ring caught up on the row's ref"
     assert [t for t, _, _ in sent].count(pipeline.deadletter) == 1
-    assert counted(app.metrics.DEAD_LETTERS, reason=kind) == letters + 1
-    assert counted(app.metrics.TIMERS_FIRED, kind="contacts") == timers + 1
+    assert counted(metrics.DEAD_LETTERS, reason=kind) == letters + 1
+    assert counted(metrics.TIMERS_FIRED, kind="contacts") == timers + 1
 
 
 def _poison_reason(stage: Stage, event: Event) -> Exception:

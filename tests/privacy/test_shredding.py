@@ -24,6 +24,7 @@ from streams.shredding import (
     KEY_TOPIC_CONFIGS,
     SHREDDED,
     KeyRecord,
+    already_shredded,
     decrypt,
     decrypt_customer,
     encrypt,
@@ -146,6 +147,28 @@ def test_shop_redact_tombstones_every_key_of_the_shop_and_a_data_request_none() 
     assert {s.ref for s in stones} == {k.ref for k in held[:4]}
     asked = compliance("customers/data_request", {"shop_domain": SHOP, "customer": {"id": 1}})
     assert redaction_for(asked, SECRET, held) == []
+
+
+def test_a_redact_applied_again_counts_its_keys_as_shredded_before() -> None:
+    """What the redactor logs beside ``keys_shredded``: a request applied again (its HubSpot
+    erasure failed, or the redactor stopped before committing it) finds 0 keys left, and says
+    how many of its subject's were shredded before, not only "0"."""
+    held = held_keys()
+    ada = compliance(
+        "customers/redact", {"shop_domain": SHOP, "customer": {"id": 1, "email": "ada@example.com"}}
+    )
+    grace = compliance("customers/redact", {"shop_domain": SHOP, "customer": {"email": "grace@example.com"}})
+    assert already_shredded(ada, SECRET, []) == 0
+    stones = redaction_for(ada, SECRET, held)
+    assert already_shredded(ada, SECRET, stones) == 3 and already_shredded(grace, SECRET, stones) == 0
+    shop = compliance("shop/redact", {"shop_domain": SHOP})
+    assert already_shredded(shop, SECRET, stones) == 3
+    assert (
+        already_shredded(compliance("shop/redact", {"shop_domain": OTHER_SHOP}, OTHER_SHOP), SECRET, stones)
+        == 0
+    )
+    asked = compliance("customers/data_request", {"shop_domain": SHOP, "customer": {"id": 1}})
+    assert already_shredded(asked, SECRET, stones) == 0
 
 
 def test_a_key_record_names_its_shop_in_its_topic_key() -> None:
