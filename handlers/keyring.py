@@ -85,6 +85,12 @@ class KeyRing:
             await self.stop()
             raise RuntimeError(f"the key topic {self.topic} does not exist")
         self._parts = [TopicPartition(self.topic, p) for p in sorted(parts)]
+        # Asked before the assignment, the end offsets wait quietly (aiokafka retries a retriable
+        # error) until each partition's leader answers. On a key topic created a moment ago (a
+        # deployment's first start) the assignment's own offset reset met NotLeaderForPartition,
+        # which aiokafka's fetcher logs as an ERROR before retrying: nothing was lost, but an
+        # operator's first start showed errors.
+        await self._consumer.end_offsets(self._parts)
         self._consumer.assign(self._parts)
         await self._consumer.seek_to_beginning(*self._parts)
         await self.catch_up()
