@@ -118,25 +118,36 @@ def delivery_for(event: SampleEvent, received_at: datetime | None = None) -> Del
 
 
 async def append_events(settings: Settings, events: Iterable[SampleEvent]) -> int:
-    """Append sample events to their Shopify topics (acks=all, idempotent); return the count."""
+    """Append sample events to their Shopify topics (acks=all, idempotent); return the count.
+    With ``SHOPSYNC_SEAL_PERSONAL_DATA`` each delivery is sealed as the bridge seals it (G1: its
+    customer's key made and acknowledged on the key topic first), so a local run or a test with
+    the setting feeds the worker what a deployment with it does."""
+    from handlers.sealer import sealer_for
+
     producer = AIOKafkaProducer(
         bootstrap_servers=settings.kafka_bootstrap_servers, acks="all", enable_idempotence=True, linger_ms=5,
         max_request_size=settings.kafka_message_bytes(),
     )  # fmt: skip
+    sealer = sealer_for(settings)
     await producer.start()
     count = 0
     try:
         futures = []
         key_prefix = settings.rule_config().key_prefix  # X3: a second shop's keys
-        for event in events:
+        listed = list(events)
+        deliveries = [delivery_for(event) for event in listed]
+        if sealer is not None:
+            await sealer.prepare(deliveries)
+            deliveries = [sealer.seal_held(d) for d in deliveries]
+        for event, delivery in zip(listed, deliveries, strict=True):
             name, key = route(event.topic, event.body, key_prefix(event.shop or SHOP_DOMAIN))
-            futures.append(
-                await producer.send(topic_name(settings, name), encode(delivery_for(event)), key=key)
-            )
+            futures.append(await producer.send(topic_name(settings, name), encode(delivery), key=key))
             count += 1
         await asyncio.gather(*futures)
     finally:
         await producer.stop()
+        if sealer is not None:
+            await sealer.stop()
     return count
 
 

@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
+from pydantic import SecretStr
 
 from config import Settings
 from devtools.account import differences
@@ -27,12 +28,20 @@ from tests.test_worker_scenario import STEP, TAIL, expected, produced, scenario_
 pytestmark = pytest.mark.kafka
 
 
+@pytest.mark.parametrize("sealed", [False, True], ids=["plain", "sealed"])
 async def test_workers_killed_at_random_moments_and_rebalanced_lose_nothing(
-    settings: Settings, tmp_path: Path
+    settings: Settings, tmp_path: Path, sealed: bool
 ) -> None:
+    """``sealed``: with both G1 settings on, the configuration the README asks a deployment to
+    run (deliveries sealed as the bridge seals them, contacts keyed by pseudonym, rows, facts and
+    commands sealed by the workers, key rings read after every rebalance): the same account."""
     seed = int(os.environ.get("CHAOS_SEED") or time.time_ns() % 1_000_000)
     rng = random.Random(seed)
     settings = scenario_settings(settings)
+    if sealed:
+        settings = settings.model_copy(
+            update={"seal_personal_data": True, "redactable": True, "privacy_secret": SecretStr("c" * 40)}
+        )
     store = generate(customers=60, seed=11)
     plan = schedule(store.events, STEP, TAIL)
     await ensure_topics(settings, internal=True)

@@ -15,6 +15,7 @@ from collections import defaultdict
 from datetime import datetime, timedelta
 from pathlib import Path
 
+import orjson
 import pytest
 
 from config import Settings
@@ -22,7 +23,9 @@ from devtools.account import differences
 from devtools.localrun import ServiceProcess, delivery_for, play, schedule
 from devtools.samplestore import SampleEvent, generate
 from handlers.account_fold import fold
+from handlers.sealer import opener_for
 from schemas.commands import AnyCommand, Upsert, decode_command
+from schemas.sealing import COMMAND, Shredded, open_derived
 from streams.inprocess import InProcessPipeline
 from streams.topic_reader import read_all
 from streams.topics import ensure_topics, topic_name
@@ -48,8 +51,23 @@ def expected(plan: list[tuple[list[SampleEvent], datetime]]) -> list[AnyCommand]
 
 
 async def produced(settings: Settings) -> list[AnyCommand]:
+    """The commands the worker wrote, in each partition's order; opened with the key topic's keys
+    when the worker sealed them (G1: ``SHOPSYNC_SEAL_PERSONAL_DATA``)."""
     records = await read_all(settings.kafka_bootstrap_servers, topic_name(settings, "hubspot.commands"))
-    return [decode_command(r.value) for r in records]
+    opener = opener_for(settings, refresh_s=0.0)
+    if opener is None:
+        return [decode_command(r.value) for r in records]
+    try:
+        await opener.ensure(r.value for r in records if r.value)
+        keys = dict(opener.keys)
+    finally:
+        await opener.stop()
+    commands = []
+    for r in records:
+        opened = open_derived(orjson.loads(r.value), keys, COMMAND)
+        assert not isinstance(opened, Shredded), "no subject was redacted: every key is held"
+        commands.append(decode_command(orjson.dumps(opened)))
+    return commands
 
 
 def trigger_values(commands: list[AnyCommand]) -> dict[tuple[str, str], set[str]]:
