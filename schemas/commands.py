@@ -55,8 +55,14 @@ class RecordRef(BaseModel):
         """A contact named by its email's pseudonym without the address (G1: a B2B company's link
         to a member, sealed under the shop's key, must not hold the member's email). HubSpot cannot
         be asked by it: only the writer's id map, which the contact's own upsert fills, knows its
-        id. (An email always holds '@'; a pseudonym never does.)"""
-        return self.object_type == "contacts" and self.address is None and "@" not in self.id_value
+        id. (An email always holds '@'; a pseudonym never does. A contact named by another
+        property, ``firstname`` say, is not one.)"""
+        return (
+            self.object_type == "contacts"
+            and self.id_property == "email"
+            and self.address is None
+            and "@" not in self.id_value
+        )
 
     @property
     def hubspot_value(self) -> str:

@@ -20,7 +20,7 @@ from pydantic import SecretBytes
 
 from config.rules import RuleConfig
 from handlers.account_fold import fold
-from schemas.commands import Associate, Dissociate, encode_command
+from schemas.commands import Associate, Dissociate, RecordRef, encode_command
 from schemas.envelope import Delivery
 from streams.inprocess import InProcessPipeline
 from streams.rules.companies import COMPANY_TO_CONTACT
@@ -98,3 +98,16 @@ def test_the_fold_finds_a_pseudonym_only_end_s_address_whichever_comes_first() -
     company = [c for c in on.commands if c.record == REF]
     others = [c for c in on.commands if c.record != REF]
     assert fold(company + others) == fold(others + company) == fold(on.commands)
+
+
+def test_only_a_contact_named_by_its_pseudonym_alone_is_pseudonym_only() -> None:
+    """The writer never asks HubSpot for such a ref; a contact named by another property (an
+    archive by ``firstname``) must still be looked up (found by the writer's delivery tests)."""
+    key = contact_key(EMAIL, ON)
+    assert RecordRef(object_type="contacts", id_property="email", id_value=key).by_pseudonym_only
+    assert not RecordRef(
+        object_type="contacts", id_property="email", id_value=key, address=EMAIL
+    ).by_pseudonym_only
+    assert not contact_ref(EMAIL).by_pseudonym_only
+    assert not RecordRef(object_type="contacts", id_property="firstname", id_value="Ann").by_pseudonym_only
+    assert not RecordRef(object_type="deals", id_property="shopify_deal_key", id_value="j1").by_pseudonym_only
