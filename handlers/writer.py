@@ -58,6 +58,7 @@ from handlers.writer_plan import Position
 from handlers.writer_runner import KafkaDeliveryError, PlanRunner, WriterStats
 from handlers.writer_sealed import read_commands
 from handlers.writer_time import Backoff, Clock
+from handlers.writer_upstream import WorkerProgress
 from streams.topics import ensure_topics, topic_name
 
 __all__ = ["SETUP_RECHECK", "Pauses", "WriterStats", "run_writer"]
@@ -196,8 +197,10 @@ async def run_writer(
         following = asyncio.create_task(ids.follow(settings.kafka_bootstrap_servers))
         following.add_done_callback(_stopped_following)
         log.info("writer ready: %d known HubSpot ids, pipeline %s", known, schema.pipeline_id)
+        progress = WorkerProgress(settings)  # on the runner's clock: the real one
         runner = PlanRunner(
             api, ids, schema, output.letters, link_wait_s=settings.writer_link_wait_s,
+            upstream=lambda: progress.settled_at,
             letter_limit_bytes=settings.max_record_bytes - KAFKA_FRAMING_BYTES, stats=stats,
             retry_backoff=backoff, repair=setup.repair,
             linger=Linger(settings.writer_linger_ms / 1000, settings.writer_batch_window_ms / 1000),
@@ -206,9 +209,11 @@ async def run_writer(
         books = _Books(topic_name(settings, "hubspot.commands"))
         consumer.subscribe([books.topic], listener=_Rebalance(runner, consumer, books))
         await consumer.start()
+        progress.start()
         try:
             await _consume(runner, settings, consumer, pauses, books, output, opener)
         finally:
+            await progress.stop()
             following.cancel()
             with contextlib.suppress(asyncio.CancelledError, KafkaError):
                 await following

@@ -121,6 +121,9 @@ class _Waiting:
     attempts: int = 0
     last_error: dict[str, Any] | None = None
     reads: int = 0  # the look-ups of its missing ends in HubSpot done so far (FIRST_READ, FINAL_READ)
+    proven: float | None = None
+    """When the runner first saw the worker settled past ``since`` (``PlanRunner.upstream``): the
+    end's upsert, if it is coming, was on the commands topic from then on."""
 
 
 @dataclass
@@ -178,6 +181,12 @@ class PlanRunner:
     with them, and a held command whose key is gone is dropped unsent. None: sealing is off."""
     nonces: Callable[[], bytes] = field(default_factory=lambda: fresh_nonce)
     """Fresh nonces for sealing dead letters (a test may pass its own)."""
+    upstream: Callable[[], float] | None = None
+    """The time (on ``clock``'s monotonic scale) before which the stream worker has handled every
+    record of its topics (``handlers.writer_upstream.WorkerProgress.settled_at``). With it, a
+    link's wait for a missing end counts from when the worker had handled everything that existed
+    when the link was first seen, not from then: under a worker backlog the end's upsert may not
+    be derived yet. At most ``LINK_WAIT_CAP`` link waits in all. None: the wall-clock wait alone."""
     _repairs: int = 0  # account set-ups run again by the drift hook, in this runner's life
     _repairing: asyncio.Lock = field(default_factory=asyncio.Lock)
     _round: _Round = field(default_factory=_Round)
@@ -646,7 +655,11 @@ class PlanRunner:
                 ends = {c.record.key, c.to.key} - set(resolved)
                 if read and ends <= unsure:  # HubSpot could not say: ask again, without using up the wait
                     self._wait(link, prior, now, RETRY_WAITING_EVERY_S, reads=read - 1)
-                elif now - since > self.link_wait_s and read >= FINAL_READ:
+                elif (
+                    now - since > self.link_wait_s
+                    and max(read, prior.reads if prior else 0) >= FINAL_READ  # in this round or before
+                    and self._not_coming(prior, since, now)
+                ):
                     end = c.record if from_id is None else c.to
                     missing = end.key
                     answer = (prior.last_error if prior else None) or self._read_errors.get(missing) or {}
@@ -661,7 +674,15 @@ class PlanRunner:
                         answer.get("status") if isinstance(answer.get("status"), int) else None,
                     )  # fmt: skip
                 else:  # made the round the id map learns both ends: looked at every round, no call
-                    self._wait(link, prior, now, 0, since=since, reads=read or None)
+                    self._wait(
+                        link,
+                        prior,
+                        now,
+                        0,
+                        since=since,
+                        reads=read or None,
+                        proven=self._proven(prior, since, now),
+                    )
                 continue
             op = "create" if isinstance(c, Associate) else "archive"
             ready[(c.record.object_type, c.to.object_type, op)].append((link, from_id, to_id))
@@ -672,6 +693,23 @@ class PlanRunner:
                 self._wait(link, before.get(id(link)), now, 0)
             chunks += [(key, chunk) for chunk in _chunks(send)]
         await _together(self._link_chunk(f, t, op, chunk, before) for (f, t, op), chunk in chunks)
+
+    def _proven(self, prior: _Waiting | None, since: float, now: float) -> float | None:
+        """When the worker was first seen settled past the link's first sighting (None: not yet)."""
+        if prior is not None and prior.proven is not None:
+            return prior.proven
+        if self.upstream is not None and self.upstream() >= since:
+            return now
+        return None
+
+    def _not_coming(self, prior: _Waiting | None, since: float, now: float) -> bool:
+        """Whether a link's missing end can no longer be on its way: without ``upstream``, the link
+        wait is over (the caller checks); with it, the link wait is over since the worker settled
+        past the link's first sighting too, or the link has waited ``LINK_WAIT_CAP`` link waits."""
+        if self.upstream is None or now - since > LINK_WAIT_CAP * self.link_wait_s:
+            return True
+        proven = self._proven(prior, since, now)
+        return proven is not None and now - proven > self.link_wait_s
 
     def _reads_due(self, link: LinkPlan, prior: _Waiting | None, now: float, coming: set[str]) -> int:
         """Which look-up of a link's missing ends in HubSpot this round is (``FIRST_READ`` after
@@ -702,6 +740,7 @@ class PlanRunner:
         error: dict[str, Any] | None = None,
         transient: bool = False,
         reads: int | None = None,
+        proven: float | None = None,
     ) -> None:
         """Keep the link for a later round; ``reads`` is the look-up of its ends done (default:
         as before)."""
@@ -717,6 +756,7 @@ class PlanRunner:
                 attempts,
                 error or (prior.last_error if prior else None),
                 reads if reads is not None else (prior.reads if prior else 0),
+                proven if proven is not None else (prior.proven if prior else None),
             )
         )
 
@@ -908,6 +948,10 @@ class PlanRunner:
 
 T = TypeVar("T")
 FIRST_READ, FINAL_READ = 1, 2
+LINK_WAIT_CAP = 30
+"""With ``PlanRunner.upstream``: the most link waits a link waits for its end in all (an hour at
+the default wait), so a writer whose worker is down does not hold its links, and its partitions'
+commits, for ever."""
 
 
 async def _together(calls: Iterable[Coroutine[Any, Any, T]]) -> list[T]:

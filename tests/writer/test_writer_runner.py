@@ -22,7 +22,7 @@ from handlers.hubspot_client import HubSpotClient, HubSpotUnavailableError, Rate
 from handlers.id_map import IdMap
 from handlers.writer_letters import DeadLetter
 from handlers.writer_plan import Position
-from handlers.writer_runner import KafkaDeliveryError, PlanRunner, Source
+from handlers.writer_runner import LINK_WAIT_CAP, KafkaDeliveryError, PlanRunner, Source
 from handlers.writer_time import Backoff, ManualClock
 from schemas.commands import AnyCommand, Associate, RecordRef, Upsert
 
@@ -361,6 +361,62 @@ async def test_an_end_written_some_other_way_is_found_by_the_first_look_up() -> 
     await runner.apply([])
     assert not runner.pending() and {to for _, to, _ in rig.hubspot.links} == {"77"}
     assert len(reads(rig)) == 1
+
+
+async def test_a_link_waits_for_its_end_while_the_worker_is_behind_then_for_the_link_wait() -> None:
+    """The loss a 100,000-customer import found: deal to contact links dead-lettered after the
+    link wait while the worker, two minutes behind, had not yet derived the contacts' upserts.
+    With the worker's progress (``upstream``), the wait counts from the moment the worker had
+    handled everything that existed when the link was first seen."""
+    rig = Rig()
+    runner = rig.runner()
+    settled = [float("-inf")]
+    runner.upstream = lambda: settled[0]
+    link = Associate(record=deal(1), to=contact(9), association_type_id=3)
+    seen = rig.clock.monotonic()
+    await runner.apply(rig.round(upsert(deal(1)), link))
+    for _ in range(5):  # five link waits: the worker still behind, the link still waits
+        rig.clock.advance(timedelta(seconds=60))
+        await runner.apply([])
+    assert runner.stats.waiting_links == 1 and not rig.letters.delivered
+    settled[0] = seen  # the worker has handled everything appended before the link was seen
+    rig.clock.advance(timedelta(seconds=1))
+    await runner.apply([])
+    rig.clock.advance(timedelta(seconds=59))
+    await runner.apply([])
+    assert runner.stats.waiting_links == 1, "then it waits a link wait more, for the writers"
+    await runner.apply(rig.round(upsert(contact(9))))
+    assert not runner.pending() and len(rig.hubspot.links) == 1 and not rig.letters.delivered
+
+
+async def test_once_the_worker_settled_past_it_a_link_whose_end_never_comes_is_dead_lettered() -> None:
+    rig = Rig()
+    runner = rig.runner()
+    runner.upstream = rig.clock.monotonic  # the worker keeps up: settled is always now
+    await runner.apply(
+        rig.round(upsert(deal(1)), Associate(record=deal(1), to=contact(9), association_type_id=3))
+    )
+    for _ in range(3):
+        rig.clock.advance(timedelta(seconds=61))
+        await runner.apply([])
+    assert [b["reason"] for b in rig.letters.bodies()] == [
+        f"association end {contact(9).key} does not exist in HubSpot"
+    ]
+
+
+async def test_a_worker_that_never_settles_holds_a_link_for_the_cap_at_most() -> None:
+    rig = Rig()
+    runner = rig.runner()
+    runner.upstream = lambda: float("-inf")  # its worker is down
+    await runner.apply(
+        rig.round(upsert(deal(1)), Associate(record=deal(1), to=contact(9), association_type_id=3))
+    )
+    rig.clock.advance(timedelta(seconds=60 * LINK_WAIT_CAP - 1))
+    await runner.apply([])
+    assert not rig.letters.delivered and runner.stats.waiting_links == 1
+    rig.clock.advance(timedelta(seconds=2))
+    await runner.apply([])
+    assert len(rig.letters.bodies()) == 1 and not runner.pending()
 
 
 def pseudonymous(n: int) -> tuple[RecordRef, RecordRef]:
