@@ -658,6 +658,7 @@ class PlanRunner:
                 elif (
                     now - since > self.link_wait_s
                     and max(read, prior.reads if prior else 0) >= FINAL_READ  # in this round or before
+                    and not (ends & coming)  # an end this writer holds for a retry is on its way
                     and self._not_coming(prior, since, now)
                 ):
                     end = c.record if from_id is None else c.to

@@ -70,6 +70,7 @@ class WorkerProgress:
         self._topics = worker_topics(settings)
         self._clock = clock
         self.settled_at = float("-inf")
+        self._seen_commits = False  # once the group has committed, an empty answer is an error
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -94,9 +95,9 @@ class WorkerProgress:
     async def _probe_forever(self) -> None:
         admin = AIOKafkaAdminClient(bootstrap_servers=self._bootstrap)
         consumer = AIOKafkaConsumer(bootstrap_servers=self._bootstrap, enable_auto_commit=False)
-        await admin.start()
-        await consumer.start()
         try:
+            await admin.start()
+            await consumer.start()
             while True:
                 noted = self._clock()
                 passed = 0
@@ -104,9 +105,11 @@ class WorkerProgress:
                     passed += await self._reached(admin, await self._ends(consumer))
                 self.settled_at = noted
                 await asyncio.sleep(PROBE_EVERY_S)
-        finally:
-            await consumer.stop()
-            await admin.close()
+        finally:  # either may not have started
+            with contextlib.suppress(Exception):
+                await consumer.stop()
+            with contextlib.suppress(Exception):
+                await admin.close()
 
     async def _ends(self, consumer: AIOKafkaConsumer) -> dict[TopicPartition, int]:
         """The end offsets of every partition of the worker's topics (a topic not created yet
@@ -121,11 +124,16 @@ class WorkerProgress:
     async def _reached(self, admin: AIOKafkaAdminClient, target: dict[TopicPartition, int]) -> int:
         """1 once the group's commits reach ``target`` (polled every ``PROBE_EVERY_S``)."""
         committed = await self._committed(admin)
-        while committed and not caught_up(committed, target):  # no commit at all: no worker (a replay's)
+        # A group that never committed has no worker (a replay's). Once it has, an empty answer is
+        # the broker's (a coordinator loading after a restart: aiokafka does not raise its error)
+        # and proves nothing.
+        while (committed or self._seen_commits) and not caught_up(committed, target):
             await asyncio.sleep(PROBE_EVERY_S)
             committed = await self._committed(admin)
         return 1
 
     async def _committed(self, admin: AIOKafkaAdminClient) -> dict[TopicPartition, int]:
         offsets = await admin.list_consumer_group_offsets(self._group)
-        return {tp: meta.offset for tp, meta in offsets.items() if meta.offset >= 0}
+        committed = {tp: meta.offset for tp, meta in offsets.items() if meta.offset >= 0}
+        self._seen_commits |= bool(committed)
+        return committed

@@ -491,6 +491,28 @@ async def test_a_link_whose_end_this_writer_holds_for_a_retry_outwaits_the_link_
     assert reads(rig) == []
 
 
+async def test_with_the_worker_s_progress_a_link_whose_end_is_held_for_a_retry_still_outwaits_it() -> None:
+    """Found in review: the link's final look-up came before the worker settled, and a later
+    round dead-lettered it while its end (arrived meanwhile, refused transiently) was held."""
+    rig = Rig()
+    runner = rig.runner()
+    settled = [float("-inf")]  # the worker behind at first
+    runner.upstream = lambda: settled[0]
+    runner.retry_backoff = Backoff(base_s=40.0, cap_s=40.0)
+    await runner.apply(
+        rig.round(upsert(deal(1)), Associate(record=deal(1), to=contact(1), association_type_id=3))
+    )
+    rig.clock.advance(timedelta(seconds=61))
+    await runner.apply([])  # the final look-up: not in HubSpot; not proven yet, so it waits
+    rig.hubspot.fail_times["c1@example.com"] = 4
+    await runner.apply(rig.round(upsert(contact(1))))  # the end comes, and is held for a retry
+    settled[0] = rig.clock.monotonic()  # the worker has caught up: proven from here
+    for _ in range(4):
+        rig.clock.advance(timedelta(seconds=41))
+        await runner.apply([])
+    assert not rig.letters.delivered and not runner.pending() and len(rig.hubspot.links) == 1
+
+
 async def test_a_line_item_waits_for_its_product_on_the_id_map_and_goes_the_round_after_it_lands() -> None:
     rig = Rig()
     runner = rig.runner()
