@@ -25,14 +25,14 @@ class PrivacySettings(SettingsPart):
         "phone on shopify.compliance; empty: derived from the first SHOPIFY_WEBHOOK_SECRETS entry.",
     )
     seal_personal_data: bool = Field(
-        False,
+        True,
         description="G1, crypto-shredding (step 3 of its wiring): the bridge and the importers seal "
         "a delivery's personal values under its customer's key on privacy.keys before they append "
         "it, and the worker and replay open them where a body is parsed. Off: nothing is sealed, "
         "and a sealed record met is dead-lettered (no keys to open it).",
     )
     redactable: bool = Field(
-        False,
+        True,
         description="G1 redact, wiring step 2 (off by default): every Kafka key, table key, natural key "
         "and id map key that is a customer's email today is the email's pseudonym instead (the email "
         "still reaches HubSpot as the contact's `email` property). Changes every contact key: set it on "

@@ -13,11 +13,24 @@ from handlers.loss import LossReport
 from shopsync import __version__
 
 
-def _settings() -> Settings:
+def _settings(privacy_key: bool = True) -> Settings:
+    """The configuration from the environment. ``privacy_key``: the command seals, opens or
+    pseudonymises (G1's settings, on by default), so the key of the pseudonyms and key ids must be
+    there at start-up, not found missing at the first record."""
     try:
-        return Settings()
+        settings = Settings()
     except Exception as exc:  # pydantic's ValidationError, shown without secrets
         raise click.ClickException(f"invalid configuration: {exc}") from exc
+    if privacy_key and (settings.seal_personal_data or settings.redactable):
+        try:
+            settings.privacy_key()
+        except ValueError as exc:
+            raise click.ClickException(
+                f"invalid configuration: {exc}. SHOPSYNC_SEAL_PERSONAL_DATA and SHOPSYNC_REDACTABLE "
+                "(G1, on by default) need SHOPSYNC_PRIVACY_SECRET, the same for every service of a "
+                "deployment (README: Privacy)"
+            ) from exc
+    return settings
 
 
 COMMERCE_OBJECTS = click.option(
@@ -126,7 +139,7 @@ def topics() -> None:
     """Create every topic the project declares (idempotent) and list them."""
     from streams.topics import TOPICS, ensure_topics, key_topic, topic_name
 
-    settings = _settings()
+    settings = _settings(privacy_key=False)
     try:
         created = asyncio.run(ensure_topics(settings))
     except Exception as exc:
@@ -489,7 +502,7 @@ def add_stages(pipeline_id: str) -> None:
     create pipelines, but every plan edit their stages). Stages already there are left alone."""
     from handlers.account_setup import AccountSetupError, add_missing_stages_at
 
-    settings = _settings()
+    settings = _settings(privacy_key=False)
     try:
         token = settings.hubspot_token.get_secret_value()
         added = asyncio.run(add_missing_stages_at(settings.hubspot_base_url, token, pipeline_id))
@@ -542,7 +555,7 @@ def tick(at: str | None) -> None:
     from streams.ticker import append_ticks
     from streams.topics import ensure_topics
 
-    settings = _settings()
+    settings = _settings(privacy_key=False)
     try:
         instant = datetime.fromisoformat(at) if at else datetime.now(UTC)
     except ValueError as exc:
@@ -590,7 +603,7 @@ def simulate(
     from devtools.simulate import simulate as run_simulation
 
     logging.getLogger("aiokafka").setLevel(logging.ERROR)  # retried sends to brand-new topics: noise
-    token = _settings().hubspot_token.get_secret_value() if hubspot_url else None
+    token = _settings(privacy_key=False).hubspot_token.get_secret_value() if hubspot_url else None
     if hubspot_url and not token:
         raise click.ClickException("--hubspot-url needs HUBSPOT_TOKEN (a private app's token)")
     try:

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from config import Settings
+from tests.g1_modes import PLAIN
 
 _counter = itertools.count()
 
@@ -72,4 +73,5 @@ def settings(kafka_bootstrap: str, tmp_path: Path, request: pytest.FixtureReques
         data_dir=tmp_path / "worker",
         partitions=2,
         session_timeout_s=6.0,
+        **PLAIN,  # G1's settings off (tests/g1_modes.py)
     )

@@ -169,3 +169,28 @@ def test_child_processes_get_every_setting() -> None:
     assert (
         Settings.model_validate({field: env[alias] for field, alias in _field_aliases().items()}) == original
     )
+
+
+@pytest.mark.parametrize("command", [["worker"], ["bridge"], ["writer"], ["replay", "--dry-run"]])
+def test_a_service_without_the_privacy_secret_refuses_to_start_and_says_which_setting(
+    command: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """G1's settings are on by default: a service that seals, opens or pseudonymises stops at
+    start-up without the key's secret, naming it, instead of failing at its first record."""
+    from click.testing import CliRunner
+
+    for name in ("SHOPSYNC_PRIVACY_SECRET", "SHOPIFY_WEBHOOK_SECRETS", "SHOPSYNC_SEAL_PERSONAL_DATA",
+                 "SHOPSYNC_REDACTABLE"):  # fmt: skip
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:1")  # never reached
+    result = CliRunner().invoke(main, command)
+    assert result.exit_code == 1, result.output
+    assert "SHOPSYNC_PRIVACY_SECRET" in result.output and "on by default" in result.output
+    from shopsync.cli import _settings
+
+    monkeypatch.setenv("SHOPSYNC_SEAL_PERSONAL_DATA", "false")
+    monkeypatch.setenv("SHOPSYNC_REDACTABLE", "false")
+    assert not _settings().seal_personal_data, "with both off nothing asks for the secret"
+    monkeypatch.delenv("SHOPSYNC_SEAL_PERSONAL_DATA")
+    monkeypatch.setenv("SHOPSYNC_PRIVACY_SECRET", "p" * 32)
+    assert _settings().seal_personal_data, "and with the secret the default starts"

@@ -11,6 +11,7 @@ from config import Settings
 from config.logs import logging_config
 from streams.app import build
 from streams.worker import _Worker
+from tests.g1_modes import PLAIN
 
 
 @pytest.fixture
@@ -25,7 +26,7 @@ def restored_logging() -> Iterator[None]:
 @pytest.mark.usefixtures("restored_logging")
 @pytest.mark.parametrize("level", ["warning", "error", "info"])
 def test_the_root_logger_keeps_the_configured_level(level: str) -> None:
-    pipeline = build(Settings(log_level=level))
+    pipeline = build(Settings(log_level=level, **PLAIN))  # G1's settings off: no keys needed here
     worker = _Worker(
         pipeline.app, loglevel=level.upper(), redirect_stdouts=False, override_logging=True,
         logging_config=logging_config(level, "json"),

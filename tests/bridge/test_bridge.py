@@ -29,6 +29,7 @@ from localkafka.broker import free_port
 from schemas.envelope import Delivery, HubSpotContactDeletion, decode_log_record
 from streams.topic_reader import read_all
 from streams.topics import ensure_topics, topic_name
+from tests.g1_modes import PLAIN
 
 pytestmark = pytest.mark.kafka
 
@@ -221,7 +222,7 @@ async def test_kafka_down_means_503_within_shopifys_budget_then_nothing_lost(tmp
     port, controller = free_port(), free_port()
     info = await asyncio.to_thread(start, run_dir, port=port, controller_port=controller)
     settings = bridge_settings(
-        Settings(kafka_bootstrap_servers=info.bootstrap, topic_prefix="down.", partitions=1),
+        Settings(kafka_bootstrap_servers=info.bootstrap, topic_prefix="down.", partitions=1, **PLAIN),
         bridge_append_timeout_s=2.0,
     )
     await ensure_topics(settings)

@@ -31,6 +31,7 @@ from schemas.envelope import Delivery, HubSpotContactDeletion, decode_log_record
 from streams.topic_reader import read_all
 from streams.topics import ensure_topics, topic_name
 from tests.bridge.test_bridge import HUBSPOT_SECRET, bridge, bridge_settings, records, signed
+from tests.g1_modes import PLAIN
 
 pytestmark = pytest.mark.kafka
 
@@ -70,7 +71,7 @@ async def own_broker(tmp_path: Path) -> AsyncIterator[Broker]:
 
 def fault_settings(broker: Broker) -> Settings:
     return bridge_settings(
-        Settings(kafka_bootstrap_servers=broker.bootstrap, topic_prefix="faults.", partitions=2)
+        Settings(kafka_bootstrap_servers=broker.bootstrap, topic_prefix="faults.", partitions=2, **PLAIN)
     )
 
 

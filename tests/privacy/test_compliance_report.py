@@ -289,6 +289,7 @@ def test_the_command_writes_the_reports_and_warns_of_redacts_without_personal_da
         "SHOPSYNC_TOPIC_PREFIX": settings.topic_prefix, "SHOPSYNC_APP_ID": settings.app_id,
         "SHOPSYNC_PRIVACY_SECRET": "cli-secret",
         "SHOPSYNC_COMPLIANCE_DIR": str(tmp_path / "out"),
+        "SHOPSYNC_SEAL_PERSONAL_DATA": "false", "SHOPSYNC_REDACTABLE": "false",  # as the fixture's
     }.items():  # fmt: skip
         monkeypatch.setenv(name, value)
     result = CliRunner().invoke(main, ["compliance", "report"])

@@ -95,6 +95,9 @@ def test_settings_hand_the_rules_the_privacy_key_only_when_redactable(
 ) -> None:
     monkeypatch.setenv("SHOPIFY_WEBHOOK_SECRETS", "shh")
     monkeypatch.setenv("SHOPSYNC_PRIVACY_SECRET", "p" * 32)
+    monkeypatch.delenv("SHOPSYNC_REDACTABLE", raising=False)
+    assert Settings().redactable, "on by default (G1)"
+    monkeypatch.setenv("SHOPSYNC_REDACTABLE", "0")
     off = Settings()
     monkeypatch.setenv("SHOPSYNC_REDACTABLE", "1")
     on = Settings()
