@@ -46,8 +46,7 @@ class KeyRing:
         self._keys: dict[str, bytes] = {}  # key ref -> data key
         self._live: dict[str, KeyRecord] = {}  # key ref -> its record (wrapped), for redactions
         self._by_subject: dict[tuple[str, str], str] = {}  # (shop, key id) -> a live key ref
-        self._gone: set[str] = set()  # key refs whose tombstone this ring read (a redaction)
-        self._tombstones: dict[str, KeyRecord] = {}  # the same, with their shops (the redactor's log)
+        self._tombstones: dict[str, KeyRecord] = {}  # key ref -> its tombstone read (a redaction)
         self._making: dict[tuple[str, str], asyncio.Future[tuple[str, bytes]]] = {}  # keys on their way
         self.changed = asyncio.Event()  # set whenever a record is applied (tests and followers wait on it)
 
@@ -70,7 +69,7 @@ class KeyRing:
     def gone(self) -> Set[str]:
         """Key refs this ring read a tombstone of (while the key topic keeps tombstones): a
         writer that re-seals another reader's values never makes a new key for such a subject."""
-        return self._gone
+        return self._tombstones.keys()
 
     async def start(self) -> None:
         self._producer = AIOKafkaProducer(
@@ -106,7 +105,6 @@ class KeyRing:
         if record.wrapped is None:
             self._keys.pop(record.ref, None)
             self._live.pop(record.ref, None)
-            self._gone.add(record.ref)
             self._tombstones[record.ref] = record
             subject = (record.shop, kid_of(record.ref))
             if self._by_subject.get(subject) == record.ref:  # another live key of theirs, if any
@@ -117,7 +115,6 @@ class KeyRing:
                         break
         else:
             self._keys[record.ref] = unwrap(self._kek, record.ref, record.wrapped)
-            self._gone.discard(record.ref)
             self._tombstones.pop(record.ref, None)
             self._live[record.ref] = record
             self._by_subject.setdefault((record.shop, kid_of(record.ref)), record.ref)

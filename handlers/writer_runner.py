@@ -653,13 +653,14 @@ class PlanRunner:
                 since = prior.since if prior else now
                 read = reads[id(link)]
                 ends = {c.record.key, c.to.key} - set(resolved)
+                proven = self._proven(prior, since, now)  # once a round: the worker's progress moves
                 if read and ends <= unsure:  # HubSpot could not say: ask again, without using up the wait
                     self._wait(link, prior, now, RETRY_WAITING_EVERY_S, reads=read - 1)
                 elif (
                     now - since > self.link_wait_s
                     and max(read, prior.reads if prior else 0) >= FINAL_READ  # in this round or before
                     and not (ends & coming)  # an end this writer holds for a retry is on its way
-                    and self._not_coming(prior, since, now)
+                    and self._not_coming(proven, since, now)
                 ):
                     end = c.record if from_id is None else c.to
                     missing = end.key
@@ -682,7 +683,7 @@ class PlanRunner:
                         0,
                         since=since,
                         reads=read or None,
-                        proven=self._proven(prior, since, now),
+                        proven=proven,
                     )
                 continue
             op = "create" if isinstance(c, Associate) else "archive"
@@ -703,13 +704,13 @@ class PlanRunner:
             return now
         return None
 
-    def _not_coming(self, prior: _Waiting | None, since: float, now: float) -> bool:
+    def _not_coming(self, proven: float | None, since: float, now: float) -> bool:
         """Whether a link's missing end can no longer be on its way: without ``upstream``, the link
         wait is over (the caller checks); with it, the link wait is over since the worker settled
-        past the link's first sighting too, or the link has waited ``LINK_WAIT_CAP`` link waits."""
+        past the link's first sighting too (``proven``: when that was first seen, ``_proven``), or
+        the link has waited ``LINK_WAIT_CAP`` link waits."""
         if self.upstream is None or now - since > LINK_WAIT_CAP * self.link_wait_s:
             return True
-        proven = self._proven(prior, since, now)
         return proven is not None and now - proven > self.link_wait_s
 
     def _reads_due(self, link: LinkPlan, prior: _Waiting | None, now: float, coming: set[str]) -> int:

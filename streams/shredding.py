@@ -270,9 +270,14 @@ def redaction(held: Iterable[KeyRecord], shop: str, kids: set[str] | None) -> li
     for record in held:
         if record.wrapped is None:
             live.pop(record.ref, None)
-        elif record.shop == shop and (kids is None or kid_of(record.ref) in kids):
+        elif _named(record, shop, kids):
             live[record.ref] = record
     return [KeyRecord(shop, ref, None) for ref in live]
+
+
+def _named(record: KeyRecord, shop: str, kids: set[str] | None) -> bool:
+    """Whether a redaction of ``shop`` naming ``kids`` (None: the whole shop) takes this key."""
+    return record.shop == shop and (kids is None or kid_of(record.ref) in kids)
 
 
 def _request_kids(request: ComplianceRequest, secret: bytes) -> set[str] | None:
@@ -301,9 +306,7 @@ def already_shredded(request: ComplianceRequest, secret: bytes, tombstones: Iter
     if request.topic == "customers/data_request":
         return 0
     kids = _request_kids(request, secret)
-    return sum(
-        1 for t in tombstones if t.shop == request.shop_domain and (kids is None or kid_of(t.ref) in kids)
-    )
+    return sum(1 for t in tombstones if _named(t, request.shop_domain, kids))
 
 
 def fold_keys(records: Iterable[KeyRecord], kek: bytes) -> dict[str, bytes]:
