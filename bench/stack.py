@@ -31,6 +31,7 @@ from bench.backlog import Key, SandboxRecord
 from bench.call_log import CallLog
 from bench.suite import BenchEnv
 from config import Settings
+from config.privacy import G1_OFF
 from devtools.localrun import ServiceProcess, unique_suffix
 from hubspot_sandbox import Sandbox, SandboxConfig, running_sandbox
 from hubspot_sandbox.tiers import Tier
@@ -52,8 +53,7 @@ async def fresh_settings(env: BenchEnv, figure: str, **update: Any) -> Settings:
         app_id=f"bench-{figure}-{suffix}", data_dir=Path(env.scratch_dir) / figure / "worker",
         session_timeout_s=6.0, bridge_port=free_port(), shopify_webhook_secrets=SecretStr(SHOPIFY_SECRET),
         hubspot_app_secret=SecretStr(HUBSPOT_SECRET), hubspot_token=SecretStr(SANDBOX_TOKEN),
-        **{"hubspot_rate_limit_per_10s": HUBSPOT_RATE_PER_10S, "seal_personal_data": False,
-           "redactable": False, **update},
+        **{"hubspot_rate_limit_per_10s": HUBSPOT_RATE_PER_10S, **G1_OFF, **update},
     )  # fmt: skip
     # G1's settings off unless a figure asks (``update``): as in bench/workers.py.
     await ensure_topics(settings, internal=True)

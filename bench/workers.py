@@ -21,6 +21,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from bench.drain import POLL_S, Drained, LagProbe, create_topic, delete_topics, drain
 from bench.suite import BenchEnv
 from config import Settings
+from config.privacy import G1_OFF
 from devtools.localrun import ServiceProcess, unique_suffix
 from streams.topics import CONSUMED_TOPICS, ensure_topics, internal_topic, topic_name
 from streams.topics import INTERNAL_TOPICS as INTERNAL
@@ -52,7 +53,7 @@ async def stage(env: BenchEnv, figure: str) -> AsyncIterator[Stage]:
     settings = Settings(
         kafka_bootstrap_servers=env.bootstrap, topic_prefix=prefix, app_id=f"{prefix}app",
         data_dir=Path(env.scratch_dir) / figure, tick_interval_s=0, session_timeout_s=6.0,
-        log_level="warning", seal_personal_data=False, redactable=False,
+        log_level="warning", **G1_OFF,
     )  # fmt: skip
     # G1's settings off: the figures as issue 11 defines them, comparable run to run; what the
     # default (sealed) worker costs more is measured beside them (bench/README.md, G1).

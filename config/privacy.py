@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from collections.abc import Mapping
+from typing import Any
 
 from pydantic import AliasChoices, Field, SecretStr
 
@@ -13,6 +15,12 @@ from config.base import SettingsPart
 PSEUDONYM_CONTEXT = b"shopsync pseudonym v1"
 """What a pseudonym key derived from the Shopify secret is labelled with, so it is never the
 webhook secret itself (a leaked pseudonym key must not sign webhooks)."""
+
+
+G1_OFF: Mapping[str, Any] = {"seal_personal_data": False, "redactable": False}
+"""G1's two settings off: nothing sealed, contacts keyed by email. What the tests of anything but
+privacy and the benchmark figures run with (they read the plain records they write, and issue 11's
+figures are defined without G1); never a deployment's setting (both are on by default)."""
 
 
 class PrivacySettings(SettingsPart):
@@ -33,7 +41,7 @@ class PrivacySettings(SettingsPart):
     )
     redactable: bool = Field(
         True,
-        description="G1 redact, wiring step 2 (off by default): every Kafka key, table key, natural key "
+        description="G1 redact, wiring step 2: every Kafka key, table key, natural key "
         "and id map key that is a customer's email today is the email's pseudonym instead (the email "
         "still reaches HubSpot as the contact's `email` property). Changes every contact key: set it on "
         "a fresh deployment (or replay into one), never flip it under a running one.",

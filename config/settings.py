@@ -63,6 +63,20 @@ class Settings(
         the first configured Shopify secret (``PrivacySettings.pseudonym_key``)."""
         return self.pseudonym_key([secret for _, secret in self._secret_entries()])
 
+    def require_privacy_key(self) -> None:
+        """Fail at start-up, naming the setting, when G1's settings (on by default) are on and no
+        key can be made: a service that seals, opens or pseudonymises would otherwise fail at its
+        first record, with the bare message, after it has joined its group."""
+        if not (self.seal_personal_data or self.redactable):
+            return
+        try:
+            self.privacy_key()
+        except ValueError as exc:
+            raise ValueError(
+                f"{exc}. SHOPSYNC_SEAL_PERSONAL_DATA and SHOPSYNC_REDACTABLE (G1, on by default) need "
+                "SHOPSYNC_PRIVACY_SECRET, the same for every service of a deployment (README: Privacy)"
+            ) from exc
+
     def bridge_body_limit(self) -> int:
         """The largest webhook body the bridge reads (413 beyond): the envelope's headers and
         receive time must fit beside it (the envelope's exact size is checked again)."""

@@ -515,6 +515,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--no-open", action="store_true", help="Do not open sealed values.")
     args = parser.parse_args(argv)
     settings = Settings()
+    try:
+        settings.require_privacy_key()
+    except ValueError as exc:
+        parser.error(str(exc))
     customer = Customer(
         args.email, args.phone, args.first_name, args.last_name, args.address1, args.address2, args.zip
     )

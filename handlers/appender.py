@@ -50,22 +50,18 @@ from typing import Any, TypeVar
 import orjson
 from aiokafka import AIOKafkaProducer
 from aiokafka.cluster import ClusterMetadata
-from aiokafka.errors import (
-    IllegalStateError,
-    InvalidProducerEpoch,
-    InvalidProducerIdMapping,
-    KafkaError,
-    MessageSizeTooLargeError,
-    OutOfOrderSequenceNumber,
-    ProducerClosed,
-    ProducerFenced,
-    RecordTooLargeError,
-    UnknownProducerId,
-)
+from aiokafka.errors import MessageSizeTooLargeError, RecordTooLargeError
 from aiokafka.protocol.metadata import MetadataRequest
 from aiokafka.structs import TopicPartition
 
 from config import Settings
+from handlers.producer_health import (
+    CLOSE_GRACE_S,
+    breaks,
+    close_retired,
+    fail_pending,
+    usable,
+)
 from streams.topics import SHOPIFY_RESOURCE_TOPICS, TopicName, topic_name
 
 log = logging.getLogger("shopsync.bridge")
@@ -79,59 +75,16 @@ BRIDGE_TOPICS: tuple[TopicName, ...] = (
 )
 """Every topic the bridge appends to: readiness probes them all."""
 
-PRODUCER_FATAL: tuple[type[BaseException], ...] = (
-    OutOfOrderSequenceNumber,  # the broker expects another sequence: every later batch fails alike
-    UnknownProducerId,  # the broker forgot the producer id (a new log, or its records expired)
-    InvalidProducerEpoch,
-    InvalidProducerIdMapping,
-    ProducerFenced,  # aiokafka's name for InvalidProducerEpoch on a produce response
-    ProducerClosed,  # the producer, or its accumulator, was closed
-    IllegalStateError,
-)
-"""Errors after which an idempotent producer never succeeds again: only a fresh producer (a fresh
-producer id, sequences from 0) can append. The retriable errors (``error.retriable``: no leader,
-not the leader, connection lost, ...) are retried by the producer itself and are not here."""
-
 SIZE_ERRORS = (MessageSizeTooLargeError, RecordTooLargeError)
 """Kafka refused the record itself: no retry or rebuild can help (the bridge answers 413)."""
 
 READY_CACHE_S = 1.5
-CLOSE_GRACE_S = 5.0
 RETRY_BACKOFF_S = 0.1
 STALL_AFTER_S = 10.0
 
 
 def _event(kind: str, **fields: Any) -> None:
     log.info(orjson.dumps({"event": kind, **fields}).decode())
-
-
-def usable(producer: AIOKafkaProducer) -> bool:
-    """Whether the producer can still send: started, not closed, its sender task running (when it
-    has stopped, aiokafka fails every pending and later send with the sender's error)."""
-    sender = getattr(producer, "_sender", None)
-    task = getattr(sender, "sender_task", None)
-    accumulator = getattr(producer, "_message_accumulator", None)
-    return (
-        getattr(producer, "_closed", True) is False
-        and task is not None
-        and not task.done()
-        and getattr(accumulator, "_exception", None) is None
-    )
-
-
-def _fail_pending(producer: AIOKafkaProducer) -> None:
-    """Fail every batch the producer holds with ``ProducerClosed``, so the requests awaiting them
-    retry on the next producer now. Their futures are marked retrieved: a request that already
-    gave up (its budget spent) no longer awaits its future, and asyncio would log each one."""
-    with contextlib.suppress(Exception):
-        accumulator = producer._message_accumulator
-        batches = [b for queue in accumulator._batches.values() for b in queue]
-        batches += list(accumulator._pending_batches)
-        accumulator.fail_all(ProducerClosed())
-        for batch in batches:
-            for future in (batch.future, *(f for f, _ in batch._msg_futures)):
-                if future.done() and not future.cancelled():
-                    future.exception()
 
 
 class KafkaAppender:
@@ -227,24 +180,8 @@ class KafkaAppender:
         self._producer = None
         self.rebuilds += 1
         _event("bridge.producer_rebuilt", reason=reason, rebuilds=self.rebuilds)
-        _fail_pending(producer)
-        self._spawn(self._close(producer))
-
-    async def _close(self, producer: AIOKafkaProducer) -> None:
-        """Close a retired producer; if its ``stop()`` does not return in time (it waits for the
-        batches it holds), stop its sender and connections directly."""
-        try:
-            await asyncio.wait_for(producer.stop(), CLOSE_GRACE_S)
-        except Exception:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(producer._sender.close(), CLOSE_GRACE_S)
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(producer.client.close(), CLOSE_GRACE_S)
-
-    @staticmethod
-    def _breaks(exc: BaseException, producer: AIOKafkaProducer) -> bool:
-        """Whether the failed append leaves the producer unusable."""
-        return isinstance(exc, PRODUCER_FATAL) or not isinstance(exc, KafkaError) or not usable(producer)
+        fail_pending(producer)
+        self._spawn(close_retired(producer))
 
     # -- appends ---------------------------------------------------------------------------
 
@@ -265,7 +202,7 @@ class KafkaAppender:
                 self._maybe_stalled(producer, topic)
                 raise
             except Exception as exc:
-                if self._breaks(exc, producer):
+                if breaks(exc, producer):
                     self.retire(producer, type(exc).__name__)
                 if self._loop_time() + RETRY_BACKOFF_S >= deadline:
                     raise
@@ -355,7 +292,7 @@ class KafkaAppender:
                 await self._starting
         producer, self._producer = self._producer, None
         if producer is not None:
-            await self._close(producer)
+            await close_retired(producer)
         if self._background:
             _, pending = await asyncio.wait(set(self._background), timeout=CLOSE_GRACE_S)
             for task in pending:

@@ -169,7 +169,10 @@ class Bridge:
         self.simulated_now: datetime | None = None  # simulation mode only: the scenario's clock
         self.key_prefix = settings.rule_config().key_prefix  # X3: a shop's Kafka keys
         self.shops = ShopWatch(settings.rule_config().primary_shop)
-        self.sealer = sealer_for(settings, follow=True)  # G1: None unless SHOPSYNC_SEAL_PERSONAL_DATA
+        # G1: None unless SHOPSYNC_SEAL_PERSONAL_DATA. A key's append waits as long as a
+        # delivery's (the appender's producer has the same request timeout): no request waits
+        # longer, so an outage meets both producers alike, and both are rebuilt after one.
+        self.sealer = sealer_for(settings, follow=True, request_timeout_s=settings.bridge_append_timeout_s)
 
     async def shopify(self, request: web.Request) -> web.Response:
         raw = await _read_body(request, self.settings.bridge_body_limit())

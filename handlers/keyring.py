@@ -18,16 +18,21 @@ replay and the report (``handlers.sealer.Opener``: keys read) and the redactor
 - ``follow`` keeps reading, so a tombstone written elsewhere removes the key here too, and a
   writer stops sealing with a shredded key (``key_for`` then makes a new one).
 - ``shred(records)`` appends tombstones (``streams.shredding.redaction_for``'s) and waits for them.
+- An append that leaves the producer broken (an outage longer than its request timeout, then
+  ``OutOfOrderSequenceNumber``: ``handlers.producer_health``) retires it; the next append starts a
+  fresh one, so a ring never stops making keys after an outage.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 from collections.abc import Iterable, Mapping, Set
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
+from handlers.producer_health import CLOSE_GRACE_S, breaks, close_retired, fail_pending, usable
 from streams.shredding import DATA_KEY_BYTES, NONCE_BYTES, KeyRecord, key_ref, kid_of, unwrap, wrap
 
 VERSION_BYTES = 8
@@ -36,12 +41,15 @@ VERSION_BYTES = 8
 class KeyRing:
     """One process's data keys, backed by the key topic."""
 
-    def __init__(self, bootstrap: str, topic: str, kek: bytes) -> None:
+    def __init__(self, bootstrap: str, topic: str, kek: bytes, request_timeout_s: float = 40.0) -> None:
         self.topic = topic
+        self._request_timeout_ms = int(request_timeout_s * 1000)  # aiokafka's default: 40 s
         self._kek = kek
         self._bootstrap = bootstrap
         self._consumer: AIOKafkaConsumer | None = None
         self._producer: AIOKafkaProducer | None = None
+        self._starting = asyncio.Lock()  # one producer started at a time
+        self._retired: set[asyncio.Future[None]] = set()  # broken producers, closing
         self._parts: list[TopicPartition] = []
         self._keys: dict[str, bytes] = {}  # key ref -> data key
         self._live: dict[str, KeyRecord] = {}  # key ref -> its record (wrapped), for redactions
@@ -72,10 +80,7 @@ class KeyRing:
         return self._tombstones.keys()
 
     async def start(self) -> None:
-        self._producer = AIOKafkaProducer(
-            bootstrap_servers=self._bootstrap, acks="all", enable_idempotence=True
-        )
-        await self._producer.start()
+        await self._producer_now()
         self._consumer = AIOKafkaConsumer(bootstrap_servers=self._bootstrap, enable_auto_commit=False)
         await self._consumer.start()
         await self._consumer._client.force_metadata_update()
@@ -99,6 +104,56 @@ class KeyRing:
             await self._consumer.stop()
         if self._producer is not None:
             await self._producer.stop()
+        if self._retired:
+            await asyncio.wait(set(self._retired), timeout=CLOSE_GRACE_S)
+
+    # -- the producer ------------------------------------------------------------------------
+
+    async def _producer_now(self) -> AIOKafkaProducer:
+        """The ring's producer, started (one at a time) if there is none or it broke."""
+        async with self._starting:
+            producer = self._producer
+            if producer is not None and usable(producer):
+                return producer
+            if producer is not None:
+                self._retire(producer)
+            fresh = AIOKafkaProducer(
+                bootstrap_servers=self._bootstrap, acks="all", enable_idempotence=True,
+                request_timeout_ms=self._request_timeout_ms,
+            )  # fmt: skip
+            try:
+                await fresh.start()
+            except BaseException:
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(fresh.stop(), CLOSE_GRACE_S)
+                raise
+            self._producer = fresh
+            return fresh
+
+    def _retire(self, producer: AIOKafkaProducer) -> None:
+        """Stop using a producer an append left broken (``handlers.producer_health``): its pending
+        appends fail now, it is closed in the background, and the next append starts a fresh one.
+        Without this, one outage longer than the request timeout left the ring unable to make a
+        key again, and a sealing bridge answered 503 to every new customer (session 14)."""
+        if self._producer is producer:
+            self._producer = None
+        fail_pending(producer)
+        task = asyncio.ensure_future(close_retired(producer))
+        self._retired.add(task)
+        task.add_done_callback(self._retired.discard)
+
+    async def _append(self, values: Iterable[tuple[bytes, bytes | None]]) -> None:
+        """Append (topic key, value) records and wait for Kafka's acknowledgements (acks=all); a
+        producer the error leaves broken is retired before the error is raised (the caller's
+        retry, Shopify's for the bridge, then meets a fresh one)."""
+        producer = await self._producer_now()
+        try:
+            futures = [await producer.send(self.topic, value, key=key) for key, value in values]
+            await asyncio.gather(*futures)
+        except Exception as exc:
+            if breaks(exc, producer):
+                self._retire(producer)
+            raise
 
     def _apply(self, key: bytes | None, value: bytes | None) -> None:
         record = KeyRecord.from_topic(key or b"", value)
@@ -168,19 +223,18 @@ class KeyRing:
         return await asyncio.shield(making)  # a caller cancelled (a timeout) leaves it to the others
 
     async def _make(self, shop: str, kid: str) -> tuple[str, bytes]:
-        assert self._producer is not None, "start the ring first"
+        assert self._consumer is not None, "start the ring first"
         ref, data_key = key_ref(kid, os.urandom(VERSION_BYTES)), os.urandom(DATA_KEY_BYTES)
         record = KeyRecord(shop, ref, wrap(self._kek, ref, data_key, os.urandom(NONCE_BYTES)))
-        await self._producer.send_and_wait(self.topic, record.wrapped, key=record.topic_key)
+        await self._append([(record.topic_key, record.wrapped)])
         self._apply(record.topic_key, record.wrapped)
         return ref, data_key
 
     async def shred(self, tombstones: Iterable[KeyRecord]) -> int:
         """Append the tombstones, wait for Kafka's acknowledgements, drop the keys here; the count."""
-        assert self._producer is not None, "start the ring first"
+        assert self._consumer is not None, "start the ring first"
         sent = [record for record in tombstones if record.wrapped is None]
-        futures = [await self._producer.send(self.topic, None, key=record.topic_key) for record in sent]
-        await asyncio.gather(*futures)
+        await self._append([(record.topic_key, None) for record in sent])
         for record in sent:
             self._apply(record.topic_key, None)
         return len(sent)

@@ -31,9 +31,9 @@ from streams.topics import key_topic
 log = logging.getLogger("shopsync.sealer")
 
 
-def _ring(settings: Settings) -> KeyRing:
+def _ring(settings: Settings, request_timeout_s: float = 40.0) -> KeyRing:
     kek = key_encryption_key(settings.privacy_key())
-    return KeyRing(settings.kafka_bootstrap_servers, key_topic(settings), kek)
+    return KeyRing(settings.kafka_bootstrap_servers, key_topic(settings), kek, request_timeout_s)
 
 
 def _failed(future: asyncio.Future[None]) -> bool:
@@ -46,10 +46,11 @@ class Sealer:
     retries) and, with ``follow``, keeps reading the key topic, so a key shredded elsewhere is
     never sealed with again (``KeyRing.key_for`` then makes a new one)."""
 
-    def __init__(self, settings: Settings, follow: bool = False) -> None:
+    def __init__(self, settings: Settings, follow: bool = False, request_timeout_s: float = 40.0) -> None:
         self.settings = settings
         self.secret = settings.privacy_key()
-        self.ring = _ring(settings)
+        self._request_timeout_s = request_timeout_s
+        self.ring = _ring(settings, request_timeout_s)
         self._follow = follow
         self._started = False
         self._follower: asyncio.Future[None] | None = None
@@ -84,7 +85,7 @@ class Sealer:
         except BaseException:
             with contextlib.suppress(Exception):
                 await self.ring.stop()
-            self.ring = _ring(self.settings)  # a fresh one for the next try
+            self.ring = _ring(self.settings, self._request_timeout_s)  # a fresh one for the next try
             raise
         self._started = True
         if self._follow:
@@ -174,9 +175,11 @@ class Sealer:
         return delivery.model_copy(update={"body": body})
 
 
-def sealer_for(settings: Settings, follow: bool = False) -> Sealer | None:
-    """A sealer when ``SHOPSYNC_SEAL_PERSONAL_DATA`` is on, else None (nothing is sealed)."""
-    return Sealer(settings, follow) if settings.seal_personal_data else None
+def sealer_for(settings: Settings, follow: bool = False, request_timeout_s: float = 40.0) -> Sealer | None:
+    """A sealer when ``SHOPSYNC_SEAL_PERSONAL_DATA`` is on, else None (nothing is sealed).
+    ``request_timeout_s``: how long a key's append may wait for Kafka (aiokafka's 40 s by
+    default; the bridge gives its append budget, as its appender's producer has)."""
+    return Sealer(settings, follow, request_timeout_s) if settings.seal_personal_data else None
 
 
 REFRESH_S = 1.0

@@ -113,10 +113,10 @@ class WorkerProgress:
 
     async def _ends(self, consumer: AIOKafkaConsumer) -> dict[TopicPartition, int]:
         """The end offsets of every partition of the worker's topics (a topic not created yet
-        holds nothing on its way). Metadata is asked for again only while a topic has no known
-        partitions (a topic created since; aiokafka refreshes the rest every few minutes)."""
-        if any(not consumer.partitions_for_topic(topic) for topic in self._topics):
-            await consumer._client.force_metadata_update()
+        holds nothing on its way). Metadata is asked for on every pass: the probe's consumer lives
+        as long as the writer, and a partition added since its last refresh (aiokafka's own comes
+        every five minutes) would hide an end still on its way, letting a link be given up early."""
+        await consumer._client.force_metadata_update()
         parts = []
         for topic in self._topics:
             parts += [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]

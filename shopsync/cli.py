@@ -21,15 +21,11 @@ def _settings(privacy_key: bool = True) -> Settings:
         settings = Settings()
     except Exception as exc:  # pydantic's ValidationError, shown without secrets
         raise click.ClickException(f"invalid configuration: {exc}") from exc
-    if privacy_key and (settings.seal_personal_data or settings.redactable):
+    if privacy_key:
         try:
-            settings.privacy_key()
+            settings.require_privacy_key()
         except ValueError as exc:
-            raise click.ClickException(
-                f"invalid configuration: {exc}. SHOPSYNC_SEAL_PERSONAL_DATA and SHOPSYNC_REDACTABLE "
-                "(G1, on by default) need SHOPSYNC_PRIVACY_SECRET, the same for every service of a "
-                "deployment (README: Privacy)"
-            ) from exc
+            raise click.ClickException(f"invalid configuration: {exc}") from exc
     return settings
 
 

@@ -194,3 +194,23 @@ def test_a_service_without_the_privacy_secret_refuses_to_start_and_says_which_se
     monkeypatch.delenv("SHOPSYNC_SEAL_PERSONAL_DATA")
     monkeypatch.setenv("SHOPSYNC_PRIVACY_SECRET", "p" * 32)
     assert _settings().seal_personal_data, "and with the secret the default starts"
+
+
+def test_the_start_up_check_lives_on_settings_so_the_devtools_fail_alike(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``require_privacy_key`` is what the CLI and the devtools (``privacy_scan``) call: it names
+    the setting with either G1 setting on, and asks nothing of a deployment that has both off."""
+    from config.privacy import G1_OFF
+
+    for name in ("SHOPSYNC_PRIVACY_SECRET", "SHOPIFY_WEBHOOK_SECRETS"):
+        monkeypatch.delenv(name, raising=False)
+    for seal, redactable in ((True, False), (False, True)):
+        with pytest.raises(ValueError, match=r"SHOPSYNC_PRIVACY_SECRET.*on by default"):
+            Settings(seal_personal_data=seal, redactable=redactable).require_privacy_key()
+    Settings(**G1_OFF).require_privacy_key()
+    monkeypatch.setenv("SHOPIFY_WEBHOOK_SECRETS", "shpss")
+    Settings().require_privacy_key()  # derived from the Shopify secret
+    monkeypatch.delenv("SHOPIFY_WEBHOOK_SECRETS")
+    monkeypatch.setenv("SHOPSYNC_PRIVACY_SECRET", "p" * 32)
+    Settings().require_privacy_key()

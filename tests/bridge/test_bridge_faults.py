@@ -12,9 +12,10 @@ import asyncio
 import itertools
 import logging
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -23,13 +24,16 @@ import pytest
 from pydantic import SecretStr
 
 from config import Settings
-from handlers.appender import PRODUCER_FATAL
+from devtools.samplestore import customer_body
+from handlers.producer_health import PRODUCER_FATAL
 from hubspot_sandbox import sign
 from localkafka import start, stop
 from localkafka.broker import free_port
 from schemas.envelope import Delivery, HubSpotContactDeletion, decode_log_record
+from schemas.sealing import opening, sealed_ref
+from streams.shredding import KeyRecord, fold_keys, key_encryption_key
 from streams.topic_reader import read_all
-from streams.topics import ensure_topics, topic_name
+from streams.topics import ensure_topics, key_topic, topic_name
 from tests.bridge.test_bridge import HUBSPOT_SECRET, bridge, bridge_settings, records, signed
 from tests.g1_modes import PLAIN
 
@@ -75,11 +79,17 @@ def fault_settings(broker: Broker) -> Settings:
     )
 
 
+def order_delivery(n: int) -> tuple[bytes, str, str]:
+    """The ``n``th sender delivery: (body, Shopify topic, event id)."""
+    return orjson.dumps({"id": n, "line_items": []}), "orders/create", f"o-{n}"
+
+
 @dataclass
 class Load:
     """Concurrent Shopify senders: every answer's status and when it came, by event id."""
 
     http: httpx.AsyncClient
+    delivery: Callable[[int], tuple[bytes, str, str]] = field(default=lambda n: order_delivery(n))
     acked: dict[str, float] = field(default_factory=dict)  # event id -> when 200 came
     answers: list[tuple[float, int, float]] = field(default_factory=list)  # (when, status, took)
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
@@ -92,15 +102,15 @@ class Load:
             n = next(self._ids)
             if n > MAX_DELIVERIES:
                 return
-            body = orjson.dumps({"id": n, "line_items": []})
+            body, topic, event_id = self.delivery(n)
             sent = time.monotonic()
             answer = await self.http.post(
-                "/webhooks/shopify", content=body, headers=signed(body, "orders/create", event_id=f"o-{n}")
+                "/webhooks/shopify", content=body, headers=signed(body, topic, event_id=event_id)
             )
             now = time.monotonic()
             self.answers.append((now, answer.status_code, now - sent))
             if answer.status_code == 200:
-                self.acked[f"o-{n}"] = now
+                self.acked[event_id] = now
             await asyncio.sleep(0.1)
 
     def first_ack_after(self, at: float) -> float | None:
@@ -185,42 +195,94 @@ async def test_broker_restarted_three_times_under_load_loses_no_acknowledged_del
     assert set(reasons) & fatal, f"no rebuild after a fatal producer error: {reasons}"
 
 
+def new_customer_delivery(n: int) -> tuple[bytes, str, str]:
+    """A customers/create of a customer never seen before: the sealing bridge makes (appends and
+    waits for) a key for each before it can append the delivery."""
+    body = customer_body(n, f"fault.{n}@example.com", "Fault", f"Person{n}", datetime(2026, 3, 2, tzinfo=UTC))
+    return orjson.dumps(body), "customers/create", f"c-{n}"
+
+
+async def test_a_sealing_bridge_makes_keys_again_after_broker_restarts_and_loses_nothing(
+    tmp_path: Path,
+) -> None:
+    """G1 on (the default): every delivery of a new customer needs a key appended to the key
+    topic first, so the key ring's producer meets the same outages as the bridge's. After each
+    restart new customers must be answered 200 again (a key producer left broken answers 503
+    for ever, and Shopify drops a webhook after its retries), and every delivery answered 200
+    must be on its topic sealed under a key the key topic holds, opening to what was sent."""
+    async with own_broker(tmp_path) as broker:
+        settings = fault_settings(broker).model_copy(
+            update={"seal_personal_data": True, "privacy_secret": SecretStr("fault-privacy-secret")}
+        )
+        with rebuild_log_lines():
+            load = await _restarts_under_load(settings, broker, 2, new_customer_delivery)
+        stored = [
+            d
+            for d in map(decode_log_record, await records(settings, "shopify.customers"))
+            if isinstance(d, Delivery)
+        ]
+        key_records = [
+            KeyRecord.from_topic(r.key or b"", r.value)
+            for r in await read_all(settings.kafka_bootstrap_servers, key_topic(settings))
+        ]
+    assert len(load.acked) >= SENDERS * 10
+    missing = set(load.acked) - {d.event_id for d in stored}
+    assert not missing, f"{len(missing)} deliveries answered 200 are not in the topic"
+    ring = fold_keys(key_records, key_encryption_key(b"fault-privacy-secret"))
+    unopenable = [d.event_id for d in stored if sealed_ref(d.body) not in ring]
+    assert not unopenable, f"{len(unopenable)} stored deliveries are sealed under a key the key topic lacks"
+    with opening(ring):
+        for d in stored:
+            n = int(d.event_id.removeprefix("c-"))
+            customer = d.parse_body_with_problems().record
+            assert getattr(customer, "email", None) == f"fault.{n}@example.com", "opens to what was sent"
+
+
 async def _restart_three_times_under_load(tmp_path: Path) -> Load:
     async with own_broker(tmp_path) as broker:
         settings = fault_settings(broker)
-        await ensure_topics(settings)
-        async with bridge(settings) as url, httpx.AsyncClient(base_url=url, timeout=30) as http:
-            load = Load(http)
-            senders = [asyncio.create_task(load.sender()) for _ in range(SENDERS)]
-            senders.append(asyncio.create_task(load.watch_loop()))
-            try:
-                await wait_ready(http, 200, within_s=10)
-                await asyncio.sleep(2)
-                for cycle in range(3):
-                    await broker.stop()
-                    down = time.monotonic()
-                    await wait_ready(http, 503, within_s=5)  # not ready while the broker is down
-                    await asyncio.sleep(max(0.0, down + 2 - time.monotonic()))
-                    restarting = time.monotonic()
-                    await broker.start(fresh=False)
-                    back = time.monotonic()
-                    await wait_ready(http, 200, within_s=10)
-                    await asyncio.sleep(4)
-                    resumed = load.first_ack_after(back)
-                    assert resumed is not None and resumed - back < 5, f"cycle {cycle}: no 200 within 5 s"
-                    while_down = load.statuses(down + 0.5, restarting + 0.5)
-                    assert 200 not in while_down, f"cycle {cycle}: 200 while the broker was down"
-                    assert 503 in load.statuses(down, resumed), f"cycle {cycle}: no 503 in the outage"
-                    steady = load.statuses(resumed + 2, time.monotonic())
-                    assert steady and set(steady) == {200}, f"cycle {cycle}: not all 200 once back"
-            finally:
-                load.stop()
-                await asyncio.gather(*senders)
+        load = await _restarts_under_load(settings, broker, 3, order_delivery)
         load.stored = {
             d.event_id
             for d in map(decode_log_record, await records(settings, "shopify.orders"))
             if isinstance(d, Delivery)
         }
+    return load
+
+
+async def _restarts_under_load(
+    settings: Settings, broker: Broker, cycles: int, delivery: Callable[[int], tuple[bytes, str, str]]
+) -> Load:
+    """``SENDERS`` senders against one bridge while ``broker`` is stopped and started ``cycles``
+    times; each cycle checks the answers (503 while down, 200 within 5 s of the restart)."""
+    await ensure_topics(settings)
+    async with bridge(settings) as url, httpx.AsyncClient(base_url=url, timeout=30) as http:
+        load = Load(http, delivery)
+        senders = [asyncio.create_task(load.sender()) for _ in range(SENDERS)]
+        senders.append(asyncio.create_task(load.watch_loop()))
+        try:
+            await wait_ready(http, 200, within_s=10)
+            await asyncio.sleep(2)
+            for cycle in range(cycles):
+                await broker.stop()
+                down = time.monotonic()
+                await wait_ready(http, 503, within_s=5)  # not ready while the broker is down
+                await asyncio.sleep(max(0.0, down + 2 - time.monotonic()))
+                restarting = time.monotonic()
+                await broker.start(fresh=False)
+                back = time.monotonic()
+                await wait_ready(http, 200, within_s=10)
+                await asyncio.sleep(4)
+                resumed = load.first_ack_after(back)
+                assert resumed is not None and resumed - back < 5, f"cycle {cycle}: no 200 within 5 s"
+                while_down = load.statuses(down + 0.5, restarting + 0.5)
+                assert 200 not in while_down, f"cycle {cycle}: 200 while the broker was down"
+                assert 503 in load.statuses(down, resumed), f"cycle {cycle}: no 503 in the outage"
+                steady = load.statuses(resumed + 2, time.monotonic())
+                assert steady and set(steady) == {200}, f"cycle {cycle}: not all 200 once back"
+        finally:
+            load.stop()
+            await asyncio.gather(*senders)
     return load
 
 
