@@ -18,8 +18,12 @@ them; ``PASSES`` times over, so the records a pass's records forwarded to the wo
 (a router's re-keyed delivery, a fact for another entity) are covered by the next pass. Then the
 noted time is settled and it starts again. It only reads offsets (two requests a probe).
 
-A group that never committed has no worker (a replay's writer, whose topics no worker reads):
-that settles at once, and the link wait is the wall-clock one. What it does not prove: that the
+A group that never committed and has no members has no worker (a replay's writer, whose topics
+no worker reads): that settles at once, and the link wait is the wall-clock one. A group with
+members that has not committed yet is a worker starting (a fresh deployment's first minutes,
+its tables recovering): it has handled nothing, so it settles only once it commits past the
+ends (taken as no worker, it settled at once, and the links its first batches made counted
+their wait on the wall clock while the worker was still far behind). What it does not prove: that the
 writers have read the end's command (a writer backlog of more than the link wait still
 dead-letters); and while a worker that did commit is down it does not settle, so the writer's cap
 (``writer_runner.LINK_WAIT_CAP`` link waits) dead-letters then.
@@ -70,7 +74,7 @@ class WorkerProgress:
         self._topics = worker_topics(settings)
         self._clock = clock
         self.settled_at = float("-inf")
-        self._seen_commits = False  # once the group has committed, an empty answer is an error
+        self._seen_commits = False  # once the group committed (or had members), an empty answer is no proof
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -126,13 +130,26 @@ class WorkerProgress:
     async def _reached(self, admin: AIOKafkaAdminClient, target: dict[TopicPartition, int]) -> int:
         """1 once the group's commits reach ``target`` (polled every ``PROBE_EVERY_S``)."""
         committed = await self._committed(admin)
-        # A group that never committed has no worker (a replay's). Once it has, an empty answer is
-        # the broker's (a coordinator loading after a restart: aiokafka does not raise its error)
-        # and proves nothing.
+        if not committed and not self._seen_commits:
+            self._seen_commits = await self._has_members(admin)  # a worker that has not committed yet
+        # A group that never committed and has no members has no worker (a replay's). Once it had
+        # either, an empty answer is the broker's (a coordinator loading after a restart: aiokafka
+        # does not raise its error), or a worker's that has handled nothing yet, and proves nothing.
         while (committed or self._seen_commits) and not caught_up(committed, target):
             await asyncio.sleep(PROBE_EVERY_S)
             committed = await self._committed(admin)
         return 1
+
+    async def _has_members(self, admin: AIOKafkaAdminClient) -> bool:
+        """Whether the worker's group has members now (DescribeGroups: a group no process joined
+        reads as ``Dead`` with none; one whose members all left as ``Empty``)."""
+        for response in await admin.describe_consumer_groups([self._group]):
+            for entry in response.groups:
+                _error, group_id, state, *rest = entry
+                members = rest[2] if len(rest) > 2 else []
+                if group_id == self._group and (members or state not in ("Dead", "Empty")):
+                    return True
+        return False
 
     async def _committed(self, admin: AIOKafkaAdminClient) -> dict[TopicPartition, int]:
         offsets = await admin.list_consumer_group_offsets(self._group)

@@ -92,3 +92,40 @@ async def test_a_group_that_never_committed_has_no_worker_and_settles_at_once(
         await until(lambda: progress.settled_at >= started)
     finally:
         await progress.stop()
+
+
+async def test_a_worker_that_joined_but_never_committed_is_not_taken_for_no_worker(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A fresh deployment's worker joins its group and recovers its tables before its first
+    commit: it has handled nothing yet. Taken for "no worker", the writer settled at once and the
+    first links counted their wait on the wall clock (found in review)."""
+    monkeypatch.setattr(writer_upstream, "PROBE_EVERY_S", 0.05)
+    await ensure_topics(settings, internal=True)
+    customers = topic_name(settings, "shopify.customers")
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers, acks="all")
+    await producer.start()
+    try:
+        await producer.send_and_wait(customers, b"{}", key=b"1", partition=0)
+    finally:
+        await producer.stop()
+    worker = AIOKafkaConsumer(
+        customers, bootstrap_servers=settings.kafka_bootstrap_servers, group_id=settings.app_id,
+        enable_auto_commit=False, auto_offset_reset="earliest",
+    )  # fmt: skip
+    await worker.start()
+    progress = WorkerProgress(settings)
+    try:
+        async with asyncio.timeout(30):
+            while not worker.assignment():  # joined: the group has a member, and no commit
+                await worker.getmany(timeout_ms=200)
+        progress.start()
+        await asyncio.sleep(0.5)  # ten probes
+        assert progress.settled_at == float("-inf"), "a worker that handled nothing is not settled"
+        before = time.monotonic()
+        await worker.commit({TopicPartition(customers, p): OffsetAndMetadata(1 if p == 0 else 0, "")
+                             for p in worker.partitions_for_topic(customers) or ()})  # fmt: skip
+        await until(lambda: progress.settled_at >= before)
+    finally:
+        await progress.stop()
+        await worker.stop()
