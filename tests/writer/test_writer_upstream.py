@@ -39,6 +39,16 @@ async def commit(settings: Settings, offsets: dict[TopicPartition, int]) -> None
         await consumer.stop()
 
 
+async def append_one(settings: Settings, topic: str) -> None:
+    """One record on partition 0 of ``topic``: the worker's input, not handled yet."""
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers, acks="all")
+    await producer.start()
+    try:
+        await producer.send_and_wait(topic, b"{}", key=b"1", partition=0)
+    finally:
+        await producer.stop()
+
+
 async def until(condition: object, timeout_s: float = 30.0) -> None:
     assert callable(condition)
     async with asyncio.timeout(timeout_s):
@@ -53,12 +63,7 @@ async def test_a_backlog_keeps_the_worker_unsettled_until_its_group_commits_past
     await ensure_topics(settings, internal=True)
     customers = topic_name(settings, "shopify.customers")
     assert customers in worker_topics(settings)
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers, acks="all")
-    await producer.start()
-    try:
-        await producer.send_and_wait(customers, b"{}", key=b"1", partition=0)
-    finally:
-        await producer.stop()
+    await append_one(settings, customers)
     first = TopicPartition(customers, 0)
     await commit(settings, {first: 0})  # the worker ran, and has not handled the record yet
 
@@ -103,12 +108,7 @@ async def test_a_worker_that_joined_but_never_committed_is_not_taken_for_no_work
     monkeypatch.setattr(writer_upstream, "PROBE_EVERY_S", 0.05)
     await ensure_topics(settings, internal=True)
     customers = topic_name(settings, "shopify.customers")
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers, acks="all")
-    await producer.start()
-    try:
-        await producer.send_and_wait(customers, b"{}", key=b"1", partition=0)
-    finally:
-        await producer.stop()
+    await append_one(settings, customers)
     worker = AIOKafkaConsumer(
         customers, bootstrap_servers=settings.kafka_bootstrap_servers, group_id=settings.app_id,
         enable_auto_commit=False, auto_offset_reset="earliest",
