@@ -10,6 +10,7 @@ an environment setting of its own: ``config.Settings.rule_config`` derives it fr
 
 from __future__ import annotations
 
+import hashlib
 from datetime import timedelta
 from typing import Literal
 
@@ -160,6 +161,12 @@ class RuleConfig(RuleFields, frozen=True):
     def redactable(self) -> bool:
         """Whether contacts are keyed by their email's pseudonym (G1, ``SHOPSYNC_REDACTABLE``)."""
         return self.contact_pseudonym_key is not None
+
+    def fingerprint(self) -> str:
+        """A short digest of the rule settings (the pseudonym key is excluded from the dump): what
+        a stored state's due time was worked out under (``streams.partition_time.due_stamp``), so
+        a changed delay is never read from a stamp made under the old one."""
+        return hashlib.sha256(self.model_dump_json().encode()).hexdigest()[:16]
 
 
 class RuleSettings(SettingsPart, RuleFields):

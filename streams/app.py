@@ -104,7 +104,7 @@ from streams.entities import (
     router_key,
     what_of,
 )
-from streams.partition_time import AS_OF, PartitionTime, clock_key, clock_row
+from streams.partition_time import AS_OF, DUE_AT, PartitionTime, clock_key, clock_row, due_stamp, stamped_due
 from streams.processor import Kind, PoisonError, StepResult, UnreadableStateError, step
 from streams.report_stage import REPORTS
 from streams.rules.journeys import FirstPurchase
@@ -341,6 +341,7 @@ class Pipeline:
         self.healer = faust_fixes.StallHealer()
         self.settings = settings
         self.config = settings.rule_config()
+        self._rules_fingerprint = self.config.fingerprint()  # what due_at stamps are made under
         self.app = faust.App(
             settings.app_id,
             broker=[f"kafka://{hp.strip()}" for hp in settings.kafka_bootstrap_servers.split(",")],
@@ -484,8 +485,13 @@ class Pipeline:
 
     def _due_of(self, kind: Kind, raw: dict[str, Any]) -> datetime | None:
         """A stored row's next due time (the timer index's rebuild, inside the batch's
-        ``opening``); a sealed row opens first, and one whose key is gone has no timer."""
+        ``opening``): its ``due_at`` stamp when made under these rule settings (no decoding, no
+        opening); else the state decoded, a sealed row opened first (one whose key is gone has no
+        timer)."""
         assert kind.next_due is not None
+        stamped, due = stamped_due(raw, self._rules_fingerprint)
+        if stamped:
+            return due
         if row_ref(raw) is not None:
             opened = open_row(raw, current_keys() or {})
             if isinstance(opened, Shredded):
@@ -715,6 +721,9 @@ class Pipeline:
                     row["partition"] = partition
                 if as_of is not None and stage.time is not None:
                     row[AS_OF] = as_of.isoformat()
+                if stage.time is not None and stage.kind.next_due is not None:
+                    due = stage.kind.next_due(state, self.config)
+                    row[DUE_AT] = due_stamp(due, self._rules_fingerprint)
                 ref = None
                 if isinstance(sealing, Shredded):
                     row, state = None, None  # never written in the clear: the row goes (G1)
@@ -795,14 +804,16 @@ class Pipeline:
 
     def _clock(self, stage: Stage, partition: int) -> Any:
         """The partition's clock and timer index, derived from the table on first use after an
-        assignment (one scan; the table is fully recovered before any event is handed to us)."""
+        assignment (one scan for every partition the table's rows name; the table is fully
+        recovered before any event is handed to us)."""
         keeper = stage.time
         assert keeper is not None and stage.table is not None, "a timed kind keeps its states in a table"
         if not keeper.ready(partition):
             started = time.monotonic()
             pending = keeper.rebuild(partition, stage.table.items())
             log.info(
-                "stream time and timer index for %s[%d]: %d pending, derived in %.3f s",
+                "stream time and timer indexes for %s derived at [%d]'s first batch (one scan of "
+                "the partitions held): %d pending there, %.3f s",
                 stage.kind.name, partition, pending, time.monotonic() - started,
             )  # fmt: skip
         return keeper.clock(partition)

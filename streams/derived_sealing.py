@@ -35,16 +35,17 @@ from schemas.sealing import (
     seal_whole,
     sealed_ref,
 )
-from streams.partition_time import AS_OF
+from streams.partition_time import AS_OF, DUE_AT
 
 SHOP_FIELD: Final = "_shopsync_shop"
 """The shop a sealed row or fact belongs to, readable beside its envelope: the companies stage
 seals its rows under the shop's own subject (a company holds several customers' emails), and a
 company-member fact tells it which shop it is for. A shop's domain names no person."""
 
-READABLE_ROW_FIELDS: Final = ("partition", AS_OF, SHOP_FIELD)
-"""What the shell reads of a row without opening it: the partition and stream time a timer
-index is rebuilt from (``streams.partition_time``), and the shop. Sealed inside the envelope too,
+READABLE_ROW_FIELDS: Final = ("partition", AS_OF, DUE_AT, SHOP_FIELD)
+"""What the shell reads of a row without opening it: the partition, stream time and next due
+time a timer index is rebuilt from (``streams.partition_time``: instants, no person's values),
+and the shop. Sealed inside the envelope too,
 so the row opens to exactly what was written."""
 
 _FACT_PREFIX: Final = b'{"' + SEALED_FIELD.encode() + b'":'

@@ -14,7 +14,12 @@ So the clock is state, kept where the entity states are kept, and written in the
 
 After an assignment the clock of a partition is the newest of its clock row and its states'
 ``as_of``, and its timer index holds every state's next due time: both come from one scan of the
-table (:meth:`PartitionTime.rebuild`). On revoke and on assignment everything in memory is
+table (:meth:`PartitionTime.rebuild`), which derives every partition the table's rows name at
+once (a worker's table spans all its partitions: one scan each was a scan per partition). Each
+state written also carries ``due_at``, its next due time with the fingerprint of the rule
+settings it was worked out under (:func:`due_stamp`), so a scan reads due times without decoding
+(or, G1, opening) a single state; a row without one, or stamped under other settings, is
+decoded as before. On revoke and on assignment everything in memory is
 dropped, so a partition that comes back is derived again from what its changelog holds, never
 from what this process remembered of it.
 """
@@ -41,6 +46,33 @@ def clock_key(partition: int) -> str:
 
 AS_OF = "as_of"
 """The field of a stored entity state that says at which stream time it was decided."""
+
+DUE_AT = "due_at"
+"""The field of a stored timed state that says when its next timer is due: ``[fingerprint, due]``
+(:func:`due_stamp`)."""
+
+
+def due_stamp(due: datetime | None, fingerprint: str) -> list[str | None]:
+    """A state's ``due_at``: its next due time (None: no pending timer) and the fingerprint of the
+    rule settings it was worked out under (a changed delay makes every stamp stale)."""
+    return [fingerprint, due.isoformat() if due is not None else None]
+
+
+def stamped_due(raw: dict[str, Any], fingerprint: str) -> tuple[bool, datetime | None]:
+    """(True, the due time) when the row's stamp was made under ``fingerprint``; (False, None)
+    when it has none or another (the caller decodes the state instead)."""
+    stamp = raw.get(DUE_AT)
+    if not isinstance(stamp, list) or len(stamp) != 2 or stamp[0] != fingerprint:
+        return False, None
+    due = stamp[1]
+    if due is None:
+        return True, None
+    if not isinstance(due, str):
+        return False, None
+    try:
+        return True, datetime.fromisoformat(due)
+    except ValueError:
+        return False, None
 
 
 def clock_row(at: datetime, partition: int) -> dict[str, Any]:
@@ -77,31 +109,40 @@ class PartitionTime:
         return sum(len(index) for index in self._indexes.values())
 
     def rebuild(self, partition: int, items: Iterable[tuple[Any, Any]]) -> int:
-        """Derive ``partition``'s clock and index from the table's items; return pending timers.
+        """Derive the clock and index of ``partition`` and of every other partition the table's
+        items name (a table's items span every partition this worker holds: one scan for all of
+        them) not derived yet; return ``partition``'s pending timers.
 
-        Rows of other partitions are skipped (a table's items span every partition this worker
-        holds). A state that cannot be read is left out of the index; the shell dead-letters it
-        when an input for it arrives.
+        A partition already derived is left as it is: its index moved with its inputs since. A
+        state that cannot be read is left out of the index; the shell dead-letters it when an
+        input for it arrives.
         """
-        index = TimerIndex()
-        clock: datetime | None = None
+        if partition in self._indexes:
+            return len(self._indexes[partition])
+        indexes: dict[int, TimerIndex] = {partition: TimerIndex()}
+        clocks: dict[int, datetime] = {}
         for key, raw in items:
-            if not isinstance(raw, dict) or raw.get("partition") != partition:
+            if not isinstance(raw, dict):
                 continue
+            part = raw.get("partition")
+            if not isinstance(part, int) or part in self._indexes:
+                continue
+            index = indexes.get(part)
+            if index is None:
+                index = indexes[part] = TimerIndex()
             is_clock = isinstance(key, str) and key.startswith(CLOCK_PREFIX)
             at = _instant(raw.get("at") if is_clock else raw.get(AS_OF))
-            if at is not None and (clock is None or at > clock):
-                clock = at
+            if at is not None and (part not in clocks or at > clocks[part]):
+                clocks[part] = at
             if is_clock:
                 continue
             try:
                 index.set(str(key), self._due_of(raw))
             except (ValueError, TypeError, OverflowError):
                 continue
-        self._indexes[partition] = index
-        if clock is not None:
-            self._clocks[partition] = clock
-        return len(index)
+        self._indexes.update(indexes)
+        self._clocks.update(clocks)
+        return len(indexes[partition])
 
     def index(self, partition: int) -> TimerIndex:
         return self._indexes[partition]

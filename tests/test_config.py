@@ -214,3 +214,18 @@ def test_the_start_up_check_lives_on_settings_so_the_devtools_fail_alike(
     monkeypatch.delenv("SHOPIFY_WEBHOOK_SECRETS")
     monkeypatch.setenv("SHOPSYNC_PRIVACY_SECRET", "p" * 32)
     Settings().require_privacy_key()
+
+
+def test_the_rules_fingerprint_moves_with_a_delay_and_never_holds_the_pseudonym_key() -> None:
+    """What a stored state's due time was worked out under (``due_at``): another delay is
+    another fingerprint (the stamps made under the old one are not trusted); the pseudonym key
+    is not part of what is digested."""
+    from pydantic import SecretBytes
+
+    from config.rules import RuleConfig
+
+    base = RuleConfig()
+    assert base.fingerprint() == RuleConfig().fingerprint() and len(base.fingerprint()) == 16
+    assert RuleConfig(abandoned_cart_delay=timedelta(hours=2)).fingerprint() != base.fingerprint()
+    keyed = RuleConfig(contact_pseudonym_key=SecretBytes(b"k" * 32))
+    assert keyed.fingerprint() == base.fingerprint() and "k" * 8 not in keyed.model_dump_json()
