@@ -41,7 +41,8 @@ class WriterSettings(SettingsPart):
     writer_retry_attempts: int = Field(6, ge=1, description="Tries of a request that meets 5xx or timeouts.")
     writer_link_wait_s: float = Field(
         120.0, ge=0, description="How long an association waits for an end the writer does not know "
-        "(not in its id map, not held by it for a retry) before it is dead-lettered; keep it above twice "
+        "(not in its id map, not held by it for a retry) before it is dead-lettered (and a line item for "
+        "its product before it is written without one); keep it above twice "
         "the 60 s retry cap, since the end may be held for a retry by another writer of the group."
     )  # fmt: skip
     hubspot_pipeline_id: str = Field(

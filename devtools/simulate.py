@@ -185,7 +185,7 @@ async def run(
         commit_interval_s=0.1,
         shopify_webhook_secrets=SecretStr(SHOPIFY_SECRET), hubspot_app_secret=SecretStr(HUBSPOT_SECRET),
         hubspot_token=SecretStr(hubspot_token or SANDBOX_TOKEN), writer_batch_window_ms=100,
-        writer_link_wait_s=30, worker_metrics_port=free_port(), writer_metrics_port=free_port(),
+        writer_link_wait_s=10, worker_metrics_port=free_port(), writer_metrics_port=free_port(),
         dashboard_port=0, dashboard_refresh_s=1.0, commerce_objects=commerce_objects,
     )  # fmt: skip
     await ensure_topics(settings, internal=True)

@@ -141,6 +141,8 @@ class _Held:
     attempts: int
     waits_for: tuple[str, ...] = ()
     carried: bool = False  # not failed: carried to fill a later call (``handlers.writer_linger``)
+    since: float = 0.0  # a line item waiting for its product: when it was first seen waiting
+    proven: float | None = None  # ... and when the worker was first seen settled past that
 
 
 @dataclass
@@ -192,6 +194,8 @@ class PlanRunner:
     _round: _Round = field(default_factory=_Round)
     _attempts: dict[str, int] = field(default_factory=dict)
     _read_errors: dict[str, dict[str, Any]] = field(default_factory=dict)
+    _product_waits: dict[str, tuple[float, float | None]] = field(default_factory=dict)
+    """Line items waiting for their products, this round: key -> (first seen, proven)."""
     _subscriptions: SubscriptionWriter | None = None
 
     # ---- one round ----
@@ -282,6 +286,7 @@ class PlanRunner:
         keys = {command.record.key for command, _ in items}
         due, self.held = _split(self.held, lambda h: self._due(h, now, keys))
         self._attempts = {h.key: h.attempts for h in due}
+        self._product_waits = {h.key: (h.since, h.proven) for h in due if h.waits_for}
         self._read_errors = {}
         plan = coalesce([s for h in due for s in h.sources] + items)
         for h in due:
@@ -340,8 +345,14 @@ class PlanRunner:
         if carried:
             self.held.append(_Held(record.ref.key, own, moot, 0.0, attempts, carried=True))
             return
-        next_try = self.clock.monotonic() + self.retry_backoff.delay(attempts)
-        self.held.append(_Held(record.ref.key, own, moot, next_try, attempts, waits_for))
+        now = self.clock.monotonic()
+        next_try = now + self.retry_backoff.delay(attempts)
+        since, proven = self._product_waits.get(record.ref.key, (0.0, None)) if waits_for else (0.0, None)
+        if proven is not None and self.upstream is not None:  # due the moment it may go
+            next_try = max(now, min(next_try, proven + self.link_wait_s + 0.001))
+        self.held.append(
+            _Held(record.ref.key, own, moot, next_try, attempts, waits_for, since=since, proven=proven)
+        )
         self._round.stats.retried_inputs += 1
 
     async def _drift_repaired(self, refusal: dict[str, Any], sent_at_repair: int) -> bool:
@@ -465,7 +476,7 @@ class PlanRunner:
             if object_type == "line_items":
                 # HubSpot is asked for a product the id map does not know only on a line item's last
                 # try: until then it is on its way, and the line item is tried the round it lands.
-                last = [r for r in group if self._attempts.get(r.ref.key, 0) >= PRODUCT_WAIT_TRIES]
+                last = [r for r in group if self._product_final(r)]
                 found, unsure = await self._resolve_products(last)
                 later = [r for r in group if self._product_later(r, found, unsure)]
                 for record in later:  # its product's id is unknown for now: not without it
@@ -608,15 +619,33 @@ class PlanRunner:
         Either HubSpot could not say (a transient error), or the product is not in HubSpot yet:
         the products agent and the journeys agent run side by side, so a line item's command can
         reach the writer before its product's, and a line item written without ``hs_product_id``
-        is never pointed at its product afterwards. The second case waits a bounded time
-        (``PRODUCT_WAIT_TRIES`` rounds, about half a minute), then writes it without one: a
-        product that never comes (not synced, deleted) must not hold its partition back."""
+        is never pointed at its product afterwards. The second case waits a bounded time, then
+        writes it without one (a product that never comes, not synced or deleted, must not hold
+        its partition back): until its last try (:meth:`_product_final`)."""
         keys = self._product_keys(record)
         if not keys or any(k in found or self.ids.get(k) is not None for k in keys):
             return False
         if set(keys) & unsure:
             return True
-        return self._attempts.get(record.ref.key, 0) < PRODUCT_WAIT_TRIES
+        return not self._product_final(record)
+
+    def _product_final(self, record: RecordPlan) -> bool:
+        """Whether this round is a product-waiting line item's last try: HubSpot is asked for its
+        product, and one it does not find is not waited for any more. With the worker's progress
+        (``upstream``) a product is waited for as a link's end is: until a link wait after the
+        worker settled past the line item's first sighting, at most ``LINK_WAIT_CAP`` link waits
+        (a wall-clock wait alone wrote line items without their products while the worker's
+        products stage was behind its journeys: found in review, as the links' loss was found in
+        an import). Without it (a replay's writer), ``PRODUCT_WAIT_TRIES`` rounds, about half a
+        minute. Monotone in time: asked twice in a round, it answers alike."""
+        now = self.clock.monotonic()
+        since, proven = self._product_waits.get(record.ref.key, (now, None))
+        if proven is None and self.upstream is not None and self.upstream() >= since:
+            proven = now
+        self._product_waits[record.ref.key] = (since, proven)  # kept on the record it holds
+        if self.upstream is None:
+            return self._attempts.get(record.ref.key, 0) >= PRODUCT_WAIT_TRIES
+        return self._not_coming(proven, since, now)
 
     async def _resolve_products(self, group: list[RecordPlan]) -> tuple[dict[str, str], set[str]]:
         """Look up the products the line items point at; return the ids found and the keys HubSpot
@@ -982,7 +1011,8 @@ def _first_cause(failures: BaseExceptionGroup[BaseException]) -> BaseException:
 
 
 PRODUCT_WAIT_TRIES = 5
-"""Rounds a line item waits for its product to exist in HubSpot (1 + 2 + 4 + 8 + 16 s of backoff)."""
+"""Rounds a line item waits for its product to exist in HubSpot without the worker's progress (a
+replay's writer): 1 + 2 + 4 + 8 + 16 s of backoff. With it, a link wait after the worker settled."""
 
 
 def _split(items: list[T], test: Callable[[T], bool]) -> tuple[list[T], list[T]]:

@@ -22,7 +22,7 @@ from handlers.hubspot_client import HubSpotClient, HubSpotUnavailableError, Rate
 from handlers.id_map import IdMap
 from handlers.writer_letters import DeadLetter
 from handlers.writer_plan import Position
-from handlers.writer_runner import LINK_WAIT_CAP, KafkaDeliveryError, PlanRunner, Source
+from handlers.writer_runner import LINK_WAIT_CAP, PRODUCT_WAIT_TRIES, KafkaDeliveryError, PlanRunner, Source
 from handlers.writer_time import Backoff, ManualClock
 from schemas.commands import AnyCommand, Associate, RecordRef, Upsert
 
@@ -527,6 +527,70 @@ async def test_a_line_item_waits_for_its_product_on_the_id_map_and_goes_the_roun
     assert not runner.pending()
     line_id = rig.hubspot.records["line_items"]["order:1|variant:5"]
     assert rig.hubspot.props[line_id]["hs_product_id"] == rig.hubspot.records["products"]["variant:5"]
+
+
+def line_and_product() -> tuple[RecordRef, RecordRef]:
+    product = RecordRef(object_type="products", id_property="shopify_product_key", id_value="variant:5")
+    line = RecordRef(
+        object_type="line_items", id_property="shopify_line_item_key", id_value="order:1|variant:5"
+    )
+    return line, product
+
+
+async def rounds(rig: Rig, runner: PlanRunner, count: int, seconds: float) -> None:
+    """``count`` empty rounds, ``seconds`` apart (held records retried as their backoff says)."""
+    for _ in range(count):
+        rig.clock.advance(timedelta(seconds=seconds))
+        await runner.apply([])
+
+
+async def test_without_the_worker_s_progress_a_line_item_whose_product_never_comes_goes_without_it() -> None:
+    """A product that is never synced (or was deleted) must not hold its line item's partition
+    for ever: after ``PRODUCT_WAIT_TRIES`` rounds, HubSpot asked on the last, it goes without."""
+    rig = Rig()
+    runner = rig.runner()
+    line, _ = line_and_product()
+    await runner.apply(rig.round(upsert(line, shopify_variant_id="5", quantity="1")))
+    await rounds(rig, runner, PRODUCT_WAIT_TRIES, 2)
+    assert not runner.pending() and len(reads(rig)) == 1, "HubSpot asked once, on the last try"
+    line_id = rig.hubspot.records["line_items"]["order:1|variant:5"]
+    assert "hs_product_id" not in rig.hubspot.props[line_id]
+
+
+async def test_a_line_item_waits_for_its_product_while_the_worker_is_behind() -> None:
+    """Found in review, the links' loss for line items: the products and journeys stages run
+    side by side, and with a backlog the product's upsert can come minutes after its line item.
+    A wall-clock wait (half a minute) wrote the line item without its product for good. With the
+    worker's progress it waits as a link does: until a link wait after the worker settled past
+    the line item's first sighting."""
+    rig = Rig()
+    runner = rig.runner()
+    settled = [float("-inf")]
+    runner.upstream = lambda: settled[0]
+    line, product = line_and_product()
+    seen = rig.clock.monotonic()
+    await runner.apply(rig.round(upsert(line, shopify_variant_id="5", quantity="1")))
+    await rounds(rig, runner, PRODUCT_WAIT_TRIES + 3, 61)  # minutes: the worker still behind
+    assert runner.stats.held_records == 1 and "line_items" not in rig.hubspot.records
+    await runner.apply(rig.round(upsert(product, name="Hat")))  # the worker got to it
+    await runner.apply([])
+    assert not runner.pending()
+    line_id = rig.hubspot.records["line_items"]["order:1|variant:5"]
+    assert rig.hubspot.props[line_id]["hs_product_id"] == rig.hubspot.records["products"]["variant:5"]
+
+    # A product that never comes: written without it a link wait after the worker settled.
+    other = RecordRef(
+        object_type="line_items", id_property="shopify_line_item_key", id_value="order:2|variant:6"
+    )
+    await runner.apply(rig.round(upsert(other, shopify_variant_id="6", quantity="1")))
+    await rounds(rig, runner, PRODUCT_WAIT_TRIES + 2, 61)
+    assert runner.pending(), "the worker behind: still waiting"
+    settled[0] = rig.clock.monotonic()
+    await rounds(rig, runner, 1, 1)  # proven from here
+    assert runner.pending(), "a link wait more, for the writers"
+    await rounds(rig, runner, 2, 61)
+    assert not runner.pending() and "order:2|variant:6" in rig.hubspot.records["line_items"]
+    assert seen < settled[0]
 
 
 async def test_a_rounds_calls_run_side_by_side_within_the_in_flight_limit() -> None:
