@@ -99,18 +99,21 @@ async def run_store(
             await wait_until_worker_idle(own, 120, worker)
             await append_ticks(own, tick_at)  # one tick after every delivery: the timers due fire
             await wait_until_worker_idle(own, 120, worker)
+            # The worker runs while the writer writes, as deployed: the writer's waits for ends
+            # and products count from the worker's progress, which a stopped worker never makes
+            # (it reads the id map the writer writes), so they would wait for their cap.
+            stop = asyncio.Event()
+            task = asyncio.create_task(run_writer(own, stop))
+            try:
+                await wait_until_written(own, 90)
+            finally:
+                stop.set()
+                await asyncio.wait_for(task, 30)
         finally:
             code = worker.stop()
         assert code == 0 or not worker.alive(), worker.log_tail()
         letters = await read_all(own.kafka_bootstrap_servers, topic_name(own, "shopify.deadletter"))
         assert letters == [], [orjson.loads(r.value)["reason"] for r in letters]
-        stop = asyncio.Event()
-        task = asyncio.create_task(run_writer(own, stop))
-        try:
-            await wait_until_written(own, 90)
-        finally:
-            stop.set()
-            await asyncio.wait_for(task, 30)
         dump = await admin(sandbox, "GET", "/_sandbox/dump")
     raw = b""
     for name in ("shopify.customers", "shopify.orders", "shopify.checkouts"):
