@@ -60,6 +60,7 @@ from handlers.producer_health import (
     breaks,
     close_retired,
     fail_pending,
+    started_producer,
     usable,
 )
 from streams.topics import SHOPIFY_RESOURCE_TOPICS, TopicName, topic_name
@@ -128,19 +129,12 @@ class KafkaAppender:
         return task
 
     async def _start(self) -> AIOKafkaProducer:
-        producer = AIOKafkaProducer(
-            bootstrap_servers=self.settings.kafka_bootstrap_servers,
-            acks="all",
-            enable_idempotence=True,
-            request_timeout_ms=int(self.settings.bridge_append_timeout_s * 1000),
-            max_request_size=self.settings.kafka_message_bytes(),
-        )
+        budget = self.settings.bridge_append_timeout_s
         try:
-            await asyncio.wait_for(producer.start(), max(5.0, self.settings.bridge_append_timeout_s))
-        except BaseException:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(producer.stop(), CLOSE_GRACE_S)
-            raise
+            producer = await started_producer(
+                self.settings.kafka_bootstrap_servers, budget, max(5.0, budget),
+                max_request_size=self.settings.kafka_message_bytes(),
+            )  # fmt: skip
         finally:
             self._starting = None
         self._producer = producer

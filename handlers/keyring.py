@@ -26,13 +26,12 @@ replay and the report (``handlers.sealer.Opener``: keys read) and the redactor
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 from collections.abc import Iterable, Mapping, Set
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from handlers.producer_health import CLOSE_GRACE_S, breaks, close_retired, fail_pending, usable
+from handlers import producer_health as health
 from streams.shredding import DATA_KEY_BYTES, NONCE_BYTES, KeyRecord, key_ref, kid_of, unwrap, wrap
 
 VERSION_BYTES = 8
@@ -43,7 +42,7 @@ class KeyRing:
 
     def __init__(self, bootstrap: str, topic: str, kek: bytes, request_timeout_s: float = 40.0) -> None:
         self.topic = topic
-        self._request_timeout_ms = int(request_timeout_s * 1000)  # aiokafka's default: 40 s
+        self._request_timeout_s = request_timeout_s  # aiokafka's default: 40 s
         self._kek = kek
         self._bootstrap = bootstrap
         self._consumer: AIOKafkaConsumer | None = None
@@ -105,7 +104,7 @@ class KeyRing:
         if self._producer is not None:
             await self._producer.stop()
         if self._retired:
-            await asyncio.wait(set(self._retired), timeout=CLOSE_GRACE_S)
+            await asyncio.wait(set(self._retired), timeout=health.CLOSE_GRACE_S)
 
     # -- the producer ------------------------------------------------------------------------
 
@@ -113,22 +112,12 @@ class KeyRing:
         """The ring's producer, started (one at a time) if there is none or it broke."""
         async with self._starting:
             producer = self._producer
-            if producer is not None and usable(producer):
+            if producer is not None and health.usable(producer):
                 return producer
             if producer is not None:
                 self._retire(producer)
-            fresh = AIOKafkaProducer(
-                bootstrap_servers=self._bootstrap, acks="all", enable_idempotence=True,
-                request_timeout_ms=self._request_timeout_ms,
-            )  # fmt: skip
-            try:
-                await fresh.start()
-            except BaseException:
-                with contextlib.suppress(Exception):
-                    await asyncio.wait_for(fresh.stop(), CLOSE_GRACE_S)
-                raise
-            self._producer = fresh
-            return fresh
+            self._producer = await health.started_producer(self._bootstrap, self._request_timeout_s)
+            return self._producer
 
     def _retire(self, producer: AIOKafkaProducer) -> None:
         """Stop using a producer an append left broken (``handlers.producer_health``): its pending
@@ -137,8 +126,8 @@ class KeyRing:
         key again, and a sealing bridge answered 503 to every new customer (session 14)."""
         if self._producer is producer:
             self._producer = None
-        fail_pending(producer)
-        task = asyncio.ensure_future(close_retired(producer))
+        health.fail_pending(producer)
+        task = asyncio.ensure_future(health.close_retired(producer))
         self._retired.add(task)
         task.add_done_callback(self._retired.discard)
 
@@ -151,7 +140,7 @@ class KeyRing:
             futures = [await producer.send(self.topic, value, key=key) for key, value in values]
             await asyncio.gather(*futures)
         except Exception as exc:
-            if breaks(exc, producer):
+            if health.breaks(exc, producer):
                 self._retire(producer)
             raise
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import (
@@ -41,6 +42,24 @@ not the leader, connection lost, ...) are retried by the producer itself and are
 
 CLOSE_GRACE_S = 5.0
 """How long a retired producer's ``stop()`` may take (it waits for batches it cannot deliver)."""
+
+
+async def started_producer(
+    bootstrap: str, request_timeout_s: float, start_within_s: float | None = None, **options: Any
+) -> AIOKafkaProducer:
+    """An idempotent acks=all producer, started (within ``start_within_s`` if given); one whose
+    start fails is stopped before the error is raised, so no half-started client is left."""
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap, acks="all", enable_idempotence=True,
+        request_timeout_ms=int(request_timeout_s * 1000), **options,
+    )  # fmt: skip
+    try:
+        await asyncio.wait_for(producer.start(), start_within_s)
+    except BaseException:
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(producer.stop(), CLOSE_GRACE_S)
+        raise
+    return producer
 
 
 def usable(producer: AIOKafkaProducer) -> bool:
