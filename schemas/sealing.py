@@ -363,6 +363,9 @@ class KeySource(Protocol):
         the key topic if there is none: what the worker seals a company's rows under (the shop's
         own subject, ``streams.shredding.shop_key_id``)."""
 
+    async def stop(self) -> None:
+        """Close the ring's Kafka clients (the worker, once its app has stopped)."""
+
 
 _KEYS: ContextVar[Mapping[str, bytes] | None] = ContextVar("shopsync_sealing_keys", default=None)
 

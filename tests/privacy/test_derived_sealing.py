@@ -146,6 +146,9 @@ class Keys:
     async def key_for(self, shop: str, kid: str) -> tuple[str, bytes]:
         return REF, KEY
 
+    async def stop(self) -> None:
+        return None
+
 
 def contacts_store(table: dict[str, Any]) -> _TableStore:
     return _TableStore(Stage("contacts", CONTACTS, lambda e, r: None, table, ROWS["contacts"]))
