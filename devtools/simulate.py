@@ -83,6 +83,8 @@ class Line(BaseModel):
     import_: Literal["customers", "orders", "products", "checkouts"] | None = Field(None, alias="import")
     hubspot: Literal["contact.deletion"] | None = None
     tick: Literal[True] | None = None
+    written: Literal[True] | None = None
+    """Only on a tick: before it, the writer has written everything too (see :func:`_apply`)."""
     body: dict[str, Any] | None = None
     headers: dict[str, str] | None = None
     email: str | None = None
@@ -98,6 +100,8 @@ class Line(BaseModel):
             raise ValueError('"shopify" and "import" lines need a "body"')
         if self.hubspot and not self.email:
             raise ValueError('"hubspot": "contact.deletion" needs an "email"')
+        if self.written and not self.tick:
+            raise ValueError('"written" is for "tick" lines only')
         return self
 
 
@@ -392,6 +396,13 @@ async def _apply(
         await _delete_contact(http, hubspot, settings, number, line, worker, timeout_s, own_sandbox)
     else:
         await wait_until_worker_idle(settings, timeout_s, worker)
+        if line.written:
+            # The hours a tick stands for would let the writer write everything before it; a
+            # tick appended while it is behind can bring an archive into the same round as the
+            # record's creation, and the round then writes neither (HubSpot ends the same, but
+            # nothing was archived). Every tick waiting cost the demo 12 s (0.75 s a tick), so
+            # a scenario asks for it where what the tick fires depends on it.
+            await wait_until_written(settings, timeout_s)
         await append_ticks(settings, line.at)
 
 

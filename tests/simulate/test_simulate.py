@@ -14,6 +14,7 @@ import orjson
 import pytest
 
 from config.rules import RuleConfig
+from devtools import simulate
 from devtools.localrun import delivery_for, schedule
 from devtools.samplestore import generate, scenario_lines
 from devtools.simulate import ScenarioError, parse, run
@@ -38,6 +39,7 @@ def write(tmp_path: Path, lines: list[object]) -> Path:
         ({"at": "2026-03-02T09:00:00Z", "hubspot": "contact.deletion"}, "needs an .email."),
         ({"at": "2026-03-02T09:00:00", "tick": True}, "timezone"),
         ({"at": "2026-03-02T09:00:00Z", "tick": True, "surprise": 1}, "surprise"),
+        ({"at": "2026-03-02T09:00:00Z", "shopify": "x/y", "body": {}, "written": True}, "for .tick."),
     ],
 )
 def test_a_malformed_line_is_named_with_the_reason(
@@ -46,6 +48,27 @@ def test_a_malformed_line_is_named_with_the_reason(
     path = write(tmp_path, [{"at": "2026-03-02T08:00:00Z", "tick": True}, line])
     with pytest.raises(ScenarioError, match=f"scenario.jsonl:2: .*{message}"):
         parse(path)
+
+
+@pytest.mark.parametrize("written", [False, True])
+async def test_a_tick_waits_for_the_worker_and_a_written_one_for_the_writer_too(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, written: bool
+) -> None:
+    """A ``"written"`` tick is appended only once the writer has written everything: a writer
+    still behind at a D4 tick read the deal's creation and its archive in one round and archived
+    nothing (the deals scenario failed so in CI, its writer slow to start on a loaded machine)."""
+    steps: list[str] = []
+
+    async def step(name: str) -> None:
+        steps.append(name)
+
+    monkeypatch.setattr(simulate, "wait_until_worker_idle", lambda *a: step("worker idle"))
+    monkeypatch.setattr(simulate, "wait_until_written", lambda *a: step("written"))
+    monkeypatch.setattr(simulate, "append_ticks", lambda *a: step("tick"))
+    line = {"at": "2026-03-04T10:32:00Z", "tick": True, **({"written": True} if written else {})}
+    [(number, parsed)] = parse(write(tmp_path, [line]))
+    await simulate._apply(None, "", "", None, number, parsed, None, 60.0)  # type: ignore[arg-type]
+    assert steps == (["worker idle", "written", "tick"] if written else ["worker idle", "tick"])
 
 
 def test_time_never_goes_backwards_and_broken_json_is_named(tmp_path: Path) -> None:
