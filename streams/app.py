@@ -370,6 +370,7 @@ class Pipeline:
             processing_guarantee="at_least_once",
             stream_wait_empty=True,
             autodiscover=False,
+            TableManager=faust_fixes.PromptTableManager,
         )
         self.sources = {name: self._raw_topic(topic_name(settings, name)) for name in CONSUMED_TOPICS}
         self.internal: dict[str, Any] = {

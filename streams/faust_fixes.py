@@ -1,4 +1,5 @@
-"""A fix to faust-streaming's consumer that the worker cannot do without (R2, R4).
+"""A fix to faust-streaming's consumer that the worker cannot do without (R2, R4), and a table
+manager that starts without faust's fixed second (:class:`PromptTableManager`).
 
 Found by the chaos test (three workers, SIGKILLs, rebalances): after a rebalance a partition's
 records could stay unprocessed for ever, or be skipped for good once later records arrived.
@@ -26,11 +27,27 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from faust.streams import _current_event
+from faust.tables import TableManager
 from faust.transport.consumer import Consumer
 from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 from faust.utils.functional import consecutive_numbers
 
 _installed = False
+
+
+class PromptTableManager(TableManager):
+    """faust's table manager without the second it sleeps before registering the tables.
+
+    faust sleeps so that tables an app defines while it starts are still registered; the
+    pipeline defines all of its tables when it is built, before the app starts, and adding one
+    later raises. The sleep was a fixed second of every worker's start (the demo's, each restart
+    in the fault tests); the worker log showed it between "Waiting for tables to be registered"
+    and the first table starting. Set as the app's ``TableManager``."""
+
+    async def on_start(self) -> None:
+        if not self.should_stop:
+            await self._update_channels()
+            await self.recovery.start()
 
 
 def _is_stream_topic(topic: str) -> bool:

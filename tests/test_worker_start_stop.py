@@ -1,12 +1,20 @@
-"""The worker's last steps: its key ring is closed, and what is left ends without mode's fixed wait."""
+"""The worker's first and last steps: its tables register without faust's fixed second, its key
+ring is closed, and what is left ends without mode's fixed wait."""
 
 from __future__ import annotations
 
 import asyncio
+import functools
+import types
 from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+import pytest
+from faust.tables import TableManager
 
 from config import Settings
 from streams.app import build
+from streams.faust_fixes import PromptTableManager
 from streams.worker import SHUTDOWN_GRACE_S, _Worker
 from tests.g1_modes import PLAIN
 
@@ -34,9 +42,35 @@ class _Ring:
         self.stopped += 1
 
 
-def _worker(ring: _Ring | None) -> _Worker:
-    pipeline = build(Settings(**PLAIN))  # G1's settings off: the ring here is a stand-in
+def _worker(ring: _Ring | None, tmp_path: Path | None = None) -> _Worker:
+    settings = Settings(**PLAIN)  # G1's settings off: the ring here is a stand-in
+    if tmp_path is not None:
+        settings = settings.model_copy(update={"data_dir": tmp_path})
+    pipeline = build(settings)
     return _Worker(pipeline.app, keys=ring, redirect_stdouts=False, loglevel="WARNING")
+
+
+@pytest.mark.parametrize("manager", ["faust's", "the pipeline's"])
+def test_the_tables_are_registered_without_faust_s_second(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, manager: str
+) -> None:
+    """faust's table manager sleeps a second before it registers the tables (a second of every
+    worker start); the pipeline's registers them and starts recovery at once. What registering
+    and recovery do needs Kafka: both are recorded here, in the order they are called."""
+    tables = _worker(None, tmp_path).app.tables
+    assert isinstance(tables, PromptTableManager)
+    if manager == "faust's":
+        monkeypatch.setattr(tables, "on_start", types.MethodType(TableManager.on_start, tables))
+    steps: list[str] = []
+
+    async def step(name: str, *args: object) -> None:
+        steps.append(name)
+
+    monkeypatch.setattr(tables, "sleep", functools.partial(step, "sleep"))
+    monkeypatch.setattr(tables, "_update_channels", functools.partial(step, "register"))
+    monkeypatch.setattr(tables.recovery, "start", functools.partial(step, "recover"))
+    asyncio.run(tables.on_start())
+    assert steps == (["sleep", "register", "recover"] if manager == "faust's" else ["register", "recover"])
 
 
 def test_the_key_ring_is_stopped_once_the_app_has_stopped() -> None:
